@@ -1,0 +1,43 @@
+//! `manage rename -n NAME -r NEW_NAME`: move a dataset and both of its
+//! entries to a new name, all or nothing.
+
+use crate::error::{Error, Result};
+use crate::store::{self, validate_name};
+
+/// Rename a dataset: its collection and its metadata and coord_index entries.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  manage rename -n casa_2004 -r casa_gfed_2004")]
+pub struct Args {
+    /// The dataset to rename
+    #[arg(
+        short = 'n',
+        long = "collection_name",
+        visible_alias = "collection-name",
+        value_name = "NAME"
+    )]
+    pub name: String,
+
+    /// Its new name; refused if anything by that name exists
+    #[arg(
+        short = 'r',
+        long = "new_name",
+        visible_alias = "new-name",
+        value_name = "NEW_NAME"
+    )]
+    pub new_name: String,
+}
+
+pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
+    validate_name(&args.name)?;
+    validate_name(&args.new_name)?;
+    if args.name == args.new_name {
+        return Err(Error::Usage(
+            "the new name is the same as the old one".into(),
+        ));
+    }
+    let mut store = store::open(db)?;
+    crate::cmd::require_dataset(&*store, &args.name)?;
+    store.rename(&args.name, &args.new_name)?;
+    println!("renamed {} to {}", args.name, args.new_name);
+    Ok(())
+}

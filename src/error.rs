@@ -1,0 +1,100 @@
+//! Errors of the loader.
+//!
+//! Every variant carries what a user needs to find the fault: the file, the
+//! variable, the config key or the collection. The `Display` text is the one
+//! line `manage` prints on stderr, so it is written as a sentence that says
+//! what is wrong and, where it helps, what to do next.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input file cannot be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not in a format `manage` reads, or it is damaged.
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+
+    /// The variable (MAT) or dataset (HDF5) is missing or cannot be used.
+    #[error("{}: variable '{var}' {msg}", path.display())]
+    Variable {
+        path: PathBuf,
+        var: String,
+        msg: String,
+    },
+
+    /// A configuration key is missing, of the wrong type or out of range.
+    #[error("{origin}: config key '{key}' {msg}")]
+    Config {
+        origin: String,
+        key: String,
+        msg: String,
+    },
+
+    /// A configuration file or `-o` string that cannot be parsed at all.
+    #[error("{origin}: {msg}")]
+    ConfigSyntax { origin: String, msg: String },
+
+    /// A collection name `-n`/`-r` that the store refuses.
+    #[error("collection name '{name}' {msg}")]
+    Name { name: String, msg: String },
+
+    /// An operation on a collection that cannot be done (unknown, exists, mismatch).
+    #[error("collection '{collection}': {msg}")]
+    Collection { collection: String, msg: String },
+
+    /// The store itself failed (SQLite or MongoDB).
+    #[error("store {what}: {msg}")]
+    Store { what: String, msg: String },
+
+    /// Anything else the user asked for that makes no sense.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn variable(path: impl Into<PathBuf>, var: &str, msg: impl Into<String>) -> Self {
+        Error::Variable {
+            path: path.into(),
+            var: var.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn config(origin: impl Into<String>, key: &str, msg: impl Into<String>) -> Self {
+        Error::Config {
+            origin: origin.into(),
+            key: key.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn collection(collection: &str, msg: impl Into<String>) -> Self {
+        Error::Collection {
+            collection: collection.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn store(what: impl Into<String>, msg: impl ToString) -> Self {
+        Error::Store {
+            what: what.into(),
+            msg: msg.to_string(),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `manage`: loads gridded carbon-flux matrices into MongoDB or an embedded
+//! store as spatio-temporal documents, compatible with the old Python
+//! `manage.py` of flux-python-api and the Carbon Data Explorer that reads them.
+//!
+//! Data flows one way: [`source`] reads a file into a matrix, [`model`] turns
+//! it into documents, [`store`] writes them. [`cmd`] holds one module per
+//! command of the binary.
+
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod source;
+pub mod store;
+pub mod synth;

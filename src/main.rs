@@ -1,0 +1,82 @@
+//! The `manage` binary: command-line parsing, exit codes, nothing else.
+
+use std::cell::RefCell;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fluxpy::cmd;
+
+/// Load gridded carbon-flux matrices (MATLAB, HDF5) into MongoDB or an
+/// embedded store, and manage what was loaded.
+#[derive(Debug, Parser)]
+#[command(
+    name = "manage",
+    version,
+    propagate_version = true,
+    after_help = "\
+Where to store: --db or FLUXPY_DB. A mongodb:// URI selects MongoDB (database
+`fluxvis` unless the URI names one); anything else is the path of the embedded
+store file, by default $XDG_DATA_HOME/fluxpy/fluxvis.db (~/.local/share/...).
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems."
+)]
+struct Cli {
+    /// The store: a mongodb:// URI, or the path of an embedded store file
+    #[arg(long, global = true, env = "FLUXPY_DB", value_name = "URI")]
+    db: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Load(cmd::load::Args),
+    Remove(cmd::remove::Args),
+    Rename(cmd::rename::Args),
+    Db(cmd::db::Args),
+    Export(cmd::export::Args),
+}
+
+thread_local! {
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A panic is a bug; it still ends in one line and exit code 1, not a
+    // backtrace (parsers of foreign formats catch their own and say why).
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+    }));
+    let db = cli.db.as_deref();
+    let result = std::panic::catch_unwind(|| match &cli.command {
+        Command::Load(a) => cmd::load::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Db(a) => cmd::db::run(db, a),
+        Command::Export(a) => cmd::export::run(db, a).map(|_| ExitCode::SUCCESS),
+    });
+    match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("manage: error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            let msg = PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+            eprintln!("manage: internal error (a bug, please report it): {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! `SpatioTemporalMatrix` (mediator Grid4D): a grid that varies in time.
+//!
+//! The matrix is N × (2 + T): the coordinate columns named by `columns`
+//! (`x`, `y`), then one column per time step. Each step becomes one document
+//! `{_id: <date of the step>, values: [N numbers]}`.
+
+use bson::{doc, Bson, Document};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::{bbox, bboxmd5, bson_date, iso_date, value_bson, Model, Stats, Summary};
+use crate::config::{parse_timestamp, Config};
+use crate::error::{Error, Result};
+use crate::source::{Matrix, MatrixInfo};
+
+/// Values read per block: 8 Mi doubles (64 MiB) at most, whatever the grid.
+const BLOCK_VALUES: usize = 8 << 20;
+
+pub struct SpatioTemporal {
+    name: String,
+    title: String,
+    start: DateTime<Utc>,
+    step_seconds: f64,
+    precision: u32,
+    columns: Vec<String>,
+    x_col: usize,
+    y_col: usize,
+    gridres: Bson,
+    units: Bson,
+    extra: Document,
+    block_values: usize,
+}
+
+/// JSON from the config as BSON, for the metadata document.
+pub(crate) fn to_bson(v: &serde_json::Value) -> Bson {
+    bson::to_bson(v).unwrap_or(Bson::Null)
+}
+
+/// A number of seconds as the old tool stored it: an integer when whole.
+pub(crate) fn seconds_bson(s: f64) -> Bson {
+    if s.fract() == 0.0 && s.abs() < f64::from(i32::MAX) {
+        Bson::Int32(s as i32)
+    } else {
+        Bson::Double(s)
+    }
+}
+
+/// The first time of a load: the config's `timestamp`, required.
+pub(crate) fn start_time(config: &Config) -> Result<DateTime<Utc>> {
+    let text = config.string("timestamp")?.ok_or_else(|| {
+        Error::config(
+            config.subject(),
+            "timestamp",
+            "is missing: give it in the config file or with -o timestamp=2004-06-30T00:00:00",
+        )
+    })?;
+    parse_timestamp(&text).ok_or_else(|| {
+        Error::config(
+            config.origin(&["timestamp"]),
+            "timestamp",
+            format!("'{text}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"),
+        )
+    })
+}
+
+impl SpatioTemporal {
+    pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
+        json!({
+            "columns": ["x", "y"],
+            "gridres": {"units": "degrees", "x": 1.0, "y": 1.0},
+            "header": ["lng", "lat"],
+            "parameters": ["values"],
+            "precision": 2,
+            "steps": [10800],
+            "units": {"x": "degrees", "y": "degrees"},
+        })
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    pub fn from_config(name: &str, config: &Config) -> Result<Self> {
+        let columns = config.string_list("columns")?.unwrap_or_default();
+        let find = |c: &str| {
+            columns.iter().position(|k| k == c).ok_or_else(|| {
+                Error::config(
+                    config.origin(&["columns"]),
+                    "columns",
+                    format!("must name an '{c}' column, e.g. [\"x\", \"y\"]"),
+                )
+            })
+        };
+        let (x_col, y_col) = (find("x")?, find("y")?);
+        let gridres = config
+            .object(&["gridres", "grid"])?
+            .map(serde_json::Value::Object)
+            .unwrap_or_default();
+        Ok(Self {
+            name: name.to_string(),
+            title: config.string("title")?.unwrap_or_else(|| name.to_string()),
+            start: start_time(config)?,
+            step_seconds: config.seconds(&["step", "steps"])?.unwrap_or(10800.0),
+            precision: config.unsigned("precision", 15)?.unwrap_or(2),
+            x_col,
+            y_col,
+            columns,
+            gridres: to_bson(&gridres),
+            units: config
+                .value("units")
+                .map(|v| to_bson(&v))
+                .unwrap_or(Bson::Null),
+            extra: config
+                .unknown_keys()
+                .iter()
+                .map(|(k, v)| (k.clone(), to_bson(v)))
+                .collect(),
+            block_values: BLOCK_VALUES,
+        })
+    }
+
+    /// Read at most this many values per block (tests use small blocks).
+    pub fn with_block_values(mut self, n: usize) -> Self {
+        self.block_values = n.max(1);
+        self
+    }
+
+    fn date_of_step(&self, k: usize) -> bson::DateTime {
+        let ms = (self.step_seconds * 1000.0 * k as f64).round() as i64;
+        bson_date(self.start + chrono::Duration::milliseconds(ms))
+    }
+}
+
+impl Model for SpatioTemporal {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, info: &MatrixInfo) -> Result<()> {
+        if info.cols <= self.columns.len() {
+            return Err(Error::variable(
+                &info.path,
+                &info.var_name,
+                format!(
+                    "has {} columns; SpatioTemporalMatrix needs the {} coordinate columns ({}) and at least one time step",
+                    info.cols,
+                    self.columns.len(),
+                    self.columns.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
+        let block = m.read_columns(0, self.columns.len())?;
+        let info = m.info();
+        block
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (x, y) = (r[self.x_col], r[self.y_col]);
+                if x.is_finite() && y.is_finite() {
+                    Ok([super::round_to(x, 5), super::round_to(y, 5)])
+                } else {
+                    Err(Error::variable(
+                        &info.path,
+                        &info.var_name,
+                        format!("row {} has a coordinate that is not a finite number", i + 1),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    fn convert(
+        &self,
+        m: &mut dyn Matrix,
+        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
+    ) -> Result<()> {
+        let first = self.columns.len();
+        let (rows, cols) = (m.info().rows, m.info().cols);
+        let steps = cols - first;
+        let per_block = (self.block_values / rows.max(1)).clamp(1, steps);
+        let mut k = 0;
+        while k < steps {
+            let n = per_block.min(steps - k);
+            let block = m.read_columns(first + k, n)?;
+            let docs = (0..n)
+                .into_par_iter()
+                .map(|j| {
+                    let values: Vec<Bson> = block
+                        .column(j)
+                        .iter()
+                        .map(|&x| value_bson(x, self.precision))
+                        .collect();
+                    doc! { "_id": self.date_of_step(k + j), "values": values }
+                })
+                .collect();
+            out(docs)?;
+            k += n;
+        }
+        Ok(())
+    }
+
+    fn summarize(&self, doc: &Document) -> Summary {
+        let mut s = Stats::new(self.precision);
+        if let Ok(values) = doc.get_array("values") {
+            s.add_bson(values);
+        }
+        let mut summary = Summary {
+            stats: vec![("values".into(), s)],
+            ..Default::default()
+        };
+        if let Ok(t) = doc.get_datetime("_id") {
+            summary.times.insert(t.timestamp_millis(), None);
+        }
+        summary
+    }
+
+    fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
+        let b = bbox(coords);
+        let dates: Vec<Bson> = match (summary.times.keys().next(), summary.times.keys().last()) {
+            (Some(&first), Some(&last)) => vec![iso_date(first).into(), iso_date(last).into()],
+            _ => vec![],
+        };
+        let mut d = doc! {
+            "_id": &self.name,
+            "title": &self.title,
+            "units": self.units.clone(),
+            "precision": self.precision as i32,
+            "gridded": true,
+            "grid": self.gridres.clone(),
+            "gridres": self.gridres.clone(),
+            "steps": [seconds_bson(self.step_seconds)],
+            "dates": dates,
+            "bbox": b.to_vec(),
+            "bboxmd5": bboxmd5(&b),
+            "stats": summary.stats_document(),
+        };
+        d.extend(self.extra.clone());
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_overrides;
+    use crate::source::MatrixInfo;
+    use ndarray::{s, Array2};
+
+    /// An in-memory matrix, read in blocks like a file.
+    struct Mem(MatrixInfo, Array2<f64>);
+
+    impl Matrix for Mem {
+        fn info(&self) -> &MatrixInfo {
+            &self.0
+        }
+        fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+            Ok(self.1.slice(s![.., start..start + count]).to_owned())
+        }
+    }
+
+    fn mem(data: Array2<f64>) -> Mem {
+        Mem(
+            MatrixInfo {
+                path: "mem.mat".into(),
+                var_name: "m".into(),
+                rows: data.nrows(),
+                cols: data.ncols(),
+                class: "double",
+            },
+            data,
+        )
+    }
+
+    fn model(o: &str) -> SpatioTemporal {
+        let mut c = Config::new();
+        c.push("defaults", SpatioTemporal::defaults());
+        c.push("-o", parse_overrides(o).unwrap());
+        SpatioTemporal::from_config("t", &c).unwrap()
+    }
+
+    fn grid() -> Array2<f64> {
+        ndarray::array![
+            [-100.5, 40.5, 0.084, 1.0, f64::NAN],
+            [-99.5, 40.5, -0.125, 2.0, 3.0],
+            [-98.5, 41.5, 7.0, f64::INFINITY, 4.0],
+        ]
+    }
+
+    fn all_docs(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Document> {
+        let mut src = mem(data);
+        let mut docs = vec![];
+        m.convert(&mut src, &mut |b| {
+            docs.extend(b);
+            Ok(())
+        })
+        .unwrap();
+        docs
+    }
+
+    #[test]
+    fn one_document_per_step_with_rounded_values_and_nulls() {
+        let m = model("timestamp=2004-06-30T00:00:00");
+        let docs = all_docs(&m, grid());
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            docs[1]
+                .get_datetime("_id")
+                .unwrap()
+                .to_chrono()
+                .to_rfc3339(),
+            "2004-06-30T03:00:00+00:00"
+        );
+        let v0 = docs[0].get_array("values").unwrap();
+        assert_eq!(
+            v0,
+            &vec![Bson::Double(0.08), Bson::Double(-0.13), Bson::Double(7.0)]
+        );
+        assert_eq!(docs[1].get_array("values").unwrap()[2], Bson::Null);
+        assert_eq!(docs[2].get_array("values").unwrap()[0], Bson::Null);
+    }
+
+    #[test]
+    fn small_blocks_give_the_same_documents_as_one_block() {
+        let m = model("timestamp=2004-06-30");
+        let whole = all_docs(&m, grid());
+        let m = model("timestamp=2004-06-30").with_block_values(1);
+        assert_eq!(all_docs(&m, grid()), whole);
+    }
+
+    #[test]
+    fn metadata_covers_the_collection() {
+        let m = model("timestamp=2004-06-30;step=3600;title=Test");
+        let mut src = mem(grid());
+        let coords = m.coordinates(&mut src).unwrap();
+        let summary = all_docs(&m, grid())
+            .iter()
+            .map(|d| m.summarize(d))
+            .fold(Summary::default(), Summary::merge);
+        let md = m.metadata(&coords, &summary);
+        assert_eq!(md.get_str("title").unwrap(), "Test");
+        assert_eq!(md.get_array("steps").unwrap(), &vec![Bson::Int32(3600)]);
+        assert_eq!(
+            md.get_array("dates").unwrap(),
+            &vec![
+                Bson::from("2004-06-30T00:00:00"),
+                Bson::from("2004-06-30T02:00:00")
+            ]
+        );
+        assert_eq!(
+            md.get_array("bbox").unwrap(),
+            &vec![
+                Bson::Double(-100.5),
+                Bson::Double(40.5),
+                Bson::Double(-98.5),
+                Bson::Double(41.5)
+            ]
+        );
+        let stats = md
+            .get_document("stats")
+            .unwrap()
+            .get_document("values")
+            .unwrap();
+        // Stored values: 0.08 -0.13 7 1 2 3 4 (NaN and Inf left out).
+        assert_eq!(stats.get_f64("min").unwrap(), -0.13);
+        assert_eq!(stats.get_f64("max").unwrap(), 7.0);
+        assert_eq!(stats.get_f64("median").unwrap(), 2.0);
+    }
+
+    #[test]
+    fn missing_or_impossible_timestamp_is_a_config_error() {
+        let mut c = Config::new();
+        c.push("defaults", SpatioTemporal::defaults());
+        let e = SpatioTemporal::from_config("t", &c).err().unwrap();
+        assert!(e.to_string().contains("'timestamp' is missing"), "{e}");
+        c.push("-o", parse_overrides("timestamp=2004-13-45").unwrap());
+        let e = SpatioTemporal::from_config("t", &c).err().unwrap();
+        assert!(
+            e.to_string().starts_with("-o: config key 'timestamp'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn too_few_columns_are_refused() {
+        let m = model("timestamp=2004-06-30");
+        let src = mem(ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+        assert!(m.check(src.info()).is_err());
+    }
+}

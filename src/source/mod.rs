@@ -1,0 +1,148 @@
+//! Sources: open a data file by its content and hand out its matrix.
+//!
+//! A source knows nothing of models or stores. It finds the variable, checks
+//! that it is a real, numeric, two-dimensional matrix, and yields it in
+//! MATLAB orientation (rows are cells, columns are coordinates then steps) in
+//! blocks of columns, so that a model can convert a file larger than memory
+//! one block at a time.
+
+mod matv5;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+
+/// What a source found in the file.
+#[derive(Debug, Clone)]
+pub struct MatrixInfo {
+    pub path: PathBuf,
+    pub var_name: String,
+    /// Rows of the matrix in MATLAB orientation: one per grid cell or point.
+    pub rows: usize,
+    /// Columns: the coordinate columns, then the value or step columns.
+    pub cols: usize,
+    /// The numeric class as MATLAB names it (`double`, `single`, `int16`, …).
+    pub class: &'static str,
+}
+
+/// A two-dimensional numeric matrix, read column blocks at a time.
+pub trait Matrix: Send {
+    fn info(&self) -> &MatrixInfo;
+
+    /// Columns `start..start + count` as a `rows × count` array of `f64`.
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>>;
+}
+
+/// The container formats `manage` reads, told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// MATLAB Level 5 MAT-file (versions 5 to 7), compressed or not.
+    MatV5,
+    /// MATLAB v7.3: HDF5 behind a 512-byte MATLAB header.
+    MatV73,
+    /// Plain HDF5.
+    Hdf5,
+}
+
+const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// Tell the format of a file from its first bytes.
+pub fn detect(path: &Path) -> Result<FileFormat> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    if f.metadata().map_err(io)?.is_dir() {
+        return Err(Error::format(path, "is a directory, not a data file"));
+    }
+    let mut head = [0u8; 520];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]).map_err(io)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let head = &head[..n];
+    if n == 0 {
+        return Err(Error::format(path, "the file is empty"));
+    }
+    if head.starts_with(HDF5_SIGNATURE) {
+        return Ok(FileFormat::Hdf5);
+    }
+    if head.starts_with(b"MATLAB") && n >= 128 {
+        let version = [head[124], head[125]];
+        // The version is written in the file's byte order; the endian
+        // indicator at 126 ("IM" or "MI") tells which.
+        let v = if &head[126..128] == b"IM" {
+            u16::from_le_bytes(version)
+        } else {
+            u16::from_be_bytes(version)
+        };
+        return match v {
+            0x0100 => Ok(FileFormat::MatV5),
+            0x0200 if head.len() >= 520 && &head[512..520] == HDF5_SIGNATURE => {
+                Ok(FileFormat::MatV73)
+            }
+            0x0200 => Err(Error::format(
+                path,
+                "MATLAB v7.3 header without the HDF5 data after it: the file is truncated or damaged",
+            )),
+            _ => Err(Error::format(
+                path,
+                format!("MAT-file of unknown version 0x{v:04x}: save it with -v7 or -v7.3"),
+            )),
+        };
+    }
+    Err(Error::format(
+        path,
+        "not a MATLAB .mat or HDF5 file (expected a MAT-file header or the HDF5 signature)",
+    ))
+}
+
+/// Open the matrix held in `path` under `var_name`, or under the first name
+/// that does not start with `__` when no name is given.
+pub fn open(path: &Path, var_name: Option<&str>) -> Result<Box<dyn Matrix>> {
+    match detect(path)? {
+        FileFormat::MatV5 => Ok(Box::new(matv5::MatV5Matrix::open(path, var_name)?)),
+        FileFormat::MatV73 | FileFormat::Hdf5 => Err(Error::format(
+            path,
+            "HDF5 and MATLAB v7.3 files are not supported by this build; save the matrix with MATLAB's -v7 option",
+        )),
+    }
+}
+
+/// Check the shape every model needs: a 2-D matrix with at least one row.
+pub(crate) fn check_shape(path: &Path, var: &str, dims: &[usize]) -> Result<(usize, usize)> {
+    match dims {
+        [r, c] if *r > 0 && *c > 0 => {
+            if *r == 1 || *c == 1 {
+                Err(Error::variable(
+                    path,
+                    var,
+                    format!("is a vector ({r}×{c}); a matrix of cells × columns is needed"),
+                ))
+            } else {
+                Ok((*r, *c))
+            }
+        }
+        [_, _] => Err(Error::variable(path, var, "is empty")),
+        d => Err(Error::variable(
+            path,
+            var,
+            format!(
+                "has {} dimensions ({}); a 2-D matrix of cells × columns is needed",
+                d.len(),
+                d.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("×")
+            ),
+        )),
+    }
+}

@@ -1,0 +1,357 @@
+//! The embedded store: one SQLite file holding the same BSON documents the
+//! MongoDB backend writes.
+//!
+//! Each collection is a table `"c:NAME"` of `(key, doc)`, where `key` sorts
+//! like the document's `_id` (see `key.rs`) and `doc` is the BSON document.
+//! A table per collection makes `remove` a `DROP TABLE` and `rename` an
+//! `ALTER TABLE … RENAME`, both constant-time. A load is one SQLite
+//! transaction, so its documents, `coord_index` and `metadata` entries become
+//! visible together or not at all.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bson::{Bson, Document};
+use rayon::prelude::*;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{sort_key, Filter, Load, Store, COORD_INDEX, METADATA};
+use crate::error::{Error, Result};
+
+const TABLE_PREFIX: &str = "c:";
+
+/// The file used when neither `--db` nor `FLUXPY_DB` is given:
+/// `$XDG_DATA_HOME/fluxpy/fluxvis.db`, else `~/.local/share/fluxpy/fluxvis.db`.
+pub fn default_path() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| {
+            Error::Usage(
+                "neither HOME nor XDG_DATA_HOME is set: give the store with --db PATH".into(),
+            )
+        })?;
+    Ok(base.join("fluxpy").join("fluxvis.db"))
+}
+
+pub struct Embedded {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn table(collection: &str) -> String {
+    format!("\"{TABLE_PREFIX}{}\"", collection.replace('"', "\"\""))
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::store(path.display().to_string(), e)
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
+    Document::from_reader(bytes)
+        .map_err(|e| Error::store(path.display().to_string(), format!("damaged document: {e}")))
+}
+
+fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {
+    let id = doc
+        .get("_id")
+        .ok_or_else(|| Error::store("write", "a document has no _id"))?;
+    let mut bytes = Vec::new();
+    doc.to_writer(&mut bytes)
+        .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+    Ok((sort_key(id), bytes))
+}
+
+impl Embedded {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let err = sql_err(path);
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
+        // WAL lets readers (db, export) run while a load writes; NORMAL sync
+        // keeps every commit atomic and is durable at checkpoints.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&err)?;
+        let store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        // Make sure the file really is a SQLite database before going on.
+        store.tables().map_err(|_| {
+            Error::store(
+                path.display().to_string(),
+                "is not an embedded store (not a SQLite database)",
+            )
+        })?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        sql_err(&self.path)
+    }
+
+    /// Every collection table, without the prefix.
+    fn tables(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .map_err(self.err())?;
+        let names = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(names
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(TABLE_PREFIX).map(str::to_string))
+            .collect())
+    }
+
+    fn has_table(conn: &Connection, collection: &str) -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [format!("{TABLE_PREFIX}{collection}")],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|o| o.is_some())
+    }
+
+    fn create_table(conn: &Connection, collection: &str) -> rusqlite::Result<()> {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (key BLOB PRIMARY KEY, doc BLOB NOT NULL)",
+            table(collection)
+        ))
+    }
+
+    fn get(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<Option<Vec<u8>>> {
+        if !Self::has_table(conn, collection)? {
+            return Ok(None);
+        }
+        conn.query_row(
+            &format!("SELECT doc FROM {} WHERE key = ?1", table(collection)),
+            [sort_key(id)],
+            |r| r.get(0),
+        )
+        .optional()
+    }
+
+    fn scan_conn(
+        conn: &Connection,
+        path: &Path,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(Document) -> Result<()>,
+    ) -> Result<()> {
+        let err = sql_err(path);
+        if !Self::has_table(conn, collection).map_err(&err)? {
+            return Ok(());
+        }
+        let (sql, key) = match filter {
+            Filter::All => (
+                format!("SELECT doc FROM {} ORDER BY key", table(collection)),
+                None,
+            ),
+            Filter::Id(id) => (
+                format!("SELECT doc FROM {} WHERE key = ?1", table(collection)),
+                Some(sort_key(id)),
+            ),
+        };
+        let mut st = conn.prepare(&sql).map_err(&err)?;
+        let mut rows = match &key {
+            Some(k) => st.query([k]),
+            None => st.query([]),
+        }
+        .map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let bytes = row.get_ref(0).map_err(&err)?.as_blob().map_err(|e| {
+                Error::store(path.display().to_string(), format!("damaged row: {e}"))
+            })?;
+            f(decode(path, bytes)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for Embedded {
+    fn collections(&self) -> Result<Vec<String>> {
+        Ok(self
+            .tables()?
+            .into_iter()
+            .filter(|n| n != METADATA && n != COORD_INDEX && !n.starts_with('_'))
+            .collect())
+    }
+
+    fn count(&self, collection: &str) -> Result<u64> {
+        if !Self::has_table(&self.conn, collection).map_err(self.err())? {
+            return Ok(0);
+        }
+        self.conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", table(collection)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
+    fn entry_ids(&self, bookkeeping: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        self.scan(bookkeeping, &Filter::All, &mut |d| {
+            if let Ok(id) = d.get_str("_id") {
+                ids.push(id.to_string());
+            }
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
+    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
+        Self::get(&self.conn, bookkeeping, &Bson::String(name.into()))
+            .map_err(self.err())?
+            .map(|b| decode(&self.path, &b))
+            .transpose()
+    }
+
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(Document) -> Result<()>,
+    ) -> Result<()> {
+        Self::scan_conn(&self.conn, &self.path, collection, filter, f)
+    }
+
+    fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        for c in [name, METADATA, COORD_INDEX] {
+            Self::create_table(&tx, c).map_err(&err)?;
+        }
+        Ok(Box::new(EmbeddedLoad {
+            tx,
+            path: path.clone(),
+            name: name.to_string(),
+        }))
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let key = sort_key(&Bson::String(name.into()));
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(name)))
+            .map_err(&err)?;
+        for c in [METADATA, COORD_INDEX] {
+            if Self::has_table(&tx, c).map_err(&err)? {
+                tx.execute(&format!("DELETE FROM {} WHERE key = ?1", table(c)), [&key])
+                    .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let (old_id, new_id) = (Bson::String(from.into()), Bson::String(to.into()));
+        let taken = Self::has_table(&tx, to).map_err(&err)?
+            || Self::get(&tx, METADATA, &new_id).map_err(&err)?.is_some()
+            || Self::get(&tx, COORD_INDEX, &new_id)
+                .map_err(&err)?
+                .is_some();
+        if taken {
+            return Err(Error::collection(
+                to,
+                "already exists; remove it first or choose another name",
+            ));
+        }
+        if Self::has_table(&tx, from).map_err(&err)? {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {} RENAME TO {}",
+                table(from),
+                table(to)
+            ))
+            .map_err(&err)?;
+        }
+        for c in [METADATA, COORD_INDEX] {
+            if let Some(bytes) = Self::get(&tx, c, &old_id).map_err(&err)? {
+                let mut doc = decode(&path, &bytes)?;
+                doc.insert("_id", to);
+                let (key, bytes) = encode(&doc)?;
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE key = ?1", table(c)),
+                    [sort_key(&old_id)],
+                )
+                .map_err(&err)?;
+                tx.execute(
+                    &format!("INSERT INTO {} (key, doc) VALUES (?1, ?2)", table(c)),
+                    params![key, bytes],
+                )
+                .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+struct EmbeddedLoad<'c> {
+    tx: rusqlite::Transaction<'c>,
+    path: PathBuf,
+    name: String,
+}
+
+impl EmbeddedLoad<'_> {
+    fn upsert(&self, collection: &str, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let err = sql_err(&self.path);
+        let mut st = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {} (key, doc) VALUES (?1, ?2)",
+                table(collection)
+            ))
+            .map_err(&err)?;
+        for (k, d) in rows {
+            st.execute(params![k, d]).map_err(&err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Load for EmbeddedLoad<'_> {
+    fn write(&mut self, docs: Vec<Document>) -> Result<()> {
+        let rows = docs.par_iter().map(encode).collect::<Result<Vec<_>>>()?;
+        self.upsert(&self.name, &rows)
+    }
+
+    fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        Embedded::scan_conn(&self.tx, &self.path, &self.name, &Filter::All, f)
+    }
+
+    fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
+        self.upsert(METADATA, &[encode(&metadata)?])?;
+        self.tx.commit().map_err(sql_err(&self.path))
+    }
+}

@@ -1,0 +1,227 @@
+//! Synthetic flux matrices and the files that hold them.
+//!
+//! The project's `sample-data/`, its tests and its benchmark use files made
+//! here rather than copies of anybody's data. The values are deterministic
+//! (no random state), smooth in space, with a diurnal cycle in time, so a
+//! plot of them looks like a flux field and a test can recompute any cell.
+
+use std::f64::consts::PI;
+use std::path::Path;
+
+use matrw::{MatFile, MatVariable, MatlabType, NumericArray};
+use ndarray::{Array2, ShapeBuilder};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+
+/// A regular grid of cell centres, `res` degrees apart, covering
+/// `[x0, x1] × [y0, y1]` (cell edges).
+#[derive(Debug, Clone, Copy)]
+pub struct Grid {
+    pub x0: f64,
+    pub x1: f64,
+    pub y0: f64,
+    pub y1: f64,
+    pub res: f64,
+}
+
+impl Grid {
+    /// The 0.5° global grid: 720 × 360 = 259,200 cells.
+    pub const GLOBAL_HALF_DEGREE: Grid = Grid {
+        x0: -180.0,
+        x1: 180.0,
+        y0: -90.0,
+        y1: 90.0,
+        res: 0.5,
+    };
+
+    /// The 1° North American window of the project's sample data.
+    pub const NORTH_AMERICA: Grid = Grid {
+        x0: -167.0,
+        x1: -50.0,
+        y0: 10.0,
+        y1: 70.0,
+        res: 1.0,
+    };
+
+    /// The same resolution over another window (cell edges).
+    pub fn with_window(self, x0: f64, x1: f64, y0: f64, y1: f64) -> Grid {
+        Grid {
+            x0,
+            x1,
+            y0,
+            y1,
+            ..self
+        }
+    }
+
+    pub fn nx(&self) -> usize {
+        ((self.x1 - self.x0) / self.res).round() as usize
+    }
+
+    pub fn ny(&self) -> usize {
+        ((self.y1 - self.y0) / self.res).round() as usize
+    }
+
+    pub fn cells(&self) -> usize {
+        self.nx() * self.ny()
+    }
+
+    /// Centre of cell `i`, ordered by row of latitude then longitude.
+    pub fn centre(&self, i: usize) -> (f64, f64) {
+        let (ix, iy) = (i % self.nx(), i / self.nx());
+        (
+            self.x0 + (ix as f64 + 0.5) * self.res,
+            self.y0 + (iy as f64 + 0.5) * self.res,
+        )
+    }
+}
+
+/// The synthetic flux of a cell at hour `h` after the first step, in
+/// µmol m⁻² s⁻¹: uptake by day, release by night, stronger at mid latitudes.
+pub fn flux(x: f64, y: f64, hours: f64) -> f64 {
+    let season = (y.to_radians() * 2.0).sin().abs();
+    let local_hour = hours + x / 15.0;
+    let diurnal = (2.0 * PI * (local_hour - 13.0) / 24.0).cos();
+    let pattern = 0.6 * (x.to_radians() * 3.0).sin() * (y.to_radians() * 4.0).cos();
+    -4.0 * season * diurnal + pattern + 0.25
+}
+
+/// A SpatioTemporalMatrix: `cells × (2 + steps)`, columns x, y, then one per
+/// step of `step_hours`.
+pub fn flux_matrix(grid: &Grid, steps: usize, step_hours: f64) -> Array2<f64> {
+    let n = grid.cells();
+    let mut m = Array2::<f64>::zeros((n, 2 + steps).f());
+    for i in 0..n {
+        let (x, y) = grid.centre(i);
+        m[[i, 0]] = x;
+        m[[i, 1]] = y;
+        for k in 0..steps {
+            m[[i, 2 + k]] = flux(x, y, k as f64 * step_hours);
+        }
+    }
+    m
+}
+
+/// Write one matrix as a MATLAB v5 MAT-file (what MATLAB's `save -v7` writes).
+pub fn write_mat_v5(path: &Path, var: &str, data: &Array2<f64>, compress: bool) -> Result<()> {
+    write_mat_v5_value(
+        path,
+        var,
+        data.dim(),
+        MatlabType::F64(column_major(data)),
+        compress,
+    )
+}
+
+/// Write one numeric array of any class as a MATLAB v5 MAT-file.
+pub fn write_mat_v5_value(
+    path: &Path,
+    var: &str,
+    (rows, cols): (usize, usize),
+    values: MatlabType,
+    compress: bool,
+) -> Result<()> {
+    let array = NumericArray::new(vec![rows, cols], values, None)
+        .map_err(|e| Error::format(path, format!("cannot build the MAT variable: {e}")))?;
+    write_mat_v5_variables(
+        path,
+        vec![(var.to_string(), MatVariable::NumericArray(array))],
+        compress,
+    )
+}
+
+/// Write any MAT variables (tests use this for cells, structs and the like).
+pub fn write_mat_v5_variables(
+    path: &Path,
+    vars: Vec<(String, MatVariable)>,
+    compress: bool,
+) -> Result<()> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| Error::format(path, "the path is not valid UTF-8"))?;
+    let mut file = MatFile::new();
+    for (name, v) in vars {
+        file.insert(&name, v);
+    }
+    matrw::save_matfile_v7(text, file, compress)
+        .map_err(|e| Error::format(path, format!("cannot write the MAT-file: {e}")))?;
+    // The writer does not report every I/O error; reading the file back does.
+    matrw::load_matfile(text)
+        .map(|_| ())
+        .map_err(|e| Error::format(path, format!("the MAT-file written is unreadable: {e}")))
+}
+
+/// The elements of a matrix in MATLAB's column-major order.
+pub fn column_major(data: &Array2<f64>) -> Vec<f64> {
+    data.t().iter().copied().collect()
+}
+
+/// The project's sample: a 1° North American grid, one day of 3-hourly steps.
+pub struct Sample;
+
+impl Sample {
+    pub const MAT: &'static str = "flux_na_2004.mat";
+    pub const VAR: &'static str = "flux_na_2004";
+    pub const STEPS: usize = 8;
+
+    pub fn matrix() -> Array2<f64> {
+        flux_matrix(&Grid::NORTH_AMERICA, Self::STEPS, 3.0)
+    }
+
+    pub fn config() -> serde_json::Value {
+        json!({
+            "var_name": Self::VAR,
+            "timestamp": "2004-06-30T00:00:00",
+            "steps": [10800],
+            "columns": ["x", "y"],
+            "gridres": {"units": "degrees", "x": 1.0, "y": 1.0},
+            "header": ["lng", "lat"],
+            "parameters": ["values"],
+            "title": "Synthetic surface carbon flux (sample)",
+            "units": {"x": "degrees", "y": "degrees", "values": "&mu;mol/m&sup2;"},
+        })
+    }
+
+    /// Write the sample MAT-file and its JSON config into `dir`.
+    pub fn write(dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let mat = dir.join(Self::MAT);
+        write_mat_v5(&mat, Self::VAR, &Self::matrix(), true)?;
+        let json = crate::config::sidecar_path(&mat);
+        let text = serde_json::to_string_pretty(&Self::config()).expect("json") + "\n";
+        std::fs::write(&json, text).map_err(|e| Error::Io {
+            path: json,
+            source: e,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_have_the_documented_sizes() {
+        assert_eq!(Grid::GLOBAL_HALF_DEGREE.cells(), 259_200);
+        assert_eq!(Grid::NORTH_AMERICA.cells(), 117 * 60);
+        assert_eq!(Grid::NORTH_AMERICA.centre(0), (-166.5, 10.5));
+        assert_eq!(Grid::NORTH_AMERICA.centre(117 * 60 - 1), (-50.5, 69.5));
+    }
+
+    #[test]
+    fn mat_v5_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = flux_matrix(&Grid::NORTH_AMERICA, 3, 3.0);
+        for compress in [false, true] {
+            let p = dir.path().join(format!("m{compress}.mat"));
+            write_mat_v5(&p, "flux", &m, compress).unwrap();
+            let mut src = crate::source::open(&p, None).unwrap();
+            assert_eq!(src.info().var_name, "flux");
+            assert_eq!(src.read_columns(0, 5).unwrap(), m);
+        }
+    }
+}

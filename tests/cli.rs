@@ -1,0 +1,382 @@
+//! End-to-end tests of the `manage` binary on real files and a real store.
+
+mod common;
+
+use common::{fixture, sample, Env};
+use serde_json::json;
+
+const STM: &str = "SpatioTemporalMatrix";
+
+#[test]
+fn casagfed_fixture_matches_the_old_tools_expectations() {
+    let Some(mat) = fixture("casagfed2004.mat") else {
+        return;
+    };
+    let env = Env::new();
+    // The fixture's own JSON says 2012; the old tool's test overrode it.
+    env.run(&[
+        "load",
+        "-p",
+        mat.to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "casa",
+        "-o",
+        "timestamp=2004-06-30T00:00:00",
+    ])
+    .ok();
+    let docs = env.run(&["export", "-n", "casa"]).ok().json_lines();
+    assert_eq!(docs.len(), 8);
+    assert!(docs
+        .iter()
+        .all(|d| d["values"].as_array().unwrap().len() == 2635));
+    assert_eq!(docs[0]["values"][0], json!(0.08));
+    assert_eq!(docs[0]["_id"], json!({"$date": "2004-06-30T00:00:00Z"}));
+    assert_eq!(docs[7]["_id"], json!({"$date": "2004-06-30T21:00:00Z"}));
+
+    let md = env.run(&["db", "-n", "casa"]).ok().json();
+    assert_eq!(md["bbox"], json!([-166.5, 10.5, -50.5, 69.5]));
+    assert_eq!(md["bboxmd5"], json!("6f3e33c145010bc74c5ccd3ba772f504"));
+    assert_eq!(
+        md["dates"],
+        json!(["2004-06-30T00:00:00", "2004-06-30T21:00:00"])
+    );
+    assert_eq!(md["steps"], json!([10800]));
+    assert_eq!(md["gridded"], json!(true));
+    assert_eq!(
+        md["gridres"],
+        json!({"units": "degrees", "x": 1.0, "y": 1.0})
+    );
+    assert_eq!(md["title"], json!("Surface Carbon Flux"));
+
+    let ci = env.run(&["db", "-l", "coord_index"]).ok();
+    assert_eq!(ci.stdout.trim(), "casa");
+}
+
+#[test]
+fn title_override_reaches_the_metadata() {
+    let Some(mat) = fixture("casagfed2004.mat") else {
+        return;
+    };
+    let env = Env::new();
+    env.run(&[
+        "load",
+        "-p",
+        mat.to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "casa",
+        "-o",
+        "timestamp=2004-06-30T00:00:00;title=MyData",
+    ])
+    .ok();
+    assert_eq!(
+        env.run(&["db", "-n", "casa"]).ok().json()["title"],
+        json!("MyData")
+    );
+}
+
+#[test]
+fn sample_data_loads_with_its_sidecar_config() {
+    let env = Env::new();
+    let out = env
+        .run(&[
+            "load",
+            "-p",
+            sample().to_str().unwrap(),
+            "-m",
+            STM,
+            "-n",
+            "sample",
+        ])
+        .ok();
+    assert!(out.stdout.contains("8 documents"), "{}", out.stdout);
+    let md = env.run(&["db", "-n", "sample"]).ok().json();
+    assert_eq!(md["title"], json!("Synthetic surface carbon flux (sample)"));
+    assert_eq!(md["bbox"], json!([-166.5, 10.5, -50.5, 69.5]));
+    assert_eq!(md["bboxmd5"], json!("6f3e33c145010bc74c5ccd3ba772f504"));
+    let stats = &md["stats"]["values"];
+    for k in ["mean", "min", "max", "std", "median"] {
+        assert!(stats[k].is_f64(), "stats.values.{k} = {}", stats[k]);
+    }
+    // Every value is the generator's flux rounded to 2 decimals.
+    let docs = env.run(&["export", "-n", "sample"]).ok().json_lines();
+    let m = fluxpy::synth::Sample::matrix();
+    for (k, d) in docs.iter().enumerate() {
+        let v = d["values"].as_array().unwrap();
+        assert_eq!(v.len(), m.nrows());
+        for i in [0, 1234, m.nrows() - 1] {
+            let want = fluxpy::model::round_to(m[[i, 2 + k]], 2);
+            assert_eq!(v[i].as_f64().unwrap(), want, "step {k} cell {i}");
+        }
+    }
+    assert_eq!(
+        env.run(&["db", "-l", "collections", "-x"]).ok().stdout,
+        "sample (8 records)\n"
+    );
+}
+
+#[test]
+fn committed_sample_data_is_what_the_generator_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    fluxpy::synth::Sample::write(dir.path()).unwrap();
+    let fresh = fluxpy::source::open(&dir.path().join("flux_na_2004.mat"), None)
+        .unwrap()
+        .read_columns(0, 10)
+        .unwrap();
+    let committed = fluxpy::source::open(&sample(), None)
+        .unwrap()
+        .read_columns(0, 10)
+        .unwrap();
+    assert_eq!(
+        fresh, committed,
+        "regenerate with: cargo run --example sample_data"
+    );
+    let cfg = |p: &std::path::Path| std::fs::read_to_string(p.with_extension("json")).unwrap();
+    assert_eq!(cfg(&dir.path().join("flux_na_2004.mat")), cfg(&sample()));
+}
+
+#[test]
+fn appending_adds_times_and_reloading_replaces_them() {
+    let env = Env::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "s"]).ok();
+    env.run(&[
+        "load",
+        "-p",
+        p,
+        "-m",
+        STM,
+        "-n",
+        "s",
+        "-o",
+        "timestamp=2004-07-01T00:00:00",
+    ])
+    .ok();
+    env.run(&[
+        "load",
+        "-p",
+        p,
+        "-m",
+        STM,
+        "-n",
+        "s",
+        "-o",
+        "timestamp=2004-07-01T00:00:00",
+    ])
+    .ok();
+    assert_eq!(
+        env.run(&["db", "-l", "collections", "-x"]).ok().stdout,
+        "s (16 records)\n"
+    );
+    let md = env.run(&["db", "-n", "s"]).ok().json();
+    assert_eq!(
+        md["dates"],
+        json!(["2004-06-30T00:00:00", "2004-07-01T21:00:00"])
+    );
+    let ids: Vec<_> = env
+        .run(&["export", "-n", "s"])
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|d| d["_id"]["$date"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "export is in _id order");
+    assert_eq!(ids[8], "2004-07-01T00:00:00Z");
+}
+
+#[test]
+fn appending_other_coordinates_is_refused_before_writing() {
+    let env = Env::new();
+    let p = sample();
+    env.run(&["load", "-p", p.to_str().unwrap(), "-m", STM, "-n", "s"])
+        .ok();
+    let other = env.path("other.mat");
+    let m = fluxpy::synth::flux_matrix(
+        &fluxpy::synth::Grid::GLOBAL_HALF_DEGREE.with_window(-10.0, 10.0, -5.0, 5.0),
+        2,
+        3.0,
+    );
+    fluxpy::synth::write_mat_v5(&other, "flux", &m, false).unwrap();
+    let r = env.run(&[
+        "load",
+        "-p",
+        other.to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "s",
+        "-o",
+        "timestamp=2005-01-01",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("coord_index differs"), "{}", r.stderr);
+    assert_eq!(
+        env.run(&["db", "-l", "collections", "-x"]).ok().stdout,
+        "s (8 records)\n"
+    );
+}
+
+#[test]
+fn export_at_one_time() {
+    let env = Env::new();
+    env.run(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "s",
+    ])
+    .ok();
+    let one = env
+        .run(&["export", "-n", "s", "--at", "2004-06-30T03:00:00Z"])
+        .ok()
+        .json_lines();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["_id"], json!({"$date": "2004-06-30T03:00:00Z"}));
+    let none = env.run(&["export", "-n", "s", "--at", "2004-06-30T04:00:00"]);
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.contains("no document at"), "{}", none.stderr);
+}
+
+#[test]
+fn rename_moves_all_three_parts_and_refuses_an_existing_target() {
+    let env = Env::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "a"]).ok();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "b"]).ok();
+    let r = env.run(&["rename", "-n", "a", "-r", "b"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("'b'") && r.stderr.contains("already exists"),
+        "{}",
+        r.stderr
+    );
+
+    env.run(&["rename", "-n", "a", "-r", "c"]).ok();
+    assert_eq!(env.run(&["db", "-l", "collections"]).ok().stdout, "b\nc\n");
+    assert_eq!(env.run(&["db", "-l", "metadata"]).ok().stdout, "b\nc\n");
+    assert_eq!(env.run(&["db", "-l", "coord_index"]).ok().stdout, "b\nc\n");
+    assert_eq!(env.run(&["db", "-n", "c"]).ok().json()["_id"], json!("c"));
+    assert_eq!(env.run(&["export", "-n", "c"]).ok().json_lines().len(), 8);
+    env.run(&["db", "-a"]).ok();
+}
+
+#[test]
+fn remove_deletes_all_three_parts_and_unknown_names_exit_1() {
+    let env = Env::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "a"]).ok();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "b"]).ok();
+    env.run(&["remove", "-n", "a"]).ok();
+    assert_eq!(env.run(&["db", "-l", "collections"]).ok().stdout, "b\n");
+    assert_eq!(env.run(&["db", "-l", "metadata"]).ok().stdout, "b\n");
+    assert_eq!(env.run(&["db", "-l", "coord_index"]).ok().stdout, "b\n");
+
+    let r = env.run(&["remove", "-n", "a"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("'a'") && r.stderr.contains("existing collections: b"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+}
+
+#[test]
+fn reserved_and_malformed_names_are_refused() {
+    let env = Env::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    for bad in [
+        "metadata",
+        "coord_index",
+        "summary_stats",
+        "system.x",
+        "_x",
+        "a$b",
+        "",
+    ] {
+        let r = env.run(&["load", "-p", p, "-m", STM, "-n", bad]);
+        assert_eq!(r.code, 1, "-n {bad:?}: {}", r.stderr);
+        assert!(r.stderr.contains("collection name"), "{}", r.stderr);
+    }
+    let long = "x".repeat(121);
+    assert_eq!(env.run(&["load", "-p", p, "-m", STM, "-n", &long]).code, 1);
+    assert_eq!(env.run(&["db", "-l", "collections"]).ok().stdout, "");
+}
+
+#[test]
+fn audit_of_a_clean_store_exits_0() {
+    let env = Env::new();
+    let r = env.run(&["db", "-a"]).ok();
+    assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
+    env.run(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "s",
+    ])
+    .ok();
+    env.run(&["db", "-a"]).ok();
+}
+
+#[test]
+fn failures_are_one_line_and_leave_the_store_untouched() {
+    let env = Env::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    env.run(&["load", "-p", p, "-m", STM, "-n", "s"]).ok();
+    let before = env.run(&["export", "-n", "s"]).ok().stdout;
+    for (args, needle) in [
+        (vec!["-o", "timestamp=2004-13-45"], "timestamp"),
+        (vec!["-o", "steps=[\"three hours\"]"], "steps"),
+        (vec!["-o", "var_name=nope"], "nope"),
+        (vec!["-o", "oops"], "-o"),
+    ] {
+        let mut a = vec!["load", "-p", p, "-m", STM, "-n", "s"];
+        a.extend(args);
+        let r = env.run(&a);
+        assert_eq!(r.code, 1, "{a:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    let r = env.run(&["load", "-p", "/nonexistent.mat", "-m", STM, "-n", "s"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("/nonexistent.mat"), "{}", r.stderr);
+    let r = env.run(&["load", "-p", p, "-m", "NoSuchModel", "-n", "s"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("NoSuchModel"), "{}", r.stderr);
+    assert_eq!(env.run(&["export", "-n", "s"]).ok().stdout, before);
+}
+
+#[test]
+fn usage_errors_exit_2_and_every_command_has_help() {
+    let env = Env::new();
+    assert_eq!(env.run(&["load", "-p", "x.mat"]).code, 2);
+    assert_eq!(env.run(&["db"]).code, 2);
+    assert_eq!(env.run(&["frobnicate"]).code, 2);
+    for c in ["load", "remove", "rename", "db", "export"] {
+        let r = env.run(&[c, "-h"]).ok();
+        assert!(r.stdout.contains("Usage: manage"), "{c}: {}", r.stdout);
+    }
+    // --db is global: accepted after the command too.
+    let other = env.path("other.db");
+    let r = env
+        .run(&["db", "-l", "collections", "--db", other.to_str().unwrap()])
+        .ok();
+    assert_eq!(r.stdout, "");
+    assert!(other.exists());
+}
