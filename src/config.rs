@@ -54,6 +54,8 @@ struct Layer {
 pub struct Config {
     layers: Vec<Layer>,
     subject: String,
+    /// The data file's name, which `regex` may take the timestamp from.
+    file_name: Option<String>,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
     /// key that is missing everywhere names the file it was needed for.
     pub fn for_file(mut self, data: &Path) -> Self {
         self.subject = data.display().to_string();
+        self.file_name = data.file_name().map(|n| n.to_string_lossy().into_owned());
         self
     }
 
@@ -209,12 +212,157 @@ impl Config {
         self.get(key).map(|(v, _)| v.clone())
     }
 
+    /// The time of the first step: the `timestamp` key when any layer gives
+    /// one, else the date the `regex` key reads from the data file's name,
+    /// else `None`. A timestamp that is given but cannot be read is an error.
+    pub fn timestamp(&self) -> Result<Option<DateTime<Utc>>> {
+        if let Some(text) = self.string("timestamp")? {
+            return parse_timestamp(&text).map(Some).ok_or_else(|| {
+                Error::config(
+                    self.origin(&["timestamp"]),
+                    "timestamp",
+                    format!("'{text}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"),
+                )
+            });
+        }
+        match (self.file_regex()?, &self.file_name) {
+            (Some(r), Some(name)) => r.timestamp(name),
+            _ => Ok(None),
+        }
+    }
+
+    /// [`Config::timestamp`], required: its absence is an error that says
+    /// where it was looked for.
+    pub fn require_timestamp(&self) -> Result<DateTime<Utc>> {
+        if let Some(t) = self.timestamp()? {
+            return Ok(t);
+        }
+        let how = "give it in the config file or with -o timestamp=2004-06-30T00:00:00";
+        let msg = match (self.file_regex()?, &self.file_name) {
+            (Some(r), Some(name)) => format!(
+                "is missing and the file name '{name}' does not match the regex '{}': {how}",
+                r.pattern.as_str()
+            ),
+            _ => format!("is missing: {how}"),
+        };
+        Err(Error::config(self.subject(), "timestamp", msg))
+    }
+
+    /// The `regex` key: a pattern, or `{"regex": pattern, "map": {"timestamp":
+    /// format}}`; a top-level `map` key is read too, as the old tool's
+    /// configs wrote it.
+    fn file_regex(&self) -> Result<Option<FileRegex>> {
+        let Some((value, origin)) = self.get("regex") else {
+            return Ok(None);
+        };
+        let bad = |msg: String| Error::config(origin, "regex", msg);
+        let (pattern, map) = match value {
+            Value::String(p) => (p.clone(), self.value("map")),
+            Value::Object(o) => match o.get("regex") {
+                Some(Value::String(p)) => (p.clone(), o.get("map").cloned()),
+                _ => {
+                    return Err(bad(
+                        "must be a pattern or an object with a \"regex\" pattern, e.g. {\"regex\": \"^Kriged_(\\\\d{8})_\", \"map\": {\"timestamp\": \"%Y%m%d\"}}".into(),
+                    ))
+                }
+            },
+            _ => return Err(bad("must be a string or an object".into())),
+        };
+        let format = match map {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => match m.get("timestamp") {
+                None => None,
+                Some(Value::String(f)) => Some(f.clone()),
+                Some(_) => {
+                    return Err(bad(
+                        "'map.timestamp' must be a date format such as \"%Y%m%d\"".into(),
+                    ))
+                }
+            },
+            Some(_) => {
+                return Err(bad(
+                    "'map' must be an object such as {\"timestamp\": \"%Y%m%d\"}".into(),
+                ))
+            }
+        };
+        let pattern = regex::Regex::new(&pattern).map_err(|e| {
+            bad(format!(
+                "'{pattern}' is not a valid regular expression ({e})"
+            ))
+        })?;
+        if pattern.captures_len() < 2 {
+            return Err(bad(format!(
+                "'{}' has no capture group for the date, e.g. ^Kriged_(\\d{{8}})_",
+                pattern.as_str()
+            )));
+        }
+        Ok(Some(FileRegex {
+            pattern,
+            format,
+            origin: origin.to_string(),
+        }))
+    }
+
     /// The origin of a key, for error messages about its content.
     pub fn origin(&self, keys: &[&'static str]) -> String {
         self.get_any(keys)
             .map(|(_, _, o)| o.to_string())
             .unwrap_or_else(|| self.subject())
     }
+}
+
+/// A pattern that reads the time of a file from its name.
+struct FileRegex {
+    pattern: regex::Regex,
+    /// The `strftime` format of the captured text; `None` reads an ISO 8601
+    /// time or `YYYYMMDD`.
+    format: Option<String>,
+    origin: String,
+}
+
+impl FileRegex {
+    /// The time in `name`: the group named `timestamp`, else the first group.
+    /// `None` when the name does not match; an error when it matches but the
+    /// captured text is not a time.
+    fn timestamp(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let Some(caps) = self.pattern.captures(name) else {
+            return Ok(None);
+        };
+        let Some(text) = caps.name("timestamp").or_else(|| caps.get(1)) else {
+            return Ok(None);
+        };
+        let text = text.as_str();
+        let time = match &self.format {
+            Some(f) => parse_with_format(text, f),
+            None => parse_timestamp(text).or_else(|| parse_with_format(text, "%Y%m%d")),
+        };
+        time.map(Some).ok_or_else(|| {
+            Error::config(
+                &self.origin,
+                "regex",
+                format!(
+                    "reads '{text}' from the file name '{name}', which is not a time{}",
+                    self.format
+                        .as_ref()
+                        .map(|f| format!(" in the format '{f}'"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
+    }
+}
+
+/// A time in a `strftime` format, with or without a time of day (UTC).
+fn parse_with_format(text: &str, format: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(text, format)
+        .map(|t| t.and_utc())
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, format)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
 }
 
 /// Read a config file; it must hold one JSON object.
@@ -225,7 +373,10 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
     })?;
     match serde_json::from_str::<Value>(&text) {
         // Keys starting with "//" are comments (JSON has no other kind).
-        Ok(Value::Object(m)) => Ok(m.into_iter().filter(|(k, _)| !k.starts_with("//")).collect()),
+        Ok(Value::Object(m)) => Ok(m
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("//"))
+            .collect()),
         Ok(_) => Err(Error::ConfigSyntax {
             origin: path.display().to_string(),
             msg: "the config must be one JSON object, e.g. {\"timestamp\": \"2004-06-30\"}".into(),

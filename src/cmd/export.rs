@@ -4,7 +4,7 @@ use crate::cmd::{extended_json, require_dataset, stdout_lines, write_error};
 use crate::config::parse_timestamp;
 use crate::error::{Error, Result};
 use crate::model::bson_date;
-use crate::store::{self, Filter};
+use crate::store::{self, Filter, Store, METADATA};
 
 /// Output formats of `export`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -51,6 +51,14 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     };
     let store = store::open(db)?;
     require_dataset(&*store, &args.name)?;
+    // Point data (metadata `gridded: false`) is keyed by point, not by time:
+    // the points of one time are those whose `timestamp` is that time.
+    let filter = match filter {
+        Filter::Id(time) if is_point_data(&*store, &args.name)? => {
+            Filter::Field("timestamp".into(), time)
+        }
+        other => other,
+    };
     let mut written = 0u64;
     stdout_lines(|out| {
         store.scan(&args.name, &filter, &mut |doc| {
@@ -70,4 +78,11 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the dataset holds points rather than grids, as its metadata says.
+fn is_point_data(store: &dyn Store, name: &str) -> Result<bool> {
+    Ok(store
+        .entry(METADATA, name)?
+        .is_some_and(|m| m.get_bool("gridded") == Ok(false)))
 }

@@ -95,13 +95,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     // A missing or unreadable file is named before anything is said of its config.
     source::detect(&args.path)?;
     if let Some(m) = &args.mediator {
-        if m != kind.mediator() {
-            return Err(Error::Usage(format!(
-                "mediator '{m}' does not fit model {}; it uses {}",
-                args.model,
-                kind.mediator()
-            )));
-        }
+        kind.check_mediator(m, None)?;
     }
     let config = build_config(
         kind,
@@ -122,22 +116,30 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let var = config.string("var_name")?;
     let mut matrix = source::open(&args.path, var.as_deref())?;
     model.check(matrix.info())?;
+    if let Some(m) = &args.mediator {
+        kind.check_mediator(m, Some(matrix.info()))?;
+    }
     let coords = model.coordinates(&mut *matrix)?;
 
     let mut store = store::open(db)?;
     let stored = store.entry(COORD_INDEX, &args.name)?;
-    if let Some(entry) = &stored {
-        if coordinates_of(entry).as_deref() != Some(&coords[..]) {
-            return Err(Error::collection(
-                &args.name,
-                format!(
-                    "its stored coord_index differs from the coordinates of {} ({} cells); load it under another name",
-                    args.path.display(),
-                    coords.len()
-                ),
-            ));
+    let coords = match &stored {
+        None => coords,
+        Some(entry) => {
+            let cells = coords.len();
+            coordinates_of(entry)
+                .and_then(|old| model.join_coordinates(old, coords))
+                .ok_or_else(|| {
+                    Error::collection(
+                        &args.name,
+                        format!(
+                            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
+                            args.path.display(),
+                        ),
+                    )
+                })?
         }
-    }
+    };
     let appending = stored.is_some() || store.count(&args.name)? > 0;
 
     let mut load = store.begin_load(&args.name)?;

@@ -5,8 +5,10 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod kriged;
 mod spatiotemporal;
 mod stats;
+mod xco2;
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
+pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
 pub use stats::Stats;
+pub use xco2::Xco2;
 
 /// The `-m` values, as the old tool named its model classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,10 @@ impl ModelKind {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     /// The mediator the old tool paired with the model (`-d` default).
     pub fn mediator(self) -> &'static str {
         match self {
@@ -53,24 +61,62 @@ impl ModelKind {
         }
     }
 
+    /// Check a `-d` mediator against the model. A mediator names a shape of
+    /// data: Grid4D a grid with many times, Grid3D a grid at one time,
+    /// Unstructured3D points. Without `info` only the name and the pairing
+    /// are checked; with it, the matrix must also have that shape (a
+    /// SpatioTemporalMatrix is Grid3D when it holds a single step).
+    pub fn check_mediator(self, mediator: &str, info: Option<&MatrixInfo>) -> Result<()> {
+        const MEDIATORS: [&str; 3] = ["Grid4D", "Grid3D", "Unstructured3D"];
+        // The old tool's class names (Grid3DMediator) are accepted too.
+        let m = mediator.strip_suffix("Mediator").unwrap_or(mediator);
+        if !MEDIATORS.contains(&m) {
+            return Err(Error::Usage(format!(
+                "unknown mediator '{mediator}': use one of {}",
+                MEDIATORS.join(", ")
+            )));
+        }
+        let fits = match (self, m) {
+            (_, m) if m == self.mediator() => true,
+            (Self::SpatioTemporalMatrix, "Grid3D") => info.is_none_or(|i| i.cols == 3),
+            _ => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        let shape = match self {
+            Self::SpatioTemporalMatrix => "Grid4D, or Grid3D for a file of a single time step",
+            _ => self.mediator(),
+        };
+        let found = match info {
+            Some(i) if self == Self::SpatioTemporalMatrix => {
+                format!(" ({} has {} time steps)", i.path.display(), i.cols - 2)
+            }
+            _ => String::new(),
+        };
+        Err(Error::Usage(format!(
+            "mediator '{mediator}' does not fit model {}{found}; it takes {shape}",
+            self.name()
+        )))
+    }
+
     /// The model's default config, the bottom layer under the user's.
     pub fn defaults(self) -> serde_json::Map<String, serde_json::Value> {
         match self {
             Self::SpatioTemporalMatrix => SpatioTemporal::defaults(),
-            _ => serde_json::Map::new(),
+            Self::KrigedXco2Matrix => Kriged::defaults(),
+            Self::Xco2Matrix => Xco2::defaults(),
         }
     }
 
     /// Build the model from its config; every config error surfaces here,
     /// before any file or store is touched.
     pub fn build(self, name: &str, config: &Config) -> Result<Box<dyn Model>> {
-        match self {
-            Self::SpatioTemporalMatrix => Ok(Box::new(SpatioTemporal::from_config(name, config)?)),
-            other => Err(Error::Usage(format!(
-                "model {} is not supported by this build yet",
-                Self::NAMES[other as usize]
-            ))),
-        }
+        Ok(match self {
+            Self::SpatioTemporalMatrix => Box::new(SpatioTemporal::from_config(name, config)?),
+            Self::KrigedXco2Matrix => Box::new(Kriged::from_config(name, config)?),
+            Self::Xco2Matrix => Box::new(Xco2::from_config(name, config)?),
+        })
     }
 }
 
@@ -111,8 +157,17 @@ pub trait Model: Sync {
     /// Refuse a matrix of the wrong shape before anything is converted.
     fn check(&self, info: &MatrixInfo) -> Result<()>;
 
-    /// The `[x, y]` of every row, rounded to 5 decimals, in file order.
+    /// The `[x, y]` of every row, rounded to 5 decimals, in file order
+    /// (for point data: every distinct point, in order of first sight).
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>>;
+
+    /// The `coord_index` after adding a file whose coordinates are `new` to
+    /// a dataset whose stored ones are `stored`; `None` refuses the file.
+    /// A grid must be the same grid: same cells in the same order, because
+    /// each document's values are listed in that order.
+    fn join_coordinates(&self, stored: Vec<[f64; 2]>, new: Vec<[f64; 2]>) -> Option<Vec<[f64; 2]>> {
+        (stored == new).then_some(new)
+    }
 
     /// Convert the matrix, handing batches of documents to `out` in order.
     fn convert(
@@ -150,6 +205,100 @@ pub fn coordinates_of(entry: &Document) -> Option<Vec<[f64; 2]>> {
             Bson::Array(a) if a.len() == 2 => Some([a[0].as_f64()?, a[1].as_f64()?]),
             _ => None,
         })
+        .collect()
+}
+
+/// Read the `[x, y]` of every row from the first `width` columns, rounded to
+/// 5 decimals; a coordinate that is not a finite number is refused.
+pub(crate) fn read_coordinates(
+    m: &mut dyn Matrix,
+    width: usize,
+    x_col: usize,
+    y_col: usize,
+) -> Result<Vec<[f64; 2]>> {
+    let block = m.read_columns(0, width)?;
+    let info = m.info();
+    block
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (x, y) = (r[x_col], r[y_col]);
+            if x.is_finite() && y.is_finite() {
+                Ok([round_to(x, 5), round_to(y, 5)])
+            } else {
+                Err(Error::variable(
+                    &info.path,
+                    &info.var_name,
+                    format!("row {} has a coordinate that is not a finite number", i + 1),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// The position of each named column in the config's `columns`, which must
+/// list exactly as many names as the model expects.
+pub(crate) fn column_positions<const N: usize>(
+    config: &Config,
+    expected: usize,
+    names: [&str; N],
+) -> Result<(Vec<String>, [usize; N])> {
+    let columns = config.string_list("columns")?.unwrap_or_default();
+    let bad = |msg: String| Error::config(config.origin(&["columns"]), "columns", msg);
+    if columns.len() != expected {
+        return Err(bad(format!(
+            "must name the {expected} columns of the matrix, e.g. [\"{}\", …]",
+            names.join("\", \"")
+        )));
+    }
+    let mut at = [0; N];
+    for (slot, name) in at.iter_mut().zip(names) {
+        *slot = columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| bad(format!("must name a '{name}' column")))?;
+    }
+    Ok((columns, at))
+}
+
+/// Refuse a matrix whose column count is not the model's.
+pub(crate) fn check_columns(info: &MatrixInfo, model: &str, columns: &[String]) -> Result<()> {
+    if info.cols == columns.len() {
+        return Ok(());
+    }
+    Err(Error::variable(
+        &info.path,
+        &info.var_name,
+        format!(
+            "has {} columns; {model} needs {} ({})",
+            info.cols,
+            columns.len(),
+            columns.join(", ")
+        ),
+    ))
+}
+
+/// JSON from the config as BSON, for the metadata document.
+pub(crate) fn to_bson(v: &serde_json::Value) -> Bson {
+    bson::to_bson(v).unwrap_or(Bson::Null)
+}
+
+/// A number of seconds as the old tool stored it: an integer when whole.
+pub(crate) fn seconds_bson(s: f64) -> Bson {
+    if s.fract() == 0.0 && s.abs() < f64::from(i32::MAX) {
+        Bson::Int32(s as i32)
+    } else {
+        Bson::Double(s)
+    }
+}
+
+/// The config keys no model understands, as BSON for the metadata document.
+pub(crate) fn extra_keys(config: &Config) -> Document {
+    config
+        .unknown_keys()
+        .iter()
+        .map(|(k, v)| (k.clone(), to_bson(v)))
         .collect()
 }
 
@@ -240,6 +389,40 @@ pub fn iso_date(ms: i64) -> String {
         .to_chrono()
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string()
+}
+
+/// An in-memory matrix for the models' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use ndarray::{s, Array2};
+
+    use crate::error::Result;
+    use crate::source::{Matrix, MatrixInfo};
+
+    /// An in-memory matrix, read in blocks like a file.
+    pub struct Mem(pub MatrixInfo, pub Array2<f64>);
+
+    impl Matrix for Mem {
+        fn info(&self) -> &MatrixInfo {
+            &self.0
+        }
+        fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+            Ok(self.1.slice(s![.., start..start + count]).to_owned())
+        }
+    }
+
+    pub fn mem(data: Array2<f64>) -> Mem {
+        Mem(
+            MatrixInfo {
+                path: "mem.mat".into(),
+                var_name: "m".into(),
+                rows: data.nrows(),
+                cols: data.ncols(),
+                class: "double",
+            },
+            data,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,11 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{bbox, bboxmd5, bson_date, iso_date, value_bson, Model, Stats, Summary};
-use crate::config::{parse_timestamp, Config};
+use super::{
+    bbox, bboxmd5, bson_date, extra_keys, iso_date, read_coordinates, seconds_bson, to_bson,
+    value_bson, Model, Stats, Summary,
+};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
@@ -30,38 +33,6 @@ pub struct SpatioTemporal {
     units: Bson,
     extra: Document,
     block_values: usize,
-}
-
-/// JSON from the config as BSON, for the metadata document.
-pub(crate) fn to_bson(v: &serde_json::Value) -> Bson {
-    bson::to_bson(v).unwrap_or(Bson::Null)
-}
-
-/// A number of seconds as the old tool stored it: an integer when whole.
-pub(crate) fn seconds_bson(s: f64) -> Bson {
-    if s.fract() == 0.0 && s.abs() < f64::from(i32::MAX) {
-        Bson::Int32(s as i32)
-    } else {
-        Bson::Double(s)
-    }
-}
-
-/// The first time of a load: the config's `timestamp`, required.
-pub(crate) fn start_time(config: &Config) -> Result<DateTime<Utc>> {
-    let text = config.string("timestamp")?.ok_or_else(|| {
-        Error::config(
-            config.subject(),
-            "timestamp",
-            "is missing: give it in the config file or with -o timestamp=2004-06-30T00:00:00",
-        )
-    })?;
-    parse_timestamp(&text).ok_or_else(|| {
-        Error::config(
-            config.origin(&["timestamp"]),
-            "timestamp",
-            format!("'{text}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"),
-        )
-    })
 }
 
 impl SpatioTemporal {
@@ -99,7 +70,7 @@ impl SpatioTemporal {
         Ok(Self {
             name: name.to_string(),
             title: config.string("title")?.unwrap_or_else(|| name.to_string()),
-            start: start_time(config)?,
+            start: config.require_timestamp()?,
             step_seconds: config.seconds(&["step", "steps"])?.unwrap_or(10800.0),
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
             x_col,
@@ -110,11 +81,7 @@ impl SpatioTemporal {
                 .value("units")
                 .map(|v| to_bson(&v))
                 .unwrap_or(Bson::Null),
-            extra: config
-                .unknown_keys()
-                .iter()
-                .map(|(k, v)| (k.clone(), to_bson(v)))
-                .collect(),
+            extra: extra_keys(config),
             block_values: BLOCK_VALUES,
         })
     }
@@ -153,25 +120,7 @@ impl Model for SpatioTemporal {
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
-        let block = m.read_columns(0, self.columns.len())?;
-        let info = m.info();
-        block
-            .rows()
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let (x, y) = (r[self.x_col], r[self.y_col]);
-                if x.is_finite() && y.is_finite() {
-                    Ok([super::round_to(x, 5), super::round_to(y, 5)])
-                } else {
-                    Err(Error::variable(
-                        &info.path,
-                        &info.var_name,
-                        format!("row {} has a coordinate that is not a finite number", i + 1),
-                    ))
-                }
-            })
-            .collect()
+        read_coordinates(m, self.columns.len(), self.x_col, self.y_col)
     }
 
     fn convert(
@@ -248,33 +197,8 @@ impl Model for SpatioTemporal {
 mod tests {
     use super::*;
     use crate::config::parse_overrides;
-    use crate::source::MatrixInfo;
-    use ndarray::{s, Array2};
-
-    /// An in-memory matrix, read in blocks like a file.
-    struct Mem(MatrixInfo, Array2<f64>);
-
-    impl Matrix for Mem {
-        fn info(&self) -> &MatrixInfo {
-            &self.0
-        }
-        fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
-            Ok(self.1.slice(s![.., start..start + count]).to_owned())
-        }
-    }
-
-    fn mem(data: Array2<f64>) -> Mem {
-        Mem(
-            MatrixInfo {
-                path: "mem.mat".into(),
-                var_name: "m".into(),
-                rows: data.nrows(),
-                cols: data.ncols(),
-                class: "double",
-            },
-            data,
-        )
-    }
+    use crate::model::testing::mem;
+    use ndarray::Array2;
 
     fn model(o: &str) -> SpatioTemporal {
         let mut c = Config::new();

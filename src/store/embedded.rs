@@ -156,7 +156,8 @@ impl Embedded {
             return Ok(());
         }
         let (sql, key) = match filter {
-            Filter::All => (
+            // No index on other fields: read in _id order and compare below.
+            Filter::All | Filter::Field(..) => (
                 format!("SELECT doc FROM {} ORDER BY key", table(collection)),
                 None,
             ),
@@ -175,7 +176,13 @@ impl Embedded {
             let bytes = row.get_ref(0).map_err(&err)?.as_blob().map_err(|e| {
                 Error::store(path.display().to_string(), format!("damaged row: {e}"))
             })?;
-            f(decode(path, bytes)?)?;
+            let doc = decode(path, bytes)?;
+            if let Filter::Field(field, value) = filter {
+                if doc.get(field) != Some(value) {
+                    continue;
+                }
+            }
+            f(doc)?;
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ pub enum Filter {
     All,
     /// The document whose `_id` equals this value.
     Id(Bson),
+    /// The documents whose top-level field (e.g. the `timestamp` of point
+    /// data, whose `_id` is not a time) equals this value.
+    Field(String, Bson),
 }
 
 /// The operations the commands need, and nothing more.
