@@ -744,4 +744,39 @@ mod tests {
         assert_eq!(c.seconds(&["step", "steps"]).unwrap(), Some(3600.0));
         assert_eq!(c.unsigned("precision", 15).unwrap(), Some(2));
     }
+
+    #[test]
+    fn timestamps_from_file_names_in_every_regex_form() {
+        let at = |file: &str, layer: Value| {
+            let mut c = Config::new().for_file(Path::new(file));
+            c.push("data.json", layer.as_object().unwrap().clone());
+            c.timestamp().map(|t| t.map(|t| t.to_rfc3339()))
+        };
+        let june = Some("2009-06-15T00:00:00+00:00".to_string());
+        // A bare pattern: the first group, as YYYYMMDD.
+        let bare = json!({"regex": "^Kriged_(\\d{8})_"});
+        assert_eq!(at("/a/Kriged_20090615_x.mat", bare.clone()).unwrap(), june);
+        assert_eq!(at("/a/other.mat", bare).unwrap(), None);
+        // The old tool's form, nested or with a top-level map.
+        let nested =
+            json!({"regex": {"regex": "^(?P<timestamp>\\d{6})", "map": {"timestamp": "%y%m%d"}}});
+        assert_eq!(at("/a/090615.mat", nested).unwrap(), june);
+        let flat = json!({"regex": "^K_(?P<timestamp>\\d{8})_.*$", "map": {"timestamp": "%Y%m%d"}});
+        assert_eq!(at("/a/K_20090615_x.mat", flat).unwrap(), june);
+        // An explicit timestamp wins; bad patterns and dates are errors.
+        let both = json!({"regex": "^K_(\\d{8})_", "timestamp": "2010-01-01"});
+        assert_eq!(
+            at("/a/K_20090615_x.mat", both).unwrap().unwrap(),
+            "2010-01-01T00:00:00+00:00"
+        );
+        let e = at("/a/K_1.mat", json!({"regex": "^K_("})).unwrap_err();
+        assert!(
+            e.to_string().starts_with("data.json: config key 'regex'"),
+            "{e}"
+        );
+        let e = at("/a/K_1.mat", json!({"regex": "^K_\\d"})).unwrap_err();
+        assert!(e.to_string().contains("no capture group"), "{e}");
+        let e = at("/a/K_20091345_x.mat", json!({"regex": "^K_(\\d{8})_"})).unwrap_err();
+        assert!(e.to_string().contains("'20091345'"), "{e}");
+    }
 }

@@ -103,6 +103,76 @@ pub fn flux_matrix(grid: &Grid, steps: usize, step_hours: f64) -> Array2<f64> {
     m
 }
 
+/// The synthetic column-averaged CO₂ of a place on a day of the year, in
+/// ppm: a north–south gradient, a seasonal draw-down and some longitude
+/// structure, around 386 ppm as in 2009.
+pub fn xco2(x: f64, y: f64, day_of_year: f64) -> f64 {
+    let season = (2.0 * PI * (day_of_year - 120.0) / 365.0).cos();
+    386.0 + 1.5 * y.to_radians().sin() + 1.2 * season * (y.to_radians().sin() + 1.0)
+        - 0.4 * (x.to_radians() * 3.0).sin()
+}
+
+/// The synthetic kriging variance of a cell (ppm²): larger far from the
+/// tropics' dense retrievals.
+pub fn kriging_variance(x: f64, y: f64) -> f64 {
+    let e = 0.3 + 0.9 * (y / 90.0).abs() + 0.1 * (x.to_radians() * 2.0).cos().abs();
+    e * e
+}
+
+/// A KrigedXCO2Matrix: `cells × 9` with columns y, x, XCO2, kriging
+/// variance, then 5 columns the loader does not use, for the map of
+/// `day_of_year`.
+pub fn kriged_matrix(grid: &Grid, day_of_year: f64) -> Array2<f64> {
+    let n = grid.cells();
+    let mut m = Array2::<f64>::zeros((n, 9).f());
+    for i in 0..n {
+        let (x, y) = grid.centre(i);
+        let v = xco2(x, y, day_of_year);
+        let row = [
+            y,
+            x,
+            v,
+            kriging_variance(x, y),
+            3.5,
+            1000.0 + i as f64,
+            n as f64,
+            1.5,
+            v + 0.01,
+        ];
+        for (j, value) in row.into_iter().enumerate() {
+            m[[i, j]] = value;
+        }
+    }
+    m
+}
+
+/// An XCO2Matrix: `n` retrievals spread over `days` days from day
+/// `first_day` (1 = 1 January) of `year`, as `n × 6` with columns x, y,
+/// XCO2, day of year, year, retrieval error. Points follow low-discrepancy
+/// sequences, so no two share a position and a test can recompute any row.
+pub fn xco2_matrix(n: usize, year: i32, first_day: u32, days: u32) -> Array2<f64> {
+    let frac = |v: f64| v - v.floor();
+    let mut m = Array2::<f64>::zeros((n, 6).f());
+    for i in 0..n {
+        let t = i as f64 + 1.0;
+        let x = -179.9 + 359.8 * frac(t * 0.618_033_988_749_895);
+        let y = -60.0 + 140.0 * frac(t * std::f64::consts::SQRT_2);
+        let day = f64::from(first_day) + (i * days as usize / n) as f64;
+        let row = [
+            x,
+            y,
+            xco2(x, y, day),
+            day,
+            f64::from(year),
+            0.4 + 0.8 * frac(t * 0.754_877_666),
+        ];
+        for (j, value) in row.into_iter().enumerate() {
+            m[[i, j]] = value;
+        }
+    }
+    m
+}
+
 /// Write one matrix as a MATLAB v5 MAT-file (what MATLAB's `save -v7` writes).
 pub fn write_mat_v5(path: &Path, var: &str, data: &Array2<f64>, compress: bool) -> Result<()> {
     write_mat_v5_value(
