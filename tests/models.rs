@@ -402,3 +402,37 @@ fn a_file_name_that_gives_no_date_is_a_clear_error() {
     );
     assert_eq!(counts(&env), "s (2 records)\n");
 }
+
+#[test]
+fn the_example_configs_load_generated_files_as_documented() {
+    let env = Env::new();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let k = kriged_file(&env, "Kriged_20090621_synth.mat", &window(), 172.0);
+    let c = configs.join("KrigedXCO2Matrix.json");
+    let r = load(&env, &k, KRIGED, "k", &["-c", c.to_str().unwrap()]).ok();
+    assert_eq!(r.stderr, "", "no unknown keys");
+    let md = metadata(&env, "k");
+    assert_eq!(md["dates"], json!(["2009-06-21T00:00:00"]));
+    assert_eq!(md["spans"], json!([518400]));
+    assert_eq!(md["units"]["errors"], json!("ppm"));
+
+    let x = env.path("XCO2_20090615_synth.mat");
+    let mut m = synth::xco2_matrix(30, 2009, 166, 6);
+    m[[0, 3]] = f64::NAN;
+    m[[0, 4]] = f64::NAN;
+    synth::write_mat_v5(&x, "XCO2", &m, false).unwrap();
+    let c = configs.join("XCO2Matrix.json");
+    let r = load(&env, &x, XCO2, "x", &["-c", c.to_str().unwrap()]).ok();
+    assert_eq!(r.stderr, "", "no unknown keys");
+    let md = metadata(&env, "x");
+    assert_eq!(md["title"], json!("XCO2 retrievals"));
+    // The undated row takes the date of the file name.
+    let first = &export(&env, "x")[0];
+    assert_eq!(first["timestamp"], json!({"$date": "2009-06-15T00:00:00Z"}));
+    let (x0, y0) = (round_to(m[[0, 0]], 5), round_to(m[[0, 1]], 5));
+    let undated = export(&env, "x")
+        .into_iter()
+        .find(|d| d["coordinates"] == json!([x0, y0]))
+        .unwrap();
+    assert_eq!(undated["timestamp"], first["timestamp"]);
+}
