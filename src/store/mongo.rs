@@ -126,6 +126,20 @@ fn host_part(uri: &str) -> &str {
     &uri[from..to]
 }
 
+/// The same URI naming database `db` (what the test suite uses to work in a
+/// fresh database of the deployment `FLUXPY_TEST_MONGODB_URI` names).
+pub fn with_database(uri: &str, db: &str) -> String {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let query = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let hosts_from = uri[start..query]
+        .rfind('@')
+        .map_or(start, |a| start + a + 1);
+    let path = uri[hosts_from..query]
+        .find('/')
+        .map_or(query, |s| hosts_from + s);
+    format!("{}/{db}{}", &uri[..path], &uri[query..])
+}
+
 /// The URI with its password and secret options replaced by `***`.
 pub fn redact_uri(uri: &str) -> String {
     let mut out = match password_span(uri) {
@@ -826,6 +840,19 @@ mod tests {
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("u:***@"), "{e}");
+    }
+
+    #[test]
+    fn another_database_of_the_same_deployment() {
+        assert_eq!(with_database("mongodb://h", "t1"), "mongodb://h/t1");
+        assert_eq!(with_database("mongodb://h:1/", "t1"), "mongodb://h:1/t1");
+        assert_eq!(
+            with_database("mongodb://u:p/x@h1,h2/old?replicaSet=rs", "t1"),
+            "mongodb://u:p/x@h1,h2/t1?replicaSet=rs"
+        );
+        assert_eq!(with_database("mongodb://h?w=1", "t1"), "mongodb://h/t1?w=1");
+        let t = Target::parse(&with_database("mongodb://h/old?w=1", "t1")).unwrap();
+        assert_eq!(t.db_name, "t1");
     }
 
     #[test]
