@@ -380,3 +380,41 @@ fn usage_errors_exit_2_and_every_command_has_help() {
     assert_eq!(r.stdout, "");
     assert!(other.exists());
 }
+
+#[test]
+fn an_unreachable_mongodb_fails_fast_in_one_line_without_the_password() {
+    let env = Env::new();
+    // Port 1 on the loopback: nothing listens, the connection is refused.
+    let quick = "mongodb://alice:s3cr%40t@127.0.0.1:1/carbon?serverSelectionTimeoutMS=400";
+    // The default server selection timeout: a few seconds, not the driver's 30.
+    let default = "mongodb://alice:s3cr%40t@127.0.0.1:1";
+    for (uri, within, commands) in [
+        (
+            quick,
+            4.0,
+            &[&["db", "-l", "collections"][..], &["remove", "-n", "x"]][..],
+        ),
+        (default, 15.0, &[&["db", "-a"][..]][..]),
+    ] {
+        for args in commands {
+            let started = std::time::Instant::now();
+            let mut a = vec!["--db", uri];
+            a.extend(args.iter().copied());
+            let r = env.run(&a);
+            let secs = started.elapsed().as_secs_f64();
+            assert_eq!(r.code, 1, "{}", r.stderr);
+            assert!(secs < within, "took {secs} s");
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+            assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
+            for secret in ["s3cr", "%40t", "s3cr@t"] {
+                assert!(!r.stderr.contains(secret), "{}", r.stderr);
+                assert!(!r.stdout.contains(secret), "{}", r.stdout);
+            }
+        }
+    }
+    // A URI the driver refuses is named without its password.
+    let r = env.run(&["--db", "mongodb://alice:hunter2@/carbon", "db", "-a"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("alice:***@"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+}

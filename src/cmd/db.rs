@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::error::{Error, Result};
-use crate::store::{self, Store, COORD_INDEX, METADATA};
+use crate::store::{self, staged_dataset, Store, COORD_INDEX, METADATA};
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -119,6 +119,14 @@ pub fn audit_findings(store: &dyn Store) -> Result<Vec<String>> {
         for e in entries.iter().filter(|e| !collections.contains(e)) {
             findings.push(format!("{book} entry '{e}' has no collection"));
         }
+    }
+    for l in store.leftovers()? {
+        findings.push(match staged_dataset(&l) {
+            Some(name) => format!(
+                "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, or `manage remove -n {name}`"
+            ),
+            None => format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)"),
+        });
     }
     Ok(findings)
 }

@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, COORD_INDEX, METADATA};
+use crate::store::{staging_name, Store, COORD_INDEX, METADATA};
 
 /// A document as one line of relaxed MongoDB Extended JSON
 /// (dates as `{"$date": "…Z"}`), keys in stored order.
@@ -40,13 +40,15 @@ pub fn write_error(e: io::Error) -> Error {
     }
 }
 
-/// Fail unless some part of dataset `name` exists (its collection, or an
-/// entry in `metadata` or `coord_index`); the error lists what does exist.
+/// Fail unless some part of dataset `name` exists (its collection, an
+/// entry in `metadata` or `coord_index`, or what an interrupted load of it
+/// left); the error lists what does exist.
 pub fn require_dataset(store: &dyn Store, name: &str) -> Result<()> {
     let names = store.collections()?;
     if names.iter().any(|n| n == name)
         || store.entry(METADATA, name)?.is_some()
         || store.entry(COORD_INDEX, name)?.is_some()
+        || store.leftovers()?.contains(&staging_name(name))
     {
         return Ok(());
     }

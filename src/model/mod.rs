@@ -302,6 +302,70 @@ pub(crate) fn extra_keys(config: &Config) -> Document {
         .collect()
 }
 
+/// Encoded size of a BSON array of `n` elements whose values take
+/// `value_bytes` each: the length, then per element its type byte, decimal
+/// index and NUL, and the value; then the closing NUL.
+pub fn bson_array_bytes(n: usize, value_bytes: usize) -> usize {
+    let mut digits = 0;
+    let (mut width, mut from) = (1, 0usize);
+    while from < n {
+        let to = (from.max(1) * 10).min(n);
+        digits += (to - from) * width;
+        (width, from) = (width + 1, to);
+    }
+    5 + n * (2 + value_bytes) + digits
+}
+
+/// Encoded size of the `coord_index` entry of `n` cells.
+pub fn coord_index_bytes(name: &str, n: usize) -> usize {
+    // {_id: string, i: [[x, y], ...]}; a pair is a 27-byte array of two doubles.
+    4 + (1 + 4 + 4 + name.len() + 1) + (1 + 2 + bson_array_bytes(n, 27)) + 1
+}
+
+/// Refuse a grid of `cells` whose documents (one per step of `step_bytes(n)`
+/// bytes, and the `coord_index` entry) would not fit MongoDB's document
+/// limit, before anything is converted or written.
+pub(crate) fn check_document_sizes(
+    info: &MatrixInfo,
+    name: &str,
+    step_bytes: impl Fn(usize) -> usize,
+) -> Result<()> {
+    use crate::store::MAX_DOCUMENT_BYTES;
+    let n = info.rows;
+    let most = |size: &dyn Fn(usize) -> usize| {
+        // The largest cell count whose document fits: sizes grow with n.
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if size(mid) <= MAX_DOCUMENT_BYTES {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    };
+    let ci = |k: usize| coord_index_bytes(name, k);
+    for (what, size) in [
+        ("each time step", &step_bytes as &dyn Fn(usize) -> usize),
+        ("its coord_index entry", &ci),
+    ] {
+        let bytes = size(n);
+        if bytes > MAX_DOCUMENT_BYTES {
+            return Err(Error::variable(
+                &info.path,
+                &info.var_name,
+                format!(
+                    "has {n} cells: {what} would be a {:.1} MiB document, over MongoDB's 16 MiB document limit (at most {} cells fit); nothing was written",
+                    bytes as f64 / (1024.0 * 1024.0),
+                    most(size)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Round half away from zero to `decimals` places, as Python 2's `round`.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
     let scale = 10f64.powi(decimals as i32);
@@ -428,6 +492,59 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_sizes_are_computed_exactly() {
+        for n in [0, 1, 9, 10, 11, 99, 100, 101, 1234, 10_000] {
+            let coords = vec![[-166.5, 10.5]; n];
+            let ci = coord_index_document("casa_2004", &coords);
+            assert_eq!(
+                coord_index_bytes("casa_2004", n),
+                bson::to_vec(&ci).unwrap().len(),
+                "{n}"
+            );
+            let values = vec![Bson::Double(0.5); n];
+            let step = doc! { "_id": bson::DateTime::from_millis(0), "values": values };
+            assert_eq!(
+                26 + bson_array_bytes(n, 8),
+                bson::to_vec(&step).unwrap().len(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn grids_too_large_for_one_document_are_refused() {
+        let info = |rows| MatrixInfo {
+            path: "big.mat".into(),
+            var_name: "flux".into(),
+            rows,
+            cols: 10,
+            class: "double",
+        };
+        let step = |n| 26 + bson_array_bytes(n, 8);
+        check_document_sizes(&info(400_000), "x", step).unwrap();
+        let e = check_document_sizes(&info(1_100_000), "x", |n| step(n.min(10)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("coord_index") && e.contains("big.mat"), "{e}");
+        let e = check_document_sizes(&info(1_100_000), "x", step)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("each time step") && e.contains("16 MiB"), "{e}");
+        // The count it names is the largest that fits.
+        let most: usize = e
+            .split("at most ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(step(most) <= crate::store::MAX_DOCUMENT_BYTES);
+        assert!(step(most + 1) > crate::store::MAX_DOCUMENT_BYTES);
+    }
 
     #[test]
     fn python_float_repr() {

@@ -116,7 +116,8 @@ impl Model for SpatioTemporal {
                 ),
             ));
         }
-        Ok(())
+        // {_id: date, values: [N doubles]} at most (nulls are smaller).
+        super::check_document_sizes(info, &self.name, |n| 26 + super::bson_array_bytes(n, 8))
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {

@@ -197,6 +197,16 @@ impl Store for Embedded {
             .collect())
     }
 
+    fn leftovers(&self) -> Result<Vec<String>> {
+        // A load is one transaction, so nothing is left behind by this
+        // store; a table like this was put there by something else.
+        Ok(self
+            .tables()?
+            .into_iter()
+            .filter(|n| n.starts_with('_'))
+            .collect())
+    }
+
     fn count(&self, collection: &str) -> Result<u64> {
         if !Self::has_table(&self.conn, collection).map_err(self.err())? {
             return Ok(0);

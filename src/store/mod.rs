@@ -9,6 +9,7 @@
 
 pub mod embedded;
 mod key;
+pub mod mongo;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,38 @@ pub const METADATA: &str = "metadata";
 pub const COORD_INDEX: &str = "coord_index";
 /// The database name when the URI names none, as in the old tool.
 pub const DEFAULT_DB_NAME: &str = "fluxvis";
+/// The largest document MongoDB stores (its `maxBsonObjectSize`). Both
+/// stores refuse larger ones, so that a dataset fits either.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Where a load writes before it is swapped in: `_load.NAME`. Names starting
+/// with `_` are refused for datasets, so this can never be a user's.
+const STAGING_PREFIX: &str = "_load.";
+
+/// The staging collection of a load into `name`.
+pub fn staging_name(name: &str) -> String {
+    format!("{STAGING_PREFIX}{name}")
+}
+
+/// The dataset a staging collection was loading, if `collection` is one.
+pub fn staged_dataset(collection: &str) -> Option<&str> {
+    collection.strip_prefix(STAGING_PREFIX)
+}
+
+/// Refuse a document over [`MAX_DOCUMENT_BYTES`] (its encoded size), naming
+/// the collection and the document's `_id`.
+pub fn check_document_size(collection: &str, id: Option<&Bson>, bytes: usize) -> Result<()> {
+    if bytes <= MAX_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    let id = id.map(|i| format!(" {i}")).unwrap_or_default();
+    Err(Error::collection(
+        collection,
+        format!(
+            "document{id} would be {:.1} MiB, over MongoDB's 16 MiB document limit; nothing was written",
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+    ))
+}
 
 /// Which documents of a collection to read.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +75,11 @@ pub trait Store {
     /// collections (`metadata`, `coord_index`, names starting with `_`) are
     /// not among them.
     fn collections(&self) -> Result<Vec<String>>;
+
+    /// Internal collections (names starting with `_`), sorted: what an
+    /// interrupted load left behind (see [`staged_dataset`]). `db -a`
+    /// reports them.
+    fn leftovers(&self) -> Result<Vec<String>>;
 
     /// Number of documents in a collection (0 if it does not exist).
     fn count(&self, collection: &str) -> Result<u64>;
@@ -117,9 +155,7 @@ impl Location {
 pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
     match Location::parse(db)? {
         Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
-        Location::Mongo(_) => Err(Error::Usage(
-            "MongoDB URIs are not supported by this build yet; use an embedded store path".into(),
-        )),
+        Location::Mongo(uri) => Ok(Box::new(mongo::Mongo::open(&uri)?)),
     }
 }
 
@@ -177,6 +213,25 @@ mod tests {
         for good in ["casa_2004", "xco2.v2", "Kriged-2009", &"x".repeat(120)] {
             validate_name(good).unwrap();
         }
+    }
+
+    #[test]
+    fn staging_names_are_internal_and_map_back() {
+        let s = staging_name("casa_2004");
+        assert!(s.starts_with('_'));
+        assert!(validate_name(&s).is_err());
+        assert_eq!(staged_dataset(&s), Some("casa_2004"));
+        assert_eq!(staged_dataset("casa_2004"), None);
+    }
+
+    #[test]
+    fn document_size_limit() {
+        check_document_size("x", None, MAX_DOCUMENT_BYTES).unwrap();
+        let id = Bson::String("a".into());
+        let e = check_document_size("x", Some(&id), MAX_DOCUMENT_BYTES + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'x'") && e.contains("16 MiB"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,954 @@
+//! The MongoDB store, on the official driver's blocking API.
+//!
+//! It holds the very documents the embedded store holds (the models build
+//! them; this file only moves them) in the layout the Carbon Data Explorer
+//! reads: one collection per dataset, plus `metadata` and `coord_index`.
+//!
+//! A load never shows a half dataset. It writes into a staging collection
+//! `_load.NAME` (a copy of NAME when NAME exists, made on the server), then:
+//! deletes the `metadata` entry, renames the staging collection over NAME
+//! (`renameCollection` with `dropTarget`, atomic on the server), writes the
+//! `coord_index` entry and, last, the new `metadata` entry. Whatever the
+//! moment a load dies, `db -a` sees either the leftover `_load.NAME` or a
+//! collection without its `metadata` entry, and running the same load again
+//! drops the leftover and completes the dataset.
+//!
+//! The URI's password never leaves this file: [`Redactor`] scrubs it (and
+//! the other secrets a URI can carry) from every message.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::error::{ErrorKind, InsertManyError};
+use mongodb::options::ClientOptions;
+use mongodb::sync::{Client, Collection, Database};
+use rayon::prelude::*;
+
+use super::{
+    check_document_size, sort_key, staging_name, Filter, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
+    METADATA,
+};
+use crate::error::{Error, Result};
+
+/// Server selection timeout when the URI sets no `serverSelectionTimeoutMS`:
+/// an unreachable server is reported after this long, not the driver's 30 s.
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// MongoDB's `maxMessageSizeBytes`: no insert may exceed it.
+pub const MAX_MESSAGE_BYTES: usize = 48_000_000;
+/// MongoDB's `maxWriteBatchSize`: documents per insert.
+pub const MAX_BATCH_DOCUMENTS: usize = 100_000;
+/// Bytes of documents per insert: well under the message limit, small
+/// enough that several batches are in flight on a typical load.
+const BATCH_BYTES: usize = 8 << 20;
+/// Inserts in flight at once, each on its own thread and connection.
+const IN_FLIGHT: usize = 4;
+/// MongoDB's duplicate key error.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// What a `mongodb://` URI resolves to, without touching the network
+/// (except the DNS lookups a `mongodb+srv://` URI asks for).
+pub struct Target {
+    pub options: ClientOptions,
+    /// The database: the URI's, else `fluxvis`.
+    pub db_name: String,
+    /// `host:port,…`, for messages.
+    pub hosts: String,
+    pub redactor: Redactor,
+}
+
+impl Target {
+    pub fn parse(uri: &str) -> Result<Self> {
+        let redactor = Redactor::for_uri(uri);
+        let mut options = ClientOptions::parse(uri).run().map_err(|e| {
+            Error::Usage(format!(
+                "--db {}: not a valid MongoDB URI: {}",
+                redact_uri(uri),
+                redactor.message(&e.kind.to_string())
+            ))
+        })?;
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        }
+        if options.app_name.is_none() {
+            options.app_name = Some("fluxpy-manage".into());
+        }
+        let db_name = database_name(options.default_database.as_deref());
+        let hosts = options
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let hosts = if hosts.is_empty() {
+            // mongodb+srv:// resolves hosts only when connecting.
+            host_part(uri).to_string()
+        } else {
+            hosts
+        };
+        Ok(Self {
+            options,
+            db_name,
+            hosts: redactor.message(&hosts),
+            redactor,
+        })
+    }
+}
+
+/// The database a URI names, or `fluxvis`.
+pub fn database_name(from_uri: Option<&str>) -> String {
+    match from_uri {
+        Some(d) if !d.is_empty() => d.to_string(),
+        _ => DEFAULT_DB_NAME.to_string(),
+    }
+}
+
+/// URI options whose values are secrets.
+const SECRET_OPTIONS: &[&str] = &["tlsCertificateKeyFilePassword", "authMechanismProperties"];
+
+/// The `user:password@` part of a URI, if any: (start, end) of the password.
+fn password_span(uri: &str) -> Option<(usize, usize)> {
+    let start = uri.find("://")? + 3;
+    let end = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let at = start + uri[start..end].rfind('@')?;
+    let colon = start + uri[start..at].find(':')?;
+    Some((colon + 1, at))
+}
+
+/// The hosts of a URI as written (after any `user:pass@`, before `/` or `?`).
+fn host_part(uri: &str) -> &str {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let end = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let from = uri[start..end].rfind('@').map_or(start, |a| start + a + 1);
+    let to = uri[from..end].find('/').map_or(end, |s| from + s);
+    &uri[from..to]
+}
+
+/// The same URI naming database `db` (what the test suite uses to work in a
+/// fresh database of the deployment `FLUXPY_TEST_MONGODB_URI` names).
+pub fn with_database(uri: &str, db: &str) -> String {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let query = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let hosts_from = uri[start..query]
+        .rfind('@')
+        .map_or(start, |a| start + a + 1);
+    let path = uri[hosts_from..query]
+        .find('/')
+        .map_or(query, |s| hosts_from + s);
+    format!("{}/{db}{}", &uri[..path], &uri[query..])
+}
+
+/// The URI with its password and secret options replaced by `***`.
+pub fn redact_uri(uri: &str) -> String {
+    let mut out = match password_span(uri) {
+        Some((a, b)) => format!("{}***{}", &uri[..a], &uri[b..]),
+        None => uri.to_string(),
+    };
+    if let Some(q) = out.find('?') {
+        let query = out[q + 1..]
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(k)) => {
+                    format!("{k}=***")
+                }
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{}?{query}", &out[..q]);
+    }
+    out
+}
+
+/// Removes a URI's secrets from any text, as written and percent-decoded.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn for_uri(uri: &str) -> Self {
+        let mut secrets = Vec::new();
+        if let Some((a, b)) = password_span(uri) {
+            secrets.push(uri[a..b].to_string());
+        }
+        if let Some(q) = uri.find('?') {
+            for kv in uri[q + 1..].split('&') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    if SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+                        secrets.push(v.to_string());
+                    }
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so that a secret containing another is scrubbed whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// `text` on one line, without any secret.
+    pub fn message(&self, text: &str) -> String {
+        let mut t = text.replace(['\n', '\r'], " ");
+        for s in &self.secrets {
+            t = t.replace(s.as_str(), "***");
+        }
+        t
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Split documents of these encoded sizes into consecutive batches of at
+/// most `max_bytes` and `max_count` documents (a document larger than
+/// `max_bytes` goes alone).
+pub fn split_batches(sizes: &[usize], max_bytes: usize, max_count: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &n) in sizes.iter().enumerate() {
+        if i > start && (bytes + n > max_bytes || i - start >= max_count) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += n;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
+}
+
+/// A document ready to send: its `_id`, its sort key and its bytes.
+struct Encoded {
+    id: Bson,
+    key: Vec<u8>,
+    raw: RawDocumentBuf,
+}
+
+fn encode(collection: &str, doc: &Document) -> Result<Encoded> {
+    let id = doc
+        .get("_id")
+        .cloned()
+        .ok_or_else(|| Error::store("write", "a document has no _id"))?;
+    let raw = RawDocumentBuf::from_document(doc)
+        .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+    check_document_size(collection, Some(&id), raw.as_bytes().len())?;
+    Ok(Encoded {
+        key: sort_key(&id),
+        id,
+        raw,
+    })
+}
+
+/// Keep the last of documents with the same `_id`, as a replacing write would.
+fn dedup_last(docs: Vec<Encoded>) -> Vec<Encoded> {
+    let mut last: HashMap<Vec<u8>, usize> = HashMap::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        last.insert(d.key.clone(), i);
+    }
+    if last.len() == docs.len() {
+        return docs;
+    }
+    docs.into_iter()
+        .enumerate()
+        .filter(|(i, d)| last[&d.key] == *i)
+        .map(|(_, d)| d)
+        .collect()
+}
+
+/// A connection to one database of a MongoDB deployment.
+pub struct Mongo {
+    client: Client,
+    db: Database,
+    target: Target,
+}
+
+impl Mongo {
+    /// Connect to the URI's database (`fluxvis` when it names none), and make
+    /// sure a server answers within the server selection timeout.
+    pub fn open(uri: &str) -> Result<Self> {
+        Self::connect(Target::parse(uri)?)
+    }
+
+    /// Connect to `db_name` on the URI's deployment, whatever the URI names.
+    pub fn open_database(uri: &str, db_name: &str) -> Result<Self> {
+        let mut target = Target::parse(uri)?;
+        target.db_name = db_name.to_string();
+        Self::connect(target)
+    }
+
+    fn connect(target: Target) -> Result<Self> {
+        let client = Client::with_options(target.options.clone()).map_err(|e| {
+            Error::store(
+                target.where_(),
+                target.redactor.message(&e.kind.to_string()),
+            )
+        })?;
+        let db = client.database(&target.db_name);
+        let store = Self { client, db, target };
+        store
+            .db
+            .run_command(doc! { "ping": 1 })
+            .run()
+            .map_err(|e| store.err("ping", e))?;
+        Ok(store)
+    }
+
+    /// The database name in use.
+    pub fn database_name(&self) -> &str {
+        &self.target.db_name
+    }
+
+    /// Drop the whole database (test clean-up).
+    pub fn drop_database(&self) -> Result<()> {
+        self.db.drop().run().map_err(|e| self.err("drop", e))
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    /// One line for a driver error: which server or collection, what failed.
+    fn err(&self, collection: &str, e: mongodb::error::Error) -> Error {
+        map_err(&self.target, collection, e)
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        let names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "name": name })
+            .run()
+            .map_err(|e| self.err(name, e))?;
+        Ok(!names.is_empty())
+    }
+
+    fn all_collections(&self) -> Result<Vec<String>> {
+        let mut names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "type": "collection" })
+            .run()
+            .map_err(|e| self.err("listCollections", e))?;
+        names.retain(|n| !n.starts_with("system."));
+        names.sort();
+        Ok(names)
+    }
+
+    fn drop_collection(&self, name: &str) -> Result<()> {
+        self.coll(name).drop().run().map_err(|e| self.err(name, e))
+    }
+
+    fn rename_collection(&self, from: &str, to: &str, drop_target: bool) -> Result<()> {
+        let db = &self.target.db_name;
+        self.client
+            .database("admin")
+            .run_command(doc! {
+                "renameCollection": format!("{db}.{from}"),
+                "to": format!("{db}.{to}"),
+                "dropTarget": drop_target,
+            })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(from, e))
+    }
+
+    fn put_entry(&self, bookkeeping: &str, entry: Document) -> Result<()> {
+        let id = entry.get("_id").cloned().unwrap_or(Bson::Null);
+        self.coll(bookkeeping)
+            .replace_one(doc! { "_id": id }, entry)
+            .upsert(true)
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    fn delete_entry(&self, bookkeeping: &str, name: &str) -> Result<()> {
+        self.coll(bookkeeping)
+            .delete_one(doc! { "_id": name })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    /// Make `staging` a copy of `name` (documents and indexes), on the server.
+    fn copy_into(&self, name: &str, staging: &str) -> Result<()> {
+        let indexes = self
+            .coll(name)
+            .list_indexes()
+            .run()
+            .map_err(|e| self.err(name, e))?
+            .collect::<mongodb::error::Result<Vec<_>>>()
+            .map_err(|e| self.err(name, e))?;
+        let extra: Vec<_> = indexes
+            .into_iter()
+            .filter(|i| i.keys != doc! { "_id": 1 })
+            .collect();
+        if !extra.is_empty() {
+            self.coll(staging)
+                .create_indexes(extra)
+                .run()
+                .map_err(|e| self.err(staging, e))?;
+        }
+        // $out replaces `staging` whole and keeps its indexes.
+        self.coll(name)
+            .aggregate([doc! { "$out": staging }])
+            .run()
+            .map_err(|e| self.err(name, e))?;
+        Ok(())
+    }
+}
+
+impl Target {
+    fn where_(&self) -> String {
+        format!("MongoDB at {}", self.hosts)
+    }
+}
+
+fn map_err(target: &Target, collection: &str, e: mongodb::error::Error) -> Error {
+    let text = target.redactor.message(&e.kind.to_string());
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { .. } => {
+            let secs = target
+                .options
+                .server_selection_timeout
+                .unwrap_or(DEFAULT_SERVER_SELECTION_TIMEOUT)
+                .as_secs_f64();
+            // The driver lists the topology; its first server error is the cause.
+            let cause = text
+                .split_once("Error: ")
+                .map(|(_, c)| c.split(", labels").next().unwrap_or(c))
+                .map(|c| {
+                    c.trim_start_matches("Kind: ")
+                        .trim_end_matches([' ', '}', ']'])
+                })
+                .unwrap_or(&text);
+            Error::store(
+                target.where_(),
+                format!(
+                    "no server answered within {secs} s ({cause}); check the host in --db or FLUXPY_DB and that MongoDB is running there"
+                ),
+            )
+        }
+        _ => Error::store(
+            format!(
+                "{} (database '{}', collection '{collection}')",
+                target.where_(),
+                target.db_name
+            ),
+            text,
+        ),
+    }
+}
+
+impl Store for Mongo {
+    fn collections(&self) -> Result<Vec<String>> {
+        let mut names = self.all_collections()?;
+        names.retain(|n| {
+            n != METADATA && n != COORD_INDEX && n != "summary_stats" && !n.starts_with('_')
+        });
+        Ok(names)
+    }
+
+    fn leftovers(&self) -> Result<Vec<String>> {
+        let mut names = self.all_collections()?;
+        names.retain(|n| n.starts_with('_'));
+        Ok(names)
+    }
+
+    fn count(&self, collection: &str) -> Result<u64> {
+        self.coll(collection)
+            .count_documents(doc! {})
+            .run()
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn entry_ids(&self, bookkeeping: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let cursor = self
+            .coll(bookkeeping)
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .sort(doc! { "_id": 1 })
+            .run()
+            .map_err(|e| self.err(bookkeeping, e))?;
+        for d in cursor {
+            let d = d.map_err(|e| self.err(bookkeeping, e))?;
+            if let Ok(id) = d.get_str("_id") {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
+        self.coll(bookkeeping)
+            .find_one(doc! { "_id": name })
+            .run()
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(Document) -> Result<()>,
+    ) -> Result<()> {
+        scan(self, collection, filter, f)
+    }
+
+    fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        let staging = staging_name(name);
+        // A leftover of a load that died is dropped: this load redoes it.
+        self.drop_collection(&staging)?;
+        self.db
+            .create_collection(&staging)
+            .run()
+            .map_err(|e| self.err(&staging, e))?;
+        let load = MongoLoad {
+            raw: self.db.collection(&staging),
+            store: self,
+            name: name.to_string(),
+            staging,
+            pending: Vec::new(),
+            in_flight: Vec::new(),
+            committed: false,
+        };
+        if load.store.exists(name)? {
+            load.store.copy_into(name, &load.staging)?;
+        }
+        Ok(Box::new(load))
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        // The metadata entry goes first, so that a remove cut short leaves a
+        // dataset `db -a` reports, and that removing again finishes.
+        self.drop_collection(&staging_name(name))?;
+        self.delete_entry(METADATA, name)?;
+        self.drop_collection(name)?;
+        self.delete_entry(COORD_INDEX, name)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let renamed = |d: Option<Document>, id: &str| {
+            d.map(|mut d| {
+                d.insert("_id", id);
+                d
+            })
+        };
+        let (from_meta, from_ci) = (self.entry(METADATA, from)?, self.entry(COORD_INDEX, from)?);
+        let (to_meta, to_ci) = (self.entry(METADATA, to)?, self.entry(COORD_INDEX, to)?);
+        let (from_coll, to_coll) = (self.exists(from)?, self.exists(to)?);
+        let moved_meta = renamed(from_meta.clone(), to);
+        let moved_ci = renamed(from_ci.clone(), to);
+        // A rename cut short after moving the collection: the metadata entry
+        // (moved last) is still under `from`, and what `to` has is a copy.
+        let resuming = !from_coll
+            && to_coll
+            && from_meta.is_some()
+            && (to_meta.is_none() || to_meta == moved_meta)
+            && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci);
+        if !resuming && (to_coll || to_meta.is_some() || to_ci.is_some()) {
+            return Err(Error::collection(
+                to,
+                "already exists; remove it first or choose another name",
+            ));
+        }
+        if from_coll {
+            self.rename_collection(from, to, false)?;
+        }
+        if let Some(ci) = moved_ci {
+            self.put_entry(COORD_INDEX, ci)?;
+            self.delete_entry(COORD_INDEX, from)?;
+        }
+        if let Some(md) = moved_meta {
+            self.put_entry(METADATA, md)?;
+            self.delete_entry(METADATA, from)?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "MongoDB database '{}' at {}",
+            self.target.db_name, self.target.hosts
+        )
+    }
+}
+
+fn scan(
+    store: &Mongo,
+    collection: &str,
+    filter: &Filter,
+    f: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<()> {
+    let query = match filter {
+        Filter::All => doc! {},
+        Filter::Id(id) => doc! { "_id": id.clone() },
+        Filter::Field(field, value) => doc! { field.as_str(): value.clone() },
+    };
+    let cursor = store
+        .coll(collection)
+        .find(query)
+        .sort(doc! { "_id": 1 })
+        .run()
+        .map_err(|e| store.err(collection, e))?;
+    for d in cursor {
+        f(d.map_err(|e| store.err(collection, e))?)?;
+    }
+    Ok(())
+}
+
+/// An insert running on its own thread, with the sort keys it writes.
+struct InFlight {
+    keys: HashSet<Vec<u8>>,
+    handle: JoinHandle<mongodb::error::Result<()>>,
+}
+
+struct MongoLoad<'s> {
+    store: &'s Mongo,
+    raw: Collection<RawDocumentBuf>,
+    name: String,
+    staging: String,
+    /// Documents not yet sent: less than one batch.
+    pending: Vec<Encoded>,
+    in_flight: Vec<InFlight>,
+    committed: bool,
+}
+
+/// Insert a batch unordered; documents whose `_id` is already in the
+/// staging collection (an append over stored times) replace the stored ones.
+fn insert_batch(coll: &Collection<RawDocumentBuf>, docs: &[Encoded]) -> mongodb::error::Result<()> {
+    let e = match coll
+        .insert_many(docs.iter().map(|d| &d.raw))
+        .ordered(false)
+        .run()
+    {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let dups: Vec<usize> = match e.kind.as_ref() {
+        ErrorKind::InsertMany(InsertManyError {
+            write_errors: Some(w),
+            write_concern_error: None,
+            ..
+        }) if w.iter().all(|w| w.code == DUPLICATE_KEY) => w.iter().map(|w| w.index).collect(),
+        _ => return Err(e),
+    };
+    // The staging collection is this load's alone: delete and insert is a replace.
+    let ids: Vec<Bson> = dups.iter().map(|&i| docs[i].id.clone()).collect();
+    coll.delete_many(doc! { "_id": { "$in": ids } }).run()?;
+    coll.insert_many(dups.iter().map(|&i| &docs[i].raw))
+        .ordered(false)
+        .run()?;
+    Ok(())
+}
+
+impl MongoLoad<'_> {
+    fn err(&self, e: mongodb::error::Error) -> Error {
+        self.store.err(&self.staging, e)
+    }
+
+    fn join(&self, f: InFlight) -> Result<()> {
+        match f.handle.join() {
+            Ok(r) => r.map_err(|e| self.err(e)),
+            Err(_) => Err(Error::store(
+                self.store.target.where_(),
+                format!("a writer thread of the load into '{}' panicked", self.name),
+            )),
+        }
+    }
+
+    fn join_all(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        for f in std::mem::take(&mut self.in_flight) {
+            let r = self.join(f);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Send one batch on its own thread, once no insert in flight writes any
+    /// of its `_id`s (so that the later write of an `_id` wins).
+    fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
+        let keys: HashSet<Vec<u8>> = batch.iter().map(|d| d.key.clone()).collect();
+        let mut i = 0;
+        while i < self.in_flight.len() {
+            if self.in_flight[i].keys.iter().any(|k| keys.contains(k)) {
+                let f = self.in_flight.remove(i);
+                self.join(f)?;
+            } else {
+                i += 1;
+            }
+        }
+        while self.in_flight.len() >= IN_FLIGHT {
+            let f = self.in_flight.remove(0);
+            self.join(f)?;
+        }
+        let coll = self.raw.clone();
+        let handle = std::thread::spawn(move || insert_batch(&coll, &batch));
+        self.in_flight.push(InFlight { keys, handle });
+        Ok(())
+    }
+
+    /// Send every full batch; with `all`, the partial last one too.
+    fn flush(&mut self, all: bool) -> Result<()> {
+        let pending = dedup_last(std::mem::take(&mut self.pending));
+        let sizes: Vec<usize> = pending.iter().map(|d| d.raw.as_bytes().len()).collect();
+        let mut batches = split_batches(&sizes, BATCH_BYTES, MAX_BATCH_DOCUMENTS);
+        let keep = if all { None } else { batches.pop() };
+        let mut docs = pending.into_iter();
+        for r in batches {
+            let batch: Vec<Encoded> = docs.by_ref().take(r.len()).collect();
+            self.send(batch)?;
+        }
+        if keep.is_some() {
+            self.pending = docs.collect();
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self) -> Result<()> {
+        self.flush(true)?;
+        self.join_all()
+    }
+}
+
+impl Load for MongoLoad<'_> {
+    fn write(&mut self, docs: Vec<Document>) -> Result<()> {
+        let name = &self.name;
+        // Every document is encoded and checked before any of them is sent.
+        let encoded = docs
+            .par_iter()
+            .map(|d| encode(name, d))
+            .collect::<Result<Vec<_>>>()?;
+        self.pending.extend(encoded);
+        self.flush(false)
+    }
+
+    fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        self.settle()?;
+        scan(self.store, &self.staging, &Filter::All, f)
+    }
+
+    fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        for entry in [(&coord_index, COORD_INDEX), (&metadata, METADATA)] {
+            let bytes = bson::to_vec(entry.0)
+                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+            check_document_size(entry.1, entry.0.get("_id"), bytes.len())?;
+        }
+        self.settle()?;
+        let store = self.store;
+        // Without its metadata entry the dataset is incomplete to `db -a`
+        // until the new entry is written, last.
+        store.delete_entry(METADATA, &self.name)?;
+        store.rename_collection(&self.staging, &self.name, true)?;
+        self.committed = true;
+        store.put_entry(COORD_INDEX, coord_index)?;
+        store.put_entry(METADATA, metadata)
+    }
+}
+
+impl Drop for MongoLoad<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // An uncommitted load leaves the store as it was: the staging
+        // collection goes. Should this fail too, `db -a` reports it.
+        let _ = self.join_all();
+        let _ = self.store.drop_collection(&self.staging);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_defaults_to_fluxvis() {
+        assert_eq!(database_name(None), "fluxvis");
+        assert_eq!(database_name(Some("")), "fluxvis");
+        assert_eq!(database_name(Some("carbon")), "carbon");
+        assert_eq!(Target::parse("mongodb://h").unwrap().db_name, "fluxvis");
+        assert_eq!(Target::parse("mongodb://h/").unwrap().db_name, "fluxvis");
+        assert_eq!(
+            Target::parse("mongodb://u:p@h:27018/carbon?authSource=admin")
+                .unwrap()
+                .db_name,
+            "carbon"
+        );
+    }
+
+    #[test]
+    fn uri_parsing() {
+        let t = Target::parse("mongodb://u:s3cret@db1:27018,db2/carbon?replicaSet=rs0").unwrap();
+        assert_eq!(t.hosts, "db1:27018,db2:27017");
+        assert_eq!(t.options.repl_set_name.as_deref(), Some("rs0"));
+        let cred = t.options.credential.as_ref().unwrap();
+        assert_eq!(cred.username.as_deref(), Some("u"));
+        assert_eq!(cred.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            t.options.server_selection_timeout,
+            Some(DEFAULT_SERVER_SELECTION_TIMEOUT)
+        );
+        let t = Target::parse("mongodb://h/?serverSelectionTimeoutMS=250").unwrap();
+        assert_eq!(
+            t.options.server_selection_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            host_part("mongodb+srv://u:p@cluster0.example.net/db"),
+            "cluster0.example.net"
+        );
+    }
+
+    #[test]
+    fn a_bad_uri_is_refused_without_its_password() {
+        let e = Target::parse("mongodb://u:hunter2@h/db?maxPoolSize=many")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("maxPoolSize"), "{e}");
+        let e = Target::parse("mongodb://u:hunter2@/db")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("u:***@"), "{e}");
+    }
+
+    #[test]
+    fn another_database_of_the_same_deployment() {
+        assert_eq!(with_database("mongodb://h", "t1"), "mongodb://h/t1");
+        assert_eq!(with_database("mongodb://h:1/", "t1"), "mongodb://h:1/t1");
+        assert_eq!(
+            with_database("mongodb://u:p/x@h1,h2/old?replicaSet=rs", "t1"),
+            "mongodb://u:p/x@h1,h2/t1?replicaSet=rs"
+        );
+        assert_eq!(with_database("mongodb://h?w=1", "t1"), "mongodb://h/t1?w=1");
+        let t = Target::parse(&with_database("mongodb://h/old?w=1", "t1")).unwrap();
+        assert_eq!(t.db_name, "t1");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_uri("mongodb://alice:p%40ss:w@h1,h2/db?tls=true"),
+            "mongodb://alice:***@h1,h2/db?tls=true"
+        );
+        assert_eq!(redact_uri("mongodb://h/db"), "mongodb://h/db");
+        assert_eq!(redact_uri("mongodb://alice@h/db"), "mongodb://alice@h/db");
+        assert_eq!(
+            redact_uri("mongodb+srv://a:b@c/?tlsCertificateKeyFilePassword=kp&appName=x"),
+            "mongodb+srv://a:***@c/?tlsCertificateKeyFilePassword=***&appName=x"
+        );
+        let r = Redactor::for_uri("mongodb://alice:p%40ss@h/db");
+        let m = r.message("auth failed for p@ss and p%40ss\nsecond line");
+        assert_eq!(m, "auth failed for *** and *** second line");
+        assert_eq!(Redactor::for_uri("mongodb://h/").message("a\nb"), "a b");
+    }
+
+    #[test]
+    fn describe_and_errors_never_show_the_password() {
+        let t = Target::parse("mongodb://alice:topsecret@topsecret-host:1/db").unwrap();
+        // The host happens to contain the password: scrubbing wins.
+        assert!(!t.hosts.contains("topsecret"), "{}", t.hosts);
+        let t = Target::parse("mongodb://alice:pw123@localhost:1/db").unwrap();
+        assert_eq!(t.where_(), "MongoDB at localhost:1");
+    }
+
+    #[test]
+    fn batches_stay_under_the_limits() {
+        assert!(split_batches(&[], 10, 10).is_empty());
+        assert_eq!(split_batches(&[4, 4, 4], 8, 10), vec![0..2, 2..3]);
+        assert_eq!(split_batches(&[4, 4, 4], 100, 2), vec![0..2, 2..3]);
+        // A document above the batch size goes alone.
+        assert_eq!(split_batches(&[3, 20, 3], 8, 10), vec![0..1, 1..2, 2..3]);
+        // Sixteen 16 MiB documents: two per message, never over 48 MB.
+        let big = vec![super::super::MAX_DOCUMENT_BYTES; 16];
+        let b = split_batches(&big, MAX_MESSAGE_BYTES - (1 << 16), MAX_BATCH_DOCUMENTS);
+        assert_eq!(b.len(), 8);
+        // Many small documents: the count limit splits them.
+        let small = vec![10; 250_001];
+        let b = split_batches(&small, BATCH_BYTES, MAX_BATCH_DOCUMENTS);
+        assert_eq!(
+            b.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            [100_000, 100_000, 50_001]
+        );
+        // Every document once, in order.
+        let sizes: Vec<usize> = (0..1000).map(|i| (i * 7919) % 3000 + 1).collect();
+        let b = split_batches(&sizes, 20_000, 64);
+        assert_eq!(b.first().unwrap().start, 0);
+        assert_eq!(b.last().unwrap().end, 1000);
+        for w in b.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        for r in &b {
+            assert!(sizes[r.clone()].iter().sum::<usize>() <= 20_000 && r.len() <= 64);
+        }
+    }
+
+    #[test]
+    fn documents_over_16_mib_are_refused_before_sending() {
+        let ok: Vec<Bson> = vec![Bson::Double(1.5); 1000];
+        encode("x", &doc! { "_id": 1, "values": ok }).unwrap();
+        // About a million cells in one step: over the limit.
+        let big: Vec<Bson> = vec![Bson::Double(1.5); 1_100_000];
+        let e = encode(
+            "casa",
+            &doc! { "_id": bson::DateTime::from_millis(0), "values": big },
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("'casa'") && e.contains("16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_in_one_batch_keep_the_last() {
+        let docs = vec![
+            encode("x", &doc! { "_id": 1, "v": 1 }).unwrap(),
+            encode("x", &doc! { "_id": 2, "v": 2 }).unwrap(),
+            encode("x", &doc! { "_id": 1, "v": 3 }).unwrap(),
+        ];
+        let kept = dedup_last(docs);
+        let vs: Vec<_> = kept
+            .iter()
+            .map(|d| d.raw.to_document().unwrap().get_i32("v").unwrap())
+            .collect();
+        assert_eq!(vs, [2, 3]);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("p%40ss%3A"), "p@ss:");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
