@@ -687,12 +687,9 @@ fn render(snap: &Snapshot, width: u32) -> Result<(Vec<u8>, u32)> {
 }
 
 /// Encode the pixels as PNG into a temporary file beside `path`, then move
-/// it into place: a failure leaves no half-written image.
+/// it into place: a failure leaves no half-written image. The file is
+/// created as any other (permissions from the umask).
 fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -704,22 +701,35 @@ fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
             dir.display()
         )));
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".manage-plot")
-        .suffix(".png")
-        .tempfile_in(dir)
-        .map_err(|e| io(std::io::Error::from(e.kind())))?;
-    {
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(tmp.as_file_mut()), width, height);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let io = |e: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let encode = |e: png::EncodingError| match e {
+        png::EncodingError::IoError(e) => io(e),
+        e => Error::format(path, format!("cannot encode PNG: {e}")),
+    };
+    let written = (|| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(&file), width, height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let encode = |e: png::EncodingError| Error::format(path, format!("cannot encode PNG: {e}"));
         let mut writer = enc.write_header().map_err(encode)?;
         writer.write_image_data(rgb).map_err(encode)?;
         writer.finish().map_err(encode)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    written
 }
 
 #[cfg(test)]
