@@ -151,6 +151,27 @@ fn csv_of_a_grid_with_values_errors_and_nulls() {
         all.lines().nth(2),
         Some("2009-06-01T00:00:00Z,-99.75,40.5,,0.25")
     );
+    // The metadata lists no dates: plot finds the first time itself.
+    let png = env.path("errors.png");
+    let out = env
+        .run(&[
+            "plot",
+            "-n",
+            "kriged",
+            "--param",
+            "errors",
+            "--width",
+            "400",
+            "-o",
+            png.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("at 2009-06-01T00:00:00Z, 3 cells (1 null), errors from 0.25 to 0.5"),
+        "{out}"
+    );
+    assert_eq!(png_summary(&png).0, 400);
 }
 
 fn points() -> Vec<Point> {
