@@ -36,6 +36,7 @@ enum Command {
     Rename(cmd::rename::Args),
     Db(cmd::db::Args),
     Export(cmd::export::Args),
+    Plot(cmd::plot::Args),
 }
 
 thread_local! {
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Db(a) => cmd::db::run(db, a),
         Command::Export(a) => cmd::export::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Plot(a) => cmd::plot::run(db, a).map(|_| ExitCode::SUCCESS),
     });
     match result {
         Ok(Ok(code)) => code,

@@ -368,7 +368,7 @@ fn usage_errors_exit_2_and_every_command_has_help() {
     assert_eq!(env.run(&["load", "-p", "x.mat"]).code, 2);
     assert_eq!(env.run(&["db"]).code, 2);
     assert_eq!(env.run(&["frobnicate"]).code, 2);
-    for c in ["load", "remove", "rename", "db", "export"] {
+    for c in ["load", "remove", "rename", "db", "export", "plot"] {
         let r = env.run(&[c, "-h"]).ok();
         assert!(r.stdout.contains("Usage: manage"), "{c}: {}", r.stdout);
     }

@@ -3,9 +3,11 @@
 //! Every module holds its clap `Args` (so its `--help` lives beside the code
 //! that honours it) and one `run` function.
 
+pub mod dataset;
 pub mod db;
 pub mod export;
 pub mod load;
+pub mod plot;
 pub mod remove;
 pub mod rename;
 

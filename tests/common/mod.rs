@@ -82,3 +82,56 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
 pub fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/flux_na_2004.mat")
 }
+
+/// One point of a point dataset: time (ms), x, y, value, error.
+pub type Point = (i64, f64, f64, Option<f64>, Option<f64>);
+
+/// Write a point dataset (one document per point, as XCO2Matrix stores
+/// them) straight through the library's store, with its coord_index and a
+/// metadata entry that says `gridded: false`.
+pub fn store_points(db: &Path, name: &str, points: &[Point]) {
+    use bson::{doc, Bson, DateTime};
+    use fluxpy::store::{embedded::Embedded, Store};
+    let num = |v: Option<f64>| v.map_or(Bson::Null, Bson::Double);
+    let docs: Vec<bson::Document> = points
+        .iter()
+        .enumerate()
+        .map(|(k, &(t, x, y, v, e))| {
+            doc! {
+                "_id": format!("p{k:05}"),
+                "timestamp": DateTime::from_millis(t),
+                "coordinates": [x, y],
+                "properties": {"value": num(v), "error": num(e)},
+            }
+        })
+        .collect();
+    let coords: Vec<Bson> = points
+        .iter()
+        .map(|&(_, x, y, _, _)| Bson::Array(vec![x.into(), y.into()]))
+        .collect();
+    let mut store = Embedded::open(db).unwrap();
+    let mut load = store.begin_load(name).unwrap();
+    load.write(docs).unwrap();
+    load.commit(
+        doc! {"_id": name, "i": coords},
+        doc! {
+            "_id": name,
+            "title": "Test XCO2 retrievals",
+            "units": {"x": "degrees", "y": "degrees", "value": "ppm"},
+            "gridded": false,
+            "geometry": {"type": "Point"},
+        },
+    )
+    .unwrap();
+}
+
+/// A PNG file's width, height and number of distinct colours.
+pub fn png_summary(path: &Path) -> (u32, u32, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut buf).expect("PNG pixels");
+    let px = info.color_type.samples();
+    let colours: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
+    (info.width, info.height, colours.len())
+}
