@@ -204,6 +204,38 @@ pub fn acquire(store: &mut dyn Store, name: &str, me: &Holder, timeout: Duration
     }
 }
 
+/// Run `f` holding the locks of `names` (taken in sorted order, so that two
+/// commands never wait for each other), each waited for up to
+/// [`DEFAULT_LOCK_TIMEOUT`]; every lock is released afterwards.
+pub fn with_locks<T>(
+    store: &mut dyn Store,
+    names: &[&str],
+    f: impl FnOnce(&mut dyn Store) -> Result<T>,
+) -> Result<T> {
+    let me = Holder::this_process();
+    let mut sorted = names.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut held = Vec::new();
+    let mut result = Ok(());
+    for name in sorted {
+        result = acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT);
+        if result.is_err() {
+            break;
+        }
+        held.push(name);
+    }
+    let result = result.and_then(|_| f(store));
+    for name in held {
+        if let Err(e) = store.unlock(name, &me) {
+            eprintln!(
+                "warning: the lock of '{name}' could not be released ({e}); `manage db -a --fix` removes it"
+            );
+        }
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
