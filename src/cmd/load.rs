@@ -520,7 +520,13 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
     }
     let store = store.ok_or_else(|| Error::store("open", "no store to write to"))?;
     let me = Holder::this_process();
-    lock::acquire(store, &args.name, &me, args.lock_timeout)?;
+    lock::acquire(
+        store,
+        &args.name,
+        &me,
+        args.lock_timeout,
+        "try again later, or wait longer with --lock-timeout",
+    )?;
     let result = locked_load(store, args, path, file, &input, started);
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(

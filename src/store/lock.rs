@@ -175,8 +175,15 @@ fn boot_id() -> Option<String> {
 
 /// Take the lock of dataset `name` for `me`, waiting up to `timeout` for
 /// another process to release it; a stale lock is taken over. Fails with a
-/// message naming the holder when the time runs out.
-pub fn acquire(store: &mut dyn Store, name: &str, me: &Holder, timeout: Duration) -> Result<()> {
+/// message naming the holder when the time runs out, ending with `hint`
+/// (what to do about it).
+pub fn acquire(
+    store: &mut dyn Store,
+    name: &str,
+    me: &Holder,
+    timeout: Duration,
+    hint: &str,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(20);
     loop {
@@ -190,11 +197,11 @@ pub fn acquire(store: &mut dyn Store, name: &str, me: &Holder, timeout: Duration
             let secs = timeout.as_secs_f64();
             let msg = match seen {
                 Some(h) => format!(
-                    "could not get its lock within {secs} s: a load by {} holds it; try again later or raise --lock-timeout",
+                    "could not get its lock within {secs} s: a load by {} holds it; {hint}",
                     h.describe()
                 ),
                 None => format!(
-                    "could not get its lock within {secs} s: the store is busy with another write; try again later or raise --lock-timeout"
+                    "could not get its lock within {secs} s: the store is busy with another write; {hint}"
                 ),
             };
             return Err(Error::collection(name, msg));
@@ -219,7 +226,7 @@ pub fn with_locks<T>(
     let mut held = Vec::new();
     let mut result = Ok(());
     for name in sorted {
-        result = acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT);
+        result = acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT, "try again later");
         if result.is_err() {
             break;
         }
