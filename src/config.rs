@@ -80,6 +80,19 @@ impl Config {
         }
     }
 
+    /// Everything of this config that decides a load's documents, without
+    /// where each layer came from: every layer's keys and values, and the
+    /// data file's name (which `regex` may read the time from). Two loads
+    /// of equal files with equal identities write equal documents.
+    pub fn identity(&self) -> Value {
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|l| Value::Object(l.map.clone()))
+            .collect();
+        serde_json::json!({ "file_name": self.file_name, "layers": layers })
+    }
+
     /// Push a layer on top of the ones already there.
     pub fn push(&mut self, origin: impl Into<String>, map: Map<String, Value>) {
         self.layers.push(Layer {

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     }));
     let db = cli.db.as_deref();
     let result = std::panic::catch_unwind(|| match &cli.command {
-        Command::Load(a) => cmd::load::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Load(a) => cmd::load::run(db, a),
         Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Db(a) => cmd::db::run(db, a),

@@ -8,11 +8,15 @@ mod common;
 
 use std::io::Write;
 use std::sync::Once;
+use std::time::Duration;
 
 use bson::{doc, Bson, DateTime, Document};
-use fluxpy::cmd::db::audit_findings;
+use fluxpy::cmd::db::{audit_findings, audit_report, fix};
 use fluxpy::store::mongo::{with_database, Mongo};
-use fluxpy::store::{embedded::Embedded, staging_name, Filter, Store, COORD_INDEX, METADATA};
+use fluxpy::store::{
+    embedded::Embedded, ingest_id, staging_name, Attempt, Filter, Holder, Store, COORD_INDEX,
+    METADATA,
+};
 
 const MONGODB_URI: &str = "FLUXPY_TEST_MONGODB_URI";
 
@@ -35,6 +39,14 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("rename moves all three parts", rename),
     ("remove deletes all three parts", remove),
     ("audit reports incomplete datasets", audit),
+    (
+        "ingest-log entries commit with their load and move with the dataset",
+        ingest_log,
+    ),
+    (
+        "a lock has one holder; stale ones are taken over, others' never",
+        locks,
+    ),
 ];
 
 /// A time step as the models write it.
@@ -279,6 +291,155 @@ fn audit(store: &mut dyn Store) {
     );
 }
 
+/// An ingest-log entry as `load` writes it (fewer fields).
+fn ingest(name: &str, input: &str, documents: i64) -> Document {
+    doc! {
+        "_id": ingest_id(name, input),
+        "name": name,
+        "input": input,
+        "path": format!("/data/{input}.mat"),
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "documents": documents,
+    }
+}
+
+/// Load `docs` into `name` with these ingest-log entries, and commit.
+fn load_logged(store: &mut dyn Store, name: &str, docs: Vec<Document>, log: Vec<Document>) {
+    let mut l = store.begin_load(name).unwrap();
+    l.write(docs).unwrap();
+    for e in log {
+        l.log_ingest(e).unwrap();
+    }
+    l.commit(coord_index(name), metadata(name, &[name]))
+        .unwrap();
+}
+
+fn ingest_log(store: &mut dyn Store) {
+    // Not committed: not logged.
+    {
+        let mut l = store.begin_load("a").unwrap();
+        l.write(vec![step(0, 1.0)]).unwrap();
+        l.log_ingest(ingest("a", "i1", 1)).unwrap();
+    }
+    assert!(store.ingest_log("a").unwrap().is_empty());
+    assert_eq!(store.ingest_entry(&ingest_id("a", "i1")).unwrap(), None);
+
+    load_logged(store, "a", vec![step(0, 1.0)], vec![ingest("a", "i1", 1)]);
+    assert_eq!(store.ingest_log("a").unwrap(), [ingest("a", "i1", 1)]);
+    assert_eq!(
+        store.ingest_entry(&ingest_id("a", "i1")).unwrap(),
+        Some(ingest("a", "i1", 1))
+    );
+    // The log is internal: neither a dataset nor a leftover.
+    assert_eq!(store.collections().unwrap(), ["a"]);
+    assert_clean(store);
+
+    // The same input again replaces its entry; another input adds one.
+    load_logged(
+        store,
+        "a",
+        vec![step(0, 1.0), step(1000, 2.0)],
+        vec![ingest("a", "i1", 2), ingest("a", "i2", 1)],
+    );
+    assert_eq!(
+        store.ingest_log("a").unwrap(),
+        [ingest("a", "i1", 2), ingest("a", "i2", 1)]
+    );
+    // Each dataset has its own entries, even for the same input.
+    load_logged(store, "b", vec![step(0, 1.0)], vec![ingest("b", "i1", 1)]);
+    assert_eq!(store.ingest_log("b").unwrap(), [ingest("b", "i1", 1)]);
+    assert_eq!(store.ingest_log("a").unwrap().len(), 2);
+
+    // rename moves them, remove deletes them.
+    store.rename("a", "c").unwrap();
+    assert!(store.ingest_log("a").unwrap().is_empty());
+    assert_eq!(
+        store.ingest_log("c").unwrap(),
+        [ingest("c", "i1", 2), ingest("c", "i2", 1)]
+    );
+    store.remove("c").unwrap();
+    assert!(store.ingest_log("c").unwrap().is_empty());
+    assert_eq!(store.ingest_log("b").unwrap(), [ingest("b", "i1", 1)]);
+    assert_clean(store);
+}
+
+fn locks(store: &mut dyn Store) {
+    let w = Duration::from_secs(5);
+    let me = Holder::this_process();
+    // pid 1 always runs; no pid is this high; another host cannot be checked.
+    let other = Holder {
+        pid: 1,
+        token: "other".into(),
+        ..me.clone()
+    };
+    let gone = Holder {
+        pid: 0x7fff_fff0,
+        token: "gone".into(),
+        ..me.clone()
+    };
+    let far = Holder {
+        host: "elsewhere.example".into(),
+        token: "far".into(),
+        ..gone.clone()
+    };
+
+    assert_eq!(store.try_lock("a", &me, w).unwrap(), Attempt::Taken);
+    assert_eq!(store.locks().unwrap(), [("a".to_string(), me.clone())]);
+    assert_eq!(store.try_lock("a", &me, w).unwrap(), Attempt::Taken);
+    assert_eq!(
+        store.try_lock("a", &other, w).unwrap(),
+        Attempt::Held(me.clone())
+    );
+    // Each dataset has its own lock.
+    assert_eq!(store.try_lock("b", &other, w).unwrap(), Attempt::Taken);
+    // Only the holder releases it.
+    assert!(!store.unlock("a", &other).unwrap());
+    assert!(store.unlock("a", &me).unwrap());
+    assert!(!store.unlock("a", &me).unwrap());
+    assert_eq!(store.try_lock("a", &other, w).unwrap(), Attempt::Taken);
+    assert!(store.unlock("a", &other).unwrap());
+    assert!(store.unlock("b", &other).unwrap());
+    assert!(store.locks().unwrap().is_empty());
+
+    // A lock whose process is gone is taken over.
+    assert_eq!(store.try_lock("s", &gone, w).unwrap(), Attempt::Taken);
+    assert_eq!(store.try_lock("s", &me, w).unwrap(), Attempt::Taken);
+    assert_eq!(store.locks().unwrap(), [("s".to_string(), me.clone())]);
+    assert!(!store.unlock("s", &gone).unwrap());
+    assert!(store.unlock("s", &me).unwrap());
+    // One held from another host is not.
+    assert_eq!(store.try_lock("f", &far, w).unwrap(), Attempt::Taken);
+    assert_eq!(
+        store.try_lock("f", &me, w).unwrap(),
+        Attempt::Held(far.clone())
+    );
+
+    // The audit names a stale lock; a live one is a note. --fix removes
+    // the stale one only.
+    assert_eq!(store.try_lock("s", &gone, w).unwrap(), Attempt::Taken);
+    let report = audit_report(store).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert!(
+        report.findings[0].contains("stale lock on 's'")
+            && report.findings[0].contains(&format!("pid {}", gone.pid)),
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        report.notes.len() == 1 && report.notes[0].contains("'f'"),
+        "{:?}",
+        report.notes
+    );
+    let fixed = fix(store).unwrap();
+    assert!(
+        fixed.len() == 1 && fixed[0].contains("stale lock on 's'"),
+        "{fixed:?}"
+    );
+    assert_eq!(store.locks().unwrap(), [("f".to_string(), far.clone())]);
+    assert!(store.unlock("f", &far).unwrap());
+    assert_clean(store);
+}
+
 /// Run every scenario on fresh stores made by `fresh`, naming the scenario
 /// that fails.
 fn run_all(backend: &str, mut fresh: impl FnMut(&mut dyn FnMut(&mut dyn Store))) {
@@ -394,6 +555,19 @@ fn mongodb_conforms_when_a_test_deployment_is_given() {
     load(store, "x", vec![step(1000, 2.0)]);
     assert_eq!(ids(&all(store, "x")), [0, 1000]);
     assert_clean(store);
+
+    // Or `db -a --fix` drops the leftover, leaving the dataset as it was.
+    let mut l = store.begin_load("x").unwrap();
+    l.write(vec![step(2000, 3.0)]).unwrap();
+    std::mem::forget(l);
+    assert_eq!(store.leftovers().unwrap(), [staging_name("x")]);
+    let fixed = fix(store).unwrap();
+    assert!(
+        fixed.len() == 1 && fixed[0].contains("_load.x"),
+        "{fixed:?}"
+    );
+    assert_eq!(ids(&all(store, "x")), [0, 1000]);
+    assert_clean(store);
 }
 
 /// The real binary writes byte-for-byte the same documents into MongoDB as
@@ -445,9 +619,25 @@ fn mongodb_and_embedded_hold_the_same_bytes_when_a_test_deployment_is_given() {
         assert!(!e.is_empty(), "{c}");
         assert_eq!(e, m, "collection {c} differs");
     }
+    // The files a dataset came from: the same but for when and how fast.
+    let files = |target: &str| {
+        let mut md = env
+            .run(&["--db", target, "db", "-n", "flux_na"])
+            .ok()
+            .json();
+        for f in md["files"].as_array_mut().unwrap() {
+            let f = f.as_object_mut().unwrap();
+            for volatile in ["seconds", "loaded_at"] {
+                assert!(f.remove(volatile).is_some(), "{volatile}");
+            }
+        }
+        md
+    };
+    let md = files(embedded);
+    assert_eq!(md["files"].as_array().unwrap().len(), 1);
+    assert_eq!(md, files(&db.uri));
     for args in [
         vec!["db", "-l", "collections", "-x"],
-        vec!["db", "-n", "flux_na"],
         vec!["db", "-a"],
         vec!["export", "-n", "flux_na"],
         vec!["export", "-n", "flux_na", "--at", "2004-06-30T03:00:00"],

@@ -1,14 +1,20 @@
 //! `manage db`: look at what the store holds.
 //!
 //! `-l` lists collections or the entries of a bookkeeping collection, `-n`
-//! prints one metadata document, `-a` audits that every dataset has its
-//! three parts (exit 3 when it finds a dataset that does not).
+//! prints one metadata document with the files the dataset came from, `-a`
+//! audits that every dataset has its three parts and that no load left
+//! anything behind (exit 3 when it finds a problem); `-a --fix` removes what
+//! interrupted loads left.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use bson::{Bson, Document};
 
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::error::{Error, Result};
-use crate::store::{self, staged_dataset, Store, COORD_INDEX, METADATA};
+use crate::store::{self, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA};
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -26,7 +32,7 @@ pub enum ListWhat {
 #[derive(Debug, clap::Args)]
 #[command(
     group = clap::ArgGroup::new("action").required(true).args(["list_ids", "name", "audit"]),
-    after_help = "Examples:\n  manage db -l collections -x     # every dataset with its document count\n  manage db -n casa_2004          # its metadata document, as JSON\n  manage db -a                    # exit 3 if any dataset is incomplete"
+    after_help = "Examples:\n  manage db -l collections -x     # every dataset with its document count\n  manage db -n casa_2004          # its metadata document and the files it came from, as JSON\n  manage db -a                    # exit 3 if any dataset is incomplete\n  manage db -a --fix              # remove what interrupted loads left, then audit"
 )]
 pub struct Args {
     /// List the data collections, or the _ids in metadata or coord_index
@@ -61,15 +67,29 @@ pub struct Args {
     /// every entry without a collection; exit 3 if there is any
     #[arg(short = 'a', long = "audit")]
     pub audit: bool,
+
+    /// With -a: first remove what interrupted loads left (staging
+    /// collections, stale locks of processes that are gone), then audit
+    #[arg(long, requires = "audit")]
+    pub fix: bool,
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
-    let store = store::open(db)?;
+    let mut store = store::open(db)?;
     if let Some(what) = args.list_ids {
         list(&*store, what, args.include_counts)?;
     } else if let Some(name) = &args.name {
         show(&*store, name)?;
     } else if args.audit {
+        if args.fix {
+            let fixed = fix(&mut *store)?;
+            stdout_lines(|out| {
+                for f in &fixed {
+                    writeln!(out, "fixed: {f}").map_err(write_error)?;
+                }
+                Ok(())
+            })?;
+        }
         return audit(&*store);
     }
     Ok(ExitCode::SUCCESS)
@@ -94,48 +114,139 @@ fn list(store: &dyn Store, what: ListWhat, counts: bool) -> Result<()> {
     })
 }
 
+/// The metadata document of `name` as stored, followed by `files`: the
+/// ingest-log entries of the files it was loaded from, oldest first. The
+/// stored metadata document (what the Carbon Data Explorer reads) has no
+/// `files`; it is added here only.
 fn show(store: &dyn Store, name: &str) -> Result<()> {
-    let doc = store.entry(METADATA, name)?.ok_or_else(|| {
+    let mut doc = store.entry(METADATA, name)?.ok_or_else(|| {
         Error::collection(name, "has no metadata entry; see `manage db -l metadata`")
     })?;
+    let mut files = store.ingest_log(name)?;
+    let loaded_at = |d: &Document| d.get_datetime("loaded_at").ok().copied();
+    files.sort_by(|a, b| {
+        (loaded_at(a), a.get_str("path").ok()).cmp(&(loaded_at(b), b.get_str("path").ok()))
+    });
+    let files: Vec<Bson> = files
+        .into_iter()
+        .map(|mut f| {
+            for internal in ["_id", "name", "input"] {
+                f.remove(internal);
+            }
+            Bson::Document(f)
+        })
+        .collect();
+    doc.insert("files", files);
     stdout_lines(|out| writeln!(out, "{}", extended_json(doc)).map_err(write_error))
+}
+
+/// What `db -a` found: problems (exit 3), and notes on loads in progress.
+#[derive(Debug, Default)]
+pub struct Audit {
+    pub findings: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// The problems `db -a` reports, one sentence each.
 pub fn audit_findings(store: &dyn Store) -> Result<Vec<String>> {
+    Ok(audit_report(store)?.findings)
+}
+
+/// Audit the store. What concerns a dataset that a live process is loading
+/// right now (its lock is held) is a note, not a problem: that load is
+/// not finished yet.
+pub fn audit_report(store: &dyn Store) -> Result<Audit> {
     let collections = store.collections()?;
     let metadata = store.entry_ids(METADATA)?;
     let coords = store.entry_ids(COORD_INDEX)?;
-    let mut findings = Vec::new();
+    let mut audit = Audit::default();
+    let mut busy = BTreeSet::new();
+    for (name, holder) in store.locks()? {
+        if holder.is_gone() {
+            audit.findings.push(format!(
+                "stale lock on '{name}': held by {}, a process that is gone; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
+                holder.describe()
+            ));
+        } else {
+            audit
+                .notes
+                .push(format!("'{name}' is being loaded by {}", holder.describe()));
+            busy.insert(name);
+        }
+    }
+    let mut report = |name: &str, text: String| {
+        if busy.contains(name) {
+            audit
+                .notes
+                .push(format!("{text} (a load of '{name}' is in progress)"));
+        } else {
+            audit.findings.push(text);
+        }
+    };
     for c in &collections {
         if !metadata.contains(c) {
-            findings.push(format!("collection '{c}' has no metadata entry"));
+            report(c, format!("collection '{c}' has no metadata entry"));
         }
         if !coords.contains(c) {
-            findings.push(format!("collection '{c}' has no coord_index entry"));
+            report(c, format!("collection '{c}' has no coord_index entry"));
         }
     }
     for (entries, book) in [(&metadata, METADATA), (&coords, COORD_INDEX)] {
         for e in entries.iter().filter(|e| !collections.contains(e)) {
-            findings.push(format!("{book} entry '{e}' has no collection"));
+            report(e, format!("{book} entry '{e}' has no collection"));
         }
     }
     for l in store.leftovers()? {
-        findings.push(match staged_dataset(&l) {
-            Some(name) => format!(
-                "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, or `manage remove -n {name}`"
-            ),
-            None => format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)"),
-        });
+        match staged_dataset(&l) {
+            Some(name) => report(name, format!(
+                "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, `manage db -a --fix` to drop it, or `manage remove -n {name}`"
+            )),
+            None => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
+        }
     }
-    Ok(findings)
+    Ok(audit)
+}
+
+/// Remove what interrupted loads left: stale locks, and staging
+/// collections of datasets no live process is loading (each dropped while
+/// holding the dataset's lock, so that no load starts meanwhile). What was
+/// done, one sentence each.
+pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for (name, holder) in store.locks()? {
+        if holder.is_gone() && store.unlock(&name, &holder)? {
+            done.push(format!(
+                "removed the stale lock on '{name}' held by {}",
+                holder.describe()
+            ));
+        }
+    }
+    let me = Holder::this_process();
+    for l in store.leftovers()? {
+        let Some(name) = staged_dataset(&l) else {
+            continue;
+        };
+        if store.try_lock(name, &me, Duration::from_secs(5))? != Attempt::Taken {
+            continue;
+        }
+        let dropped = store.drop_leftover(&l);
+        store.unlock(name, &me)?;
+        dropped?;
+        done.push(format!(
+            "dropped '{l}', left by an interrupted load of '{name}'"
+        ));
+    }
+    Ok(done)
 }
 
 fn audit(store: &dyn Store) -> Result<ExitCode> {
-    let findings = audit_findings(store)?;
+    let Audit { findings, notes } = audit_report(store)?;
     stdout_lines(|out| {
         for f in &findings {
             writeln!(out, "{f}").map_err(write_error)?;
+        }
+        for n in &notes {
+            writeln!(out, "note: {n}").map_err(write_error)?;
         }
         if findings.is_empty() {
             writeln!(

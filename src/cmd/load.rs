@@ -1,37 +1,62 @@
-//! `manage load -p PATH -m MODEL -n NAME`: read a matrix, convert it to
-//! documents in parallel, and write them with the dataset's `coord_index`
-//! and `metadata` entries in one atomic load.
+//! `manage load -p PATH… -m MODEL -n NAME`: read matrices, convert them to
+//! documents in parallel, and write each file with the dataset's
+//! `coord_index` and `metadata` entries in one atomic load.
+//!
+//! `-p` takes several files, directories and glob patterns; files are
+//! loaded in name order, each on its own, so that one bad file is reported
+//! and the others still load. Every loaded file is recorded in the ingest
+//! log with the load itself; a file already loaded into NAME (same content,
+//! same config) is skipped unless `--force`. A load holds NAME's lock in the
+//! store, so that two runs into one NAME take turns.
 //!
 //! Everything that can be refused (name, model, config, file, variable,
 //! shape, coordinates that differ from the stored ones) is refused before
 //! the store is written.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use bson::{doc, Document};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::model::{self, coord_index_document, coordinates_of, ModelKind, Summary};
-use crate::source;
-use crate::store::{self, validate_name, COORD_INDEX};
+use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
+use crate::source::{self, Matrix};
+use crate::store::lock;
+use crate::store::{self, ingest_id, validate_name, Holder, Store, COORD_INDEX, METADATA};
 
-/// Load a matrix file into dataset NAME (adding its times if NAME exists).
+/// Load matrix files into dataset NAME (adding their times if NAME exists).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-The config is read from the JSON file beside the data file (data.mat -> data.json)
+The config is read from the JSON file beside each data file (data.mat -> data.json)
 or from -c; -o overrides its keys. Keys: var_name, timestamp, step/steps, span/spans,
 columns, gridres/grid, header, parameters, title, units, precision, formats, regex.
+
+Several files load one after the other, in name order, each in its own atomic load;
+a file already loaded into NAME with the same content and config is skipped.
+Exit codes: 0 every file loaded or skipped, 1 any file failed.
 
 Examples:
   manage load -p sample-data/flux_na_2004.mat -m SpatioTemporalMatrix -n flux_na
   manage load -p casa.mat -m SpatioTemporalMatrix -n casa_2004 \\
-      -o \"timestamp=2004-06-30T00:00:00;title=CASA-GFED 2004\"")]
+      -o \"timestamp=2004-06-30T00:00:00;title=CASA-GFED 2004\"
+  manage load -p '/data/kriged/Kriged_*.mat' -m KrigedXCO2Matrix -n kriged --json")]
 pub struct Args {
-    /// The data file: MATLAB .mat (v5 to v7.3) or HDF5
-    #[arg(short = 'p', long = "path", value_name = "PATH")]
-    pub path: PathBuf,
+    /// Data files (MATLAB .mat v5 to v7.3, HDF5): paths, directories (their
+    /// .mat/.h5/.hdf5 files) or quoted glob patterns; several after one -p,
+    /// or -p repeated
+    #[arg(
+        short = 'p',
+        long = "path",
+        value_name = "PATH",
+        required = true,
+        num_args = 1..
+    )]
+    pub paths: Vec<PathBuf>,
 
     /// What the matrix holds: SpatioTemporalMatrix, KrigedXCO2Matrix or XCO2Matrix
     #[arg(short = 'm', long = "model", value_name = "MODEL")]
@@ -62,6 +87,41 @@ pub struct Args {
     /// The old tool's mediator: Grid4D, Grid3D or Unstructured3D [default: the model's]
     #[arg(short = 'd', long = "mediator", value_name = "MEDIATOR")]
     pub mediator: Option<String>,
+
+    /// Load files even if the ingest log says they were loaded into NAME
+    /// (their documents and log entry are replaced, not duplicated)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Read, check and convert everything and report what would be
+    /// written; write nothing (the store is only read)
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// One JSON object per file on stdout (path, status, documents, dates,
+    /// seconds, error) and nothing else
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress, only errors
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// How long to wait for another load of NAME to finish before failing a file
+    #[arg(
+        long = "lock-timeout",
+        value_name = "SECONDS",
+        default_value = "30",
+        value_parser = parse_seconds
+    )]
+    pub lock_timeout: Duration,
+}
+
+fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+        _ => Err(format!("'{s}' is not a number of seconds")),
+    }
 }
 
 /// The stacked config of one load: model defaults, file, then `-o`.
@@ -88,41 +148,438 @@ pub fn build_config(
     Ok(c)
 }
 
-pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
-    let started = Instant::now();
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Status {
+    Loaded,
+    Skipped,
+    Failed,
+    /// `--dry-run`: it would be loaded.
+    WouldLoad,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Loaded => "loaded",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::WouldLoad => "would_load",
+        }
+    }
+}
+
+/// The outcome of one file, as `--json` prints it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub path: PathBuf,
+    pub status: Status,
+    /// Documents this run wrote (or, with `--dry-run`, would write).
+    pub documents: usize,
+    /// The distinct times of those documents, `YYYY-MM-DDTHH:MM:SS`, sorted.
+    pub dates: Vec<String>,
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// The line printed without `--json`.
+    message: String,
+}
+
+impl Report {
+    fn failed(path: &Path, error: String, started: Instant) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            status: Status::Failed,
+            documents: 0,
+            dates: Vec::new(),
+            seconds: started.elapsed().as_secs_f64(),
+            message: String::new(),
+            error: Some(error),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path.display().to_string(),
+            "status": self.status.as_str(),
+            "documents": self.documents,
+            "dates": self.dates,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "error": self.error,
+        })
+    }
+}
+
+pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
+    // What is wrong for every file is refused once, before any file.
     validate_name(&args.name)?;
     let kind = ModelKind::parse(&args.model)?;
-    // A missing or unreadable file is named before anything is said of its config.
-    source::detect(&args.path)?;
     if let Some(m) = &args.mediator {
         kind.check_mediator(m, None)?;
     }
+    if let Some(o) = &args.options {
+        config::parse_overrides(o)?;
+    }
+
+    let (files, unmatched) = expand(&args.paths);
+    let mut stores = Stores::new(db, args.dry_run);
+    let mut reports = Vec::new();
+    for (pattern, e) in unmatched {
+        let r = Report::failed(&pattern, e, Instant::now());
+        print_report(args, &r);
+        reports.push(r);
+    }
+    for path in files {
+        let started = Instant::now();
+        let r = load_file(&mut stores, args, kind, &path)
+            .unwrap_or_else(|e| Report::failed(&path, naming_the_file(&path, &e), started));
+        print_report(args, &r);
+        reports.push(r);
+    }
+    print_summary(args, &reports);
+    Ok(if reports.iter().any(|r| r.status == Status::Failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The error's sentence, led by the file when it does not name it already.
+fn naming_the_file(path: &Path, e: &Error) -> String {
+    let msg = e.to_string();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    if msg.contains(&path.display().to_string()) || file_name.is_some_and(|n| msg.contains(&n)) {
+        msg
+    } else {
+        format!("{}: {msg}", path.display())
+    }
+}
+
+/// Standard output, where a closed pipe is not an error.
+fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+fn print_report(args: &Args, r: &Report) {
+    if let Some(e) = &r.error {
+        eprintln!("manage: error: {e}");
+    }
+    if args.json {
+        say(r.to_json());
+    } else if !args.quiet && r.error.is_none() {
+        say(&r.message);
+    }
+}
+
+fn print_summary(args: &Args, reports: &[Report]) {
+    if args.json || args.quiet || reports.len() < 2 {
+        return;
+    }
+    let n = |s: Status| reports.iter().filter(|r| r.status == s).count();
+    let done = if args.dry_run {
+        format!("{} would load", n(Status::WouldLoad))
+    } else {
+        format!("{} loaded", n(Status::Loaded))
+    };
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| r.path.display().to_string())
+        .collect();
+    let failed = if failed.is_empty() {
+        "0 failed".to_string()
+    } else {
+        format!("{} failed ({})", failed.len(), failed.join(", "))
+    };
+    say(format_args!(
+        "{}: {} files: {done}, {} skipped, {failed}",
+        args.name,
+        reports.len(),
+        n(Status::Skipped)
+    ));
+}
+
+/// The data files `-p` names, in name order (file name, then path), each
+/// once; and the arguments that name none, with why.
+pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut unmatched = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            let found = data_files_in(arg);
+            match found {
+                Ok(f) if !f.is_empty() => files.extend(f),
+                Ok(_) => unmatched.push((
+                    arg.clone(),
+                    format!(
+                        "{}: directory holds no .mat, .h5 or .hdf5 file",
+                        arg.display()
+                    ),
+                )),
+                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", arg.display()))),
+            }
+            continue;
+        }
+        let text = arg.to_string_lossy();
+        if arg.exists() || !text.contains(['*', '?', '[']) {
+            // A missing plain path is reported when it is loaded, by name.
+            files.push(arg.clone());
+            continue;
+        }
+        let mut matched = 0;
+        match glob::glob(&text) {
+            Err(e) => unmatched.push((arg.clone(), format!("{text}: not a valid pattern: {e}"))),
+            Ok(paths) => {
+                for p in paths {
+                    match p {
+                        Ok(p) if p.is_dir() => {}
+                        Ok(p) => {
+                            matched += 1;
+                            files.push(p);
+                        }
+                        Err(e) => {
+                            matched += 1;
+                            unmatched.push((e.path().to_path_buf(), e.to_string()));
+                        }
+                    }
+                }
+                if matched == 0 {
+                    unmatched.push((arg.clone(), format!("{text}: no file matches this pattern")));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| (a.file_name(), a).cmp(&(b.file_name(), b)));
+    files.dedup();
+    (files, unmatched)
+}
+
+fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5")) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The store, opened on first use: for writing, or with `--dry-run` for
+/// reading only. A store that cannot be opened fails every file that needs
+/// it, with the same message, without trying again.
+struct Stores<'a> {
+    db: Option<&'a str>,
+    read_only: bool,
+    opened: Option<Option<Box<dyn Store>>>,
+    failure: Option<String>,
+}
+
+impl<'a> Stores<'a> {
+    fn new(db: Option<&'a str>, read_only: bool) -> Self {
+        Self {
+            db,
+            read_only,
+            opened: None,
+            failure: None,
+        }
+    }
+
+    /// The store; `None` only for `--dry-run` on an embedded store that does not exist yet.
+    fn get(&mut self) -> Result<Option<&mut (dyn Store + 'static)>> {
+        if let Some(f) = &self.failure {
+            return Err(Error::Usage(f.clone()));
+        }
+        if self.opened.is_none() {
+            let opened = if self.read_only {
+                store::open_read_only(self.db)
+            } else {
+                store::open(self.db).map(Some)
+            };
+            match opened {
+                Ok(s) => self.opened = Some(s),
+                Err(e) => {
+                    self.failure = Some(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.opened.as_mut().and_then(|s| s.as_deref_mut()))
+    }
+}
+
+/// A file's size and SHA-256, read in pieces (never held whole).
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What identifies one load's input: the file's content, the model and
+/// the config (see [`Config::identity`]).
+fn input_digest(sha256: &str, kind: ModelKind, config: &Config) -> String {
+    let what = serde_json::json!({
+        "sha256": sha256,
+        "model": kind.name(),
+        "config": config.identity(),
+    });
+    hex(&Sha256::digest(what.to_string().as_bytes()))
+}
+
+/// One file, read and checked, ready to convert.
+struct Prepared {
+    model: Box<dyn Model>,
+    matrix: Box<dyn Matrix>,
+    coords: Vec<[f64; 2]>,
+}
+
+/// The ingest-log facts of one file.
+struct Input {
+    size: u64,
+    sha256: String,
+    /// The ingest-log `_id` of this input in NAME.
+    id: String,
+    input: String,
+}
+
+/// Load (or with `--dry-run`, check) one file.
+fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> Result<Report> {
+    let started = Instant::now();
+    // A missing or unreadable file is named before anything is said of its config.
+    source::detect(path)?;
     let config = build_config(
         kind,
-        &args.path,
+        path,
         args.config_file.as_deref(),
         args.options.as_deref(),
     )?;
     let unknown = config.unknown_keys();
-    if !unknown.is_empty() {
+    if !unknown.is_empty() && !args.quiet {
         let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
         eprintln!(
-            "warning: unknown config keys kept in the metadata as they are: {}",
+            "warning: {}: unknown config keys kept in the metadata as they are: {}",
+            path.display(),
             keys.join(", ")
         );
     }
     let model = kind.build(&args.name, &config)?;
+    let (size, sha256) = hash_file(path)?;
+    let input = input_digest(&sha256, kind, &config);
+    let input = Input {
+        size,
+        sha256,
+        id: ingest_id(&args.name, &input),
+        input,
+    };
+    if !args.force {
+        if let Some(store) = stores.get()? {
+            if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
+                return Ok(skipped(args, path, &entry, started));
+            }
+        }
+    }
 
     let var = config.string("var_name")?;
-    let mut matrix = source::open(&args.path, var.as_deref())?;
+    let mut matrix = source::open(path, var.as_deref())?;
     model.check(matrix.info())?;
     if let Some(m) = &args.mediator {
         kind.check_mediator(m, Some(matrix.info()))?;
     }
     let coords = model.coordinates(&mut *matrix)?;
+    let file = Prepared {
+        model,
+        matrix,
+        coords,
+    };
 
-    let mut store = store::open(db)?;
-    let stored = store.entry(COORD_INDEX, &args.name)?;
+    let store = stores.get()?;
+    if args.dry_run {
+        return dry_run(store.map(|s| &*s), args, path, file, started);
+    }
+    let store = store.ok_or_else(|| Error::store("open", "no store to write to"))?;
+    let me = Holder::this_process();
+    lock::acquire(
+        store,
+        &args.name,
+        &me,
+        args.lock_timeout,
+        "try again later, or wait longer with --lock-timeout",
+    )?;
+    let result = locked_load(store, args, path, file, &input, started);
+    if let Err(e) = store.unlock(&args.name, &me) {
+        eprintln!(
+            "warning: the lock of '{}' could not be released ({e}); `manage db -a --fix` removes it",
+            args.name
+        );
+    }
+    result
+}
+
+/// The ingest-log entry of `id`, when that input was loaded into `name`
+/// and the dataset is complete.
+fn already_loaded(store: &dyn Store, name: &str, id: &str) -> Result<Option<Document>> {
+    match store.ingest_entry(id)? {
+        Some(e) if store.entry(METADATA, name)?.is_some() => Ok(Some(e)),
+        _ => Ok(None),
+    }
+}
+
+fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Report {
+    let when = entry
+        .get_datetime("loaded_at")
+        .map(|d| format!(" on {}", d.to_chrono().format("%Y-%m-%dT%H:%M:%SZ")))
+        .unwrap_or_default();
+    Report {
+        path: path.to_path_buf(),
+        status: Status::Skipped,
+        documents: 0,
+        dates: Vec::new(),
+        seconds: started.elapsed().as_secs_f64(),
+        error: None,
+        message: format!(
+            "skipped {}: already loaded into {}{when} (same content and config); --force loads it again",
+            path.display(),
+            args.name
+        ),
+    }
+}
+
+/// The coordinates the dataset will have with this file, and whether the
+/// dataset exists (so the metadata must cover what it holds already).
+fn joined_coordinates(
+    store: Option<&dyn Store>,
+    name: &str,
+    path: &Path,
+    model: &dyn Model,
+    coords: Vec<[f64; 2]>,
+) -> Result<(Vec<[f64; 2]>, bool)> {
+    let Some(store) = store else {
+        return Ok((coords, false));
+    };
+    let stored = store.entry(COORD_INDEX, name)?;
+    let appending = stored.is_some() || store.count(name)? > 0;
     let coords = match &stored {
         None => coords,
         Some(entry) => {
@@ -131,51 +588,224 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
                 .and_then(|old| model.join_coordinates(old, coords))
                 .ok_or_else(|| {
                     Error::collection(
-                        &args.name,
+                        name,
                         format!(
                             "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
-                            args.path.display(),
+                            path.display(),
                         ),
                     )
                 })?
         }
     };
-    let appending = stored.is_some() || store.count(&args.name)? > 0;
+    Ok((coords, appending))
+}
 
-    let mut load = store.begin_load(&args.name)?;
+/// Convert the file, handing each batch of documents to `out`; the summary
+/// of the file's own documents and how many there were.
+fn convert(
+    file: &mut Prepared,
+    out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
+) -> Result<(Summary, usize)> {
+    let model = &*file.model;
     let mut summary = Summary::default();
-    let mut written = 0usize;
-    model.convert(&mut *matrix, &mut |docs| {
-        written += docs.len();
-        if !appending {
-            let part = docs
-                .par_iter()
-                .map(|d| model.summarize(d))
-                .reduce(Summary::default, Summary::merge);
-            summary = std::mem::take(&mut summary).merge(part);
-        }
-        load.write(docs)
+    let mut documents = 0usize;
+    model.convert(&mut *file.matrix, &mut |docs| {
+        documents += docs.len();
+        let part = docs
+            .par_iter()
+            .map(|d| model.summarize(d))
+            .reduce(Summary::default, Summary::merge);
+        summary = std::mem::take(&mut summary).merge(part);
+        out(docs)
     })?;
-    if appending {
-        // Dates and statistics describe the whole collection, old times too.
-        load.scan(&mut |d| {
-            summary = std::mem::take(&mut summary).merge(model.summarize(&d));
-            Ok(())
-        })?;
-    }
-    let metadata = model.metadata(&coords, &summary);
-    load.commit(coord_index_document(&args.name, &coords), metadata)?;
+    Ok((summary, documents))
+}
 
-    let span = match (summary.times.keys().next(), summary.times.keys().last()) {
+fn dates_of(summary: &Summary) -> Vec<String> {
+    summary.times.keys().map(|&t| model::iso_date(t)).collect()
+}
+
+fn span_of(summary: &Summary) -> String {
+    match (summary.times.keys().next(), summary.times.keys().last()) {
         (Some(&a), Some(&b)) => format!(" ({} to {})", model::iso_date(a), model::iso_date(b)),
         _ => String::new(),
+    }
+}
+
+/// The load itself, under NAME's lock. Whether NAME exists, its stored
+/// coordinates and the ingest log are read again here: another run may
+/// have loaded into NAME while this one waited for the lock.
+fn locked_load(
+    store: &mut dyn Store,
+    args: &Args,
+    path: &Path,
+    mut file: Prepared,
+    input: &Input,
+    started: Instant,
+) -> Result<Report> {
+    let name = &args.name;
+    if !args.force {
+        if let Some(entry) = already_loaded(store, name, &input.id)? {
+            return Ok(skipped(args, path, &entry, started));
+        }
+    }
+    let coords = std::mem::take(&mut file.coords);
+    let (coords, appending) = joined_coordinates(Some(&*store), name, path, &*file.model, coords)?;
+
+    let mut load = store.begin_load(name)?;
+    let (file_summary, documents) = convert(&mut file, &mut |docs| load.write(docs))?;
+    let summary = if appending {
+        // Dates and statistics describe the whole collection, old times too.
+        let mut all = Summary::default();
+        load.scan(&mut |d| {
+            all = std::mem::take(&mut all).merge(file.model.summarize(&d));
+            Ok(())
+        })?;
+        all
+    } else {
+        file_summary.clone()
     };
-    println!(
-        "loaded {}: {written} documents from {} in {:.2} s; the collection now spans {} times{span}",
-        args.name,
-        args.path.display(),
+    let dates = dates_of(&file_summary);
+    let metadata = file.model.metadata(&coords, &summary);
+    load.log_ingest(ingest_entry(
+        args,
+        path,
+        input,
+        &dates,
+        documents,
         started.elapsed().as_secs_f64(),
-        summary.times.len(),
-    );
-    Ok(())
+    ))?;
+    load.commit(coord_index_document(name, &coords), metadata)?;
+
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Report {
+        path: path.to_path_buf(),
+        status: Status::Loaded,
+        documents,
+        message: format!(
+            "loaded {name}: {documents} documents from {} in {seconds:.2} s; the collection now spans {} times{}",
+            path.display(),
+            summary.times.len(),
+            span_of(&summary),
+        ),
+        dates,
+        seconds,
+        error: None,
+    })
+}
+
+/// The ingest-log entry of one loaded file.
+fn ingest_entry(
+    args: &Args,
+    path: &Path,
+    input: &Input,
+    dates: &[String],
+    documents: usize,
+    seconds: f64,
+) -> Document {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let me = Holder::this_process();
+    doc! {
+        "_id": &input.id,
+        "name": &args.name,
+        "path": absolute.display().to_string(),
+        "size": input.size as i64,
+        "sha256": &input.sha256,
+        "input": &input.input,
+        "model": &args.model,
+        "dates": dates,
+        "documents": documents as i64,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "version": env!("CARGO_PKG_VERSION"),
+        "loaded_at": bson::DateTime::from_chrono(me.started),
+        "loaded_by": format!("{}@{}", me.owner, me.host),
+        "force": args.force,
+    }
+}
+
+/// `--dry-run`: everything a load does but write; the store is only read.
+fn dry_run(
+    store: Option<&dyn Store>,
+    args: &Args,
+    path: &Path,
+    mut file: Prepared,
+    started: Instant,
+) -> Result<Report> {
+    let name = &args.name;
+    let coords = std::mem::take(&mut file.coords);
+    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords)?;
+    let (summary, documents) = convert(&mut file, &mut |_| Ok(()))?;
+    let into = if appending {
+        "adding to the existing dataset"
+    } else {
+        "a new dataset"
+    };
+    Ok(Report {
+        path: path.to_path_buf(),
+        status: Status::WouldLoad,
+        documents,
+        message: format!(
+            "dry run: would load {documents} documents from {} into {name} ({into}), {} times{}; nothing written",
+            path.display(),
+            summary.times.len(),
+            span_of(&summary),
+        ),
+        dates: dates_of(&summary),
+        seconds: started.elapsed().as_secs_f64(),
+        error: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_sorts_by_name_and_reports_what_matches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        for f in ["b_2.mat", "a_3.mat", "sub/a_1.mat", "c.json"] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let pat = |p: &str| d.join(p);
+        let (files, bad) = expand(&[
+            pat("*.mat"),
+            pat("sub/*.mat"),
+            pat("a_3.mat"),
+            pat("*.nothing"),
+        ]);
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["sub/a_1.mat", "a_3.mat", "b_2.mat"]);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].1.contains("no file matches"), "{bad:?}");
+        // A directory stands for its data files; a plain missing path is kept.
+        let (files, bad) = expand(&[pat("sub"), pat("missing.mat")]);
+        assert_eq!(files, [pat("sub/a_1.mat"), pat("missing.mat")]);
+        assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn file_hash_is_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            hash_file(&p).unwrap(),
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn lock_timeouts_parse() {
+        assert_eq!(parse_seconds("2.5").unwrap(), Duration::from_millis(2500));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
 }

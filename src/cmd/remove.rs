@@ -22,7 +22,8 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     validate_name(&args.name)?;
     let mut store = store::open(db)?;
     crate::cmd::require_dataset(&*store, &args.name)?;
-    store.remove(&args.name)?;
+    let name = args.name.as_str();
+    store::lock::with_locks(&mut *store, &[name], |s| s.remove(name))?;
     println!("removed {}", args.name);
     Ok(())
 }

@@ -37,7 +37,8 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     }
     let mut store = store::open(db)?;
     crate::cmd::require_dataset(&*store, &args.name)?;
-    store.rename(&args.name, &args.new_name)?;
+    let (from, to) = (args.name.as_str(), args.new_name.as_str());
+    store::lock::with_locks(&mut *store, &[from, to], |s| s.rename(from, to))?;
     println!("renamed {} to {}", args.name, args.new_name);
     Ok(())
 }

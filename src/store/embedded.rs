@@ -13,12 +13,17 @@ use std::time::Duration;
 
 use bson::{Bson, Document};
 use rayon::prelude::*;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::{sort_key, Filter, Load, Store, COORD_INDEX, METADATA};
+use super::{
+    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Store,
+    COORD_INDEX, INGEST_LOG, LOCKS, METADATA,
+};
 use crate::error::{Error, Result};
 
 const TABLE_PREFIX: &str = "c:";
+/// How long a write waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The file used when neither `--db` nor `FLUXPY_DB` is given:
 /// `$XDG_DATA_HOME/fluxpy/fluxvis.db`, else `~/.local/share/fluxpy/fluxvis.db`.
@@ -73,7 +78,7 @@ impl Embedded {
         }
         let err = sql_err(path);
         let conn = Connection::open(path).map_err(&err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
         // WAL lets readers (db, export) run while a load writes; NORMAL sync
         // keeps every commit atomic and is durable at checkpoints.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -85,6 +90,40 @@ impl Embedded {
             path: path.to_path_buf(),
         };
         // Make sure the file really is a SQLite database before going on.
+        store.tables().map_err(|_| {
+            Error::store(
+                path.display().to_string(),
+                "is not an embedded store (not a SQLite database)",
+            )
+        })?;
+        Ok(store)
+    }
+
+    /// Open an existing store for reading only: nothing is written to the
+    /// file, not even the journal mode (a `--dry-run` leaves it byte for
+    /// byte as it was).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let err = sql_err(path);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        // Without a write-ahead log beside it, no other connection is open
+        // and every commit is in the file: read it as immutable, which
+        // creates no `-wal`/`-shm` files either. With one, read through it.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let immutable = if Path::new(&wal).exists() {
+            ""
+        } else {
+            "?immutable=1"
+        };
+        let uri = format!("file:{}{immutable}", uri_path(path));
+        let conn = Connection::open_with_flags(uri, flags).map_err(&err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        let store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
         store.tables().map_err(|_| {
             Error::store(
                 path.display().to_string(),
@@ -144,6 +183,57 @@ impl Embedded {
         .optional()
     }
 
+    /// The holder of the lock of `name`, if any.
+    fn lock_holder(conn: &Connection, path: &Path, name: &str) -> Result<Option<Holder>> {
+        let bytes = Self::get(conn, LOCKS, &Bson::String(name.into())).map_err(sql_err(path))?;
+        Ok(match bytes {
+            Some(b) => Holder::from_document(&decode(path, &b)?),
+            None => None,
+        })
+    }
+
+    /// The ingest-log entries of dataset `name`.
+    fn ingest_rows(conn: &Connection, path: &Path, name: &str) -> Result<Vec<Document>> {
+        let mut out = Vec::new();
+        Self::scan_conn(
+            conn,
+            path,
+            INGEST_LOG,
+            &Filter::Field("name".into(), Bson::String(name.into())),
+            &mut |d| {
+                out.push(d);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    fn delete(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<()> {
+        if Self::has_table(conn, collection)? {
+            conn.execute(
+                &format!("DELETE FROM {} WHERE key = ?1", table(collection)),
+                [sort_key(id)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put(conn: &Connection, path: &Path, collection: &str, doc: &Document) -> Result<()> {
+        let (key, bytes) = encode(doc)?;
+        Self::create_table(conn, collection)
+            .and_then(|_| {
+                conn.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO {} (key, doc) VALUES (?1, ?2)",
+                        table(collection)
+                    ),
+                    params![key, bytes],
+                )
+            })
+            .map(|_| ())
+            .map_err(sql_err(path))
+    }
+
     fn scan_conn(
         conn: &Connection,
         path: &Path,
@@ -198,13 +288,22 @@ impl Store for Embedded {
     }
 
     fn leftovers(&self) -> Result<Vec<String>> {
-        // A load is one transaction, so nothing is left behind by this
-        // store; a table like this was put there by something else.
+        // A load is one transaction, so no staging data is left behind by
+        // this store; a table like this was put there by something else.
         Ok(self
             .tables()?
             .into_iter()
-            .filter(|n| n.starts_with('_'))
+            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
             .collect())
+    }
+
+    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
+        if !self.leftovers()?.iter().any(|l| l == collection) {
+            return Err(Error::collection(collection, "is not a leftover of a load"));
+        }
+        self.conn
+            .execute_batch(&format!("DROP TABLE IF EXISTS {}", table(collection)))
+            .map_err(self.err())
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
@@ -262,20 +361,26 @@ impl Store for Embedded {
             tx,
             path: path.clone(),
             name: name.to_string(),
+            ingest: Vec::new(),
         }))
     }
 
     fn remove(&mut self, name: &str) -> Result<()> {
         let path = self.path.clone();
         let err = sql_err(&path);
-        let tx = self.conn.transaction().map_err(&err)?;
-        let key = sort_key(&Bson::String(name.into()));
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let id = Bson::String(name.into());
         tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(name)))
             .map_err(&err)?;
         for c in [METADATA, COORD_INDEX] {
-            if Self::has_table(&tx, c).map_err(&err)? {
-                tx.execute(&format!("DELETE FROM {} WHERE key = ?1", table(c)), [&key])
-                    .map_err(&err)?;
+            Self::delete(&tx, c, &id).map_err(&err)?;
+        }
+        for entry in Self::ingest_rows(&tx, &path, name)? {
+            if let Some(id) = entry.get("_id") {
+                Self::delete(&tx, INGEST_LOG, id).map_err(&err)?;
             }
         }
         tx.commit().map_err(&err)
@@ -325,7 +430,63 @@ impl Store for Embedded {
                 .map_err(&err)?;
             }
         }
+        for mut entry in Self::ingest_rows(&tx, &path, from)? {
+            let Some(old) = entry.get("_id").cloned() else {
+                continue;
+            };
+            let input = ingest_input(&entry, from);
+            entry.insert("_id", ingest_id(to, &input));
+            entry.insert("name", to);
+            Self::delete(&tx, INGEST_LOG, &old).map_err(&err)?;
+            Self::put(&tx, &path, INGEST_LOG, &entry)?;
+        }
         tx.commit().map_err(&err)
+    }
+
+    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let held_by_other = |h: Option<Holder>| h.filter(|h| h.token != me.token && !h.is_gone());
+        // A live holder is seen without waiting for the store's write lock
+        // (which its load may hold for long).
+        if let Some(h) = held_by_other(Self::lock_holder(&self.conn, &path, name)?) {
+            return Ok(Attempt::Held(h));
+        }
+        self.conn.busy_timeout(wait).map_err(&err)?;
+        let attempt = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            // Checked again inside the write transaction: taking the lock
+            // (or taking over a stale one) is atomic.
+            Ok(tx) => match held_by_other(Self::lock_holder(&tx, &path, name)?) {
+                Some(h) => Ok(Attempt::Held(h)),
+                None => Self::put(&tx, &path, LOCKS, &me.to_document(name))
+                    .and_then(|_| tx.commit().map_err(&err))
+                    .map(|_| Attempt::Taken),
+            },
+            Err(e) if is_busy(&e) => Ok(Attempt::Busy),
+            Err(e) => Err(err(e)),
+        };
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        attempt
+    }
+
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        match Self::lock_holder(&tx, &path, name)? {
+            Some(h) if h.token == holder.token => {
+                Self::delete(&tx, LOCKS, &Bson::String(name.into())).map_err(&err)?;
+                tx.commit().map_err(&err)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn describe(&self) -> String {
@@ -333,10 +494,33 @@ impl Store for Embedded {
     }
 }
 
+/// A path as the path of a `file:` URI (`%`, `?` and `#` escaped).
+fn uri_path(path: &Path) -> String {
+    let p = path.to_string_lossy();
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether SQLite gave up waiting for another process's write.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 struct EmbeddedLoad<'c> {
     tx: rusqlite::Transaction<'c>,
     path: PathBuf,
     name: String,
+    /// Ingest-log entries, written by the commit.
+    ingest: Vec<Document>,
 }
 
 impl EmbeddedLoad<'_> {
@@ -366,9 +550,19 @@ impl Load for EmbeddedLoad<'_> {
         Embedded::scan_conn(&self.tx, &self.path, &self.name, &Filter::All, f)
     }
 
+    fn log_ingest(&mut self, entry: Document) -> Result<()> {
+        encode(&entry)?;
+        self.ingest.push(entry);
+        Ok(())
+    }
+
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
+        // The ingest log is in the same transaction as what it records.
+        for entry in &self.ingest {
+            Embedded::put(&self.tx, &self.path, INGEST_LOG, entry)?;
+        }
         self.tx.commit().map_err(sql_err(&self.path))
     }
 }

@@ -9,15 +9,18 @@
 
 pub mod embedded;
 mod key;
+pub mod lock;
 pub mod mongo;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
 
 pub use key::sort_key;
+pub use lock::{Attempt, Holder};
 
 /// The collection of one metadata document per dataset.
 pub const METADATA: &str = "metadata";
@@ -31,6 +34,38 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Where a load writes before it is swapped in: `_load.NAME`. Names starting
 /// with `_` are refused for datasets, so this can never be a user's.
 const STAGING_PREFIX: &str = "_load.";
+
+/// The ingest log: one entry per file loaded into a dataset (see
+/// [`ingest_id`]), written with the load it records.
+pub const INGEST_LOG: &str = "_ingest_log";
+/// The per-dataset locks of running loads (see [`lock`]).
+pub const LOCKS: &str = "_locks";
+
+/// The ingest-log `_id` of loading input `input` (a digest of the file's
+/// content and of everything else that decides its documents) into `name`:
+/// loading the same input again replaces the entry, never duplicates it.
+pub fn ingest_id(name: &str, input: &str) -> String {
+    format!("{name}/{input}")
+}
+
+/// The input digest of an ingest-log entry of dataset `name`.
+pub(crate) fn ingest_input(entry: &Document, name: &str) -> String {
+    match entry.get_str("input") {
+        Ok(i) => i.to_string(),
+        Err(_) => entry
+            .get_str("_id")
+            .unwrap_or_default()
+            .strip_prefix(&format!("{name}/"))
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// Whether `collection` is an internal one that a sound store keeps (the
+/// ingest log, the locks), as opposed to a leftover.
+pub fn is_kept_internal(collection: &str) -> bool {
+    collection == INGEST_LOG || collection == LOCKS
+}
 
 /// The staging collection of a load into `name`.
 pub fn staging_name(name: &str) -> String {
@@ -76,10 +111,14 @@ pub trait Store {
     /// not among them.
     fn collections(&self) -> Result<Vec<String>>;
 
-    /// Internal collections (names starting with `_`), sorted: what an
-    /// interrupted load left behind (see [`staged_dataset`]). `db -a`
-    /// reports them.
+    /// Internal collections (names starting with `_`) other than the
+    /// ingest log and the locks, sorted: what an interrupted load left
+    /// behind (see [`staged_dataset`]). `db -a` reports them.
     fn leftovers(&self) -> Result<Vec<String>>;
+
+    /// Drop a leftover (a collection [`Store::leftovers`] lists); any other
+    /// name is refused.
+    fn drop_leftover(&mut self, collection: &str) -> Result<()>;
 
     /// Number of documents in a collection (0 if it does not exist).
     fn count(&self, collection: &str) -> Result<u64>;
@@ -103,12 +142,58 @@ pub trait Store {
     /// uncommitted leaves the store as it was.
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>>;
 
-    /// Delete the collection `name` and its two entries, all or nothing.
+    /// Delete the collection `name`, its two entries and its ingest-log
+    /// entries, all or nothing.
     fn remove(&mut self, name: &str) -> Result<()>;
 
-    /// Move the collection `from` and its two entries to `to`, all or
-    /// nothing; refused when anything named `to` exists.
+    /// Move the collection `from`, its two entries and its ingest-log
+    /// entries to `to`, all or nothing; refused when anything named `to` exists.
     fn rename(&mut self, from: &str, to: &str) -> Result<()>;
+
+    /// The ingest-log entries of dataset `name`, in `_id` order.
+    fn ingest_log(&self, name: &str) -> Result<Vec<Document>> {
+        let mut out = Vec::new();
+        self.scan(
+            INGEST_LOG,
+            &Filter::Field("name".into(), Bson::String(name.into())),
+            &mut |d| {
+                out.push(d);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The ingest-log entry whose `_id` is `id` (see [`ingest_id`]).
+    fn ingest_entry(&self, id: &str) -> Result<Option<Document>> {
+        let mut out = None;
+        self.scan(INGEST_LOG, &Filter::Id(Bson::String(id.into())), &mut |d| {
+            out = Some(d);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// One atomic attempt at the lock of dataset `name` for `me`: take it if
+    /// it is free or stale (see [`Holder::is_gone`]), else say who holds it.
+    /// A backend may wait up to `wait` for the store itself to be free.
+    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
+
+    /// Release the lock of `name` if `holder` (the same acquisition, by its
+    /// token) still holds it; whether it did.
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
+
+    /// Every lock, as (dataset, holder), in dataset order.
+    fn locks(&self) -> Result<Vec<(String, Holder)>> {
+        let mut out = Vec::new();
+        self.scan(LOCKS, &Filter::All, &mut |d| {
+            if let (Ok(name), Some(h)) = (d.get_str("_id"), Holder::from_document(&d)) {
+                out.push((name.to_string(), h));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
 
     /// A description of where the data is, safe to print (no password).
     fn describe(&self) -> String;
@@ -121,6 +206,10 @@ pub trait Load {
 
     /// Every document of the dataset as it will be once committed, in `_id` order.
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
+
+    /// Record `entry` (with its `_id` from [`ingest_id`]) in the ingest log
+    /// as part of the commit: written with it, and not at all without it.
+    fn log_ingest(&mut self, entry: Document) -> Result<()>;
 
     /// Write the `coord_index` and `metadata` entries and make everything visible.
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;
@@ -156,6 +245,17 @@ pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
     match Location::parse(db)? {
         Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
         Location::Mongo(uri) => Ok(Box::new(mongo::Mongo::open(&uri)?)),
+    }
+}
+
+/// Open the store `--db`/`FLUXPY_DB` names for reading only, writing
+/// nothing to it (not even creating it): `None` when it is an embedded
+/// store file that does not exist yet.
+pub fn open_read_only(db: Option<&str>) -> Result<Option<Box<dyn Store>>> {
+    match Location::parse(db)? {
+        Location::Embedded(path) if !path.exists() => Ok(None),
+        Location::Embedded(path) => Ok(Some(Box::new(embedded::Embedded::open_read_only(&path)?))),
+        Location::Mongo(uri) => Ok(Some(Box::new(mongo::Mongo::open(&uri)?))),
     }
 }
 

@@ -22,13 +22,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
-use mongodb::error::{ErrorKind, InsertManyError};
+use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Collection, Database};
 use rayon::prelude::*;
 
 use super::{
-    check_document_size, sort_key, staging_name, Filter, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
+    check_document_size, ingest_id, ingest_input, is_kept_internal, sort_key, staging_name,
+    Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME, INGEST_LOG, LOCKS,
     METADATA,
 };
 use crate::error::{Error, Result};
@@ -475,8 +476,68 @@ impl Store for Mongo {
 
     fn leftovers(&self) -> Result<Vec<String>> {
         let mut names = self.all_collections()?;
-        names.retain(|n| n.starts_with('_'));
+        names.retain(|n| n.starts_with('_') && !is_kept_internal(n));
         Ok(names)
+    }
+
+    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
+        if !self.leftovers()?.iter().any(|l| l == collection) {
+            return Err(Error::collection(collection, "is not a leftover of a load"));
+        }
+        self.drop_collection(collection)
+    }
+
+    fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
+        let locks = self.coll(LOCKS);
+        // The lock is the document {_id: name}: the unique _id makes the
+        // insert succeed for exactly one of the processes racing for it.
+        match locks.insert_one(me.to_document(name)).run() {
+            Ok(_) => return Ok(Attempt::Taken),
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(self.err(LOCKS, e)),
+        }
+        let Some(found) = locks
+            .find_one(doc! { "_id": name })
+            .run()
+            .map_err(|e| self.err(LOCKS, e))?
+        else {
+            // Released in between: try again.
+            return Ok(Attempt::Busy);
+        };
+        let holder = Holder::from_document(&found).ok_or_else(|| {
+            Error::collection(
+                LOCKS,
+                format!("the lock of '{name}' is not one manage wrote; remove it from {LOCKS}"),
+            )
+        })?;
+        if holder.token == me.token {
+            // Our own insert, retried by the driver after it had succeeded.
+            return Ok(Attempt::Taken);
+        }
+        if !holder.is_gone() {
+            return Ok(Attempt::Held(holder));
+        }
+        // A stale lock is taken over only if it is still that very lock:
+        // of several processes taking it over, one replaces it.
+        let replaced = locks
+            .find_one_and_replace(
+                doc! { "_id": name, "token": &holder.token },
+                me.to_document(name),
+            )
+            .run()
+            .map_err(|e| self.err(LOCKS, e))?;
+        Ok(match replaced {
+            Some(_) => Attempt::Taken,
+            None => Attempt::Busy,
+        })
+    }
+
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
+        self.coll(LOCKS)
+            .delete_one(doc! { "_id": name, "token": &holder.token })
+            .run()
+            .map(|r| r.deleted_count == 1)
+            .map_err(|e| self.err(LOCKS, e))
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
@@ -535,6 +596,7 @@ impl Store for Mongo {
             staging,
             pending: Vec::new(),
             in_flight: Vec::new(),
+            ingest: Vec::new(),
             committed: false,
         };
         if load.store.exists(name)? {
@@ -549,7 +611,12 @@ impl Store for Mongo {
         self.drop_collection(&staging_name(name))?;
         self.delete_entry(METADATA, name)?;
         self.drop_collection(name)?;
-        self.delete_entry(COORD_INDEX, name)
+        self.delete_entry(COORD_INDEX, name)?;
+        self.coll(INGEST_LOG)
+            .delete_many(doc! { "name": name })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(INGEST_LOG, e))
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
@@ -583,6 +650,22 @@ impl Store for Mongo {
         if let Some(ci) = moved_ci {
             self.put_entry(COORD_INDEX, ci)?;
             self.delete_entry(COORD_INDEX, from)?;
+        }
+        // Each ingest-log entry is copied under its new _id before the old
+        // one goes, so a rename cut short loses none and running it again
+        // moves the rest.
+        for mut entry in self.ingest_log(from)? {
+            let Some(old) = entry.get("_id").cloned() else {
+                continue;
+            };
+            let input = ingest_input(&entry, from);
+            entry.insert("_id", ingest_id(to, &input));
+            entry.insert("name", to);
+            self.put_entry(INGEST_LOG, entry)?;
+            self.coll(INGEST_LOG)
+                .delete_one(doc! { "_id": old })
+                .run()
+                .map_err(|e| self.err(INGEST_LOG, e))?;
         }
         if let Some(md) = moved_meta {
             self.put_entry(METADATA, md)?;
@@ -636,7 +719,14 @@ struct MongoLoad<'s> {
     /// Documents not yet sent: less than one batch.
     pending: Vec<Encoded>,
     in_flight: Vec<InFlight>,
+    /// Ingest-log entries, written last by the commit.
+    ingest: Vec<Document>,
     committed: bool,
+}
+
+/// MongoDB's answer to an insert whose `_id` is taken.
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY)
 }
 
 /// Insert a batch unordered; documents whose `_id` is already in the
@@ -756,8 +846,16 @@ impl Load for MongoLoad<'_> {
         scan(self.store, &self.staging, &Filter::All, f)
     }
 
+    fn log_ingest(&mut self, entry: Document) -> Result<()> {
+        self.ingest.push(entry);
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
-        for entry in [(&coord_index, COORD_INDEX), (&metadata, METADATA)] {
+        let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
+            .into_iter()
+            .chain(self.ingest.iter().map(|e| (e, INGEST_LOG)));
+        for entry in entries {
             let bytes = bson::to_vec(entry.0)
                 .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
             check_document_size(entry.1, entry.0.get("_id"), bytes.len())?;
@@ -770,7 +868,14 @@ impl Load for MongoLoad<'_> {
         store.rename_collection(&self.staging, &self.name, true)?;
         self.committed = true;
         store.put_entry(COORD_INDEX, coord_index)?;
-        store.put_entry(METADATA, metadata)
+        store.put_entry(METADATA, metadata)?;
+        // The ingest log last: an entry exists only for a load that is
+        // complete, so a load cut short before it is not skipped when run
+        // again (and one cut short after the metadata is merely redone).
+        for entry in std::mem::take(&mut self.ingest) {
+            store.put_entry(INGEST_LOG, entry)?;
+        }
+        Ok(())
     }
 }
 

@@ -50,13 +50,17 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_manage"))
-            .args(args)
+    /// `manage ARGS` on this store, to run or spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_manage"));
+        c.args(args)
             .env("FLUXPY_DB", self.db())
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .expect("run manage");
+            .env_remove("RUST_BACKTRACE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().expect("run manage");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
