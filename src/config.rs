@@ -225,7 +225,10 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
     })?;
     match serde_json::from_str::<Value>(&text) {
         // Keys starting with "//" are comments (JSON has no other kind).
-        Ok(Value::Object(m)) => Ok(m.into_iter().filter(|(k, _)| !k.starts_with("//")).collect()),
+        Ok(Value::Object(m)) => Ok(m
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("//"))
+            .collect()),
         Ok(_) => Err(Error::ConfigSyntax {
             origin: path.display().to_string(),
             msg: "the config must be one JSON object, e.g. {\"timestamp\": \"2004-06-30\"}".into(),
