@@ -160,20 +160,22 @@ pub fn column_major(data: &Array2<f64>) -> Vec<f64> {
 /// Columns `start..start + count` of [`flux_matrix`], computed without the
 /// rest of the matrix, so files larger than memory can be written.
 pub fn flux_columns(grid: &Grid, step_hours: f64, start: usize, count: usize) -> Array2<f64> {
+    use rayon::prelude::*;
     let n = grid.cells();
-    let mut m = Array2::<f64>::zeros((n, count).f());
-    for (j, mut col) in m.columns_mut().into_iter().enumerate() {
-        let c = start + j;
-        for (i, v) in col.iter_mut().enumerate() {
-            let (x, y) = grid.centre(i);
-            *v = match c {
-                0 => x,
-                1 => y,
-                k => flux(x, y, (k - 2) as f64 * step_hours),
-            };
-        }
-    }
-    m
+    let values: Vec<f64> = (start..start + count)
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            (0..n).map(move |i| {
+                let (x, y) = grid.centre(i);
+                match c {
+                    0 => x,
+                    1 => y,
+                    k => flux(x, y, (k - 2) as f64 * step_hours),
+                }
+            })
+        })
+        .collect();
+    Array2::from_shape_vec((n, count).f(), values).expect("n × count values")
 }
 
 /// The element class of a generated HDF5 dataset. Values are converted as

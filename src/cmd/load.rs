@@ -6,10 +6,11 @@
 //! shape, coordinates that differ from the stored ones) is refused before
 //! the store is written.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
@@ -62,6 +63,55 @@ pub struct Args {
     /// The old tool's mediator: Grid4D, Grid3D or Unstructured3D [default: the model's]
     #[arg(short = 'd', long = "mediator", value_name = "MEDIATOR")]
     pub mediator: Option<String>,
+
+    /// No progress bar (it is shown only on a terminal, for loads of more than a moment)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// A progress bar on stderr that appears only when a load takes more than
+/// a moment, only on a terminal, and is cleared when the load ends (or fails).
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn new(name: &str, total: usize, quiet: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, about {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("loading {name}"));
+        Self {
+            bar,
+            started: Instant::now(),
+            shown: false,
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn inc(&mut self, n: usize) {
+        self.bar.inc(n as u64);
+        if self.enabled && !self.shown && self.started.elapsed() >= Self::DELAY {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// The stacked config of one load: model defaults, file, then `-o`.
@@ -88,8 +138,23 @@ pub fn build_config(
     Ok(c)
 }
 
+/// Large buffers (blocks of columns, batches of documents) are allocated and
+/// freed by several threads in turn. glibc's malloc raises its mmap
+/// threshold after each such free and then keeps the freed megabytes in
+/// per-thread arenas, which made the resident size of a load about double
+/// what it holds. A fixed threshold returns every large buffer when freed.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the
+    // load starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let started = Instant::now();
+    return_large_buffers_to_the_system();
     validate_name(&args.name)?;
     let kind = ModelKind::parse(&args.model)?;
     // A missing or unreadable file is named before anything is said of its config.
@@ -143,16 +208,15 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let mut load = store.begin_load(&args.name)?;
     let mut summary = Summary::default();
     let mut written = 0usize;
-    model.convert(&mut *matrix, &mut |docs| {
-        written += docs.len();
+    let steps = matrix.info().cols.saturating_sub(2);
+    let mut progress = Progress::new(&args.name, steps, args.quiet);
+    model.convert(&mut *matrix, &mut |batch| {
+        written += batch.docs.len();
+        progress.inc(batch.docs.len());
         if !appending {
-            let part = docs
-                .par_iter()
-                .map(|d| model.summarize(d))
-                .reduce(Summary::default, Summary::merge);
-            summary = std::mem::take(&mut summary).merge(part);
+            summary = std::mem::take(&mut summary).merge(batch.summary);
         }
-        load.write(docs)
+        load.write_raw(batch.docs)
     })?;
     if appending {
         // Dates and statistics describe the whole collection, old times too.
@@ -163,6 +227,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     }
     let metadata = model.metadata(&coords, &summary);
     load.commit(coord_index_document(&args.name, &coords), metadata)?;
+    drop(progress);
 
     let span = match (summary.times.keys().next(), summary.times.keys().last()) {
         (Some(&a), Some(&b)) => format!(" ({} to {})", model::iso_date(a), model::iso_date(b)),

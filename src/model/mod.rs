@@ -5,12 +5,13 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod encode;
 mod spatiotemporal;
 mod stats;
 
 use std::collections::BTreeMap;
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
@@ -106,6 +107,15 @@ impl Summary {
     }
 }
 
+/// What a model hands on per block: the documents, already encoded as BSON
+/// (once, in parallel, so no store re-encodes them), and their contribution
+/// to the collection's summary (the same as [`Model::summarize`] of each).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub docs: Vec<RawDocumentBuf>,
+    pub summary: Summary,
+}
+
 /// One kind of science output.
 pub trait Model: Sync {
     /// Refuse a matrix of the wrong shape before anything is converted.
@@ -115,11 +125,8 @@ pub trait Model: Sync {
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>>;
 
     /// Convert the matrix, handing batches of documents to `out` in order.
-    fn convert(
-        &self,
-        m: &mut dyn Matrix,
-        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
-    ) -> Result<()>;
+    /// The next block is read and converted while `out` writes a batch.
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()>;
 
     /// The contribution of one stored document to the collection's summary.
     fn summarize(&self, doc: &Document) -> Summary;
