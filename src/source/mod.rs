@@ -134,7 +134,12 @@ pub(crate) fn check_shape(path: &Path, var: &str, dims: &[usize]) -> Result<(usi
                 Ok((*r, *c))
             }
         }
-        [_, _] => Err(Error::variable(path, var, "is empty")),
+        [_, _] | [0] => Err(Error::variable(path, var, "is empty")),
+        [n] => Err(Error::variable(
+            path,
+            var,
+            format!("is a vector ({n} values); a matrix of cells × columns is needed"),
+        )),
         d => Err(Error::variable(
             path,
             var,
