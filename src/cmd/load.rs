@@ -13,13 +13,13 @@
 //! shape, coordinates that differ from the stored ones) is refused before
 //! the store is written.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bson::{doc, Document};
-use rayon::prelude::*;
+use bson::{doc, Document, RawDocumentBuf};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
@@ -124,6 +124,65 @@ fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
     }
 }
 
+/// A progress bar on stderr that appears only when a load takes more than
+/// a moment, only on a terminal, and is cleared when the load ends (or fails).
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn new(name: &str, total: usize, quiet: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, about {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("loading {name}"));
+        Self {
+            bar,
+            started: Instant::now(),
+            shown: false,
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn inc(&mut self, n: usize) {
+        self.bar.inc(n as u64);
+        if self.enabled && !self.shown && self.started.elapsed() >= Self::DELAY {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Large buffers (blocks of columns, batches of documents) are allocated and
+/// freed by several threads in turn. glibc's malloc raises its mmap
+/// threshold after each such free and then keeps the freed megabytes in
+/// per-thread arenas, which made the resident size of a load about double
+/// what it holds. A fixed threshold returns every large buffer when freed.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the
+    // load starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// The stacked config of one load: model defaults, file, then `-o`.
 pub fn build_config(
     kind: ModelKind,
@@ -210,6 +269,7 @@ impl Report {
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
+    return_large_buffers_to_the_system();
     // What is wrong for every file is refused once, before any file.
     validate_name(&args.name)?;
     let kind = ModelKind::parse(&args.model)?;
@@ -604,19 +664,19 @@ fn joined_coordinates(
 /// of the file's own documents and how many there were.
 fn convert(
     file: &mut Prepared,
-    out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
+    args: &Args,
+    out: &mut dyn FnMut(Vec<RawDocumentBuf>) -> Result<()>,
 ) -> Result<(Summary, usize)> {
     let model = &*file.model;
     let mut summary = Summary::default();
     let mut documents = 0usize;
-    model.convert(&mut *file.matrix, &mut |docs| {
-        documents += docs.len();
-        let part = docs
-            .par_iter()
-            .map(|d| model.summarize(d))
-            .reduce(Summary::default, Summary::merge);
-        summary = std::mem::take(&mut summary).merge(part);
-        out(docs)
+    let expected = model.expected_documents(file.matrix.info());
+    let mut progress = Progress::new(&args.name, expected, args.quiet || args.json);
+    model.convert(&mut *file.matrix, &mut |batch| {
+        documents += batch.docs.len();
+        progress.inc(batch.docs.len());
+        summary = std::mem::take(&mut summary).merge(batch.summary);
+        out(batch.docs)
     })?;
     Ok((summary, documents))
 }
@@ -653,7 +713,7 @@ fn locked_load(
     let (coords, appending) = joined_coordinates(Some(&*store), name, path, &*file.model, coords)?;
 
     let mut load = store.begin_load(name)?;
-    let (file_summary, documents) = convert(&mut file, &mut |docs| load.write(docs))?;
+    let (file_summary, documents) = convert(&mut file, args, &mut |docs| load.write_raw(docs))?;
     let summary = if appending {
         // Dates and statistics describe the whole collection, old times too.
         let mut all = Summary::default();
@@ -734,7 +794,7 @@ fn dry_run(
     let name = &args.name;
     let coords = std::mem::take(&mut file.coords);
     let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords)?;
-    let (summary, documents) = convert(&mut file, &mut |_| Ok(()))?;
+    let (summary, documents) = convert(&mut file, args, &mut |_| Ok(()))?;
     let into = if appending {
         "adding to the existing dataset"
     } else {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{
     bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
-    read_coordinates, seconds_bson, to_bson, value_bson, Model, Stats, Summary,
+    read_coordinates, seconds_bson, to_bson, value_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -99,11 +99,7 @@ impl Model for Kriged {
         read_coordinates(m, self.columns.len(), self.at[0], self.at[1])
     }
 
-    fn convert(
-        &self,
-        m: &mut dyn Matrix,
-        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
-    ) -> Result<()> {
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
         let block = m.read_columns(0, self.columns.len())?;
         let (values, errors) = rayon::join(
             || {
@@ -122,12 +118,17 @@ impl Model for Kriged {
                     .collect::<Vec<_>>()
             },
         );
-        out(vec![doc! {
+        let doc = doc! {
             "_id": bson_date(self.time),
             "_span": seconds_bson(self.span_seconds),
             "values": values,
             "errors": errors,
-        }])
+        };
+        out(Batch::from_documents(self, vec![doc])?)
+    }
+
+    fn expected_documents(&self, _info: &MatrixInfo) -> usize {
+        1
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
@@ -211,7 +212,7 @@ mod tests {
     fn docs(m: &Kriged) -> Vec<Document> {
         let mut out = vec![];
         m.convert(&mut mem(map()), &mut |b| {
-            out.extend(b);
+            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
             Ok(())
         })
         .unwrap();

@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod encode;
 mod kriged;
 mod spatiotemporal;
 mod stats;
@@ -12,8 +13,9 @@ mod xco2;
 
 use std::collections::BTreeMap;
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -152,6 +154,36 @@ impl Summary {
     }
 }
 
+/// What a model hands on per block: the documents, already encoded as BSON
+/// (once, in parallel, so no store re-encodes them), and their contribution
+/// to the collection's summary (the same as [`Model::summarize`] of each).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub docs: Vec<RawDocumentBuf>,
+    pub summary: Summary,
+}
+
+impl Batch {
+    /// A batch of documents built as BSON documents (models with few
+    /// documents per file): encoded and summarized in parallel.
+    pub fn from_documents(model: &dyn Model, docs: Vec<Document>) -> Result<Batch> {
+        let parts = docs
+            .par_iter()
+            .map(|d| {
+                let raw = RawDocumentBuf::from_document(d)
+                    .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+                Ok((raw, model.summarize(d)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut batch = Batch::default();
+        for (raw, summary) in parts {
+            batch.docs.push(raw);
+            batch.summary = std::mem::take(&mut batch.summary).merge(summary);
+        }
+        Ok(batch)
+    }
+}
+
 /// One kind of science output.
 pub trait Model: Sync {
     /// Refuse a matrix of the wrong shape before anything is converted.
@@ -170,11 +202,12 @@ pub trait Model: Sync {
     }
 
     /// Convert the matrix, handing batches of documents to `out` in order.
-    fn convert(
-        &self,
-        m: &mut dyn Matrix,
-        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
-    ) -> Result<()>;
+    /// The next block is read and converted while `out` writes a batch.
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()>;
+
+    /// How many documents `convert` will hand out for this matrix (for
+    /// progress reporting).
+    fn expected_documents(&self, info: &MatrixInfo) -> usize;
 
     /// The contribution of one stored document to the collection's summary.
     fn summarize(&self, doc: &Document) -> Summary;

@@ -4,21 +4,29 @@
 //! (`x`, `y`), then one column per time step. Each step becomes one document
 //! `{_id: <date of the step>, values: [N numbers]}`.
 
-use bson::{doc, Bson, Document};
+use std::sync::mpsc::sync_channel;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{DateTime, Utc};
+use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde_json::json;
 
+use super::encode::{step_document_capacity, Writer};
 use super::{
-    bbox, bboxmd5, bson_date, extra_keys, iso_date, read_coordinates, seconds_bson, to_bson,
-    value_bson, Model, Stats, Summary,
+    bbox, bboxmd5, bson_date, extra_keys, iso_date, read_coordinates, round_to, seconds_bson,
+    to_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
-/// Values read per block: 8 Mi doubles (64 MiB) at most, whatever the grid.
-const BLOCK_VALUES: usize = 8 << 20;
+/// Values read per block: 2 Mi doubles (16 MiB) at most, whatever the grid.
+/// A block is held three times over at most (being read, being converted,
+/// and as ~32 MiB of encoded documents being written), so a load stays near
+/// 100 MiB however many steps the file has; larger blocks gain nothing
+/// measurable.
+const BLOCK_VALUES: usize = 2 << 20;
 
 pub struct SpatioTemporal {
     name: String,
@@ -96,6 +104,50 @@ impl SpatioTemporal {
         let ms = (self.step_seconds * 1000.0 * k as f64).round() as i64;
         bson_date(self.start + chrono::Duration::milliseconds(ms))
     }
+
+    /// Steps `k..k + block.ncols()` as documents and their summary.
+    fn convert_block(&self, k: usize, block: &Array2<f64>) -> Batch {
+        let parts: Vec<(RawDocumentBuf, Summary)> = (0..block.ncols())
+            .into_par_iter()
+            .map(|j| self.step_document(self.date_of_step(k + j), block.column(j)))
+            .collect();
+        let mut batch = Batch::default();
+        for (doc, summary) in parts {
+            batch.docs.push(doc);
+            batch.summary = std::mem::take(&mut batch.summary).merge(summary);
+        }
+        batch
+    }
+
+    /// `{_id: date, values: [N numbers]}`, values rounded to the precision
+    /// and non-finite ones null, with the same summary [`Model::summarize`]
+    /// gives for the stored document.
+    fn step_document(
+        &self,
+        id: bson::DateTime,
+        column: ArrayView1<f64>,
+    ) -> (RawDocumentBuf, Summary) {
+        let mut stats = Stats::new(self.precision);
+        let mut w = Writer::with_capacity(step_document_capacity(column.len()));
+        w.datetime("_id", id.timestamp_millis());
+        w.numbers(
+            "values",
+            column.iter().map(|&x| {
+                x.is_finite().then(|| {
+                    let v = round_to(x, self.precision);
+                    stats.add(v);
+                    v
+                })
+            }),
+        );
+        let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
+        let mut summary = Summary {
+            stats: vec![("values".into(), stats)],
+            ..Default::default()
+        };
+        summary.times.insert(id.timestamp_millis(), None);
+        (doc, summary)
+    }
 }
 
 impl Model for SpatioTemporal {
@@ -124,34 +176,50 @@ impl Model for SpatioTemporal {
         read_coordinates(m, self.columns.len(), self.x_col, self.y_col)
     }
 
-    fn convert(
-        &self,
-        m: &mut dyn Matrix,
-        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
-    ) -> Result<()> {
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
         let first = self.columns.len();
         let (rows, cols) = (m.info().rows, m.info().cols);
         let steps = cols - first;
         let per_block = (self.block_values / rows.max(1)).clamp(1, steps);
-        let mut k = 0;
-        while k < steps {
-            let n = per_block.min(steps - k);
-            let block = m.read_columns(first + k, n)?;
-            let docs = (0..n)
-                .into_par_iter()
-                .map(|j| {
-                    let values: Vec<Bson> = block
-                        .column(j)
-                        .iter()
-                        .map(|&x| value_bson(x, self.precision))
-                        .collect();
-                    doc! { "_id": self.date_of_step(k + j), "values": values }
-                })
-                .collect();
-            out(docs)?;
-            k += n;
-        }
-        Ok(())
+        // Three stages overlap: a reader thread reads block k + 2 while a
+        // converter thread turns block k + 1 into BSON (in parallel with
+        // rayon) and this thread hands block k to `out`. The channels hold
+        // nothing (rendezvous), so at most one block is in each stage. When
+        // a stage fails or `out` returns an error, dropping its end of the
+        // channel stops the stages before it.
+        std::thread::scope(|scope| {
+            let (blocks_tx, blocks_rx) = sync_channel::<Result<(usize, Array2<f64>)>>(0);
+            let (batches_tx, batches_rx) = sync_channel::<Result<Batch>>(0);
+            scope.spawn(move || {
+                let mut k = 0;
+                while k < steps {
+                    let n = per_block.min(steps - k);
+                    let block = m.read_columns(first + k, n).map(|b| (k, b));
+                    let failed = block.is_err();
+                    if blocks_tx.send(block).is_err() || failed {
+                        return;
+                    }
+                    k += n;
+                }
+            });
+            scope.spawn(move || {
+                for block in blocks_rx {
+                    let batch = block.map(|(k, b)| self.convert_block(k, &b));
+                    let failed = batch.is_err();
+                    if batches_tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for batch in batches_rx {
+                out(batch?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn expected_documents(&self, info: &MatrixInfo) -> usize {
+        info.cols.saturating_sub(self.columns.len())
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
@@ -216,15 +284,22 @@ mod tests {
         ]
     }
 
-    fn all_docs(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Document> {
+    fn batches(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Batch> {
         let mut src = mem(data);
-        let mut docs = vec![];
+        let mut out = vec![];
         m.convert(&mut src, &mut |b| {
-            docs.extend(b);
+            out.push(b);
             Ok(())
         })
         .unwrap();
-        docs
+        out
+    }
+
+    fn all_docs(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Document> {
+        batches(m, data)
+            .iter()
+            .flat_map(|b| b.docs.iter().map(|d| d.to_document().unwrap()))
+            .collect()
     }
 
     #[test]
@@ -255,6 +330,69 @@ mod tests {
         let whole = all_docs(&m, grid());
         let m = model("timestamp=2004-06-30").with_block_values(1);
         assert_eq!(all_docs(&m, grid()), whole);
+    }
+
+    #[test]
+    fn documents_are_the_bson_of_the_old_builder_and_summaries_match() {
+        let m = model("timestamp=2004-06-30").with_block_values(4);
+        let data = grid();
+        let mut k = 0;
+        for b in batches(&m, data.clone()) {
+            let mut per_doc = Summary::default();
+            for raw in &b.docs {
+                let values: Vec<Bson> = data
+                    .column(2 + k)
+                    .iter()
+                    .map(|&x| super::super::value_bson(x, 2))
+                    .collect();
+                let want = doc! { "_id": m.date_of_step(k), "values": values };
+                assert_eq!(raw.as_bytes(), bson::to_vec(&want).unwrap(), "step {k}");
+                per_doc = per_doc.merge(m.summarize(&raw.to_document().unwrap()));
+                k += 1;
+            }
+            assert_eq!(b.summary.times, per_doc.times);
+            assert_eq!(
+                b.summary.stats_document(),
+                per_doc.stats_document(),
+                "batch statistics equal those of its stored documents"
+            );
+        }
+        assert_eq!(k, 3);
+    }
+
+    #[test]
+    fn a_read_error_stops_the_conversion_with_that_error() {
+        struct Failing(MatrixInfo);
+        impl Matrix for Failing {
+            fn info(&self) -> &MatrixInfo {
+                &self.0
+            }
+            fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+                if start >= 3 {
+                    return Err(Error::variable("f.h5", "m", "columns cannot be read"));
+                }
+                Ok(Array2::zeros((2, count)))
+            }
+        }
+        let m = model("timestamp=2004-06-30").with_block_values(2);
+        let info = mem(Array2::zeros((2, 6))).0;
+        let mut written = 0;
+        let e = m
+            .convert(&mut Failing(info), &mut |b| {
+                written += b.docs.len();
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot be read"), "{e}");
+        assert_eq!(written, 1, "only the step before the failing block");
+        // An error from the writer stops the reader too.
+        let m = model("timestamp=2004-06-30").with_block_values(1);
+        let e = m
+            .convert(&mut mem(grid()), &mut |_| {
+                Err(Error::Usage("disk full".into()))
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
     }
 
     #[test]

@@ -9,8 +9,34 @@
 //! Chan's merge, so partial statistics from parallel workers combine exactly.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bson::{doc, Bson, Document};
+
+/// A hasher for the integer keys of the value counts: splitmix64's finaliser
+/// instead of SipHash, which took a third of the time of converting a step.
+/// The keys are not chosen by an adversary.
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        let mut x = n as u64;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = x ^ (x >> 31);
+    }
+}
+
+type Counts = HashMap<i64, u64, BuildHasherDefault<IntHasher>>;
 
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -20,7 +46,7 @@ pub struct Stats {
     m2: f64,
     min: f64,
     max: f64,
-    counts: HashMap<i64, u64>,
+    counts: Counts,
 }
 
 impl Stats {
@@ -33,7 +59,7 @@ impl Stats {
             m2: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            counts: HashMap::new(),
+            counts: Counts::default(),
         }
     }
 

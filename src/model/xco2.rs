@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{
     bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
-    read_coordinates, round_to, to_bson, value_bson, Model, Stats, Summary,
+    read_coordinates, round_to, to_bson, value_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -143,11 +143,7 @@ impl Model for Xco2 {
         Some(stored)
     }
 
-    fn convert(
-        &self,
-        m: &mut dyn Matrix,
-        out: &mut dyn FnMut(Vec<Document>) -> Result<()>,
-    ) -> Result<()> {
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
         let block = m.read_columns(0, self.columns.len())?;
         let info = m.info().clone();
         let [xc, yc, vc, dc, yrc, ec] = self.at;
@@ -172,10 +168,14 @@ impl Model for Xco2 {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            out(docs)?;
+            out(Batch::from_documents(self, docs)?)?;
             start = end;
         }
         Ok(())
+    }
+
+    fn expected_documents(&self, info: &MatrixInfo) -> usize {
+        info.rows
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
@@ -260,7 +260,7 @@ mod tests {
     fn docs(m: &Xco2, data: Array2<f64>) -> Result<Vec<Document>> {
         let mut out = vec![];
         m.convert(&mut mem(data), &mut |b| {
-            out.extend(b);
+            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
             Ok(())
         })?;
         Ok(out)

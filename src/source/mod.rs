@@ -6,6 +6,7 @@
 //! blocks of columns, so that a model can convert a file larger than memory
 //! one block at a time.
 
+mod hdf5;
 mod matv5;
 
 use std::fs::File;
@@ -105,15 +106,17 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
     ))
 }
 
-/// Open the matrix held in `path` under `var_name`, or under the first name
-/// that does not start with `__` when no name is given.
+/// Open the matrix held in `path` under `var_name` (a dataset path such as
+/// `group/name` in HDF5), or the default variable when no name is given: in a
+/// MAT v5 file the first whose name does not start with `__`; in HDF5 the
+/// first dataset of a depth-first walk in name order that skips names
+/// starting with `__` or `#`.
 pub fn open(path: &Path, var_name: Option<&str>) -> Result<Box<dyn Matrix>> {
     match detect(path)? {
         FileFormat::MatV5 => Ok(Box::new(matv5::MatV5Matrix::open(path, var_name)?)),
-        FileFormat::MatV73 | FileFormat::Hdf5 => Err(Error::format(
-            path,
-            "HDF5 and MATLAB v7.3 files are not supported by this build; save the matrix with MATLAB's -v7 option",
-        )),
+        FileFormat::MatV73 | FileFormat::Hdf5 => {
+            Ok(Box::new(self::hdf5::Hdf5Matrix::open(path, var_name)?))
+        }
     }
 }
 
@@ -131,7 +134,12 @@ pub(crate) fn check_shape(path: &Path, var: &str, dims: &[usize]) -> Result<(usi
                 Ok((*r, *c))
             }
         }
-        [_, _] => Err(Error::variable(path, var, "is empty")),
+        [_, _] | [0] => Err(Error::variable(path, var, "is empty")),
+        [n] => Err(Error::variable(
+            path,
+            var,
+            format!("is a vector ({n} values); a matrix of cells × columns is needed"),
+        )),
         d => Err(Error::variable(
             path,
             var,

@@ -15,7 +15,7 @@ pub mod mongo;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 
 use crate::error::{Error, Result};
 
@@ -201,8 +201,19 @@ pub trait Store {
 
 /// One load into one dataset.
 pub trait Load {
+    /// Insert documents already encoded as BSON (as models hand them on),
+    /// replacing any stored document with the same `_id`.
+    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()>;
+
     /// Insert documents, replacing any stored document with the same `_id`.
-    fn write(&mut self, docs: Vec<Document>) -> Result<()>;
+    fn write(&mut self, docs: Vec<Document>) -> Result<()> {
+        let raw = docs
+            .iter()
+            .map(RawDocumentBuf::from_document)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        self.write_raw(raw)
+    }
 
     /// Every document of the dataset as it will be once committed, in `_id` order.
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;

@@ -249,13 +249,13 @@ struct Encoded {
     raw: RawDocumentBuf,
 }
 
-fn encode(collection: &str, doc: &Document) -> Result<Encoded> {
-    let id = doc
+fn encode(collection: &str, raw: RawDocumentBuf) -> Result<Encoded> {
+    let id = raw
         .get("_id")
-        .cloned()
+        .ok()
+        .flatten()
+        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
         .ok_or_else(|| Error::store("write", "a document has no _id"))?;
-    let raw = RawDocumentBuf::from_document(doc)
-        .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
     check_document_size(collection, Some(&id), raw.as_bytes().len())?;
     Ok(Encoded {
         key: sort_key(&id),
@@ -830,11 +830,11 @@ impl MongoLoad<'_> {
 }
 
 impl Load for MongoLoad<'_> {
-    fn write(&mut self, docs: Vec<Document>) -> Result<()> {
+    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
         let name = &self.name;
-        // Every document is encoded and checked before any of them is sent.
+        // Every document is checked before any of them is sent.
         let encoded = docs
-            .par_iter()
+            .into_par_iter()
             .map(|d| encode(name, d))
             .collect::<Result<Vec<_>>>()?;
         self.pending.extend(encoded);
@@ -1021,13 +1021,14 @@ mod tests {
 
     #[test]
     fn documents_over_16_mib_are_refused_before_sending() {
+        let raw = |d: Document| RawDocumentBuf::from_document(&d).unwrap();
         let ok: Vec<Bson> = vec![Bson::Double(1.5); 1000];
-        encode("x", &doc! { "_id": 1, "values": ok }).unwrap();
+        encode("x", raw(doc! { "_id": 1, "values": ok })).unwrap();
         // About a million cells in one step: over the limit.
         let big: Vec<Bson> = vec![Bson::Double(1.5); 1_100_000];
         let e = encode(
             "casa",
-            &doc! { "_id": bson::DateTime::from_millis(0), "values": big },
+            raw(doc! { "_id": bson::DateTime::from_millis(0), "values": big }),
         )
         .err()
         .unwrap()
@@ -1037,10 +1038,11 @@ mod tests {
 
     #[test]
     fn duplicates_in_one_batch_keep_the_last() {
+        let raw = |d: Document| RawDocumentBuf::from_document(&d).unwrap();
         let docs = vec![
-            encode("x", &doc! { "_id": 1, "v": 1 }).unwrap(),
-            encode("x", &doc! { "_id": 2, "v": 2 }).unwrap(),
-            encode("x", &doc! { "_id": 1, "v": 3 }).unwrap(),
+            encode("x", raw(doc! { "_id": 1, "v": 1 })).unwrap(),
+            encode("x", raw(doc! { "_id": 2, "v": 2 })).unwrap(),
+            encode("x", raw(doc! { "_id": 1, "v": 3 })).unwrap(),
         ];
         let kept = dedup_last(docs);
         let vs: Vec<_> = kept

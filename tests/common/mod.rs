@@ -55,7 +55,8 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_manage"));
         c.args(args)
             .env("FLUXPY_DB", self.db())
-            .env_remove("RUST_BACKTRACE");
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("HDF5_USE_FILE_LOCKING");
         c
     }
 
@@ -138,4 +139,15 @@ pub fn png_summary(path: &Path) -> (u32, u32, usize) {
     let px = info.color_type.samples();
     let colours: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
     (info.width, info.height, colours.len())
+}
+
+/// Tests write HDF5 files while other tests of the same process start
+/// `manage` children. A child inherits the writer's descriptor, and with it
+/// HDF5's lock on the file, for as long as it runs; a later read of that
+/// file then fails with "unable to lock file". The tests that write HDF5
+/// turn the library's file locking off for their own process (the children
+/// they start keep it on).
+pub fn without_hdf5_file_locks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE"));
 }

@@ -1,0 +1,339 @@
+//! HDF5 files: plain `.h5`/`.hdf5` and MATLAB v7.3 `.mat`, through the
+//! `hdf5` crate (`hdf5-metno`) over the HDF5 C library.
+//!
+//! A v7.3 MAT-file is HDF5 behind a 512-byte user block holding MATLAB's
+//! text header; the library finds the superblock behind it by itself. MATLAB
+//! writes a matrix column-major, so a dataset carrying a `MATLAB_class`
+//! attribute has the HDF5 shape `cols × rows` of the MATLAB matrix: a block
+//! of MATLAB columns is a block of HDF5 rows, contiguous on disk, and the
+//! array read back is transposed (without copying) to `rows × count`. In a
+//! plain HDF5 dataset the rows are the cells and a block of columns is a
+//! column hyperslab.
+//!
+//! Blocks are read with hyperslab selections, so only the block is ever in
+//! memory; the library converts single and integer elements to `f64` as it
+//! reads.
+
+use std::path::Path;
+
+use ::hdf5::types::{FixedAscii, TypeDescriptor};
+use ::hdf5::{Dataset, File, Group, LocationType};
+use ndarray::{s, Array2};
+
+use super::{check_shape, Matrix, MatrixInfo};
+use crate::error::{Error, Result};
+
+/// The numeric MATLAB classes a v7.3 variable may have.
+const NUMERIC_CLASSES: &[&str] = &[
+    "double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+];
+
+/// Chunk cache per open dataset: enough to hold the chunks a block of columns
+/// crosses, so a chunk split between two blocks is not decompressed twice
+/// when it fits.
+const CHUNK_CACHE_BYTES: usize = 32 << 20;
+/// Sieve buffer for contiguous datasets: a column block of a plain HDF5
+/// matrix is many short strided runs, read through this buffer.
+const SIEVE_BYTES: usize = 4 << 20;
+
+pub struct Hdf5Matrix {
+    info: MatrixInfo,
+    dataset: Dataset,
+    /// MATLAB orientation on disk: HDF5 dims are `cols × rows`.
+    transposed: bool,
+    /// Kept open for as long as the dataset is read.
+    _file: File,
+}
+
+/// Make the library's own error printing silent, once: its messages become
+/// our one-line errors instead of a stack dump on stderr.
+fn silence_library() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| ::hdf5::silence_errors(true));
+}
+
+impl Hdf5Matrix {
+    /// Open `var_name` (a dataset path, `group/name`), or the default
+    /// dataset: see [`find_default`].
+    pub fn open(path: &Path, var_name: Option<&str>) -> Result<Self> {
+        silence_library();
+        let lib = |e: ::hdf5::Error| Error::format(path, format!("cannot be read as HDF5: {e}"));
+        let file = File::with_options()
+            .with_fapl(|p| {
+                p.sieve_buf_size(SIEVE_BYTES)
+                    .chunk_cache(521, CHUNK_CACHE_BYTES, 1.0)
+            })
+            .open(path)
+            .map_err(lib)?;
+        let var = match var_name {
+            Some(v) => v.trim_matches('/').to_string(),
+            None => find_default(&file, "")
+                .map_err(lib)?
+                .ok_or_else(|| Error::format(path, "the HDF5 file holds no dataset"))?,
+        };
+        let dataset = open_dataset(path, &file, &var)?;
+        let vlib = |e: ::hdf5::Error| Error::variable(path, &var, format!("cannot be read: {e}"));
+
+        let matlab_class = matlab_class(&dataset);
+        let refuse = |what: &str| {
+            Err(Error::variable(
+                path,
+                &var,
+                format!("is {what}; a numeric matrix (double, single or integer) is needed"),
+            ))
+        };
+        if let Some(c) = &matlab_class {
+            if dataset
+                .attr_names()
+                .map_err(vlib)?
+                .iter()
+                .any(|a| a == "MATLAB_empty")
+            {
+                return Err(Error::variable(path, &var, "is empty"));
+            }
+            match c.as_str() {
+                c if NUMERIC_CLASSES.contains(&c) => {}
+                "char" => return refuse("a char array (text)"),
+                "logical" => return refuse("logical"),
+                "cell" => return refuse("a cell array"),
+                "struct" => return refuse("a struct"),
+                other => return refuse(&format!("of MATLAB class '{other}'")),
+            }
+        }
+        let class: &'static str = match dataset.dtype().and_then(|t| t.to_descriptor()) {
+            Ok(t) => match element_class(&t) {
+                Some(c) => c,
+                None => return refuse(&describe_type(&t)),
+            },
+            Err(_) => return refuse("of an HDF5 type manage cannot read"),
+        };
+        let shape = dataset.shape();
+        let transposed = matlab_class.is_some();
+        let (rows, cols) = if transposed {
+            let dims: Vec<usize> = shape.iter().rev().copied().collect();
+            check_shape(path, &var, &dims)?
+        } else {
+            check_shape(path, &var, &shape)?
+        };
+        Ok(Self {
+            info: MatrixInfo {
+                path: path.to_path_buf(),
+                var_name: var,
+                rows,
+                cols,
+                class,
+            },
+            dataset,
+            transposed,
+            _file: file,
+        })
+    }
+}
+
+impl Matrix for Hdf5Matrix {
+    fn info(&self) -> &MatrixInfo {
+        &self.info
+    }
+
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        let read = if self.transposed {
+            self.dataset
+                .read_slice_2d::<f64, _>(s![start..start + count, ..])
+                .map(|a| a.reversed_axes())
+        } else {
+            self.dataset
+                .read_slice_2d::<f64, _>(s![.., start..start + count])
+        };
+        read.map_err(|e| {
+            Error::variable(
+                &self.info.path,
+                &self.info.var_name,
+                format!(
+                    "columns {}..{} cannot be read (damaged or truncated file?): {e}",
+                    start + 1,
+                    start + count
+                ),
+            )
+        })
+    }
+}
+
+/// The dataset at `var`, or an error that says what is there instead.
+fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
+    let missing = || {
+        let names = all_datasets(file, "").unwrap_or_default();
+        Error::variable(
+            path,
+            var,
+            format!(
+                "is not in the file; it holds: {}",
+                if names.is_empty() {
+                    "no dataset".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        )
+    };
+    if var.is_empty() || !link_exists(file, var) {
+        return Err(missing());
+    }
+    match file.loc_type_by_name(var) {
+        Ok(LocationType::Dataset) => file
+            .dataset(var)
+            .map_err(|e| Error::variable(path, var, format!("cannot be opened: {e}"))),
+        Ok(LocationType::Group) => {
+            let g = file.group(var).ok();
+            let what = match g.as_ref().and_then(matlab_class_of_group) {
+                Some(c) if c == "struct" => "a struct".to_string(),
+                Some(c) => format!("of MATLAB class '{c}'"),
+                None if g.is_some_and(|g| {
+                    g.attr_names()
+                        .is_ok_and(|a| a.iter().any(|n| n == "MATLAB_sparse"))
+                }) =>
+                {
+                    "a sparse matrix".to_string()
+                }
+                None => "a group, not a dataset".to_string(),
+            };
+            Err(Error::variable(
+                path,
+                var,
+                format!("is {what}; a numeric matrix (double, single or integer) is needed"),
+            ))
+        }
+        _ => Err(missing()),
+    }
+}
+
+/// `link_exists` on every prefix, since HDF5 refuses to look through a
+/// missing intermediate group.
+fn link_exists(file: &File, var: &str) -> bool {
+    let mut prefix = String::new();
+    for part in var.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if !file.link_exists(&prefix) {
+            return false;
+        }
+    }
+    true
+}
+
+fn hidden(name: &str) -> bool {
+    name.starts_with("__") || name.starts_with('#')
+}
+
+/// The default dataset: the first dataset in a depth-first walk of the
+/// groups in name order, skipping names that start with `__` or `#` (MATLAB's
+/// `#refs#` and `#subsystem#`) and not entering MATLAB structs or sparse
+/// matrices (groups with a `MATLAB_class` attribute).
+fn find_default(g: &Group, prefix: &str) -> ::hdf5::Result<Option<String>> {
+    for name in g.member_names()? {
+        if hidden(&name) {
+            continue;
+        }
+        let full = format!("{prefix}{name}");
+        match g.loc_type_by_name(&name)? {
+            LocationType::Dataset => return Ok(Some(full)),
+            LocationType::Group => {
+                let sub = g.group(&name)?;
+                if matlab_class_of_group(&sub).is_none() {
+                    if let Some(found) = find_default(&sub, &format!("{full}/"))? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Every dataset path, for the "not in the file" message.
+fn all_datasets(g: &Group, prefix: &str) -> ::hdf5::Result<Vec<String>> {
+    let mut out = vec![];
+    for name in g.member_names()? {
+        if hidden(&name) {
+            continue;
+        }
+        let full = format!("{prefix}{name}");
+        match g.loc_type_by_name(&name)? {
+            LocationType::Dataset => out.push(full),
+            LocationType::Group => out.extend(all_datasets(&g.group(&name)?, &format!("{full}/"))?),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn read_class(attr: ::hdf5::Result<::hdf5::Attribute>) -> Option<String> {
+    let a = attr.ok()?;
+    let s = a.read_scalar::<FixedAscii<64>>().ok()?;
+    Some(s.as_str().trim_end_matches('\0').to_string())
+}
+
+/// The `MATLAB_class` attribute of a dataset, when MATLAB wrote it.
+fn matlab_class(d: &Dataset) -> Option<String> {
+    d.attr_names()
+        .ok()?
+        .iter()
+        .any(|n| n == "MATLAB_class")
+        .then(|| read_class(d.attr("MATLAB_class")))
+        .flatten()
+}
+
+fn matlab_class_of_group(g: &Group) -> Option<String> {
+    g.attr_names()
+        .ok()?
+        .iter()
+        .any(|n| n == "MATLAB_class")
+        .then(|| read_class(g.attr("MATLAB_class")))
+        .flatten()
+}
+
+/// The MATLAB name of a numeric element type, or `None` if not numeric.
+fn element_class(t: &TypeDescriptor) -> Option<&'static str> {
+    use ::hdf5::types::{FloatSize, IntSize};
+    Some(match t {
+        TypeDescriptor::Float(FloatSize::U8) => "double",
+        TypeDescriptor::Float(FloatSize::U4) => "single",
+        TypeDescriptor::Integer(IntSize::U1) => "int8",
+        TypeDescriptor::Integer(IntSize::U2) => "int16",
+        TypeDescriptor::Integer(IntSize::U4) => "int32",
+        TypeDescriptor::Integer(IntSize::U8) => "int64",
+        TypeDescriptor::Unsigned(IntSize::U1) => "uint8",
+        TypeDescriptor::Unsigned(IntSize::U2) => "uint16",
+        TypeDescriptor::Unsigned(IntSize::U4) => "uint32",
+        TypeDescriptor::Unsigned(IntSize::U8) => "uint64",
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// What a non-numeric dataset is, in a user's words.
+fn describe_type(t: &TypeDescriptor) -> String {
+    match t {
+        TypeDescriptor::Compound(c) => {
+            let names: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+            if names == ["real", "imag"] {
+                "complex".into()
+            } else {
+                format!("a compound dataset ({})", names.join(", "))
+            }
+        }
+        TypeDescriptor::Boolean => "boolean".into(),
+        TypeDescriptor::Enum(_) => "an enumeration".into(),
+        TypeDescriptor::FixedAscii(_)
+        | TypeDescriptor::FixedUnicode(_)
+        | TypeDescriptor::VarLenAscii
+        | TypeDescriptor::VarLenUnicode => "text".into(),
+        TypeDescriptor::Reference(_) => "a dataset of references (a MATLAB cell array?)".into(),
+        TypeDescriptor::FixedArray(..) | TypeDescriptor::VarLenArray(_) => {
+            "an array-typed dataset".into()
+        }
+        other => format!("of HDF5 type {other}"),
+    }
+}
