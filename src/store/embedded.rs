@@ -135,11 +135,15 @@ impl Embedded {
             .map_err(&err)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(&err)?;
+        Self::checked(conn, path)
+    }
+
+    /// The store on `conn`, once the file is known to be a SQLite database.
+    fn checked(conn: Connection, path: &Path) -> Result<Self> {
         let store = Self {
             conn,
             path: path.to_path_buf(),
         };
-        // Make sure the file really is a SQLite database before going on.
         store.tables().map_err(|_| {
             Error::store(
                 path.display().to_string(),
@@ -170,17 +174,7 @@ impl Embedded {
         let uri = format!("file:{}{immutable}", uri_path(path));
         let conn = Connection::open_with_flags(uri, flags).map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
-        let store = Self {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store.tables().map_err(|_| {
-            Error::store(
-                path.display().to_string(),
-                "is not an embedded store (not a SQLite database)",
-            )
-        })?;
-        Ok(store)
+        Self::checked(conn, path)
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
