@@ -37,9 +37,38 @@ fn main() {
     )
     .unwrap();
 
+    let h5 = root.join("hdf5_file");
+    fs::create_dir_all(&h5).unwrap();
+    let cols = synth::Columns::of(&m);
+    synth::write_mat_v73(
+        &h5.join("v73.mat"),
+        "flux",
+        &cols,
+        &synth::H5Layout::default(),
+    )
+    .unwrap();
+    synth::write_hdf5(
+        &h5.join("plain.h5"),
+        "fluxes/flux",
+        &cols,
+        &synth::H5Layout::default(),
+    )
+    .unwrap();
+    let chunked = synth::H5Layout {
+        element: synth::Element::Single,
+        chunk: Some((4, 2)),
+        gzip: Some(4),
+        ..Default::default()
+    };
+    synth::write_hdf5(&h5.join("chunked_gzip.h5"), "flux", &cols, &chunked).unwrap();
+
     let cfg = root.join("config_file");
     fs::create_dir_all(&cfg).unwrap();
-    write(&cfg, "sample.json", &serde_json::to_string_pretty(&Sample::config()).unwrap());
+    write(
+        &cfg,
+        "sample.json",
+        &serde_json::to_string_pretty(&Sample::config()).unwrap(),
+    );
     for name in ["SpatioTemporalMatrix", "KrigedXCO2Matrix", "XCO2Matrix"] {
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.json"));
         if let Ok(text) = fs::read_to_string(src) {

@@ -83,6 +83,10 @@ impl Guarded {
             self.before,
             "{a:?} changed the store"
         );
+        // `SHOW_REFUSALS=1 cargo test --test hostile -- --nocapture` lists them.
+        if std::env::var_os("SHOW_REFUSALS").is_some() {
+            eprintln!("{}", r.stderr.trim_end());
+        }
         r
     }
 
@@ -311,4 +315,104 @@ fn export_and_db_of_unknown_things_are_one_line() {
         );
     }
     assert_eq!(Guarded::state(&g.env), g.before);
+}
+
+fn small_grid() -> ndarray::Array2<f64> {
+    synth::flux_matrix(
+        &synth::Grid::NORTH_AMERICA.with_window(-100.0, -90.0, 30.0, 36.0),
+        12,
+        3.0,
+    )
+}
+
+#[test]
+fn truncated_and_damaged_hdf5_files() {
+    common::without_hdf5_file_locks();
+    let g = Guarded::new();
+    let m = small_grid();
+    let cols = synth::Columns::of(&m);
+
+    let v73 = g.env.path("whole73.mat");
+    synth::write_mat_v73(&v73, "flux", &cols, &synth::H5Layout::default()).unwrap();
+    let bytes = std::fs::read(&v73).unwrap();
+    g.refuse_file(&g.file("cut73.mat", &bytes[..bytes.len() / 2]), &[]);
+    g.refuse_file(&g.file("cut73_header.mat", &bytes[..600]), &[]);
+
+    let gz = synth::H5Layout {
+        chunk: Some((20, 2)),
+        gzip: Some(6),
+        ..Default::default()
+    };
+    let h5 = g.env.path("whole.h5");
+    synth::write_hdf5(&h5, "flux", &cols, &gz).unwrap();
+    let bytes = std::fs::read(&h5).unwrap();
+    g.refuse_file(&g.file("cut.h5", &bytes[..bytes.len() * 2 / 3]), &[]);
+    // Damage the compressed chunks (the end of the file), not the superblock.
+    let mut damaged = bytes.clone();
+    let n = damaged.len();
+    for b in &mut damaged[n - n / 3..n - 16] {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    g.refuse_file(&g.file("damaged_chunk.h5", &damaged), &[]);
+}
+
+#[test]
+fn hdf5_datasets_that_declare_more_than_the_file_holds() {
+    common::without_hdf5_file_locks();
+    let g = Guarded::new();
+    // Chunked, 100,000 × 10 declared, nothing written: HDF5 would hand back
+    // fill values for every cell.
+    let empty = g.env.path("unwritten.h5");
+    {
+        let f = hdf5::File::create(&empty).unwrap();
+        f.new_dataset::<f64>()
+            .chunk([1000, 10])
+            .shape([100_000, 10])
+            .create("flux")
+            .unwrap();
+    }
+    g.refuse_file(&empty, &["variable 'flux'", "chunks"]);
+
+    // An impossible shape: refused before anything is allocated.
+    let absurd = g.env.path("absurd.h5");
+    {
+        let f = hdf5::File::create(&absurd).unwrap();
+        f.new_dataset::<f64>()
+            .chunk([1, 1])
+            .shape([1usize << 31, 1usize << 31])
+            .create("flux")
+            .unwrap();
+    }
+    g.refuse_file(&absurd, &["variable 'flux'"]);
+
+    // A contiguous dataset whose file was cut after its metadata.
+    let m = small_grid();
+    let whole = g.env.path("contiguous.h5");
+    synth::write_hdf5(
+        &whole,
+        "flux",
+        &synth::Columns::of(&m),
+        &synth::H5Layout::default(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    g.refuse_file(
+        &g.file("contiguous_cut.h5", &bytes[..bytes.len() - 2000]),
+        &[],
+    );
+}
+
+#[test]
+fn regressions_found_by_fuzzing() {
+    let g = Guarded::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for f in files {
+        g.refuse_file(&f, &[]);
+    }
 }

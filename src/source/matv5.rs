@@ -28,7 +28,7 @@ impl MatV5Matrix {
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
         let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
-            .map_err(|_| Error::format(path, "damaged MAT-file: its contents cannot be parsed"))?
+            .map_err(|_| Error::format(path, "damaged MAT-file: its contents cannot be parsed; save it again from MATLAB or copy it again"))?
             .map_err(|e| Error::format(path, describe_matrw_error(&e)))?;
 
         let names: Vec<String> = file.iter().map(|(k, _)| k.clone()).collect();
@@ -84,7 +84,7 @@ fn describe_matrw_error(e: &matrw::MatrwError) -> String {
         matrw::MatrwError::MatFile73Error => "is a MATLAB v7.3 file but was read as v5".into(),
         // The parser's own report is a multi-line trace; the user needs to
         // know the file is damaged, not where the parser gave up.
-        _ => "damaged MAT-file: its variables cannot be parsed".into(),
+        _ => "damaged MAT-file: its variables cannot be parsed; save it again from MATLAB or copy it again".into(),
     }
 }
 
