@@ -218,6 +218,12 @@ fn check_storage(path: &Path, var: &str, d: &Dataset, rows: usize, cols: usize) 
         return refuse(format!(
             "declares {rows} × {cols} values ({declared} bytes) but the file holds only {file_len} bytes: it is truncated or damaged"
         ));
+    } else if d.storage_size() < declared {
+        // Contiguous or compact: the data is one piece of exactly this size.
+        return refuse(format!(
+            "declares {rows} × {cols} values ({declared} bytes) but holds {} bytes of data: it is damaged or was not written completely",
+            d.storage_size()
+        ));
     }
     if d.storage_size() > file_len {
         return refuse(format!(

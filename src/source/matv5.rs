@@ -24,7 +24,7 @@ impl MatV5Matrix {
         let text = path
             .to_str()
             .ok_or_else(|| Error::format(path, "the path is not valid UTF-8; rename the file"))?;
-        check_element_sizes(path)?;
+        super::mat_structure::check(path)?;
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
         let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
@@ -86,55 +86,6 @@ fn describe_matrw_error(e: &matrw::MatrwError) -> String {
         // know the file is damaged, not where the parser gave up.
         _ => "damaged MAT-file: its variables cannot be parsed; save it again from MATLAB or copy it again".into(),
     }
-}
-
-/// Walk the top-level data elements (tag: type u32, byte count u32) and
-/// refuse a file whose elements declare more bytes than it holds, before any
-/// parser allocates for them. Reads 8 bytes per variable, not the data.
-fn check_element_sizes(path: &Path) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let io = |e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    let mut header = [0u8; 128];
-    f.read_exact(&mut header).map_err(|_| {
-        Error::format(
-            path,
-            "truncated MAT-file: the 128-byte header is incomplete",
-        )
-    })?;
-    let little = &header[126..128] == b"IM";
-    let mut pos = 128u64;
-    let mut tag = [0u8; 8];
-    while pos + 8 <= len {
-        f.seek(SeekFrom::Start(pos)).map_err(io)?;
-        f.read_exact(&mut tag).map_err(io)?;
-        let word = |b: &[u8]| {
-            let b = [b[0], b[1], b[2], b[3]];
-            if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        };
-        let (kind, bytes) = (word(&tag[..4]), u64::from(word(&tag[4..])));
-        let end = pos + 8 + bytes;
-        if end > len {
-            return Err(Error::format(
-                path,
-                format!(
-                    "truncated MAT-file: a variable at byte {pos} declares {bytes} bytes but only {} remain",
-                    len - pos - 8
-                ),
-            ));
-        }
-        // miMATRIX (14) data is padded to 8 bytes; miCOMPRESSED (15) is not.
-        pos = if kind == 14 { end.div_ceil(8) * 8 } else { end };
-    }
-    Ok(())
 }
 
 /// Turn a MAT variable into an `f64` matrix, refusing what is not a real,

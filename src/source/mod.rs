@@ -7,6 +7,7 @@
 //! one block at a time.
 
 mod hdf5;
+mod mat_structure;
 mod matv5;
 
 use std::fs::File;
