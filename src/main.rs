@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            eprintln!("manage: error: {e}");
+            // One line, whatever a library put in its message.
+            let text = e.to_string();
+            let line: Vec<&str> = text.split_whitespace().collect();
+            eprintln!("manage: error: {}", line.join(" "));
             ExitCode::FAILURE
         }
         Err(_) => {

@@ -57,7 +57,7 @@ impl Hdf5Matrix {
     /// dataset: see [`find_default`].
     pub fn open(path: &Path, var_name: Option<&str>) -> Result<Self> {
         silence_library();
-        let lib = |e: ::hdf5::Error| Error::format(path, format!("cannot be read as HDF5: {e}"));
+        let lib = |e: ::hdf5::Error| Error::format(path, describe_open_error(&e.to_string()));
         let file = File::with_options()
             .with_fapl(|p| {
                 p.sieve_buf_size(SIEVE_BYTES)
@@ -115,6 +115,7 @@ impl Hdf5Matrix {
         } else {
             check_shape(path, &var, &shape)?
         };
+        check_storage(path, &var, &dataset, rows, cols)?;
         Ok(Self {
             info: MatrixInfo {
                 path: path.to_path_buf(),
@@ -159,6 +160,80 @@ impl Matrix for Hdf5Matrix {
 }
 
 /// The dataset at `var`, or an error that says what is there instead.
+/// The library's reason a file cannot be opened, as a sentence that says
+/// what to do: a truncated file (the common case: a copy or download cut
+/// short) says how much of it is there.
+fn describe_open_error(e: &str) -> String {
+    let number = |key: &str| {
+        e.split(key)
+            .nth(1)
+            .and_then(|rest| {
+                rest.trim_start()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+            })
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    match (
+        e.contains("truncated file"),
+        number("eof = "),
+        number("stored_eof = "),
+    ) {
+        (true, Some(have), Some(want)) => format!(
+            "truncated HDF5 file: {have} of its {want} bytes are there; copy or download it again"
+        ),
+        _ => format!("cannot be read as HDF5 ({e}); the file may be damaged"),
+    }
+}
+
+/// Refuse a dataset whose values are not all in the file before anything
+/// is read or allocated for it: a size that cannot be, a contiguous dataset
+/// larger than its file (truncated), or a chunked one whose chunks were not
+/// all written (HDF5 would hand back fill values for the missing ones).
+fn check_storage(path: &Path, var: &str, d: &Dataset, rows: usize, cols: usize) -> Result<()> {
+    let refuse = |msg: String| Err(Error::variable(path, var, msg));
+    let element = d.dtype().map(|t| t.size() as u64).unwrap_or(8);
+    let Some(declared) = (rows as u64)
+        .checked_mul(cols as u64)
+        .and_then(|n| n.checked_mul(element))
+    else {
+        return refuse(format!("declares an impossible size ({rows} × {cols})"));
+    };
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    if d.is_chunked() {
+        let (shape, chunk) = (d.shape(), d.chunk().unwrap_or_default());
+        let expected = shape
+            .iter()
+            .zip(&chunk)
+            .map(|(s, c)| s.div_ceil((*c).max(1)))
+            .fold(1usize, usize::saturating_mul);
+        if let Some(written) = d.num_chunks() {
+            if written < expected {
+                return refuse(format!(
+                    "has only {written} of its {expected} chunks in the file: it was not written completely"
+                ));
+            }
+        }
+    } else if declared > file_len {
+        return refuse(format!(
+            "declares {rows} × {cols} values ({declared} bytes) but the file holds only {file_len} bytes: it is truncated or damaged"
+        ));
+    } else if d.storage_size() < declared {
+        // Contiguous or compact: the data is one piece of exactly this size.
+        return refuse(format!(
+            "declares {rows} × {cols} values ({declared} bytes) but holds {} bytes of data: it is damaged or was not written completely",
+            d.storage_size()
+        ));
+    }
+    if d.storage_size() > file_len {
+        return refuse(format!(
+            "claims {} bytes of data in a file of {file_len} bytes: it is damaged",
+            d.storage_size()
+        ));
+    }
+    Ok(())
+}
+
 fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
     let missing = || {
         let names = all_datasets(file, "").unwrap_or_default();

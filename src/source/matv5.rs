@@ -24,10 +24,11 @@ impl MatV5Matrix {
         let text = path
             .to_str()
             .ok_or_else(|| Error::format(path, "the path is not valid UTF-8; rename the file"))?;
+        super::mat_structure::check(path)?;
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
         let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
-            .map_err(|_| Error::format(path, "damaged MAT-file: its contents cannot be parsed"))?
+            .map_err(|_| Error::format(path, "damaged MAT-file: its contents cannot be parsed; save it again from MATLAB or copy it again"))?
             .map_err(|e| Error::format(path, describe_matrw_error(&e)))?;
 
         let names: Vec<String> = file.iter().map(|(k, _)| k.clone()).collect();
@@ -81,7 +82,9 @@ fn describe_matrw_error(e: &matrw::MatrwError) -> String {
     match e {
         matrw::MatrwError::IoError(io) => format!("cannot be read ({io})"),
         matrw::MatrwError::MatFile73Error => "is a MATLAB v7.3 file but was read as v5".into(),
-        other => format!("damaged or truncated MAT-file ({other})"),
+        // The parser's own report is a multi-line trace; the user needs to
+        // know the file is damaged, not where the parser gave up.
+        _ => "damaged MAT-file: its variables cannot be parsed; save it again from MATLAB or copy it again".into(),
     }
 }
 

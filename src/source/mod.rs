@@ -7,6 +7,7 @@
 //! one block at a time.
 
 mod hdf5;
+mod mat_structure;
 mod matv5;
 
 use std::fs::File;
@@ -76,7 +77,13 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
     if head.starts_with(HDF5_SIGNATURE) {
         return Ok(FileFormat::Hdf5);
     }
-    if head.starts_with(b"MATLAB") && n >= 128 {
+    if head.starts_with(b"MATLAB") && n < 128 {
+        return Err(Error::format(
+            path,
+            "truncated MAT-file: the 128-byte header is incomplete",
+        ));
+    }
+    if head.starts_with(b"MATLAB") {
         let version = [head[124], head[125]];
         // The version is written in the file's byte order; the endian
         // indicator at 126 ("IM" or "MI") tells which.

@@ -1,0 +1,233 @@
+//! A walk over the structure of a MATLAB v5 MAT-file that checks every
+//! declared size before a parser allocates for it.
+//!
+//! A MAT v5 file is a sequence of tagged data elements (type and byte
+//! count), some of them zlib-compressed, and a matrix element holds further
+//! tagged elements (flags, dimensions, name, data, or nested matrices for
+//! cells and structs). A damaged or hostile file can declare gigabytes in a
+//! few bytes; `matrw` would try to allocate them. This walk streams through
+//! the file (inflating compressed elements on the fly, keeping nothing) and
+//! refuses any element larger than what contains it, and any array with
+//! more elements than its bytes could hold. It costs one extra pass of
+//! decompression, small beside the parse itself.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::ZlibDecoder;
+
+use crate::error::{Error, Result};
+
+const MI_MATRIX: u32 = 14;
+const MI_COMPRESSED: u32 = 15;
+const MX_SPARSE_CLASS: u8 = 5;
+/// Nesting of cells and structs deeper than this is refused (MATLAB files
+/// nest a few levels; a loop of nesting is a way to exhaust the stack).
+const MAX_DEPTH: u32 = 32;
+
+/// Check the structure of the MAT v5 file at `path`.
+pub fn check(path: &Path) -> Result<()> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut header = [0u8; 128];
+    r.read_exact(&mut header).map_err(|_| {
+        Error::format(
+            path,
+            "truncated MAT-file: the 128-byte header is incomplete",
+        )
+    })?;
+    let walker = Walker {
+        little: &header[126..128] == b"IM",
+    };
+    walker
+        .sequence(&mut r, Some(len - 128), 0, true)
+        .map_err(|e| match e {
+            Fault::Io(e) => io(e),
+            Fault::Bad(msg) => Error::format(
+                path,
+                format!("damaged MAT-file: {msg}; save it again from MATLAB or copy it again"),
+            ),
+        })
+}
+
+enum Fault {
+    Io(io::Error),
+    Bad(String),
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            Fault::Bad("it ends inside a variable (truncated)".into())
+        } else if e.kind() == io::ErrorKind::InvalidInput || e.kind() == io::ErrorKind::InvalidData
+        {
+            Fault::Bad(format!("a compressed variable is corrupt ({e})"))
+        } else {
+            Fault::Io(e)
+        }
+    }
+}
+
+type Walk<T> = std::result::Result<T, Fault>;
+
+struct Walker {
+    little: bool,
+}
+
+impl Walker {
+    fn word(&self, b: &[u8]) -> u32 {
+        let b = [b[0], b[1], b[2], b[3]];
+        if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    }
+
+    /// Read a tag; `None` at a clean end of the stream.
+    fn tag(&self, r: &mut dyn Read) -> Walk<Option<(u32, u64, bool)>> {
+        let mut t = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            match r.read(&mut t[got..])? {
+                0 if got == 0 => return Ok(None),
+                0 => return Err(Fault::Bad("it ends inside an element tag".into())),
+                n => got += n,
+            }
+        }
+        let first = self.word(&t[..4]);
+        // Small data element: byte count in the upper half of the first word,
+        // up to 4 bytes of data in the tag itself.
+        if first >> 16 != 0 {
+            return Ok(Some((first & 0xffff, 0, true)));
+        }
+        Ok(Some((first, u64::from(self.word(&t[4..])), false)))
+    }
+
+    /// A sequence of elements: `limit` bytes of it, or up to the end of the
+    /// stream when the length is not known (inside a compressed element).
+    fn sequence(&self, r: &mut dyn Read, limit: Option<u64>, depth: u32, top: bool) -> Walk<()> {
+        let mut left = limit;
+        loop {
+            if left.is_some_and(|l| l < 8) {
+                return skip(r, left.unwrap_or(0));
+            }
+            let Some((kind, bytes, small)) = self.tag(r)? else {
+                return match left {
+                    Some(0) | None => Ok(()),
+                    Some(l) => Err(Fault::Bad(format!("it ends {l} bytes early"))),
+                };
+            };
+            left = left.map(|l| l - 8);
+            if small {
+                continue;
+            }
+            // Top-level compressed elements are not padded; all others are
+            // padded to 8 bytes.
+            let padded = if top && kind == MI_COMPRESSED {
+                bytes
+            } else {
+                bytes.div_ceil(8) * 8
+            };
+            if let Some(l) = left {
+                if bytes > l {
+                    return Err(Fault::Bad(format!(
+                        "truncated or damaged: an element declares {bytes} bytes where only {l} remain"
+                    )));
+                }
+            }
+            let mut body = r.take(bytes);
+            match kind {
+                MI_MATRIX => self.matrix(&mut body, bytes, depth + 1)?,
+                MI_COMPRESSED if top => {
+                    let mut inflated = ZlibDecoder::new(&mut body);
+                    self.sequence(&mut inflated, None, depth, false)?;
+                    // What the decoder did not need (e.g. the checksum).
+                    skip_rest(&mut body)?;
+                }
+                _ => skip(&mut body, bytes)?,
+            }
+            if body.limit() != 0 {
+                return Err(Fault::Bad("it ends inside a variable (truncated)".into()));
+            }
+            let pad = padded - bytes;
+            let pad = left.map_or(pad, |l| pad.min(l - bytes));
+            skip(r, pad)?;
+            left = left.map(|l| l - bytes - pad);
+        }
+    }
+
+    /// A matrix element of `bytes` bytes: flags, dimensions, then the rest.
+    fn matrix(&self, r: &mut dyn Read, bytes: u64, depth: u32) -> Walk<()> {
+        if depth > MAX_DEPTH {
+            return Err(Fault::Bad(format!(
+                "variables nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        if bytes == 0 {
+            return Ok(()); // an empty placeholder, e.g. an empty cell
+        }
+        if bytes < 24 {
+            return Err(Fault::Bad("an array is too short for its header".into()));
+        }
+        // Array flags: a tag and two uint32, the class in the low byte of the first.
+        let mut flags = [0u8; 16];
+        r.read_exact(&mut flags)?;
+        let class = if self.little { flags[8] } else { flags[11] };
+        // Dimensions: int32 values (a small element holds no full pair).
+        let (_, dim_bytes, small) = self
+            .tag(r)?
+            .ok_or_else(|| Fault::Bad("an array ends before its dimensions".into()))?;
+        let mut used = 24;
+        if !small {
+            if dim_bytes > 64 * 4 || 24 + dim_bytes > bytes {
+                return Err(Fault::Bad(format!(
+                    "an array declares {dim_bytes} bytes of dimensions"
+                )));
+            }
+            let mut raw = vec![0u8; dim_bytes as usize];
+            r.read_exact(&mut raw)?;
+            let padded = dim_bytes.div_ceil(8) * 8;
+            skip(r, padded - dim_bytes)?;
+            used += padded;
+            let dims: Vec<u64> = raw
+                .chunks_exact(4)
+                .map(|c| u64::from(self.word(c)))
+                .collect();
+            let elements = dims.iter().fold(1u64, |a, &d| a.saturating_mul(d));
+            // Every element takes at least a byte (sparse arrays excepted).
+            if class != MX_SPARSE_CLASS && elements > bytes {
+                return Err(Fault::Bad(format!(
+                    "an array declares {} elements in {bytes} bytes",
+                    dims.iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join("×")
+                )));
+            }
+        }
+        let rest = bytes
+            .checked_sub(used)
+            .ok_or_else(|| Fault::Bad("an array's header is larger than the array".into()))?;
+        self.sequence(r, Some(rest), depth, false)
+    }
+}
+
+fn skip(r: &mut dyn Read, n: u64) -> Walk<()> {
+    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
+    if copied < n {
+        return Err(Fault::Bad("it ends inside a variable (truncated)".into()));
+    }
+    Ok(())
+}
+
+fn skip_rest(r: &mut dyn Read) -> Walk<()> {
+    io::copy(r, &mut io::sink())?;
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! Hostile input: every malformed file, config and argument is refused with
+//! exit code 1, one line on stderr naming the file (or the argument) at
+//! fault, no panic, and a store left exactly as it was.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{sample, Env, Run};
+use fluxpy::synth;
+use matrw::{matvar, MatVariable, MatlabType, NumericArray};
+
+const STM: &str = "SpatioTemporalMatrix";
+
+/// A store holding the sample, and a way to see whether anything changed.
+struct Guarded {
+    env: Env,
+    before: (String, String),
+}
+
+impl Guarded {
+    fn new() -> Self {
+        let env = Env::new();
+        env.run(&[
+            "load",
+            "-p",
+            sample().to_str().unwrap(),
+            "-m",
+            STM,
+            "-n",
+            "s",
+        ])
+        .ok();
+        let before = Self::state(&env);
+        Self { env, before }
+    }
+
+    fn state(env: &Env) -> (String, String) {
+        (
+            env.run(&["export", "-n", "s"]).ok().stdout,
+            env.run(&["db", "-l", "collections", "-x"]).ok().stdout,
+        )
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.env.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn mat(&self, name: &str, var: MatVariable) -> PathBuf {
+        let p = self.env.path(name);
+        synth::write_mat_v5_variables(&p, vec![("v".into(), var)], true).unwrap();
+        p
+    }
+
+    /// Run a load that must fail: exit 1, one stderr line containing every
+    /// `needle`, no panic, store unchanged.
+    fn refuse(&self, args: &[&str], needles: &[&str]) -> Run {
+        let mut a = vec!["load"];
+        a.extend(args);
+        if !args.contains(&"-n") {
+            a.extend(["-n", "s"]);
+        }
+        let r = self.env.run(&a);
+        assert_eq!(r.code, 1, "{a:?} should exit 1: {}{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.stderr.lines().count(),
+            1,
+            "{a:?}: not one line:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("panicked") && !r.stderr.contains("internal error"),
+            "{}",
+            r.stderr
+        );
+        for n in needles {
+            assert!(r.stderr.contains(n), "{a:?}: '{n}' not in: {}", r.stderr);
+        }
+        assert_eq!(
+            Self::state(&self.env),
+            self.before,
+            "{a:?} changed the store"
+        );
+        // `SHOW_REFUSALS=1 cargo test --test hostile -- --nocapture` lists them.
+        if std::env::var_os("SHOW_REFUSALS").is_some() {
+            eprintln!("{}", r.stderr.trim_end());
+        }
+        r
+    }
+
+    fn refuse_file(&self, p: &Path, needles: &[&str]) -> Run {
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        let mut n: Vec<&str> = vec![&name];
+        n.extend(needles);
+        self.refuse(
+            &[
+                "-p",
+                p.to_str().unwrap(),
+                "-m",
+                STM,
+                "-o",
+                "timestamp=2004-06-30",
+            ],
+            &n,
+        )
+    }
+}
+
+fn sample_bytes() -> Vec<u8> {
+    std::fs::read(sample()).unwrap()
+}
+
+fn numeric(rows: usize, cols: usize, values: MatlabType, imag: Option<MatlabType>) -> MatVariable {
+    MatVariable::NumericArray(NumericArray::new(vec![rows, cols], values, imag).unwrap())
+}
+
+#[test]
+fn files_that_are_not_mat_files() {
+    let g = Guarded::new();
+    g.refuse_file(&g.file("empty.mat", b""), &["empty"]);
+    g.refuse_file(
+        &g.file("notes.mat", "a text file\n".repeat(50).as_bytes()),
+        &["not a MATLAB"],
+    );
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    g.refuse_file(&g.file("noise.mat", &noise), &["not a MATLAB"]);
+}
+
+#[test]
+fn truncated_mat_files() {
+    let g = Guarded::new();
+    let full = sample_bytes();
+    g.refuse_file(
+        &g.file("cut_header.mat", &full[..100]),
+        &["header is incomplete"],
+    );
+    g.refuse_file(&g.file("after_header.mat", &full[..128]), &["no variable"]);
+    g.refuse_file(
+        &g.file("cut_middle.mat", &full[..full.len() / 2]),
+        &["truncated"],
+    );
+    // A damaged body whose sizes still add up: the parser's refusal is one line.
+    let mut flipped = full.clone();
+    for b in &mut flipped[200..400] {
+        *b ^= 0x5a;
+    }
+    g.refuse_file(&g.file("flipped.mat", &flipped), &[]);
+}
+
+#[test]
+fn variables_that_are_not_numeric_matrices() {
+    let g = Guarded::new();
+    let cases: Vec<(&str, MatVariable, &str)> = vec![
+        ("cell.mat", matvar!([1.0, "abc"]), "cell array"),
+        ("struct.mat", matvar!({ a: 1.0, b: 2.0 }), "struct"),
+        ("char.mat", matvar!("some text"), "char"),
+        (
+            "complex.mat",
+            numeric(
+                2,
+                3,
+                MatlabType::F64(vec![1.0; 6]),
+                Some(MatlabType::F64(vec![2.0; 6])),
+            ),
+            "complex",
+        ),
+        (
+            "sparse.mat",
+            numeric(
+                2,
+                3,
+                MatlabType::F64(vec![0.0, 1.0, 0.0, 0.0, 2.0, 0.0]),
+                None,
+            )
+            .to_sparse()
+            .unwrap(),
+            "sparse",
+        ),
+        ("vector.mat", matvar!([1.0, 2.0, 3.0]), "vector"),
+        ("empty_var.mat", matvar!([]), "empty"),
+        (
+            "logical.mat",
+            numeric(2, 3, MatlabType::BOOL(vec![true; 6]), None),
+            "logical",
+        ),
+    ];
+    for (file, var, what) in cases {
+        let p = g.mat(file, var);
+        g.refuse_file(&p, &["variable 'v'", what]);
+    }
+}
+
+#[test]
+fn wrong_shape_or_missing_variable() {
+    let g = Guarded::new();
+    let two_cols = numeric(
+        3,
+        2,
+        MatlabType::F64(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        None,
+    );
+    g.refuse_file(&g.mat("two_columns.mat", two_cols), &["2 columns"]);
+    let p = sample();
+    g.refuse(
+        &["-p", p.to_str().unwrap(), "-m", STM, "-o", "var_name=nope"],
+        &["flux_na_2004.mat", "'nope'", "flux_na_2004"],
+    );
+}
+
+#[test]
+fn bad_configs() {
+    let g = Guarded::new();
+    let data = g.env.path("data.mat");
+    std::fs::copy(sample(), &data).unwrap();
+    let d = data.to_str().unwrap();
+    let cfg = g.env.path("data.json");
+    for (text, needles) in [
+        (
+            "{\"timestamp\": \"2004-06-30\",",
+            vec!["data.json", "not valid JSON"],
+        ),
+        ("[1, 2]", vec!["data.json", "one JSON object"]),
+        (
+            "{\"timestamp\": \"2004-06-30\", \"steps\": [\"three hours\"]}",
+            vec!["data.json", "'steps'"],
+        ),
+        (
+            "{\"timestamp\": \"2004-13-45\"}",
+            vec!["data.json", "'timestamp'", "2004-13-45"],
+        ),
+        (
+            "{\"steps\": [10800]}",
+            vec!["data.mat", "'timestamp' is missing"],
+        ),
+        (
+            "{\"timestamp\": \"2004-06-30\", \"precision\": -1}",
+            vec!["data.json", "'precision'"],
+        ),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        g.refuse(&["-p", d, "-m", STM], &needles);
+    }
+    std::fs::write(&cfg, "{\"timestamp\": \"2004-06-30\"}").unwrap();
+    g.refuse(&["-p", d, "-m", STM, "-o", "steps"], &["-o", "key=value"]);
+    g.refuse(&["-p", d, "-m", STM, "-o", "=1"], &["-o", "empty key"]);
+    g.refuse(
+        &["-p", d, "-m", STM, "-c", "/no/such/config.json"],
+        &["/no/such/config.json"],
+    );
+    g.refuse(
+        &["-p", d, "-m", "FluxMatrix"],
+        &["unknown model 'FluxMatrix'"],
+    );
+    g.refuse(&["-p", d, "-m", STM, "-d", "Grid3D"], &["Grid3D"]);
+}
+
+#[test]
+fn bad_collection_names() {
+    let g = Guarded::new();
+    let p = sample();
+    let p = p.to_str().unwrap();
+    let long = "n".repeat(121);
+    for name in [
+        "metadata",
+        "coord_index",
+        "summary_stats",
+        "system.js",
+        "_x",
+        "",
+        long.as_str(),
+        "a$b",
+    ] {
+        g.refuse(&["-p", p, "-m", STM, "-n", name], &["collection name"]);
+    }
+    // A NUL cannot travel in a command-line argument; the check is unit-tested
+    // in store::tests::names_that_are_refused.
+}
+
+#[test]
+fn paths_that_cannot_be_read() {
+    let g = Guarded::new();
+    g.refuse(
+        &["-p", "/no/such/file.mat", "-m", STM],
+        &["/no/such/file.mat"],
+    );
+    let dir = g.env.path("a_directory.mat");
+    std::fs::create_dir(&dir).unwrap();
+    g.refuse(
+        &["-p", dir.to_str().unwrap(), "-m", STM],
+        &["a_directory.mat", "directory"],
+    );
+}
+
+#[test]
+fn export_and_db_of_unknown_things_are_one_line() {
+    let g = Guarded::new();
+    for args in [
+        vec!["export", "-n", "nope"],
+        vec!["export", "-n", "s", "--at", "not-a-time"],
+        vec!["db", "-n", "nope"],
+        vec!["remove", "-n", "nope"],
+        vec!["rename", "-n", "nope", "-r", "other"],
+    ] {
+        let r = g.env.run(&args);
+        assert_eq!(r.code, 1, "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("nope") || r.stderr.contains("not-a-time"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(Guarded::state(&g.env), g.before);
+}
+
+fn small_grid() -> ndarray::Array2<f64> {
+    synth::flux_matrix(
+        &synth::Grid::NORTH_AMERICA.with_window(-100.0, -90.0, 30.0, 36.0),
+        12,
+        3.0,
+    )
+}
+
+#[test]
+fn truncated_and_damaged_hdf5_files() {
+    common::without_hdf5_file_locks();
+    let g = Guarded::new();
+    let m = small_grid();
+    let cols = synth::Columns::of(&m);
+
+    let v73 = g.env.path("whole73.mat");
+    synth::write_mat_v73(&v73, "flux", &cols, &synth::H5Layout::default()).unwrap();
+    let bytes = std::fs::read(&v73).unwrap();
+    g.refuse_file(&g.file("cut73.mat", &bytes[..bytes.len() / 2]), &[]);
+    g.refuse_file(&g.file("cut73_header.mat", &bytes[..600]), &[]);
+
+    let gz = synth::H5Layout {
+        chunk: Some((20, 2)),
+        gzip: Some(6),
+        ..Default::default()
+    };
+    let h5 = g.env.path("whole.h5");
+    synth::write_hdf5(&h5, "flux", &cols, &gz).unwrap();
+    let bytes = std::fs::read(&h5).unwrap();
+    g.refuse_file(&g.file("cut.h5", &bytes[..bytes.len() * 2 / 3]), &[]);
+    // Damage the compressed chunks (the end of the file), not the superblock.
+    let mut damaged = bytes.clone();
+    let n = damaged.len();
+    for b in &mut damaged[n - n / 3..n - 16] {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    g.refuse_file(&g.file("damaged_chunk.h5", &damaged), &[]);
+}
+
+#[test]
+fn hdf5_datasets_that_declare_more_than_the_file_holds() {
+    common::without_hdf5_file_locks();
+    let g = Guarded::new();
+    // Chunked, 100,000 × 10 declared, nothing written: HDF5 would hand back
+    // fill values for every cell.
+    let empty = g.env.path("unwritten.h5");
+    {
+        let f = hdf5::File::create(&empty).unwrap();
+        f.new_dataset::<f64>()
+            .chunk([1000, 10])
+            .shape([100_000, 10])
+            .create("flux")
+            .unwrap();
+    }
+    g.refuse_file(&empty, &["variable 'flux'", "chunks"]);
+
+    // An impossible shape: refused before anything is allocated.
+    let absurd = g.env.path("absurd.h5");
+    {
+        let f = hdf5::File::create(&absurd).unwrap();
+        f.new_dataset::<f64>()
+            .chunk([1, 1])
+            .shape([1usize << 31, 1usize << 31])
+            .create("flux")
+            .unwrap();
+    }
+    g.refuse_file(&absurd, &["variable 'flux'"]);
+
+    // A contiguous dataset whose file was cut after its metadata.
+    let m = small_grid();
+    let whole = g.env.path("contiguous.h5");
+    synth::write_hdf5(
+        &whole,
+        "flux",
+        &synth::Columns::of(&m),
+        &synth::H5Layout::default(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    g.refuse_file(
+        &g.file("contiguous_cut.h5", &bytes[..bytes.len() - 2000]),
+        &[],
+    );
+}
+
+#[test]
+fn regressions_found_by_fuzzing() {
+    let g = Guarded::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for f in files {
+        g.refuse_file(&f, &[]);
+    }
+}
