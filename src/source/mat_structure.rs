@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 
 const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
+const MI_INT8: u32 = 1;
 const MX_SPARSE_CLASS: u8 = 5;
+/// Longest array name accepted (MATLAB's limit is 63 characters).
+const MAX_NAME_BYTES: u64 = 256;
 /// Nesting of cells and structs deeper than this is refused (MATLAB files
 /// nest a few levels; a loop of nesting is a way to exhaust the stack).
 const MAX_DEPTH: u32 = 32;
@@ -105,6 +108,12 @@ impl Walker {
         // Small data element: byte count in the upper half of the first word,
         // up to 4 bytes of data in the tag itself.
         if first >> 16 != 0 {
+            if first >> 16 > 4 {
+                return Err(Fault::Bad(format!(
+                    "an element tag claims {} bytes in a 4-byte small element",
+                    first >> 16
+                )));
+            }
             return Ok(Some((first & 0xffff, 0, true)));
         }
         Ok(Some((first, u64::from(self.word(&t[4..])), false)))
@@ -211,6 +220,26 @@ impl Walker {
                         .join("×")
                 )));
             }
+        }
+        // The name: int8 characters (MATLAB allows 63), small or not.
+        let (name_kind, name_bytes, small) = self
+            .tag(r)?
+            .ok_or_else(|| Fault::Bad("an array ends before its name".into()))?;
+        used += 8;
+        if name_kind != MI_INT8 || name_bytes > MAX_NAME_BYTES {
+            return Err(Fault::Bad(format!(
+                "an array's name is not text of at most {MAX_NAME_BYTES} characters"
+            )));
+        }
+        if !small {
+            let padded = name_bytes.div_ceil(8) * 8;
+            if used + padded > bytes {
+                return Err(Fault::Bad(
+                    "an array's name is longer than the array".into(),
+                ));
+            }
+            skip(r, padded)?;
+            used += padded;
         }
         let rest = bytes
             .checked_sub(used)
