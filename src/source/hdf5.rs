@@ -57,6 +57,7 @@ impl Hdf5Matrix {
     /// dataset: see [`find_default`].
     pub fn open(path: &Path, var_name: Option<&str>) -> Result<Self> {
         silence_library();
+        super::crash_guard::reading(path);
         let lib = |e: ::hdf5::Error| Error::format(path, describe_open_error(&e.to_string()));
         let file = File::with_options()
             .with_fapl(|p| {
@@ -129,6 +130,12 @@ impl Hdf5Matrix {
             transposed,
             _file: file,
         })
+    }
+}
+
+impl Drop for Hdf5Matrix {
+    fn drop(&mut self) {
+        super::crash_guard::clear();
     }
 }
 

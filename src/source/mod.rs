@@ -6,6 +6,7 @@
 //! blocks of columns, so that a model can convert a file larger than memory
 //! one block at a time.
 
+mod crash_guard;
 mod hdf5;
 mod mat_structure;
 mod matv5;
