@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{
-    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
-    read_coordinates, seconds_bson, to_bson, value_bson, Batch, Model, Stats, Summary,
+    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, gridres_of, iso_date,
+    read_coordinates, seconds_bson, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -54,23 +54,16 @@ impl Kriged {
 
     pub fn from_config(name: &str, config: &Config) -> Result<Self> {
         let (columns, at) = column_positions(config, 9, ["x", "y", "values", "errors"])?;
-        let gridres = config
-            .object(&["gridres", "grid"])?
-            .map(serde_json::Value::Object)
-            .unwrap_or_default();
         Ok(Self {
             name: name.to_string(),
-            title: config.string("title")?.unwrap_or_else(|| name.to_string()),
+            title: title_of(config, name)?,
             time: config.require_timestamp()?,
             span_seconds: config.seconds(&["span", "spans"])?.unwrap_or(518400.0),
             precision: config.unsigned("precision", 15)?.unwrap_or(1),
             columns,
             at,
-            gridres: to_bson(&gridres),
-            units: config
-                .value("units")
-                .map(|v| to_bson(&v))
-                .unwrap_or(Bson::Null),
+            gridres: gridres_of(config)?,
+            units: units_of(config),
             extra: extra_keys(config),
         })
     }

@@ -326,6 +326,27 @@ pub(crate) fn seconds_bson(s: f64) -> Bson {
     }
 }
 
+/// The grid resolution (`gridres`, alias `grid`) as BSON for the metadata.
+pub(crate) fn gridres_of(config: &Config) -> Result<Bson> {
+    Ok(config
+        .object(&["gridres", "grid"])?
+        .map(|m| to_bson(&serde_json::Value::Object(m)))
+        .unwrap_or(Bson::Null))
+}
+
+/// The `units` key as BSON, null when absent.
+pub(crate) fn units_of(config: &Config) -> Bson {
+    config
+        .value("units")
+        .map(|v| to_bson(&v))
+        .unwrap_or(Bson::Null)
+}
+
+/// The display title: the config's `title`, else the dataset name.
+pub(crate) fn title_of(config: &Config, name: &str) -> Result<String> {
+    Ok(config.string("title")?.unwrap_or_else(|| name.to_string()))
+}
+
 /// The config keys no model understands, as BSON for the metadata document.
 pub(crate) fn extra_keys(config: &Config) -> Document {
     config

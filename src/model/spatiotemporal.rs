@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::encode::{step_document_capacity, Writer};
 use super::{
-    bbox, bboxmd5, bson_date, extra_keys, iso_date, read_coordinates, round_to, seconds_bson,
-    to_bson, Batch, Model, Stats, Summary,
+    bbox, bboxmd5, bson_date, extra_keys, gridres_of, iso_date, read_coordinates, round_to,
+    seconds_bson, title_of, units_of, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -71,24 +71,17 @@ impl SpatioTemporal {
             })
         };
         let (x_col, y_col) = (find("x")?, find("y")?);
-        let gridres = config
-            .object(&["gridres", "grid"])?
-            .map(serde_json::Value::Object)
-            .unwrap_or_default();
         Ok(Self {
             name: name.to_string(),
-            title: config.string("title")?.unwrap_or_else(|| name.to_string()),
+            title: title_of(config, name)?,
             start: config.require_timestamp()?,
             step_seconds: config.seconds(&["step", "steps"])?.unwrap_or(10800.0),
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
             x_col,
             y_col,
             columns,
-            gridres: to_bson(&gridres),
-            units: config
-                .value("units")
-                .map(|v| to_bson(&v))
-                .unwrap_or(Bson::Null),
+            gridres: gridres_of(config)?,
+            units: units_of(config),
             extra: extra_keys(config),
             block_values: BLOCK_VALUES,
         })

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{
     bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
-    read_coordinates, round_to, to_bson, value_bson, Batch, Model, Stats, Summary,
+    read_coordinates, round_to, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -62,15 +62,12 @@ impl Xco2 {
             column_positions(config, 6, ["x", "y", "value", "day", "year", "error"])?;
         Ok(Self {
             name: name.to_string(),
-            title: config.string("title")?.unwrap_or_else(|| name.to_string()),
+            title: title_of(config, name)?,
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
             file_time: config.timestamp()?,
             columns,
             at,
-            units: config
-                .value("units")
-                .map(|v| to_bson(&v))
-                .unwrap_or(Bson::Null),
+            units: units_of(config),
             extra: extra_keys(config),
         })
     }
