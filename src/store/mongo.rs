@@ -62,6 +62,8 @@ pub struct Target {
     /// `host:port,…`, for messages.
     pub hosts: String,
     pub redactor: Redactor,
+    /// Whether the URI sets `authSource` (the driver fills it in otherwise).
+    pub auth_source_given: bool,
 }
 
 impl Target {
@@ -93,11 +95,16 @@ impl Target {
         } else {
             hosts
         };
+        let auth_source_given = uri.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("authsource="))
+        });
         Ok(Self {
             options,
             db_name,
             hosts: redactor.message(&hosts),
             redactor,
+            auth_source_given,
         })
     }
 }
@@ -485,12 +492,12 @@ fn auth_message(target: &Target, text: &str) -> String {
         .and_then(|c| c.username.as_deref())
         .map(|u| format!(" for user '{}'", target.redactor.message(u)))
         .unwrap_or_default();
-    let explicit = cred.and_then(|c| c.source.as_deref());
-    let source = explicit
+    let source = cred
+        .and_then(|c| c.source.as_deref())
         .or(target.options.default_database.as_deref())
         .filter(|d| !d.is_empty())
         .unwrap_or("admin");
-    let hint = if explicit.is_none() && source != "admin" {
+    let hint = if !target.auth_source_given && source != "admin" {
         format!(
             "the URI sets no authSource, so the user was looked up in database '{source}'; if it was created in 'admin' (the usual place), add authSource=admin to the URI (…/{source}?authSource=admin)"
         )
