@@ -121,14 +121,22 @@ fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
     let meta_before = manage(&env, &target, &["db", "-n", "flux"]).ok().stdout;
 
     let admin = database(&uri, "admin");
-    admin
+    let armed = admin
         .run_command(doc! {
             "configureFailPoint": "failCommand",
             "mode": { "times": 1 },
             "data": { "failCommands": ["renameCollection"], "errorCode": 2, "appName": &app },
         })
-        .run()
-        .expect("the server runs with --enable-test-commands");
+        .run();
+    if let Err(e) = armed {
+        // A server started without test commands (the GitHub workflow's
+        // service containers cannot be given options) says so explicitly.
+        if std::env::var("FLUXPY_TEST_MONGODB_NO_TEST_COMMANDS").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: the test server has no configureFailPoint ({e})");
+            return;
+        }
+        panic!("configureFailPoint refused: start the server with --enable-test-commands (scripts/with-mongodb does): {e}");
+    }
     let r = manage(
         &env,
         &target,
@@ -372,10 +380,10 @@ fn a_forced_reload_of_points_replaces_them_in_place_and_quickly() {
 /// A URI of the auth server for `user:password` (percent-encoded here) and
 /// database `db`, with `tail` (e.g. `?authSource=admin`) appended.
 fn auth_uri(admin_uri: &str, user: &str, password: &str, db: &str, tail: &str) -> String {
-    let hosts = admin_uri
-        .split_once('@')
-        .map(|(_, h)| h)
-        .unwrap()
+    let rest = admin_uri.split_once("://").unwrap().1;
+    let hosts = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, h)| h)
         .split(['/', '?'])
         .next()
         .unwrap();
