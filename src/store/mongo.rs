@@ -1252,6 +1252,34 @@ mod tests {
     }
 
     #[test]
+    fn auth_failures_suggest_auth_source_only_when_it_would_help() {
+        let m = |uri: &str| auth_message(&Target::parse(uri).unwrap(), "SCRAM failure: x");
+        let no_source = m("mongodb://alice:pw%40@h/carbon");
+        assert!(
+            no_source.starts_with("authentication failed for user 'alice'"),
+            "{no_source}"
+        );
+        assert!(
+            no_source.contains("authSource=admin") && no_source.contains("'carbon'"),
+            "{no_source}"
+        );
+        assert!(
+            !no_source.contains("pw@") && !no_source.contains("pw%40"),
+            "{no_source}"
+        );
+        for uri in [
+            "mongodb://alice:pw@h/carbon?authSource=admin",
+            "mongodb://alice:pw@h/",
+        ] {
+            let given = m(uri);
+            assert!(
+                given.contains("authentication failed") && !given.contains("authSource="),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("p%40ss%3A"), "p@ss:");
         assert_eq!(percent_decode("100%"), "100%");
