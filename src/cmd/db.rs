@@ -14,7 +14,9 @@ use bson::{Bson, Document};
 
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::error::{Error, Result};
-use crate::store::{self, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA};
+use crate::store::{
+    self, geom_dataset, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA,
+};
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -197,11 +199,14 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
         }
     }
     for l in store.leftovers()? {
-        match staged_dataset(&l) {
-            Some(name) => report(name, format!(
+        match (staged_dataset(&l), geom_dataset(&l)) {
+            (Some(name), _) => report(name, format!(
                 "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, `manage db -a --fix` to drop it, or `manage remove -n {name}`"
             )),
-            None => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
+            (None, Some(name)) => report(name, format!(
+                "collection '{l}' is the Carbon Data Explorer's geometry cache of '{name}', which does not exist; `manage db -a --fix` drops it"
+            )),
+            (None, None) => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
         }
     }
     Ok(audit)
@@ -218,6 +223,15 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
             done.push(format!(
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()
+            ));
+        }
+    }
+    for l in store.leftovers()? {
+        // The geometry cache of a dataset that is gone: nothing loads it.
+        if let Some(name) = geom_dataset(&l) {
+            store.drop_leftover(&l)?;
+            done.push(format!(
+                "dropped '{l}', the geometry cache of '{name}', which does not exist"
             ));
         }
     }

@@ -190,7 +190,8 @@ pub trait Model: Sync {
     fn check(&self, info: &MatrixInfo) -> Result<()>;
 
     /// The `[x, y]` of every row, rounded to 5 decimals, in file order
-    /// (for point data: every distinct point, in order of first sight).
+    /// (for point data: every distinct point, in the order of its first
+    /// document by `_id`).
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>>;
 
     /// The `coord_index` after adding a file whose coordinates are `new` to
