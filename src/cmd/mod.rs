@@ -35,6 +35,15 @@ pub fn stdout_lines(f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> 
     }
 }
 
+/// `1 document`, `2 documents`: a count and its noun, in the right number.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn write_error(e: io::Error) -> Error {
     Error::Io {
         path: "<stdout>".into(),

@@ -1,4 +1,4 @@
-//! `manage plot -n NAME -o FILE.png`: a quick-look map of one time step.
+//! `manage plot -n NAME --output FILE.png`: a quick-look map of one time step.
 //!
 //! Gridded data is drawn as cells of the dataset's grid resolution, point
 //! data as dots, on longitude/latitude axes (plate carrée), coloured with
@@ -41,9 +41,9 @@ none), point data as dots; null cells are grey. The colour scale is viridis, or
 red-blue centred on zero when the values of that time change sign.
 
 Examples:
-  manage plot -n casa_2004 -o casa_2004.png
-  manage plot -n casa_2004 --at 2004-06-30T12:00:00 --width 1600 -o noon.png
-  manage plot -n kriged_2009 --param errors -o kriged_errors.png")]
+  manage plot -n casa_2004 --output casa_2004.png
+  manage plot -n casa_2004 --at 2004-06-30T12:00:00 --width 1600 -O noon.png
+  manage plot -n kriged_2009 --param errors -O kriged_errors.png")]
 pub struct Args {
     /// The dataset to plot
     #[arg(
@@ -63,7 +63,7 @@ pub struct Args {
     pub param: String,
 
     /// The PNG file to write
-    #[arg(short = 'o', long = "output", value_name = "FILE.png")]
+    #[arg(short = 'O', long = "output", value_name = "FILE.png")]
     pub output: PathBuf,
 
     /// Width of the image in pixels; the height follows the map's extent
@@ -79,7 +79,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if !png {
         return Err(Error::Usage(format!(
-            "-o {}: plot writes PNG images; give a file name ending in .png",
+            "--output {}: plot writes PNG images; give a file name ending in .png",
             args.output.display()
         )));
     }
@@ -696,7 +696,7 @@ fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     };
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
-            "-o {}: the folder {} does not exist",
+            "--output {}: the folder {} does not exist",
             path.display(),
             dir.display()
         )));
