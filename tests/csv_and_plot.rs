@@ -43,6 +43,7 @@ fn field(s: &str) -> Option<f64> {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn csv_of_one_step_of_casagfed() {
     let env = Env::new();
     if !load_casa(&env) {
@@ -80,6 +81,7 @@ fn csv_of_one_step_of_casagfed() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn csv_of_every_step_has_a_timestamp_column() {
     let env = Env::new();
     if !load_casa(&env) {
@@ -283,6 +285,7 @@ fn plot_of_gridded_data_is_a_png_of_the_requested_width() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn plot_of_the_casagfed_fixture() {
     let env = Env::new();
     if !load_casa(&env) {

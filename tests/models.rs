@@ -92,6 +92,7 @@ fn assert_same_metadata(a: &Value, b: &Value) {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn kriged_fixture_matches_the_old_tools_expectations() {
     let Some(mat) = fixture("kriged_xco2.mat") else {
         return;
@@ -149,6 +150,7 @@ fn kriged_generated_map_takes_its_date_from_the_file_name() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn two_kriged_fixture_files_append_in_order() {
     let Some(mat) = fixture("kriged_xco2.mat") else {
         return;
@@ -238,6 +240,7 @@ fn a_kriged_file_with_other_coordinates_is_refused_when_appended() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn xco2_fixture_points_are_dated_by_their_own_day_and_reload_in_place() {
     let Some(mat) = fixture("xco2.mat") else {
         return;
