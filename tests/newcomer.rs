@@ -334,3 +334,17 @@ fn completions_and_the_manual_page_come_from_the_command_line() {
     let r = env.run(&["completions", "tcsh"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn the_sample_generator_writes_the_committed_sample_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    fluxpy::synth::Sample::write(dir.path()).unwrap();
+    for name in ["flux_na_2004.mat", "flux_na_2004.json"] {
+        let made = std::fs::read(dir.path().join(name)).unwrap();
+        let committed = std::fs::read(sample().with_file_name(name)).unwrap();
+        assert!(
+            made == committed,
+            "sample-data/{name} differs from what the generator writes"
+        );
+    }
+}
