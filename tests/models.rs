@@ -235,7 +235,7 @@ fn a_kriged_file_with_other_coordinates_is_refused_when_appended() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1);
-    assert_eq!(counts(&env), "k (1 records)\n");
+    assert_eq!(counts(&env), "k (1 record)\n");
     assert_eq!(metadata(&env, "k"), before, "nothing written");
 }
 
@@ -379,7 +379,7 @@ fn mediators_are_accepted_where_the_shape_fits() {
     }
     assert_eq!(
         counts(&env),
-        "m0 (1 records)\nm1 (50 records)\nm2 (1 records)\nm3 (1 records)\n"
+        "m0 (1 record)\nm1 (50 records)\nm2 (1 record)\nm3 (1 record)\n"
     );
 }
 
