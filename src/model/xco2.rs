@@ -44,6 +44,11 @@ pub struct Xco2 {
 }
 
 impl Xco2 {
+    /// The matrix it reads, for `--help` and `manage models`.
+    pub const SHAPE: &'static str = "N x 6: x, y, value, day of year, year, error; a point per row";
+    /// The keys a load cannot do without.
+    pub const REQUIRED: &'static str = "none (each row carries its date)";
+
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
         json!({
             "columns": ["x", "y", "value", "day", "year", "error"],
