@@ -158,7 +158,7 @@ fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
     );
     let audit = manage(&env, &db.uri, &["db", "-a"]).ok();
     assert!(
-        audit.stdout.starts_with("ok: 1 datasets"),
+        audit.stdout.starts_with("ok: 1 dataset,"),
         "{}",
         audit.stdout
     );
