@@ -448,7 +448,10 @@ fn hostile_mat_v4_files() {
     );
     // Sizes that no file could hold, refused before anything is allocated.
     g.refuse_file(
-        &g.file("absurd.mat", &v4(0, i32::MAX, i32::MAX, 0, "m", &doubles(4))),
+        &g.file(
+            "absurd.mat",
+            &v4(0, i32::MAX, i32::MAX, 0, "m", &doubles(4)),
+        ),
         &["'m'", "2147483647 × 2147483647"],
     );
     g.refuse_file(

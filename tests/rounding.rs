@@ -132,7 +132,11 @@ fn round_to_is_format_and_parse_on_a_million_values() {
                 let tie = ((rng.next() % 2_000_000) as f64 - 1e6 + 0.5) / 10f64.powi(n);
                 let mut y = tie;
                 for _ in 0..rng.next() % 4 {
-                    y = if r & 16 == 0 { next_up(y) } else { next_down(y) };
+                    y = if r & 16 == 0 {
+                        next_up(y)
+                    } else {
+                        next_down(y)
+                    };
                 }
                 y
             }
@@ -235,7 +239,12 @@ fn reference_agrees_with_python_percent_format() {
 /// `float.hex` form, so Python reads back exactly the same double.
 fn hex(x: f64) -> String {
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0x0p+0" } else { "0x0p+0" }.into();
+        return if x.is_sign_negative() {
+            "-0x0p+0"
+        } else {
+            "0x0p+0"
+        }
+        .into();
     }
     let b = x.to_bits();
     let sign = if b >> 63 == 1 { "-" } else { "" };

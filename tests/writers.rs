@@ -55,13 +55,7 @@ fn load(file: &Path, config: &Path, options: Option<&str>) -> (String, String, s
         args.extend(["-o", o]);
     }
     let r = env.run(&args);
-    assert_eq!(
-        r.code,
-        0,
-        "{} did not load: {}",
-        file.display(),
-        r.stderr
-    );
+    assert_eq!(r.code, 0, "{} did not load: {}", file.display(), r.stderr);
     let export = env.run(&["export", "-n", "casa"]).ok().stdout;
     let store = fluxpy::store::open(Some(env.db().to_str().unwrap())).unwrap();
     let coord = store
@@ -101,7 +95,10 @@ fn every_writer_gives_what_matlab_gives() {
         let name = f.file_name().unwrap().to_str().unwrap();
         let options = options_from_readme(&readme, name);
         let got = load(f, &config, options.as_deref());
-        assert!(got.0 == expected.0, "{name}: export differs from casagfed2004.mat");
+        assert!(
+            got.0 == expected.0,
+            "{name}: export differs from casagfed2004.mat"
+        );
         assert_eq!(got.1, expected.1, "{name}: coord_index differs");
         assert_eq!(got.2, expected.2, "{name}: metadata differs");
         eprintln!("{name}: same export, coord_index and metadata as casagfed2004.mat");
@@ -110,7 +107,8 @@ fn every_writer_gives_what_matlab_gives() {
 
 #[test]
 fn readme_options_are_read_from_the_table() {
-    let readme = "| `a.h5` | h5py | chunks (`-o var_name=flux/casa`) |\n| `b.mat` | SciPy | plain |";
+    let readme =
+        "| `a.h5` | h5py | chunks (`-o var_name=flux/casa`) |\n| `b.mat` | SciPy | plain |";
     assert_eq!(
         options_from_readme(readme, "a.h5").as_deref(),
         Some("var_name=flux/casa")

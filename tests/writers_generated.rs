@@ -207,7 +207,10 @@ with h5py.File("blosc.h5", "w") as f:
     if python(env.dir.path(), script).is_none() {
         return;
     }
-    for (file, id, name) in [("zstd.h5", "32015", "Zstandard"), ("bzip2.h5", "307", "bzip2")] {
+    for (file, id, name) in [
+        ("zstd.h5", "32015", "Zstandard"),
+        ("bzip2.h5", "307", "bzip2"),
+    ] {
         let r = load(&env, &env.path(file), "");
         let err = &r.stderr;
         assert_eq!(r.code, 1, "{file}");

@@ -463,9 +463,7 @@ pub fn round_to(x: f64, decimals: u32) -> f64 {
 /// even) and parse back.
 #[cold]
 fn round_exact(x: f64, decimals: u32) -> f64 {
-    let v: f64 = format!("{:.*}", decimals as usize, x)
-        .parse()
-        .unwrap_or(x);
+    let v: f64 = format!("{:.*}", decimals as usize, x).parse().unwrap_or(x);
     if v == 0.0 {
         0.0 // no negative zero in the documents
     } else {

@@ -308,7 +308,10 @@ fn check_filters_available(path: &Path, var: &str, d: &Dataset) -> Result<()> {
             .to_string_lossy()
             .trim()
             .to_string();
-        let known = KNOWN_FILTERS.iter().find(|(k, _)| *k == id).map(|(_, n)| *n);
+        let known = KNOWN_FILTERS
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, n)| *n);
         let what = match (known, stored.is_empty()) {
             (Some(k), _) => k.to_string(),
             (None, false) => stored.chars().take(60).collect(),

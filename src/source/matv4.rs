@@ -100,8 +100,7 @@ pub fn looks_like_v4(head: &[u8]) -> bool {
     let Some(raw) = head.get(..20) else {
         return false;
     };
-    let Some((_, [mopt, rows, cols, imagf, namlen])) = parse_header(raw.try_into().unwrap())
-    else {
+    let Some((_, [mopt, rows, cols, imagf, namlen])) = parse_header(raw.try_into().unwrap()) else {
         return false;
     };
     let (o, p, t) = ((mopt / 100) % 10, (mopt / 10) % 10, mopt % 10);
@@ -116,7 +115,8 @@ pub fn looks_like_v4(head: &[u8]) -> bool {
     let end = 20 + namlen as usize;
     match head.get(20..end) {
         Some(name) => {
-            name[name.len() - 1] == 0 && name[..name.len() - 1].iter().all(|&b| b.is_ascii_graphic())
+            name[name.len() - 1] == 0
+                && name[..name.len() - 1].iter().all(|&b| b.is_ascii_graphic())
         }
         None => head[20..].iter().all(|&b| b.is_ascii_graphic()),
     }

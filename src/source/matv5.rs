@@ -129,7 +129,10 @@ fn to_matrix(path: &Path, var: &str, a: &matfile::Array) -> Result<(Array2<f64>,
             if $imag.is_some() {
                 return complex();
             }
-            ($class, $real.iter().map(|&v| v as f64).collect::<Vec<f64>>())
+            (
+                $class,
+                $real.iter().map(|&v| v as f64).collect::<Vec<f64>>(),
+            )
         }};
     }
     let (class, values) = match a.data() {
