@@ -51,16 +51,19 @@ impl MatV5Matrix {
         // message rather than a crash.
         let parsed = catch_unwind(AssertUnwindSafe(|| {
             matfile::MatFile::parse(std::io::BufReader::new(file))
-        }))
-        .map_err(|_| Error::format(path, DAMAGED))?
-        .map_err(|e| match e {
-            matfile::Error::IOError(io) => Error::format(path, format!("cannot be read ({io})")),
-            _ => Error::format(path, DAMAGED),
-        })?;
-        let Some(array) = parsed.find_by_name(&var) else {
-            return Err(Error::format(path, DAMAGED));
+        }));
+        let (data, class) = match parsed {
+            Ok(Ok(parsed)) => match parsed.find_by_name(&var) {
+                Some(array) => to_matrix(path, &var, array)?,
+                None => return Err(Error::format(path, DAMAGED)),
+            },
+            Ok(Err(matfile::Error::IOError(io))) => {
+                return Err(Error::format(path, format!("cannot be read ({io})")))
+            }
+            // `matfile` refuses some valid storage choices (an integer class
+            // stored in another integer type); `matrw` reads those.
+            _ => read_with_matrw(path, &var)?,
         };
-        let (data, class) = to_matrix(path, &var, array)?;
         Ok(Self {
             info: MatrixInfo {
                 path: path.to_path_buf(),
@@ -113,6 +116,48 @@ impl Matrix for MatV5Matrix {
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
         Ok(self.data.slice(s![.., start..start + count]).to_owned())
     }
+}
+
+/// The variable read by `matrw`, for files `matfile` cannot convert (the
+/// structure walk has already bounded every size and checked the class).
+fn read_with_matrw(path: &Path, var: &str) -> Result<(Array2<f64>, &'static str)> {
+    use matrw::{MatVariable, MatlabType};
+    let text = path.to_str().ok_or_else(|| Error::format(path, DAMAGED))?;
+    let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
+        .map_err(|_| Error::format(path, DAMAGED))?
+        .map_err(|_| Error::format(path, DAMAGED))?;
+    let Some((_, mut v)) = file.iter().find(|(k, _)| *k == var) else {
+        return Err(Error::format(path, DAMAGED));
+    };
+    while let MatVariable::Compressed(c) = v {
+        v = &c.value;
+    }
+    let MatVariable::NumericArray(a) = v else {
+        return Err(Error::format(path, DAMAGED));
+    };
+    let w = |x: &[f64]| x.to_vec();
+    let (class, values): (&'static str, Vec<f64>) = match &a.value {
+        MatlabType::F64(x) => ("double", w(x)),
+        MatlabType::F32(x) => ("single", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::I8(x) => ("int8", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::U8(x) => ("uint8", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::I16(x) => ("int16", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::U16(x) => ("uint16", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::I32(x) => ("int32", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::U32(x) => ("uint32", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::I64(x) => ("int64", x.iter().map(|&v| v as f64).collect()),
+        MatlabType::U64(x) => ("uint64", x.iter().map(|&v| v as f64).collect()),
+        _ => return Err(Error::format(path, DAMAGED)),
+    };
+    let (rows, cols) = check_shape(path, var, &a.dim)?;
+    let data = Array2::from_shape_vec((rows, cols).f(), values).map_err(|_| {
+        Error::variable(
+            path,
+            var,
+            "declares more elements than it holds: the file is damaged",
+        )
+    })?;
+    Ok((data, class))
 }
 
 /// Turn a numeric MAT variable into an `f64` matrix.
