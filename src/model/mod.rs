@@ -492,14 +492,54 @@ pub(crate) fn check_document_sizes(
     Ok(())
 }
 
-/// Round half away from zero to `decimals` places, as Python 2's `round`.
+/// Powers of ten that are exact in `f64` (10^22 is the last).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Round to `decimals` places as the old tool's `float('%.Nf' % x)` did:
+/// the exact binary value of `x` correctly rounded to `decimals` places,
+/// halves to even, then read back as the nearest `f64`. That is what
+/// `format!("{:.N}", x)` followed by `parse` gives, and what this returns
+/// (without negative zero), faster.
+///
+/// The fast path computes `y = x · 10^N` (one rounding, so `y` is within
+/// 2^-53·|y| of the exact product), and when `y` is clearly away from a
+/// half-integer the nearest integer `r` of `y` is the nearest integer of the
+/// exact product; `r / 10^N`, one correctly rounded division of two exact
+/// values, is then the nearest `f64` to the decimal `r·10^-N`, which is
+/// exactly what parsing the formatted text gives. Near a tie, for
+/// magnitudes where `y` has no fraction bits left, and for more than 22
+/// places, the value is formatted and parsed back.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
-    let scale = 10f64.powi(decimals as i32);
-    let r = (x * scale).round() / scale;
-    if r == 0.0 {
+    if let Some(&scale) = POW10.get(decimals as usize) {
+        let y = x * scale;
+        let a = y.abs();
+        // 2^52: below it `y - floor(y)` is exact.
+        if a < 4_503_599_627_370_496.0 {
+            let f = y.floor();
+            let frac = y - f;
+            // Comfortably more than the product's rounding error.
+            if (frac - 0.5).abs() > a * (1.0 / 1_125_899_906_842_624.0) {
+                let r = if frac > 0.5 { f + 1.0 } else { f };
+                let v = r / scale;
+                return if v == 0.0 { 0.0 } else { v };
+            }
+        }
+    }
+    round_exact(x, decimals)
+}
+
+/// The reference rounding: format with `decimals` places (exact, halves to
+/// even) and parse back.
+#[cold]
+fn round_exact(x: f64, decimals: u32) -> f64 {
+    let v: f64 = format!("{:.*}", decimals as usize, x).parse().unwrap_or(x);
+    if v == 0.0 {
         0.0 // no negative zero in the documents
     } else {
-        r
+        v
     }
 }
 
@@ -705,8 +745,13 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero_without_negative_zero() {
-        assert_eq!(round_to(0.125, 2), 0.13);
-        assert_eq!(round_to(-0.125, 2), -0.13);
+        // Exact ties go to even, as Python's '%.2f' % x does.
+        assert_eq!(round_to(0.125, 2), 0.12);
+        assert_eq!(round_to(-0.125, 2), -0.12);
+        assert_eq!(round_to(0.375, 2), 0.38);
+        // Not ties: 2.675 is 2.67499999999999982236431605997495353221893310546875.
+        assert_eq!(round_to(2.675, 2), 2.67);
+        assert_eq!(round_to(4.35, 1), 4.3);
         assert_eq!(round_to(0.0849, 2), 0.08);
         assert_eq!(round_to(-0.001, 2).to_bits(), 0.0f64.to_bits());
         assert_eq!(value_bson(f64::NAN, 2), Bson::Null);

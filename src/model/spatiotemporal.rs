@@ -314,9 +314,10 @@ mod tests {
             "2004-06-30T03:00:00+00:00"
         );
         let v0 = docs[0].get_array("values").unwrap();
+        // -0.125 is an exact tie: '%.2f' % -0.125 is '-0.12' (halves to even).
         assert_eq!(
             v0,
-            &vec![Bson::Double(0.08), Bson::Double(-0.13), Bson::Double(7.0)]
+            &vec![Bson::Double(0.08), Bson::Double(-0.12), Bson::Double(7.0)]
         );
         assert_eq!(docs[1].get_array("values").unwrap()[2], Bson::Null);
         assert_eq!(docs[2].get_array("values").unwrap()[0], Bson::Null);
@@ -426,8 +427,8 @@ mod tests {
             .unwrap()
             .get_document("values")
             .unwrap();
-        // Stored values: 0.08 -0.13 7 1 2 3 4 (NaN and Inf left out).
-        assert_eq!(stats.get_f64("min").unwrap(), -0.13);
+        // Stored values: 0.08 -0.12 7 1 2 3 4 (NaN and Inf left out).
+        assert_eq!(stats.get_f64("min").unwrap(), -0.12);
         assert_eq!(stats.get_f64("max").unwrap(), 7.0);
         assert_eq!(stats.get_f64("median").unwrap(), 2.0);
     }

@@ -9,6 +9,7 @@
 mod crash_guard;
 mod hdf5;
 mod mat_structure;
+mod matv4;
 mod matv5;
 
 use std::fs::File;
@@ -45,6 +46,8 @@ pub trait Matrix: Send {
 pub enum FileFormat {
     /// MATLAB Level 5 MAT-file (versions 5 to 7), compressed or not.
     MatV5,
+    /// MATLAB Level 4 MAT-file: no file header, told by its first variable's.
+    MatV4,
     /// MATLAB v7.3: HDF5 behind a 512-byte MATLAB header.
     MatV73,
     /// Plain HDF5.
@@ -108,9 +111,12 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
             )),
         };
     }
+    if matv4::looks_like_v4(head) {
+        return Ok(FileFormat::MatV4);
+    }
     Err(Error::format(
         path,
-        "not a MATLAB .mat or HDF5 file (expected a MAT-file header or the HDF5 signature)",
+        "not a MATLAB .mat or HDF5 file (expected a MAT-file header, a MAT v4 variable header or the HDF5 signature)",
     ))
 }
 
@@ -122,6 +128,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
 pub fn open(path: &Path, var_name: Option<&str>) -> Result<Box<dyn Matrix>> {
     match detect(path)? {
         FileFormat::MatV5 => Ok(Box::new(matv5::MatV5Matrix::open(path, var_name)?)),
+        FileFormat::MatV4 => Ok(Box::new(matv4::MatV4Matrix::open(path, var_name)?)),
         FileFormat::MatV73 | FileFormat::Hdf5 => {
             Ok(Box::new(self::hdf5::Hdf5Matrix::open(path, var_name)?))
         }
