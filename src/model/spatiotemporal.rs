@@ -134,11 +134,11 @@ impl SpatioTemporal {
             }),
         );
         let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
-        let mut summary = Summary {
-            stats: vec![("values".into(), stats)],
-            ..Default::default()
-        };
-        summary.times.insert(id.timestamp_millis(), None);
+        let summary = Summary::of_document(
+            Some(id.timestamp_millis()),
+            None,
+            vec![("values".into(), stats)],
+        );
         (doc, summary)
     }
 }
@@ -220,14 +220,11 @@ impl Model for SpatioTemporal {
         if let Ok(values) = doc.get_array("values") {
             s.add_bson(values);
         }
-        let mut summary = Summary {
-            stats: vec![("values".into(), s)],
-            ..Default::default()
-        };
-        if let Ok(t) = doc.get_datetime("_id") {
-            summary.times.insert(t.timestamp_millis(), None);
-        }
-        summary
+        Summary::of_document(
+            doc.get_datetime("_id").ok().map(|t| t.timestamp_millis()),
+            None,
+            vec![("values".into(), s)],
+        )
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {

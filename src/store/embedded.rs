@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use super::{
     ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Store,
-    COORD_INDEX, INGEST_LOG, LOCKS, METADATA,
+    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -327,7 +327,7 @@ impl Store for Embedded {
         Ok(self
             .tables()?
             .into_iter()
-            .filter(|n| n != METADATA && n != COORD_INDEX && !n.starts_with('_'))
+            .filter(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'))
             .collect())
     }
 
@@ -406,6 +406,7 @@ impl Store for Embedded {
             path: path.clone(),
             name: name.to_string(),
             ingest: Vec::new(),
+            summary: None,
         }))
     }
 
@@ -419,7 +420,7 @@ impl Store for Embedded {
         let id = Bson::String(name.into());
         tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(name)))
             .map_err(&err)?;
-        for c in [METADATA, COORD_INDEX] {
+        for c in [METADATA, COORD_INDEX, SUMMARY] {
             Self::delete(&tx, c, &id).map_err(&err)?;
         }
         for entry in Self::ingest_rows(&tx, &path, name)? {
@@ -457,7 +458,8 @@ impl Store for Embedded {
             ))
             .map_err(&err)?;
         }
-        for c in [METADATA, COORD_INDEX] {
+        Self::delete(&tx, SUMMARY, &new_id).map_err(&err)?;
+        for c in [METADATA, COORD_INDEX, SUMMARY] {
             if let Some(bytes) = Self::get(&tx, c, &old_id).map_err(&err)? {
                 let mut doc = decode(&path, &bytes)?;
                 doc.insert("_id", to);
@@ -565,6 +567,8 @@ struct EmbeddedLoad<'c> {
     name: String,
     /// Ingest-log entries, written by the commit.
     ingest: Vec<Document>,
+    /// The summary entry, written (or, when `None`, removed) by the commit.
+    summary: Option<Document>,
 }
 
 impl EmbeddedLoad<'_> {
@@ -593,6 +597,31 @@ impl Load for EmbeddedLoad<'_> {
         self.upsert(&self.name, &rows)
     }
 
+    fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        let err = sql_err(&self.path);
+        let mut st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT doc FROM {} WHERE key = ?1",
+                table(&self.name)
+            ))
+            .map_err(&err)?;
+        for id in ids {
+            let bytes: Option<Vec<u8>> = st
+                .query_row([sort_key(id)], |r| r.get(0))
+                .optional()
+                .map_err(&err)?;
+            if let Some(b) = bytes {
+                f(decode(&self.path, &b)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_summary(&mut self, entry: Option<Document>) {
+        self.summary = entry;
+    }
+
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         Embedded::scan_conn(&self.tx, &self.path, &self.name, &Filter::All, f)
     }
@@ -606,6 +635,11 @@ impl Load for EmbeddedLoad<'_> {
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
+        let id = Bson::String(self.name.clone());
+        match &self.summary {
+            Some(entry) => Embedded::put(&self.tx, &self.path, SUMMARY, entry)?,
+            None => Embedded::delete(&self.tx, SUMMARY, &id).map_err(sql_err(&self.path))?,
+        }
         // The ingest log is in the same transaction as what it records.
         for entry in &self.ingest {
             Embedded::put(&self.tx, &self.path, INGEST_LOG, entry)?;
