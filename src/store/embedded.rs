@@ -65,10 +65,20 @@ const ZSTD_LEVEL: i32 = 1;
 /// would make its length prefix negative.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// The tag of a document kept in its compact form (see `packed.rs`),
+/// zstd-compressed after the tag. No BSON document starts with it (the
+/// length would be negative), nor a zstd frame.
+const PACKED_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
+
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     let damaged =
         |e: String| Error::store(path.display().to_string(), format!("damaged document: {e}"));
-    if bytes.starts_with(&ZSTD_MAGIC) {
+    if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
+        let packed = zstd::decode_all(z).map_err(|e| damaged(e.to_string()))?;
+        let plain = super::packed::join(&packed)
+            .ok_or_else(|| damaged("its compact form does not rebuild a document".into()))?;
+        Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
+    } else if bytes.starts_with(&ZSTD_MAGIC) {
         let plain = zstd::decode_all(bytes).map_err(|e| damaged(e.to_string()))?;
         Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
     } else {
@@ -83,8 +93,16 @@ fn pack(bson: Vec<u8>) -> Result<Vec<u8>> {
     if bson.len() < COMPRESS_FROM {
         return Ok(bson);
     }
-    zstd::bulk::compress(&bson, ZSTD_LEVEL)
-        .map_err(|e| Error::store("write", format!("cannot compress a document: {e}")))
+    let fail =
+        |e: std::io::Error| Error::store("write", format!("cannot compress a document: {e}"));
+    match super::packed::split(&bson) {
+        Some(packed) => {
+            let mut out = PACKED_TAG.to_vec();
+            out.extend(zstd::bulk::compress(&packed, ZSTD_LEVEL).map_err(fail)?);
+            Ok(out)
+        }
+        None => zstd::bulk::compress(&bson, ZSTD_LEVEL).map_err(fail),
+    }
 }
 
 fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {

@@ -11,6 +11,7 @@ pub mod embedded;
 mod key;
 pub mod lock;
 pub mod mongo;
+mod packed;
 
 use std::path::PathBuf;
 use std::time::Duration;
