@@ -121,6 +121,7 @@ impl SpatioTemporal {
         column: ArrayView1<f64>,
     ) -> (RawDocumentBuf, Summary) {
         let mut stats = Stats::new(self.precision);
+        let mut keys = Vec::with_capacity(column.len());
         let mut w = Writer::with_capacity(step_document_capacity(column.len()));
         w.datetime("_id", id.timestamp_millis());
         w.numbers(
@@ -128,11 +129,12 @@ impl SpatioTemporal {
             column.iter().map(|&x| {
                 x.is_finite().then(|| {
                     let v = round_to(x, self.precision);
-                    stats.add(v);
+                    keys.push(stats.key(v));
                     v
                 })
             }),
         );
+        stats.add_keys(&keys);
         let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
         let summary = Summary::of_document(
             Some(id.timestamp_millis()),

@@ -63,12 +63,10 @@ fn numbers(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut types = Vec::new();
     let mut doubles = Vec::new();
     let mut at = 4;
-    let mut key = String::new();
+    let mut digits = itoa_buffer();
     while *b.get(at)? != 0 {
         let kind = b[at];
-        key.clear();
-        key.push_str(&types.len().to_string());
-        let k = key.as_bytes();
+        let k = decimal(types.len(), &mut digits);
         if b.get(at + 1..at + 1 + k.len())? != k || *b.get(at + 1 + k.len())? != 0 {
             return None;
         }
