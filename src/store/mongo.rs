@@ -1022,15 +1022,36 @@ impl Load for MongoLoad<'_> {
 
     fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         // The stored documents are those of NAME itself: this load writes
-        // only to its staging collection until it commits.
-        let cursor = self
-            .store
-            .coll(&self.name)
-            .find(doc! { "_id": { "$in": ids.to_vec() } })
-            .run()
-            .map_err(|e| self.store.err(&self.name, e))?;
-        for d in cursor {
-            f(d.map_err(|e| self.store.err(&self.name, e))?)?;
+        // only to its staging collection until it commits. They are read as
+        // one `_id` range (an `$in` of many `_id`s is slow on some servers),
+        // keeping those asked for; a range over `_id`s of several types is
+        // not one, so those are read one by one.
+        let (Some(first), Some(last)) = (
+            ids.iter().min_by_key(|id| sort_key(id)),
+            ids.iter().max_by_key(|id| sort_key(id)),
+        ) else {
+            return Ok(());
+        };
+        let wanted: HashSet<Vec<u8>> = ids.iter().map(sort_key).collect();
+        let coll = self.store.coll(&self.name);
+        let err = |e| self.store.err(&self.name, e);
+        let queries: Vec<Document> = if ids
+            .iter()
+            .all(|id| id.element_type() == first.element_type())
+        {
+            vec![doc! { "_id": { "$gte": first.clone(), "$lte": last.clone() } }]
+        } else {
+            ids.iter().map(|id| doc! { "_id": id.clone() }).collect()
+        };
+        for q in queries {
+            for d in coll.find(q).run().map_err(err)? {
+                let d = d.map_err(err)?;
+                if d.get("_id")
+                    .is_some_and(|id| wanted.contains(&sort_key(id)))
+                {
+                    f(d)?;
+                }
+            }
         }
         Ok(())
     }
