@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bson::{doc, Document, RawDocumentBuf};
+use std::collections::HashSet;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -28,7 +30,10 @@ use crate::error::{Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock;
-use crate::store::{self, ingest_id, validate_name, Holder, Store, COORD_INDEX, METADATA};
+use crate::store::{
+    self, ingest_id, sort_key, validate_name, Holder, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
+    METADATA, SUMMARY,
+};
 
 /// Load matrix files into dataset NAME (adding their times if NAME exists).
 #[derive(Debug, clap::Args)]
@@ -686,10 +691,16 @@ fn joined_coordinates(
     path: &Path,
     model: &dyn Model,
     coords: Vec<[f64; 2]>,
+    stored_digest: Option<&str>,
 ) -> Result<(Vec<[f64; 2]>, bool)> {
     let Some(store) = store else {
         return Ok((coords, false));
     };
+    // The same coordinates as stored: nothing to decode (and joining a
+    // grid or a point list with itself gives it back).
+    if stored_digest.is_some_and(|d| d == coords_digest(&coords)) {
+        return Ok((coords, true));
+    }
     let stored = store.entry(COORD_INDEX, name)?;
     let appending = stored.is_some() || store.count(name)? > 0;
     let coords = match &stored {
@@ -712,19 +723,75 @@ fn joined_coordinates(
     Ok((coords, appending))
 }
 
+/// The digest of a dataset's coordinates, kept in its summary entry: the
+/// SHA-256 of their doubles, little-endian, x then y.
+fn coords_digest(coords: &[[f64; 2]]) -> String {
+    let mut h = Sha256::new();
+    for [x, y] in coords {
+        h.update(x.to_le_bytes());
+        h.update(y.to_le_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// Which summary entries this version writes and reads.
+const SUMMARY_VERSION: i32 = 1;
+
+/// The entry of `name` in [`SUMMARY`]; `None` (no entry) when it would not
+/// fit one document.
+fn summary_entry(name: &str, coords: &[[f64; 2]], summary: &Summary) -> Option<Document> {
+    let entry = doc! {
+        "_id": name,
+        "version": SUMMARY_VERSION,
+        "coords_sha256": coords_digest(coords),
+        "summary": summary.to_stored(),
+    };
+    let size = bson::to_vec(&entry).map(|b| b.len()).unwrap_or(usize::MAX);
+    (size <= MAX_DOCUMENT_BYTES).then_some(entry)
+}
+
+/// The stored summary of dataset `name` and the digest of its coordinates,
+/// when the dataset is complete and the summary is one this version wrote
+/// for as many documents as the collection holds.
+fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, String)>> {
+    let Some(entry) = store.entry(SUMMARY, name)? else {
+        return Ok(None);
+    };
+    if entry.get_i32("version").ok() != Some(SUMMARY_VERSION)
+        || store.entry(METADATA, name)?.is_none()
+    {
+        return Ok(None);
+    }
+    let summary = entry
+        .get_document("summary")
+        .ok()
+        .and_then(Summary::from_stored);
+    let digest = entry.get_str("coords_sha256").ok().map(str::to_string);
+    match (summary, digest) {
+        (Some(s), Some(d)) if s.documents == store.count(name)? => Ok(Some((s, d))),
+        _ => Ok(None),
+    }
+}
+
+/// A document's `_id`.
+fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
+    let id = doc.get("_id").ok().flatten()?;
+    Bson::try_from(id.to_raw_bson()).ok()
+}
+
 /// Convert the file, handing each batch of documents to `out`; the summary
 /// of the file's own documents and how many there were.
 fn convert(
-    file: &mut Prepared,
+    model: &dyn Model,
+    matrix: &mut dyn Matrix,
     args: &Args,
     out: &mut dyn FnMut(Vec<RawDocumentBuf>) -> Result<()>,
 ) -> Result<(Summary, usize, Progress)> {
-    let model = &*file.model;
     let mut summary = Summary::default();
     let mut documents = 0usize;
-    let expected = model.expected_documents(file.matrix.info());
+    let expected = model.expected_documents(matrix.info());
     let mut progress = Progress::new(&args.name, expected, args.quiet || args.json);
-    model.convert(&mut *file.matrix, &mut |batch| {
+    model.convert(matrix, &mut |batch| {
         documents += batch.docs.len();
         progress.inc(batch.docs.len());
         summary = std::mem::take(&mut summary).merge(batch.summary);
@@ -761,26 +828,70 @@ fn locked_load(
             return Ok(skipped(args, path, &entry, started));
         }
     }
+    let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
-    let (coords, appending) = joined_coordinates(Some(&*store), name, path, &*file.model, coords)?;
+    let (coords, appending) = joined_coordinates(
+        Some(&*store),
+        name,
+        path,
+        &*file.model,
+        coords,
+        stored.as_ref().map(|(_, d)| d.as_str()),
+    )?;
 
+    // The summary of the dataset as it will be: the stored one, less the
+    // documents this load replaces, plus the file's. Only the replaced
+    // documents are read. Without a stored summary (a store written before
+    // there was one, or one that does not fit) every document is read once.
+    let mut base = match (appending, stored) {
+        (false, _) => Some(Summary::default()),
+        (true, Some((s, _))) => Some(s),
+        (true, None) => None,
+    };
+    let mut written: HashSet<Vec<u8>> = HashSet::new();
+    let model = &*file.model;
     let mut load = store.begin_load(name)?;
     let (file_summary, documents, mut progress) =
-        convert(&mut file, args, &mut |docs| load.write_raw(docs))?;
-    progress.committing(name);
-    let summary = if appending {
-        // Dates and statistics describe the whole collection, old times too.
-        let mut all = Summary::default();
-        load.scan(&mut |d| {
-            all = std::mem::take(&mut all).merge(file.model.summarize(&d));
-            Ok(())
+        convert(model, &mut *file.matrix, args, &mut |docs| {
+            if appending && base.is_some() {
+                let ids: Vec<Bson> = docs.iter().filter_map(id_of).collect();
+                // An _id twice in one load, or one that cannot be read:
+                // the merge cannot tell what is replaced; read everything.
+                let repeated =
+                    ids.len() != docs.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+                if repeated {
+                    base = None;
+                } else {
+                    let mut fits = true;
+                    load.stored(&ids, &mut |old| {
+                        if let Some(b) = &mut base {
+                            fits &= b.subtract(&model.summarize(&old));
+                        }
+                        Ok(())
+                    })?;
+                    if !fits {
+                        base = None;
+                    }
+                }
+            }
+            load.write_raw(docs)
         })?;
-        all
-    } else {
-        file_summary.clone()
+    progress.committing(name);
+    let summary = match base {
+        Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
+        _ => {
+            // Dates and statistics describe the whole collection, old times too.
+            let mut all = Summary::default();
+            load.scan(&mut |d| {
+                all = std::mem::take(&mut all).merge(model.summarize(&d));
+                Ok(())
+            })?;
+            all
+        }
     };
+    load.set_summary(summary_entry(name, &coords, &summary));
     let dates = dates_of(&file_summary);
-    let metadata = file.model.metadata(&coords, &summary);
+    let metadata = model.metadata(&coords, &summary);
     load.log_ingest(ingest_entry(
         args,
         path,
@@ -849,8 +960,8 @@ fn dry_run(
 ) -> Result<Report> {
     let name = &args.name;
     let coords = std::mem::take(&mut file.coords);
-    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords)?;
-    let (summary, documents, _) = convert(&mut file, args, &mut |_| Ok(()))?;
+    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
+    let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
     let into = if appending {
         "adding to the existing dataset"
     } else {

@@ -195,18 +195,42 @@ pub fn models_table() -> String {
 
 /// What the documents of a collection add up to: the times they cover and
 /// the statistics of each parameter. Built per document and merged, so it is
-/// the same whether it comes from a fresh conversion or a rescan of the store.
-#[derive(Debug, Clone, Default)]
+/// the same whether it comes from a fresh conversion or a rescan of the store;
+/// and a document's summary can be taken out again ([`Summary::subtract`]),
+/// so the stored summary of a dataset follows a load that replaces documents.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     /// Time (ms since the epoch) → span in seconds, where the model has spans.
     pub times: BTreeMap<i64, Option<f64>>,
+    /// Time → how many documents have it (point data has many per time).
+    pub time_documents: BTreeMap<i64, u64>,
     /// Parameter → statistics, in the model's parameter order.
     pub stats: Vec<(String, Stats)>,
+    /// How many documents this summarizes.
+    pub documents: u64,
 }
 
 impl Summary {
+    /// The summary of one document at time `ms` (if it has one).
+    pub fn of_document(ms: Option<i64>, span: Option<f64>, stats: Vec<(String, Stats)>) -> Self {
+        let mut s = Summary {
+            stats,
+            documents: 1,
+            ..Default::default()
+        };
+        if let Some(t) = ms {
+            s.times.insert(t, span);
+            s.time_documents.insert(t, 1);
+        }
+        s
+    }
+
     pub fn merge(mut self, other: Summary) -> Summary {
         self.times.extend(other.times);
+        for (t, n) in other.time_documents {
+            *self.time_documents.entry(t).or_default() += n;
+        }
+        self.documents += other.documents;
         for (name, s) in other.stats {
             match self.stats.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, mine)) => mine.merge(s),
@@ -216,12 +240,102 @@ impl Summary {
         self
     }
 
+    /// Take out the summary of documents that are part of this one (ones
+    /// being replaced). `false`, leaving `self` unusable, when `other` is not
+    /// part of it.
+    #[must_use]
+    pub fn subtract(&mut self, other: &Summary) -> bool {
+        if other.documents > self.documents {
+            return false;
+        }
+        self.documents -= other.documents;
+        for (t, n) in &other.time_documents {
+            match self.time_documents.get_mut(t) {
+                Some(mine) if *mine > *n => *mine -= n,
+                Some(mine) if *mine == *n => {
+                    self.time_documents.remove(t);
+                    self.times.remove(t);
+                }
+                _ => return false,
+            }
+        }
+        other.stats.iter().all(
+            |(name, s)| match self.stats.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mine)) => mine.subtract(s),
+                None => s.count() == 0,
+            },
+        )
+    }
+
+    /// Whether `other` counts its parameters in the same units, so that
+    /// merging them is exact (a parameter either lacks is compatible).
+    pub fn compatible(&self, other: &Summary) -> bool {
+        other.stats.iter().all(|(name, s)| {
+            self.stats
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_none_or(|(_, mine)| mine.decimals() == s.decimals() || mine.count() == 0)
+        })
+    }
+
     /// `{param: {mean, min, max, std, median}, …}`.
     pub fn stats_document(&self) -> Document {
         self.stats
             .iter()
             .map(|(n, s)| (n.clone(), Bson::Document(s.document())))
             .collect()
+    }
+
+    /// The summary as kept in the store beside a dataset (see
+    /// [`Summary::from_stored`]): times as little-endian (ms, span or NaN,
+    /// documents) triples, and each parameter's table of value counts.
+    pub fn to_stored(&self) -> Document {
+        let mut times = Vec::with_capacity(self.time_documents.len() * 24);
+        for (t, n) in &self.time_documents {
+            let span = self.times.get(t).copied().flatten().unwrap_or(f64::NAN);
+            times.extend_from_slice(&t.to_le_bytes());
+            times.extend_from_slice(&span.to_le_bytes());
+            times.extend_from_slice(&n.to_le_bytes());
+        }
+        let stats: Vec<Bson> = self
+            .stats
+            .iter()
+            .map(|(name, s)| {
+                let mut d = s.to_stored();
+                d.insert("name", name.as_str());
+                Bson::Document(d)
+            })
+            .collect();
+        doc! {
+            "documents": self.documents as i64,
+            "times": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: times },
+            "stats": stats,
+        }
+    }
+
+    /// The summary [`Summary::to_stored`] wrote; `None` when `d` is not one.
+    pub fn from_stored(d: &Document) -> Option<Summary> {
+        let mut s = Summary {
+            documents: u64::try_from(d.get_i64("documents").ok()?).ok()?,
+            ..Default::default()
+        };
+        let times = d.get_binary_generic("times").ok()?;
+        if times.len() % 24 != 0 {
+            return None;
+        }
+        for e in times.chunks_exact(24) {
+            let t = i64::from_le_bytes(e[..8].try_into().ok()?);
+            let span = f64::from_le_bytes(e[8..16].try_into().ok()?);
+            let n = u64::from_le_bytes(e[16..].try_into().ok()?);
+            s.times.insert(t, (!span.is_nan()).then_some(span));
+            s.time_documents.insert(t, n);
+        }
+        for p in d.get_array("stats").ok()? {
+            let p = p.as_document()?;
+            s.stats
+                .push((p.get_str("name").ok()?.to_string(), Stats::from_stored(p)?));
+        }
+        Some(s)
     }
 }
 

@@ -126,6 +126,7 @@ impl SpatioTemporal {
         column: ArrayView1<f64>,
     ) -> (RawDocumentBuf, Summary) {
         let mut stats = Stats::new(self.precision);
+        let mut keys = Vec::with_capacity(column.len());
         let mut w = Writer::with_capacity(step_document_capacity(column.len()));
         w.datetime("_id", id.timestamp_millis());
         w.numbers(
@@ -133,17 +134,18 @@ impl SpatioTemporal {
             column.iter().map(|&x| {
                 x.is_finite().then(|| {
                     let v = round_to(x, self.precision);
-                    stats.add(v);
+                    keys.push(stats.key(v));
                     v
                 })
             }),
         );
+        stats.add_keys(&keys);
         let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
-        let mut summary = Summary {
-            stats: vec![("values".into(), stats)],
-            ..Default::default()
-        };
-        summary.times.insert(id.timestamp_millis(), None);
+        let summary = Summary::of_document(
+            Some(id.timestamp_millis()),
+            None,
+            vec![("values".into(), stats)],
+        );
         (doc, summary)
     }
 }
@@ -225,14 +227,11 @@ impl Model for SpatioTemporal {
         if let Ok(values) = doc.get_array("values") {
             s.add_bson(values);
         }
-        let mut summary = Summary {
-            stats: vec![("values".into(), s)],
-            ..Default::default()
-        };
-        if let Ok(t) = doc.get_datetime("_id") {
-            summary.times.insert(t.timestamp_millis(), None);
-        }
-        summary
+        Summary::of_document(
+            doc.get_datetime("_id").ok().map(|t| t.timestamp_millis()),
+            None,
+            vec![("values".into(), s)],
+        )
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
