@@ -544,7 +544,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             keys.join(", ")
         );
     }
-    let model = kind.build(&args.name, &config)?;
+    let mut model = kind.build(&args.name, &config)?;
     let (size, sha256) = hash_file(path)?;
     let input = input_digest(&sha256, kind, &config);
     let input = Input {
@@ -563,6 +563,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
 
     let var = config.string("var_name")?;
     let mut matrix = source::open(path, var.as_deref())?;
+    model.inspect(&mut *matrix)?;
     model.check(matrix.info())?;
     if let Some(m) = &args.mediator {
         kind.check_mediator(m, Some(matrix.info()))?;
