@@ -639,7 +639,10 @@ fn find_default(path: &Path, file: &netcdf::File) -> Result<String> {
         [] => {
             let all: Vec<String> = file
                 .variables()
-                .map(|v| format!("{}({})", v.name(), dims_text(&v)))
+                .map(|v| {
+                    let dims: Vec<String> = v.dimensions().iter().map(|d| d.name()).collect();
+                    format!("{}({})", v.name(), dims.join(", "))
+                })
                 .collect();
             Err(Error::format(
                 path,
