@@ -316,14 +316,6 @@ impl NetCdfMatrix {
         let axes = dim_axes(&file, &v);
         let dims: Vec<usize> = v.dimensions().iter().map(|d| d.len()).collect();
         let need = "CFGrid needs a variable over time, latitude and longitude (coordinates found by their CF standard_name, units or axis)";
-        if dims.len() < 3 {
-            return Err(bad(format!(
-                "has {} dimension{} ({}); {need}",
-                dims.len(),
-                if dims.len() == 1 { "" } else { "s" },
-                dims_text(&v)
-            )));
-        }
         let find = |a: Axis, what: &str| -> Result<usize> {
             let at: Vec<usize> = (0..axes.len()).filter(|&i| axes[i] == Some(a)).collect();
             match at.as_slice() {
@@ -339,6 +331,14 @@ impl NetCdfMatrix {
             }
         };
         let t_axis = find(Axis::Time, "time")?;
+        if dims.len() < 3 {
+            return Err(bad(format!(
+                "has {} dimension{} ({}); {need}",
+                dims.len(),
+                if dims.len() == 1 { "" } else { "s" },
+                dims_text(&v)
+            )));
+        }
         let lat_axis = find(Axis::Lat, "latitude")?;
         let lon_axis = find(Axis::Lon, "longitude")?;
         for (i, d) in v.dimensions().iter().enumerate() {
