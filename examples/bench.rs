@@ -1,9 +1,16 @@
 //! The load benchmark: a synthetic 0.5° global grid (259,200 cells) of 64
 //! and of 248 three-hourly steps, written by the project's generator as a
-//! MATLAB v7.3 file and as a plain HDF5 file, each loaded into a fresh
+//! MATLAB v7.3 file and as a plain HDF5 file, and as a CF NetCDF-4 file
+//! (`time × latitude × longitude`, float32, one deflated chunk per step, a
+//! masked band south of 60°S) loaded with CFGrid; each loaded into a fresh
 //! embedded store by `manage load`'s own code path in a child process.
 //!
 //!     cargo run --release --example bench [-- --steps 64,248] [--dir DIR]
+//!         [--formats v7.3,HDF5,NetCDF]
+//!
+//! A year of 3-hourly NetCDF (the 2,920 steps of a CarbonTracker year):
+//!
+//!     cargo run --release --example bench -- --steps 248,2920 --formats NetCDF
 //!
 //! Prints, per file: cells, steps, input size, the time `cat FILE >
 //! /dev/null` takes, the load time, values and input MB per second, and the
@@ -27,6 +34,7 @@ fn main() {
     let mut steps = vec![64, 248];
     let mut dir: Option<PathBuf> = None;
     let mut keep = false;
+    let mut formats: Vec<String> = ["v7.3", "HDF5", "NetCDF"].map(String::from).to_vec();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -40,8 +48,16 @@ fn main() {
             }
             "--dir" => dir = Some(PathBuf::from(it.next().expect("--dir DIR"))),
             "--keep" => keep = true,
+            "--formats" => {
+                formats = it
+                    .next()
+                    .expect("--formats v7.3,HDF5,NetCDF")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            }
             other => {
-                eprintln!("bench: unknown argument {other}; use --steps N,M, --dir DIR, --keep");
+                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats v7.3,HDF5,NetCDF, --dir DIR, --keep");
                 std::process::exit(2);
             }
         }
@@ -72,24 +88,35 @@ fn main() {
         "store MB"
     );
     for &n in &steps {
-        for format in ["v7.3", "HDF5"] {
+        for format in formats.iter().map(String::as_str) {
             let file = tmp.path().join(match format {
                 "v7.3" => format!("global_{n}.mat"),
-                _ => format!("global_{n}.h5"),
+                "HDF5" => format!("global_{n}.h5"),
+                "NetCDF" => format!("global_{n}.nc"),
+                other => panic!("unknown format {other}: use v7.3, HDF5 or NetCDF"),
             });
-            let columns = Columns::flux(grid, n, STEP_HOURS);
             let t = Instant::now();
             let layout = H5Layout::default();
             match format {
-                "v7.3" => write_mat_v73(&file, "flux", &columns, &layout),
-                _ => write_hdf5(&file, "fluxes/global/flux", &columns, &layout),
+                "v7.3" => {
+                    write_mat_v73(&file, "flux", &Columns::flux(grid, n, STEP_HOURS), &layout)
+                        .map_err(|e| e.to_string())
+                }
+                "HDF5" => write_hdf5(
+                    &file,
+                    "fluxes/global/flux",
+                    &Columns::flux(grid, n, STEP_HOURS),
+                    &layout,
+                )
+                .map_err(|e| e.to_string()),
+                _ => write_netcdf(&file, n).map_err(|e| e.to_string()),
             }
             .expect("generate the input file");
             let generated = t.elapsed().as_secs_f64();
             let bytes = std::fs::metadata(&file).expect("file").len();
             let cat = time_cat(&file);
             let db = tmp.path().join(format!("store_{n}_{format}.db"));
-            let (load, rss_kib) = run_child(&file, &db);
+            let (load, rss_kib) = run_child(&file, &db, format == "NetCDF");
             let store_bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
             let mb = bytes as f64 / 1e6;
             println!(
@@ -120,6 +147,54 @@ fn main() {
     }
 }
 
+/// A CF NetCDF-4 file of the 0.5° global grid with `steps` 3-hourly steps,
+/// written one step at a time (CarbonTracker's layout and time convention).
+fn write_netcdf(path: &Path, steps: usize) -> netcdf::Result<()> {
+    let (nlat, nlon) = (360usize, 720usize);
+    let mut f = netcdf::create(path)?;
+    f.add_attribute("title", "Benchmark: 0.5 degree global 3-hourly flux")?;
+    f.add_attribute("Conventions", "CF-1.8")?;
+    f.add_unlimited_dimension("time")?;
+    f.add_dimension("latitude", nlat)?;
+    f.add_dimension("longitude", nlon)?;
+    let lats: Vec<f32> = (0..nlat).map(|i| -89.75 + 0.5 * i as f32).collect();
+    let lons: Vec<f32> = (0..nlon).map(|j| -179.75 + 0.5 * j as f32).collect();
+    let mut v = f.add_variable::<f32>("latitude", &["latitude"])?;
+    v.put_attribute("standard_name", "latitude")?;
+    v.put_attribute("units", "degrees_north")?;
+    v.put_values(&lats, ..)?;
+    let mut v = f.add_variable::<f32>("longitude", &["longitude"])?;
+    v.put_attribute("standard_name", "longitude")?;
+    v.put_attribute("units", "degrees_east")?;
+    v.put_values(&lons, ..)?;
+    let mut v = f.add_variable::<f64>("time", &["time"])?;
+    v.put_attribute("standard_name", "time")?;
+    v.put_attribute("units", "days since 2000-01-01 00:00:00")?;
+    v.put_attribute("calendar", "standard")?;
+    let times: Vec<f64> = (0..steps).map(|k| 1642.0625 + k as f64 / 8.0).collect();
+    v.put_values(&times, 0..steps)?;
+    let mut v = f.add_variable::<f32>("flux", &["time", "latitude", "longitude"])?;
+    v.set_chunking(&[1, nlat, nlon])?;
+    v.set_compression(1, true)?;
+    v.set_fill_value(-1e34f32)?;
+    v.put_attribute("units", "mol m-2 s-1")?;
+    let base: Vec<f32> = (0..nlat * nlon)
+        .map(|c| {
+            let (lat, lon) = (lats[c / nlon].to_radians(), lons[c % nlon].to_radians());
+            ((2.0 * lat).cos() * (3.0 * lon).sin()) * 1e-6
+        })
+        .collect();
+    let mut step = vec![0f32; nlat * nlon];
+    for k in 0..steps {
+        let w = (k as f32 / 8.0).cos();
+        for (c, s) in step.iter_mut().enumerate() {
+            *s = if c / nlon < 60 { -1e34 } else { base[c] * w };
+        }
+        v.put_values(&step, (k..k + 1, .., ..))?;
+    }
+    f.close()
+}
+
 /// Seconds `cat FILE > /dev/null` takes.
 fn time_cat(file: &Path) -> f64 {
     let t = Instant::now();
@@ -133,11 +208,12 @@ fn time_cat(file: &Path) -> f64 {
 }
 
 /// Load `file` into `db` in a child process; its load seconds and peak RSS (KiB).
-fn run_child(file: &Path, db: &Path) -> (f64, u64) {
+fn run_child(file: &Path, db: &Path, cf: bool) -> (f64, u64) {
     let out = Command::new(std::env::current_exe().expect("own path"))
         .arg("--load-child")
         .arg(file)
         .arg(db)
+        .arg(if cf { "CFGrid" } else { "SpatioTemporalMatrix" })
         .stderr(Stdio::inherit())
         .output()
         .expect("run the load");
@@ -155,7 +231,7 @@ fn run_child(file: &Path, db: &Path) -> (f64, u64) {
 
 /// The child: one load through `manage load`'s code, then its time and VmHWM.
 fn load_child(args: &[String]) {
-    let (file, db) = (PathBuf::from(&args[0]), &args[1]);
+    let (file, db, model) = (PathBuf::from(&args[0]), &args[1], &args[2]);
     // The arguments go through `manage load`'s own parser, defaults included.
     #[derive(clap::Parser)]
     struct Load {
@@ -167,7 +243,7 @@ fn load_child(args: &[String]) {
         "-p".as_ref(),
         file.as_os_str(),
         "-m".as_ref(),
-        "SpatioTemporalMatrix".as_ref(),
+        model.as_ref(),
         "-n".as_ref(),
         "bench".as_ref(),
         "-o".as_ref(),

@@ -288,8 +288,12 @@ impl NetCdfMatrix {
         if netcdf4 {
             super::crash_guard::reading(path);
         }
-        let file = netcdf::open(path)
-            .map_err(|e| Error::format(path, format!("cannot be read as NetCDF: {e}")))?;
+        let file = netcdf::open(path).map_err(|e| {
+            Error::format(
+                path,
+                format!("cannot be read as NetCDF ({e}); the file may be damaged or truncated"),
+            )
+        })?;
         let var = match var_name {
             Some(v) => v.to_string(),
             None => find_default(path, &file)?,
