@@ -354,7 +354,7 @@ impl NetCdfMatrix {
                 )));
             }
         }
-        if dims.iter().any(|&n| n == 0) {
+        if dims.contains(&0) {
             return Err(bad(format!("is empty ({})", dims_text(&v))));
         }
 
