@@ -277,7 +277,9 @@ mod tests {
     fn model(o: &str) -> CfGrid {
         let mut c = Config::new();
         c.push("defaults", CfGrid::defaults());
-        c.push("-o", parse_overrides(o).unwrap());
+        if !o.is_empty() {
+            c.push("-o", parse_overrides(o).unwrap());
+        }
         CfGrid::from_config("cf", &c).unwrap()
     }
 
