@@ -123,21 +123,32 @@ fn write_cf(path: &Path, options: netcdf::Options) -> netcdf::Result<()> {
     let mut v = f.add_variable::<f64>("time", &["time"])?;
     v.put_attribute("units", "hours since 2004-06-30 01:30:00")?;
     v.put_attribute("calendar", "standard")?;
-    v.put_values(&[0.0, 3.0, 9.0], ..)?;
     let mut v = f.add_variable::<f32>("latitude", &["latitude"])?;
     v.put_attribute("standard_name", "latitude")?;
-    v.put_values(&[0.5f32, -0.5], ..)?;
     let mut v = f.add_variable::<f32>("longitude", &["longitude"])?;
     v.put_attribute("units", "degrees_east")?;
-    v.put_values(&[0.5f32, 90.5, 180.5, 270.5], ..)?;
     let mut v = f.add_variable::<i16>("flux", &["time", "latitude", "longitude"])?;
     v.set_fill_value(-32768i16)?;
     v.put_attribute("scale_factor", 0.01f32)?;
     v.put_attribute("add_offset", 1.0f32)?;
     v.put_attribute("units", "mol m-2 s-1")?;
+    // A classic file takes values only out of define mode.
+    f.enddef()?;
+    let missing = || netcdf::Error::Str("variable defined above".into());
+    f.variable_mut("time")
+        .ok_or_else(missing)?
+        .put_values(&[0.0, 3.0, 9.0], ..)?;
+    f.variable_mut("latitude")
+        .ok_or_else(missing)?
+        .put_values(&[0.5f32, -0.5], ..)?;
+    f.variable_mut("longitude")
+        .ok_or_else(missing)?
+        .put_values(&[0.5f32, 90.5, 180.5, 270.5], ..)?;
     let values: Vec<i16> = (0..24)
         .map(|i| if i % 5 == 0 { -32768 } else { i * 7 })
         .collect();
-    v.put_values(&values, ..)?;
+    f.variable_mut("flux")
+        .ok_or_else(missing)?
+        .put_values(&values, ..)?;
     f.close()
 }
