@@ -24,7 +24,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use ndarray::Array2;
+use ndarray::{Array2, ShapeBuilder};
 use netcdf::types::NcVariableType;
 use netcdf::{AttributeValue, Extent, Variable};
 
@@ -584,11 +584,20 @@ impl NetCdfMatrix {
             strides[self.lon_axis],
         );
         let nlon = self.lons.len();
-        let p = &self.packing;
-        Ok(Array2::from_shape_fn((self.info.rows, count), |(r, k)| {
-            let (la, lo) = (self.lat_order[r / nlon], self.lon_order[r % nlon]);
-            p.unpack(raw[k * st + la * sla + lo * slo])
-        }))
+        // Where each output cell sits within one step of the block.
+        let offsets: Vec<usize> = (0..self.info.rows)
+            .map(|r| self.lat_order[r / nlon] * sla + self.lon_order[r % nlon] * slo)
+            .collect();
+        // Column-major, so that each step is filled (and later read) in
+        // one contiguous run.
+        let mut out = Array2::zeros((self.info.rows, count).f());
+        for (k, mut col) in out.columns_mut().into_iter().enumerate() {
+            let step = &raw[k * st..];
+            for (x, &o) in col.iter_mut().zip(&offsets) {
+                *x = self.packing.unpack(step[o]);
+            }
+        }
+        Ok(out)
     }
 }
 
