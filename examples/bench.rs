@@ -4,7 +4,13 @@
 //! embedded store by `manage load`'s own code path in a child process.
 //!
 //!     cargo run --release --example bench [-- --steps 64,248] [--dir DIR]
-//!         [--formats v7.3,HDF5] [--db mongodb://HOST:PORT]
+//!         [--formats v7.3,HDF5,NetCDF] [--db mongodb://HOST:PORT]
+//!
+//! A year of 3-hourly NetCDF (the 2,920 steps of a CarbonTracker year), a CF
+//! NetCDF-4 file (`time × latitude × longitude`, float32, one deflated chunk
+//! per step, a masked band south of 60°S) loaded with CFGrid:
+//!
+//!     cargo run --release --example bench -- --steps 248,2920 --formats NetCDF
 //!
 //! Prints, per file: cells, steps, input size, the time `cat FILE >
 //! /dev/null` takes, the load time, documents, values and input MB per
@@ -60,12 +66,15 @@ fn main() {
             "--formats" => {
                 formats = it
                     .next()
-                    .expect("--formats v7.3,HDF5")
+                    .expect("--formats v7.3,HDF5,NetCDF")
                     .split(',')
                     .map(|f| f.trim().to_string())
                     .collect();
-                if let Some(f) = formats.iter().find(|f| *f != "v7.3" && *f != "HDF5") {
-                    eprintln!("bench: unknown format {f}; use v7.3, HDF5 or both");
+                if let Some(f) = formats
+                    .iter()
+                    .find(|f| !["v7.3", "HDF5", "NetCDF"].contains(&f.as_str()))
+                {
+                    eprintln!("bench: unknown format {f}; use v7.3, HDF5 and/or NetCDF");
                     std::process::exit(2);
                 }
             }
@@ -78,7 +87,7 @@ fn main() {
                 mongodb = Some(uri.clone());
             }
             other => {
-                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats v7.3,HDF5, --db mongodb://…, --appends N, --dir DIR, --keep");
+                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats v7.3,HDF5,NetCDF, --db mongodb://…, --appends N, --dir DIR, --keep");
                 std::process::exit(2);
             }
         }
@@ -116,14 +125,24 @@ fn main() {
         for format in formats.iter().map(String::as_str) {
             let file = tmp.path().join(match format {
                 "v7.3" => format!("global_{n}.mat"),
+                "NetCDF" => format!("global_{n}.nc"),
                 _ => format!("global_{n}.h5"),
             });
-            let columns = Columns::flux(grid, n, STEP_HOURS);
             let t = Instant::now();
             let layout = H5Layout::default();
             match format {
-                "v7.3" => write_mat_v73(&file, "flux", &columns, &layout),
-                _ => write_hdf5(&file, "fluxes/global/flux", &columns, &layout),
+                "v7.3" => {
+                    write_mat_v73(&file, "flux", &Columns::flux(grid, n, STEP_HOURS), &layout)
+                        .map_err(|e| e.to_string())
+                }
+                "NetCDF" => write_netcdf(&file, n).map_err(|e| e.to_string()),
+                _ => write_hdf5(
+                    &file,
+                    "fluxes/global/flux",
+                    &Columns::flux(grid, n, STEP_HOURS),
+                    &layout,
+                )
+                .map_err(|e| e.to_string()),
             }
             .expect("generate the input file");
             let generated = t.elapsed().as_secs_f64();
@@ -165,7 +184,7 @@ fn main() {
                     rows as f64 / secs / 1e6
                 );
             }
-            if python {
+            if python && format != "NetCDF" {
                 let dataset = match format {
                     "v7.3" => "flux",
                     _ => "fluxes/global/flux",
@@ -362,6 +381,54 @@ fn time_cat(file: &Path) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// A CF NetCDF-4 file of the 0.5° global grid with `steps` 3-hourly steps,
+/// written one step at a time (CarbonTracker's layout and time convention).
+fn write_netcdf(path: &Path, steps: usize) -> netcdf::Result<()> {
+    let (nlat, nlon) = (360usize, 720usize);
+    let mut f = netcdf::create(path)?;
+    f.add_attribute("title", "Benchmark: 0.5 degree global 3-hourly flux")?;
+    f.add_attribute("Conventions", "CF-1.8")?;
+    f.add_unlimited_dimension("time")?;
+    f.add_dimension("latitude", nlat)?;
+    f.add_dimension("longitude", nlon)?;
+    let lats: Vec<f32> = (0..nlat).map(|i| -89.75 + 0.5 * i as f32).collect();
+    let lons: Vec<f32> = (0..nlon).map(|j| -179.75 + 0.5 * j as f32).collect();
+    let mut v = f.add_variable::<f32>("latitude", &["latitude"])?;
+    v.put_attribute("standard_name", "latitude")?;
+    v.put_attribute("units", "degrees_north")?;
+    v.put_values(&lats, ..)?;
+    let mut v = f.add_variable::<f32>("longitude", &["longitude"])?;
+    v.put_attribute("standard_name", "longitude")?;
+    v.put_attribute("units", "degrees_east")?;
+    v.put_values(&lons, ..)?;
+    let mut v = f.add_variable::<f64>("time", &["time"])?;
+    v.put_attribute("standard_name", "time")?;
+    v.put_attribute("units", "days since 2000-01-01 00:00:00")?;
+    v.put_attribute("calendar", "standard")?;
+    let times: Vec<f64> = (0..steps).map(|k| 1642.0625 + k as f64 / 8.0).collect();
+    v.put_values(&times, 0..steps)?;
+    let mut v = f.add_variable::<f32>("flux", &["time", "latitude", "longitude"])?;
+    v.set_chunking(&[1, nlat, nlon])?;
+    v.set_compression(1, true)?;
+    v.set_fill_value(-1e34f32)?;
+    v.put_attribute("units", "mol m-2 s-1")?;
+    let base: Vec<f32> = (0..nlat * nlon)
+        .map(|c| {
+            let (lat, lon) = (lats[c / nlon].to_radians(), lons[c % nlon].to_radians());
+            ((2.0 * lat).cos() * (3.0 * lon).sin()) * 1e-6
+        })
+        .collect();
+    let mut step = vec![0f32; nlat * nlon];
+    for k in 0..steps {
+        let w = (k as f32 / 8.0).cos();
+        for (c, s) in step.iter_mut().enumerate() {
+            *s = if c / nlon < 60 { -1e34 } else { base[c] * w };
+        }
+        v.put_values(&step, (k..k + 1, .., ..))?;
+    }
+    f.close()
+}
+
 /// Load `file` into `db` under time `timestamp` in a child process; its
 /// load seconds, peak RSS (KiB) and CPU seconds (the whole child process).
 fn run_child(file: &Path, db: &str, timestamp: &str) -> (f64, u64, f64) {
@@ -389,6 +456,12 @@ fn run_child(file: &Path, db: &str, timestamp: &str) -> (f64, u64, f64) {
 /// The child: one load through `manage load`'s code, then its time and VmHWM.
 fn load_child(args: &[String]) {
     let (file, db) = (PathBuf::from(&args[0]), &args[1]);
+    // A NetCDF file is read by CFGrid, whose times come from the file.
+    let model = if file.extension().is_some_and(|e| e == "nc") {
+        "CFGrid"
+    } else {
+        "SpatioTemporalMatrix"
+    };
     let options = format!("timestamp={};title=Benchmark", args[2]);
     // The arguments go through `manage load`'s own parser, defaults included.
     #[derive(clap::Parser)]
@@ -401,7 +474,7 @@ fn load_child(args: &[String]) {
         "-p".as_ref(),
         file.as_os_str(),
         "-m".as_ref(),
-        "SpatioTemporalMatrix".as_ref(),
+        model.as_ref(),
         "-n".as_ref(),
         "bench".as_ref(),
         "-o".as_ref(),

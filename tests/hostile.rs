@@ -567,3 +567,92 @@ fn mat_v4_in_every_element_type_and_both_byte_orders() {
         }
     }
 }
+
+/// Malformed CF files, written by netCDF4-python (`tests/python/cf_reference.py bad`).
+#[test]
+fn netcdf_files_that_are_not_cf_grids() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import netCDF4, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 with netCDF4 and numpy is needed (pip install netCDF4)"
+        );
+        eprintln!("skipped: python3 with netCDF4 and numpy is not installed");
+        return;
+    }
+    let g = Guarded::new();
+    let dir = g.env.path("bad_nc");
+    std::fs::create_dir(&dir).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/cf_reference.py"
+        ))
+        .args(["bad", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cf = |file: &str, options: &str, needles: &[&str]| {
+        let p = dir.join(file);
+        let mut n = vec![file];
+        n.extend(needles);
+        let mut args = vec!["-p", p.to_str().unwrap(), "-m", "CFGrid"];
+        if !options.is_empty() {
+            args.extend(["-o", options]);
+        }
+        g.refuse(&args, &n);
+    };
+    cf(
+        "no_time.nc",
+        "",
+        &["no numeric variable over time, latitude and longitude"],
+    );
+    cf(
+        "no_time.nc",
+        "var_name=flux",
+        &["'flux'", "has no time dimension"],
+    );
+    cf("one_d.nc", "var_name=flux", &["'flux'", "has 1 dimension"]);
+    cf("not_monotonic.nc", "", &["'lat'", "not monotonic"]);
+    cf(
+        "bad_time_unit.nc",
+        "",
+        &["'time'", "fortnights since 2004-06-30", "cannot be read"],
+    );
+    cf("strings.nc", "var_name=flux", &["'flux'", "strings"]);
+    cf("noleap.nc", "", &["calendar 'noleap'"]);
+    cf("time_back.nc", "", &["'time'", "does not increase"]);
+    cf(
+        "no_time.nc",
+        "var_name=nothing",
+        &["'nothing'", "is not in the file"],
+    );
+    // Not NetCDF at all, with a .nc name; and the NetCDF-3 magic on a cut file.
+    g.refuse(
+        &[
+            "-p",
+            g.file("noise.nc", b"not a netcdf file").to_str().unwrap(),
+            "-m",
+            "CFGrid",
+        ],
+        &["noise.nc", "not a MATLAB .mat, HDF5 or NetCDF file"],
+    );
+    let mut cut = std::fs::read(dir.join("not_monotonic.nc")).unwrap();
+    cut.truncate(40);
+    let cut = g.file("cut.nc", &cut);
+    g.refuse(&["-p", cut.to_str().unwrap(), "-m", "CFGrid"], &["cut.nc"]);
+    let mut classic = b"CDF\x01".to_vec();
+    classic.extend([0xff; 60]);
+    let classic = g.file("classic_cut.nc", &classic);
+    g.refuse(
+        &["-p", classic.to_str().unwrap(), "-m", "CFGrid"],
+        &["classic_cut.nc"],
+    );
+}

@@ -40,7 +40,15 @@ use crate::store::{
 #[command(after_help = "\
 The config is read from the JSON file beside each data file (data.mat -> data.json)
 or from -c; -o overrides its keys. Keys: var_name, timestamp, step/steps, span/spans,
-columns, gridres/grid, header, parameters, title, units, precision, formats, regex.
+columns, gridres/grid, header, parameters, title, units, precision, formats, regex,
+drop_empty_cells (CFGrid).
+
+CFGrid reads a NetCDF-3 or NetCDF-4 file with CF metadata: the variable var_name (or
+the only one over time, latitude and longitude), the time of each step from the time
+coordinate's units and calendar, units from the variable and title from the file
+(config keys win), values unpacked with scale_factor/add_offset and fill values null.
+It writes SpatioTemporalMatrix's documents; precision defaults to 10 decimals.
+drop_empty_cells=true leaves out the cells missing at every step (default: the full grid).
 
 Several files load one after the other, in name order, each in its own atomic load;
 a file already loaded into NAME with the same content and config is skipped.
@@ -50,11 +58,12 @@ Examples:
   manage load -p sample-data/flux_na_2004.mat -m SpatioTemporalMatrix -n flux_na
   manage load -p casa.mat -m SpatioTemporalMatrix -n casa_2004 \\
       -o \"timestamp=2004-06-30T00:00:00;title=CASA-GFED 2004\"
-  manage load -p '/data/kriged/Kriged_*.mat' -m KrigedXCO2Matrix -n kriged --json")]
+  manage load -p '/data/kriged/Kriged_*.mat' -m KrigedXCO2Matrix -n kriged --json
+  manage load -p flux1x1_2004063000.nc -m CFGrid -n ct_bio -o var_name=bio_flux_opt")]
 pub struct Args {
-    /// Data files (MATLAB .mat v5 to v7.3, HDF5): paths, directories (their
-    /// .mat/.h5/.hdf5 files) or quoted glob patterns; several after one -p,
-    /// or -p repeated
+    /// Data files (MATLAB .mat v5 to v7.3, HDF5, NetCDF): paths, directories
+    /// (their .mat/.h5/.hdf5/.nc files) or quoted glob patterns; several
+    /// after one -p, or -p repeated
     #[arg(
         short = 'p',
         long = "path",
@@ -64,7 +73,8 @@ pub struct Args {
     )]
     pub paths: Vec<PathBuf>,
 
-    /// What the matrix holds: SpatioTemporalMatrix, KrigedXCO2Matrix or XCO2Matrix
+    /// What the file holds: SpatioTemporalMatrix, KrigedXCO2Matrix, XCO2Matrix,
+    /// or CFGrid (a NetCDF variable over time, latitude and longitude)
     #[arg(short = 'm', long = "model", value_name = "MODEL")]
     pub model: String,
 
@@ -398,7 +408,7 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                 Ok(_) => unmatched.push((
                     arg.clone(),
                     format!(
-                        "{}: directory holds no .mat, .h5 or .hdf5 file",
+                        "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
                         arg.display()
                     ),
                 )),
@@ -447,7 +457,7 @@ fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let ext = p
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5")) {
+        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
             out.push(p);
         }
     }
@@ -637,11 +647,12 @@ fn prepare(
     args: &Args,
     kind: ModelKind,
     config: &Config,
-    model: Box<dyn Model>,
+    mut model: Box<dyn Model>,
     path: &Path,
 ) -> Result<Prepared> {
     let var = config.string("var_name")?;
     let mut matrix = source::open(path, var.as_deref())?;
+    model.inspect(&mut *matrix)?;
     model.check(matrix.info())?;
     if let Some(m) = &args.mediator {
         kind.check_mediator(m, Some(matrix.info()))?;

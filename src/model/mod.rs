@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod cfgrid;
 mod encode;
 mod kriged;
 mod spatiotemporal;
@@ -21,6 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
+pub use cfgrid::CfGrid;
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
 pub use stats::Stats;
@@ -32,17 +34,24 @@ pub enum ModelKind {
     SpatioTemporalMatrix,
     KrigedXco2Matrix,
     Xco2Matrix,
+    /// A NetCDF (CF) variable over time, latitude and longitude.
+    CfGrid,
 }
 
 impl ModelKind {
-    pub const NAMES: &'static [&'static str] =
-        &["SpatioTemporalMatrix", "KrigedXCO2Matrix", "XCO2Matrix"];
+    pub const NAMES: &'static [&'static str] = &[
+        "SpatioTemporalMatrix",
+        "KrigedXCO2Matrix",
+        "XCO2Matrix",
+        "CFGrid",
+    ];
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "SpatioTemporalMatrix" => Ok(Self::SpatioTemporalMatrix),
             "KrigedXCO2Matrix" => Ok(Self::KrigedXco2Matrix),
             "XCO2Matrix" => Ok(Self::Xco2Matrix),
+            "CFGrid" => Ok(Self::CfGrid),
             _ => Err(Error::Usage(format!(
                 "unknown model '{s}': use one of {}",
                 Self::NAMES.join(", ")
@@ -57,7 +66,7 @@ impl ModelKind {
     /// The mediator the old tool paired with the model (`-d` default).
     pub fn mediator(self) -> &'static str {
         match self {
-            Self::SpatioTemporalMatrix => "Grid4D",
+            Self::SpatioTemporalMatrix | Self::CfGrid => "Grid4D",
             Self::KrigedXco2Matrix => "Grid3D",
             Self::Xco2Matrix => "Unstructured3D",
         }
@@ -80,18 +89,22 @@ impl ModelKind {
         }
         let fits = match (self, m) {
             (_, m) if m == self.mediator() => true,
-            (Self::SpatioTemporalMatrix, "Grid3D") => info.is_none_or(|i| i.cols == 3),
+            (Self::SpatioTemporalMatrix | Self::CfGrid, "Grid3D") => {
+                info.is_none_or(|i| i.cols == 3)
+            }
             _ => false,
         };
         if fits {
             return Ok(());
         }
         let shape = match self {
-            Self::SpatioTemporalMatrix => "Grid4D, or Grid3D for a file of a single time step",
+            Self::SpatioTemporalMatrix | Self::CfGrid => {
+                "Grid4D, or Grid3D for a file of a single time step"
+            }
             _ => self.mediator(),
         };
         let found = match info {
-            Some(i) if self == Self::SpatioTemporalMatrix => {
+            Some(i) if matches!(self, Self::SpatioTemporalMatrix | Self::CfGrid) => {
                 format!(" ({} has {} time steps)", i.path.display(), i.cols - 2)
             }
             _ => String::new(),
@@ -102,10 +115,11 @@ impl ModelKind {
         )))
     }
 
-    pub const ALL: [ModelKind; 3] = [
+    pub const ALL: [ModelKind; 4] = [
         Self::SpatioTemporalMatrix,
         Self::KrigedXco2Matrix,
         Self::Xco2Matrix,
+        Self::CfGrid,
     ];
 
     /// The matrix the model reads, in words.
@@ -114,6 +128,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::SHAPE,
             Self::KrigedXco2Matrix => Kriged::SHAPE,
             Self::Xco2Matrix => Xco2::SHAPE,
+            Self::CfGrid => CfGrid::SHAPE,
         }
     }
 
@@ -123,6 +138,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::REQUIRED,
             Self::KrigedXco2Matrix => Kriged::REQUIRED,
             Self::Xco2Matrix => Xco2::REQUIRED,
+            Self::CfGrid => CfGrid::REQUIRED,
         }
     }
 
@@ -133,6 +149,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => include_str!("../../configs/SpatioTemporalMatrix.json"),
             Self::KrigedXco2Matrix => include_str!("../../configs/KrigedXCO2Matrix.json"),
             Self::Xco2Matrix => include_str!("../../configs/XCO2Matrix.json"),
+            Self::CfGrid => include_str!("../../configs/CFGrid.json"),
         }
     }
 
@@ -142,6 +159,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::defaults(),
             Self::KrigedXco2Matrix => Kriged::defaults(),
             Self::Xco2Matrix => Xco2::defaults(),
+            Self::CfGrid => CfGrid::defaults(),
         }
     }
 
@@ -152,6 +170,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => Box::new(SpatioTemporal::from_config(name, config)?),
             Self::KrigedXco2Matrix => Box::new(Kriged::from_config(name, config)?),
             Self::Xco2Matrix => Box::new(Xco2::from_config(name, config)?),
+            Self::CfGrid => Box::new(CfGrid::from_config(name, config)?),
         })
     }
 }
@@ -371,6 +390,12 @@ impl Batch {
 
 /// One kind of science output.
 pub trait Model: Sync {
+    /// Take what the model needs from the opened file before anything else
+    /// (CFGrid: times, units, title, grid spacing from the CF metadata).
+    fn inspect(&mut self, _m: &mut dyn Matrix) -> Result<()> {
+        Ok(())
+    }
+
     /// Refuse a matrix of the wrong shape before anything is converted.
     fn check(&self, info: &MatrixInfo) -> Result<()>;
 

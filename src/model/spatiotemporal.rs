@@ -28,11 +28,28 @@ use crate::source::{Matrix, MatrixInfo};
 /// measurable.
 const BLOCK_VALUES: usize = 2 << 20;
 
+/// What a grid with its own times is built from (see [`SpatioTemporal::with_times`]).
+pub(crate) struct GridParts {
+    pub name: String,
+    pub title: String,
+    pub times_ms: Vec<i64>,
+    pub steps: Vec<f64>,
+    pub precision: u32,
+    pub gridres: Bson,
+    pub units: Bson,
+    pub extra: Document,
+}
+
 pub struct SpatioTemporal {
     name: String,
     title: String,
     start: DateTime<Utc>,
     step_seconds: f64,
+    /// The time of each step (ms since the epoch) when the file gives them
+    /// (CFGrid); otherwise step k is at `start + k * step_seconds`.
+    times: Option<Vec<i64>>,
+    /// The metadata's `steps`.
+    steps: Vec<f64>,
     precision: u32,
     columns: Vec<String>,
     x_col: usize,
@@ -76,11 +93,14 @@ impl SpatioTemporal {
             })
         };
         let (x_col, y_col) = (find("x")?, find("y")?);
+        let step_seconds = config.seconds(&["step", "steps"])?.unwrap_or(10800.0);
         Ok(Self {
             name: name.to_string(),
             title: title_of(config, name)?,
             start: config.require_timestamp()?,
-            step_seconds: config.seconds(&["step", "steps"])?.unwrap_or(10800.0),
+            step_seconds,
+            times: None,
+            steps: vec![step_seconds],
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
             x_col,
             y_col,
@@ -92,6 +112,27 @@ impl SpatioTemporal {
         })
     }
 
+    /// A grid whose every step has its own time, and whose matrix columns
+    /// are `x`, `y`, then the steps (the NetCDF source's layout).
+    pub(crate) fn with_times(parts: GridParts) -> Self {
+        Self {
+            name: parts.name,
+            title: parts.title,
+            start: DateTime::<Utc>::UNIX_EPOCH,
+            step_seconds: parts.steps.first().copied().unwrap_or(0.0),
+            times: Some(parts.times_ms),
+            steps: parts.steps,
+            precision: parts.precision,
+            columns: vec!["x".into(), "y".into()],
+            x_col: 0,
+            y_col: 1,
+            gridres: parts.gridres,
+            units: parts.units,
+            extra: parts.extra,
+            block_values: BLOCK_VALUES,
+        }
+    }
+
     /// Read at most this many values per block (tests use small blocks).
     pub fn with_block_values(mut self, n: usize) -> Self {
         self.block_values = n.max(1);
@@ -99,6 +140,9 @@ impl SpatioTemporal {
     }
 
     fn date_of_step(&self, k: usize) -> bson::DateTime {
+        if let Some(t) = &self.times {
+            return bson::DateTime::from_millis(t[k]);
+        }
         let ms = (self.step_seconds * 1000.0 * k as f64).round() as i64;
         bson_date(self.start + chrono::Duration::milliseconds(ms))
     }
@@ -248,7 +292,7 @@ impl Model for SpatioTemporal {
             "gridded": true,
             "grid": self.gridres.clone(),
             "gridres": self.gridres.clone(),
-            "steps": [seconds_bson(self.step_seconds)],
+            "steps": self.steps.iter().map(|&s| seconds_bson(s)).collect::<Vec<_>>(),
             "dates": dates,
             "bbox": b.to_vec(),
             "bboxmd5": bboxmd5(&b),
