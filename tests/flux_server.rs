@@ -334,6 +334,11 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
     ) else {
         return;
     };
+    // A CF NetCDF-4 file loaded by CFGrid: flux-server must not be able to
+    // tell it from a MATLAB-loaded grid.
+    let ct = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/netcdf/ct_like_netcdf4.nc");
+    assert!(ct.is_file(), "{} is missing", ct.display());
     let fresh = FreshDb::new(&uri);
     let db = Client::with_uri_str(&uri).unwrap().database(&fresh.name);
     let env = Env::new();
@@ -352,7 +357,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
     let nan = env.path("nan.mat");
     fluxpy::synth::write_mat_v5(&nan, "flux", &m, false).unwrap();
 
-    let loads: [(&str, std::path::PathBuf, &str, Vec<&str>); 4] = [
+    let loads: [(&str, std::path::PathBuf, &str, Vec<&str>); 5] = [
         ("casa", casa, "SpatioTemporalMatrix", vec![]),
         (
             "kriged",
@@ -367,6 +372,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
             "SpatioTemporalMatrix",
             vec!["-o", "timestamp=2004-06-30"],
         ),
+        ("ct", ct, "CFGrid", vec![]),
     ];
     for target in [embedded, fresh.uri.as_str()] {
         for (name, path, model, extra) in &loads {
@@ -399,7 +405,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
     );
     let mut ids: Vec<&str> = metadata.iter().map(|d| d.get_str("_id").unwrap()).collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["casa", "kriged", "withnan", "xco2"]);
+    assert_eq!(ids, ["casa", "ct", "kriged", "withnan", "xco2"]);
     for md in &metadata {
         let name = md.get_str("_id").unwrap();
         let want = manage(&env, embedded, &["db", "-n", name]).ok().json();
@@ -429,7 +435,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
             .run()
             .unwrap(),
     );
-    assert_eq!(index.len(), 4);
+    assert_eq!(index.len(), 5);
     let mut coords: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for ci in &index {
         let name = ci.get_str("_id").unwrap().to_string();
@@ -443,7 +449,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
     }
 
     // The grids.
-    for name in ["casa", "kriged", "withnan"] {
+    for name in ["casa", "ct", "kriged", "withnan"] {
         let e = export(name);
         gridded_queries(&db, name, &e, &coords[name]);
     }
