@@ -8,6 +8,7 @@
 
 mod crash_guard;
 mod hdf5;
+mod hdf5_origin;
 mod mat_structure;
 mod matv5;
 
