@@ -22,7 +22,15 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems."
 )]
 struct Cli {
     /// The store: a mongodb:// URI, or the path of an embedded store file
-    #[arg(long, global = true, env = "FLUXPY_DB", value_name = "URI")]
+    ///
+    /// The value of FLUXPY_DB is never shown here: it may hold a password.
+    #[arg(
+        long,
+        global = true,
+        env = "FLUXPY_DB",
+        hide_env_values = true,
+        value_name = "URI"
+    )]
     db: Option<String>,
 
     #[command(subcommand)]

@@ -245,10 +245,41 @@ impl Location {
             Some(path) if path.trim().is_empty() => Err(Error::Usage(
                 "--db is empty: give a file path or a mongodb:// URI".into(),
             )),
+            Some(uri) if looks_like_uri(uri) => Err(Error::Usage(format!(
+                "--db '{}' looks like a URI but is not a MongoDB one: write mongodb:// or mongodb+srv:// (in lower case); a store file whose name looks like this is given as ./NAME",
+                redact_loose(uri).escape_debug()
+            ))),
             Some(path) => Ok(Location::Embedded(PathBuf::from(path))),
             None => Ok(Location::Embedded(embedded::default_path()?)),
         }
     }
+}
+
+/// `scheme:` followed by `/`: a URI, not a file name (RFC 3986 schemes are
+/// a letter and then letters, digits, `+`, `-` or `.`; one letter is left
+/// alone, as a drive letter would be).
+fn looks_like_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && rest.starts_with('/')
+}
+
+/// Any URI-like text with its password and secret options replaced by
+/// `***`, however many slashes follow the scheme.
+fn redact_loose(uri: &str) -> String {
+    let Some(colon) = uri.find(':') else {
+        return uri.to_string();
+    };
+    let rest = uri[colon + 1..].trim_start_matches('/');
+    let head = &uri[..uri.len() - rest.len()];
+    let redacted = mongo::redact_uri(&format!("x://{rest}"));
+    format!("{head}{}", &redacted[4..])
 }
 
 /// Open the store `--db`/`FLUXPY_DB` names.
@@ -356,5 +387,43 @@ mod tests {
             Location::Embedded("/tmp/x.db".into())
         );
         assert!(Location::parse(Some(" ")).is_err());
+        for file in [
+            "store.db",
+            "./Mongodb://x",
+            "C:/x.db",
+            "a:b",
+            "dir/mongodb:/x",
+            "1x:/y",
+        ] {
+            assert!(
+                matches!(Location::parse(Some(file)), Ok(Location::Embedded(_))),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn uri_lookalikes_are_refused_without_their_password() {
+        for (uri, shown) in [
+            (
+                "Mongodb://bob:Hunter2@db1.example/fluxvis",
+                "Mongodb://bob:***@db1.example/fluxvis",
+            ),
+            ("MONGODB://bob:Hunter2@db1/x", "MONGODB://bob:***@db1/x"),
+            ("mongodb:/bob:Hunter2@db1/x", "mongodb:/bob:***@db1/x"),
+            (
+                "mongodb+svr://bob:Hunter2@db1/x",
+                "mongodb+svr://bob:***@db1/x",
+            ),
+            (
+                "postgres://h/db?password=Hunter2",
+                "postgres://h/db?password=***",
+            ),
+            ("file:///tmp/x.db", "file:///tmp/x.db"),
+        ] {
+            let e = Location::parse(Some(uri)).unwrap_err().to_string();
+            assert!(!e.contains("Hunter2"), "{e}");
+            assert!(e.contains(shown), "{e}");
+        }
     }
 }
