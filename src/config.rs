@@ -194,7 +194,20 @@ impl Config {
                 "must be a positive number of seconds",
             ));
         }
-        Ok(Some(n))
+        // The store keeps times to the millisecond (BSON dates): a step
+        // between two milliseconds would give times that are not the ones
+        // asked for, or that collide.
+        let ms = n * 1000.0;
+        if (ms - ms.round()).abs() > 1e-6 * ms.max(1.0) || ms.round() < 1.0 {
+            return Err(Error::config(
+                origin,
+                key,
+                format!(
+                    "{n} s is not a whole number of milliseconds, the resolution of stored times"
+                ),
+            ));
+        }
+        Ok(Some(ms.round() / 1000.0))
     }
 
     pub fn unsigned(&self, key: &str, max: u64) -> Result<Option<u32>> {
@@ -229,19 +242,45 @@ impl Config {
     /// one, else the date the `regex` key reads from the data file's name,
     /// else `None`. A timestamp that is given but cannot be read is an error.
     pub fn timestamp(&self) -> Result<Option<DateTime<Utc>>> {
-        if let Some(text) = self.string("timestamp")? {
-            return parse_timestamp(&text).map(Some).ok_or_else(|| {
+        let t = if let Some(text) = self.string("timestamp")? {
+            parse_timestamp(&text).ok_or_else(|| {
                 Error::config(
                     self.origin(&["timestamp"]),
                     "timestamp",
                     format!("'{text}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"),
                 )
-            });
+            })?
+        } else {
+            match (self.file_regex()?, &self.file_name) {
+                (Some(r), Some(name)) => match r.timestamp(name)? {
+                    Some(t) => t,
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        };
+        use chrono::Timelike;
+        if t.nanosecond() % 1_000_000 != 0 {
+            return Err(Error::config(
+                self.origin(&["timestamp"]),
+                "timestamp",
+                format!(
+                    "{} has a fraction of a millisecond; stored times are whole milliseconds",
+                    t.format("%Y-%m-%dT%H:%M:%S%.f")
+                ),
+            ));
         }
-        match (self.file_regex()?, &self.file_name) {
-            (Some(r), Some(name)) => r.timestamp(name),
-            _ => Ok(None),
+        if crate::model::date_after(t, 0.0).is_none() {
+            return Err(Error::config(
+                self.origin(&["timestamp"]),
+                "timestamp",
+                format!(
+                    "{} is outside the years 1 to 9999 that stored dates can hold",
+                    t.format("%Y-%m-%dT%H:%M:%S")
+                ),
+            ));
         }
+        Ok(Some(t))
     }
 
     /// [`Config::timestamp`], required: its absence is an error that says

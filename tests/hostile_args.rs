@@ -167,3 +167,204 @@ fn help_never_shows_the_value_of_fluxpy_db() {
         }
     }
 }
+
+/// A folder of copies of the sample, each with its own config.
+fn folder(env: &common::Env, configs: &[(&str, serde_json::Value)]) -> std::path::PathBuf {
+    let dir = env.path("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::sample().with_extension("json")).unwrap(),
+    )
+    .unwrap();
+    for (name, changes) in configs {
+        std::fs::copy(common::sample(), dir.join(format!("{name}.mat"))).unwrap();
+        let mut c = base.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        std::fs::write(dir.join(format!("{name}.json")), c.to_string()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn steps_beyond_the_year_9999_are_refused_and_the_run_goes_on() {
+    let env = common::Env::new();
+    let dir = folder(
+        &env,
+        &[
+            ("a_1e13", serde_json::json!({"steps": [1e13]})),
+            ("b_1e300", serde_json::json!({"steps": 1e300})),
+            (
+                "c_year_9999",
+                serde_json::json!({"timestamp": "9999-12-31T12:00:00", "steps": [10800]}),
+            ),
+            (
+                "d_fine",
+                serde_json::json!({"timestamp": "2005-06-30T00:00:00"}),
+            ),
+        ],
+    );
+    let dir = dir.to_str().unwrap();
+    for extra in [
+        vec!["--dry-run"],
+        vec!["--dry-run", "--json"],
+        vec!["--json"],
+        vec![],
+    ] {
+        let mut args = vec!["load", "-p", dir, "-m", "SpatioTemporalMatrix", "-n", "t"];
+        args.extend(&extra);
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{extra:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            !r.stderr.contains("panicked") && !r.stderr.contains("internal error"),
+            "{}",
+            r.stderr
+        );
+        if extra.contains(&"--json") {
+            let lines = r.json_lines();
+            assert_eq!(lines.len(), 4, "{extra:?}: one line per file: {}", r.stdout);
+            for l in &lines[..3] {
+                assert_eq!(l["status"], "failed", "{l}");
+                assert!(
+                    l["error"].as_str().unwrap().contains("after the year 9999"),
+                    "{l}"
+                );
+            }
+            assert_ne!(lines[3]["status"], "failed", "{}", lines[3]);
+        } else {
+            assert_eq!(
+                r.stderr.matches("after the year 9999").count(),
+                3,
+                "{extra:?}: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains("'steps'") || r.stderr.contains("'step'"),
+                "{}",
+                r.stderr
+            );
+            assert!(r.stderr.contains("1e300"), "{}", r.stderr);
+        }
+    }
+    // The good file was loaded, and no lock is left behind.
+    let a = env.run(&["db", "-a"]);
+    assert_eq!(a.code, 0, "{}{}", a.stdout, a.stderr);
+    let dates = env.run(&["db", "-n", "t"]).ok().json()["dates"].clone();
+    assert_eq!(
+        dates,
+        serde_json::json!(["2005-06-30T00:00:00", "2005-06-30T21:00:00"])
+    );
+}
+
+#[test]
+fn times_the_store_cannot_hold_are_refused() {
+    let env = common::Env::new();
+    let sample = common::sample();
+    let sample = sample.to_str().unwrap();
+    for (o, needle) in [
+        ("timestamp=+10000-01-01", "years 1 to 9999"),
+        ("timestamp=-0001-01-01T00:00:00Z", "years 1 to 9999"),
+        ("timestamp=0000-12-31T00:00:00", "years 1 to 9999"),
+        ("step=0.0004", "whole number of milliseconds"),
+        ("step=0.0015", "whole number of milliseconds"),
+        ("step=[1e-9]", "whole number of milliseconds"),
+        (
+            "timestamp=2004-06-30T00:00:00.0005",
+            "fraction of a millisecond",
+        ),
+    ] {
+        let r = env.run(&[
+            "load",
+            "-p",
+            sample,
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "t",
+            "-o",
+            o,
+        ]);
+        assert_eq!(r.code, 1, "{o}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{o}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{o}: {}", r.stderr);
+    }
+    assert!(!env
+        .run(&["db", "-l", "collections"])
+        .ok()
+        .stdout
+        .contains('t'));
+}
+
+#[test]
+fn millisecond_times_are_listed_as_stored() {
+    let env = common::Env::new();
+    let sample = common::sample();
+    let o = "timestamp=2004-06-30T00:00:00.250Z;steps=[0.5]";
+    let r = env.run(&[
+        "load",
+        "-p",
+        sample.to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "t",
+        "-o",
+        o,
+    ]);
+    assert!(r.stdout.contains("8 documents"), "{}", r.stdout);
+    // 8 steps of 500 ms from 00:00:00.250: the last at 00:00:03.750.
+    let meta = env.run(&["db", "-n", "t"]).ok().json();
+    assert_eq!(
+        meta["dates"],
+        serde_json::json!(["2004-06-30T00:00:00.250", "2004-06-30T00:00:03.750"])
+    );
+    let docs = env.run(&["export", "-n", "t"]).ok().json_lines();
+    assert_eq!(docs.len(), 8, "every step stored");
+    for at in [
+        "2004-06-30T00:00:00.250",
+        "2004-06-30T00:00:03.750",
+        "2004-06-30T00:00:01.250Z",
+    ] {
+        let r = env.run(&["export", "-n", "t", "--at", at]).ok();
+        assert_eq!(r.json_lines().len(), 1, "--at {at}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn lock_timeouts_are_checked_when_parsed() {
+    let env = common::Env::new();
+    let sample = common::sample();
+    for t in ["99999999", "1e20", "-1", "NaN", "inf", "604801", "", "soon"] {
+        let r = env.run(&[
+            "load",
+            &format!("--lock-timeout={t}"),
+            "-p",
+            sample.to_str().unwrap(),
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "t",
+        ]);
+        assert_eq!(r.code, 2, "--lock-timeout {t:?}: {}", r.stderr);
+        assert!(r.stderr.contains("--lock-timeout"), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains("panicked") && r.stderr.lines().count() <= 4,
+            "{}",
+            r.stderr
+        );
+    }
+    // The longest allowed wait works end to end.
+    env.run(&[
+        "load",
+        "--lock-timeout",
+        "604800",
+        "-p",
+        sample.to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "t",
+    ])
+    .ok();
+}
