@@ -423,7 +423,16 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    match serde_json::from_str::<Value>(&text) {
+    // Some editors on Windows start UTF-8 files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let depth = nesting_depth(text);
+    if depth > MAX_NESTING {
+        return Err(Error::ConfigSyntax {
+            origin: path.display().to_string(),
+            msg: format!("nests values {depth} levels deep; at most {MAX_NESTING} are read"),
+        });
+    }
+    match serde_json::from_str::<Value>(text) {
         // Keys starting with "//" are comments (JSON has no other kind).
         Ok(Value::Object(m)) => Ok(m
             .into_iter()
@@ -466,6 +475,12 @@ pub fn parse_overrides(s: &str) -> Result<Map<String, Value>> {
         let value = if STRING_KEYS.contains(&k) {
             Value::String(unquote(v).to_string())
         } else {
+            let depth = nesting_depth(v);
+            if depth > MAX_NESTING {
+                return Err(syntax(format!(
+                    "the value of '{k}' is nested {depth} levels deep; at most {MAX_NESTING} are read"
+                )));
+            }
             parse_value(v)
         };
         out.insert(k.to_string(), value);
@@ -476,6 +491,35 @@ pub fn parse_overrides(s: &str) -> Result<Map<String, Value>> {
         ));
     }
     Ok(out)
+}
+
+/// How deeply a value may nest lists, tuples and dicts (a config file's
+/// JSON is bounded the same way by its reader, at 128): config values are a
+/// few levels deep, and a bound keeps the readers' recursion off the end of
+/// the stack.
+const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `[`, `(` and `{` in `v`, outside quoted strings.
+fn nesting_depth(v: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0, None, false);
+    for c in v.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '(' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | ')' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
 }
 
 /// Strip one pair of matching quotes, so `-o "title='My data'"` means `My data`.

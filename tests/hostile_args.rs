@@ -368,3 +368,165 @@ fn lock_timeouts_are_checked_when_parsed() {
     ])
     .ok();
 }
+
+/// `manage ARGS` on `env`, given 60 s: a run that blocks fails the test.
+fn run_bounded(env: &common::Env, args: &[&str]) -> Run {
+    let mut child = env
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("{args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn fifos_and_devices_given_with_p_are_refused_without_blocking() {
+    let env = common::Env::new();
+    let dir = env.path("in");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = dir.join("pipe.mat");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::copy(common::sample(), dir.join("real.mat")).unwrap();
+    let load = |p: &str, dry: bool| {
+        let mut a = vec![
+            "load",
+            "-p",
+            p,
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "f",
+            "-o",
+            "timestamp=2004-01-01",
+        ];
+        if dry {
+            a.push("--dry-run");
+        }
+        run_bounded(&env, &a)
+    };
+    let fifo_s = fifo.to_str().unwrap();
+    for dry in [true, false] {
+        let r = load(fifo_s, dry);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("pipe.mat: is a FIFO"), "{}", r.stderr);
+        for dev in ["/dev/null", "/dev/zero"] {
+            let r = load(dev, dry);
+            assert_eq!(r.code, 1, "{}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("{dev}: is a device")),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+    // Through a glob: the FIFO fails by name, the real file is loaded.
+    let pattern = format!("{}/*.mat", dir.display());
+    let r = load(&pattern, false);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("pipe.mat: is a FIFO"), "{}", r.stderr);
+    assert!(r.stdout.contains("real.mat"), "{}", r.stdout);
+    // A folder lists regular files only.
+    let r = load(dir.to_str().unwrap(), true);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("pipe.mat"), "{}", r.stderr);
+    assert_eq!(env.run(&["db", "-a"]).code, 0);
+}
+
+#[test]
+fn nesting_of_config_values_is_bounded() {
+    let env = common::Env::new();
+    let sample = common::sample();
+    let sample = sample.to_str().unwrap();
+    let load = |extra: &[&str]| {
+        let mut a = vec![
+            "load",
+            "-p",
+            sample,
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "n",
+        ];
+        a.extend(extra);
+        env.run(&a)
+    };
+    for (open, close) in [("[", "]"), ("(", ")"), ("{'k':", "}")] {
+        for depth in [65, 20_000] {
+            let o = format!("units={}1{}", open.repeat(depth), close.repeat(depth));
+            let r = load(&["-o", &o]);
+            assert_eq!(r.code, 1, "{open} × {depth}: {}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("nested {depth} levels deep")),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+    // Brackets inside a quoted string are text, not nesting.
+    let deep_text = format!("units={{'x': '{}'}}", "[".repeat(1000));
+    let r = load(&["-o", &deep_text, "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = env.path("deep.json");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"units\": {}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    )
+    .unwrap();
+    let r = load(&["-c", file.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("deep.json") && r.stderr.contains("levels deep"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+}
+
+#[test]
+fn a_config_with_a_byte_order_mark_is_read() {
+    let env = common::Env::new();
+    let file = env.path("bom.json");
+    std::fs::write(
+        &file,
+        b"\xef\xbb\xbf{\"timestamp\": \"2001-02-03\", \"title\": \"BOM\"}",
+    )
+    .unwrap();
+    let sample = common::sample();
+    env.run(&[
+        "load",
+        "-p",
+        sample.to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "b",
+        "-c",
+        file.to_str().unwrap(),
+    ])
+    .ok();
+    let meta = env.run(&["db", "-n", "b"]).ok().json();
+    assert_eq!(meta["title"], "BOM");
+    assert_eq!(meta["dates"][0], "2001-02-03T00:00:00");
+}

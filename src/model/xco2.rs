@@ -299,7 +299,10 @@ mod tests {
             let mut far = points();
             far[[0, 4]] = year;
             let e = docs(&m, far).unwrap_err().to_string();
-            assert!(e.contains("row 1") && e.contains("years from 1 to 9999"), "{e}");
+            assert!(
+                e.contains("row 1") && e.contains("years from 1 to 9999"),
+                "{e}"
+            );
         }
         let mut undated = points();
         undated[[1, 3]] = f64::NAN;
