@@ -21,13 +21,12 @@ pub struct MatV5Matrix {
 
 impl MatV5Matrix {
     pub fn open(path: &Path, var_name: Option<&str>) -> Result<Self> {
-        let text = path
-            .to_str()
-            .ok_or_else(|| Error::format(path, "the path is not valid UTF-8; rename the file"))?;
         super::mat_structure::check(path)?;
+        // The parser gets the declared variables, inflated, and nothing more.
+        let bytes = super::mat_structure::inflated(path)?;
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
-        let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
+        let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile_from_u8(&bytes)))
             .map_err(|_| Error::format(path, "damaged MAT-file: its contents cannot be parsed; save it again from MATLAB or copy it again"))?
             .map_err(|e| Error::format(path, describe_matrw_error(&e)))?;
 
@@ -54,6 +53,7 @@ impl MatV5Matrix {
                 ),
             ));
         };
+        drop(bytes);
         let (data, class) = to_matrix(path, &var, value)?;
         Ok(Self {
             info: MatrixInfo {
