@@ -62,7 +62,10 @@ fn trailing_bytes_of_a_compressed_variable_are_not_inflated() {
     .ok();
     let docs = env.run(&["export", "-n", "z"]).ok().json_lines();
     assert_eq!(docs.len(), 8);
-    assert_eq!(docs[0]["values"], serde_json::json!([2.0, 12.0, 22.0, 32.0]));
+    assert_eq!(
+        docs[0]["values"],
+        serde_json::json!([2.0, 12.0, 22.0, 32.0])
+    );
 
     // SAFETY: getrusage fills the struct it is given.
     let peak_kib = unsafe {

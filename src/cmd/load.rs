@@ -117,6 +117,9 @@ pub struct Args {
     pub lock_timeout: Duration,
 }
 
+/// The least a load's writes wait for another process's write to finish.
+const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
+
 /// The longest `--lock-timeout`: a week, far more than any load takes, and
 /// well inside what every timer below it can count.
 const MAX_LOCK_TIMEOUT_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
@@ -588,6 +591,10 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         return dry_run(store.map(|s| &*s), args, path, file, started);
     }
     let store = store.ok_or_else(|| Error::store("open", "no store to write to"))?;
+    // The writes of this load wait for the store as long as --lock-timeout
+    // says (a few seconds at least: another load's commit is not a reason
+    // to fail); taking the lock waits only what remains of it.
+    store.set_busy_wait(args.lock_timeout.max(MIN_WRITE_WAIT));
     let me = Holder::this_process();
     lock::acquire(
         store,

@@ -179,6 +179,11 @@ pub trait Store {
     /// A backend may wait up to `wait` for the store itself to be free.
     fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
 
+    /// How long each later write may wait for another process's write to
+    /// finish (a load sets its `--lock-timeout`); backends whose server
+    /// queues writes itself ignore it.
+    fn set_busy_wait(&mut self, _wait: Duration) {}
+
     /// Release the lock of `name` if `holder` (the same acquisition, by its
     /// token) still holds it; whether it did.
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
