@@ -213,7 +213,13 @@ impl Config {
     pub fn unsigned(&self, key: &str, max: u64) -> Result<Option<u32>> {
         match self.get(key) {
             None => Ok(None),
-            Some((v, origin)) => match v.as_u64() {
+            // 2.0 is the whole number 2, as JSON writers and Python's
+            // json module may write it.
+            Some((v, origin)) => match v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= max as f64)
+                    .map(|f| f as u64)
+            }) {
                 Some(n) if n <= max => Ok(Some(n as u32)),
                 _ => Err(Error::config(
                     origin,

@@ -306,6 +306,37 @@ pub fn open_read_only(db: Option<&str>) -> Result<Option<Box<dyn Store>>> {
     }
 }
 
+/// Open the store `--db`/`FLUXPY_DB` names for a command that only reads
+/// (`db`, `export`, `plot`): an embedded store is opened read-only, so a
+/// read-only file or folder is no obstacle, and one that does not exist is
+/// an error (a mistyped path is never created).
+pub fn open_for_reading(db: Option<&str>) -> Result<Box<dyn Store>> {
+    let location = Location::parse(db)?;
+    if let Location::Embedded(path) = &location {
+        if !path.exists() {
+            return Err(Error::store(
+                path.display().to_string().escape_debug().to_string(),
+                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
+            ));
+        }
+    }
+    open_read_only(db)?.ok_or_else(|| Error::store("open", "the store does not exist"))
+}
+
+/// [`open`], for a command that changes an existing store (`db -a --fix`,
+/// `remove`, `rename`): a store file that does not exist is not created.
+pub fn open_existing(db: Option<&str>) -> Result<Box<dyn Store>> {
+    if let Location::Embedded(path) = Location::parse(db)? {
+        if !path.exists() {
+            return Err(Error::store(
+                path.display().to_string().escape_debug().to_string(),
+                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
+            ));
+        }
+    }
+    open(db)
+}
+
 /// Check a dataset name `-n`/`-r` against what MongoDB and this tool refuse.
 pub fn validate_name(name: &str) -> Result<()> {
     let refuse = |msg: &str| {
@@ -332,6 +363,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.contains('\0') {
         return refuse("contains a NUL character");
     }
+    if name.chars().any(char::is_control) {
+        return refuse("contains a control character (a newline, tab, …)");
+    }
     if name.len() > 120 {
         return refuse("is longer than 120 bytes");
     }
@@ -353,6 +387,9 @@ mod tests {
             "_ingest_log",
             "a$b",
             "a\0b",
+            "a\nb",
+            "a\tb",
+            "\u{1b}[31mred",
             &"x".repeat(121),
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} should be refused");
