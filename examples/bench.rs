@@ -4,10 +4,13 @@
 //! embedded store by `manage load`'s own code path in a child process.
 //!
 //!     cargo run --release --example bench [-- --steps 64,248] [--dir DIR]
+//!         [--formats v7.3,HDF5] [--db mongodb://HOST:PORT]
 //!
 //! Prints, per file: cells, steps, input size, the time `cat FILE >
-//! /dev/null` takes, the load time, values and input MB per second, and the
-//! peak resident memory of the loading process. The generated files (about
+//! /dev/null` takes, the load time, documents, values and input MB per
+//! second, and the peak resident memory of the loading process. With
+//! `--db`, each file is also loaded into a fresh database of that MongoDB
+//! deployment (dropped afterwards), on a second line. The generated files (about
 //! 130 MB and 510 MB each) live in a temporary directory removed at the end
 //! (`--keep` leaves the files and stores there).
 
@@ -27,6 +30,8 @@ fn main() {
     let mut steps = vec![64, 248];
     let mut dir: Option<PathBuf> = None;
     let mut keep = false;
+    let mut formats = vec!["v7.3".to_string(), "HDF5".to_string()];
+    let mut mongodb: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -40,8 +45,28 @@ fn main() {
             }
             "--dir" => dir = Some(PathBuf::from(it.next().expect("--dir DIR"))),
             "--keep" => keep = true,
+            "--formats" => {
+                formats = it
+                    .next()
+                    .expect("--formats v7.3,HDF5")
+                    .split(',')
+                    .map(|f| f.trim().to_string())
+                    .collect();
+                if let Some(f) = formats.iter().find(|f| *f != "v7.3" && *f != "HDF5") {
+                    eprintln!("bench: unknown format {f}; use v7.3, HDF5 or both");
+                    std::process::exit(2);
+                }
+            }
+            "--db" => {
+                let uri = it.next().expect("--db mongodb://HOST:PORT");
+                if !uri.starts_with("mongodb") {
+                    eprintln!("bench: --db takes a mongodb:// URI (the embedded store is always measured)");
+                    std::process::exit(2);
+                }
+                mongodb = Some(uri.clone());
+            }
             other => {
-                eprintln!("bench: unknown argument {other}; use --steps N,M, --dir DIR, --keep");
+                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats v7.3,HDF5, --db mongodb://…, --dir DIR, --keep");
                 std::process::exit(2);
             }
         }
@@ -59,20 +84,22 @@ fn main() {
     );
     println!("files in {}", tmp.path().display());
     println!(
-        "{:<6} {:>8} {:>6} {:>8} {:>7} {:>8} {:>12} {:>8} {:>10} {:>9}",
+        "{:<6} {:<8} {:>8} {:>6} {:>8} {:>7} {:>8} {:>7} {:>12} {:>8} {:>10} {:>9}",
         "format",
+        "store",
         "cells",
         "steps",
         "input MB",
         "cat s",
         "load s",
+        "docs/s",
         "values/s",
         "MB/s",
         "peak RSS",
         "store MB"
     );
     for &n in &steps {
-        for format in ["v7.3", "HDF5"] {
+        for format in formats.iter().map(String::as_str) {
             let file = tmp.path().join(match format {
                 "v7.3" => format!("global_{n}.mat"),
                 _ => format!("global_{n}.h5"),
@@ -89,22 +116,43 @@ fn main() {
             let bytes = std::fs::metadata(&file).expect("file").len();
             let cat = time_cat(&file);
             let db = tmp.path().join(format!("store_{n}_{format}.db"));
-            let (load, rss_kib) = run_child(&file, &db);
+            let (load, rss_kib) = run_child(&file, db.to_str().expect("a UTF-8 path"));
             let store_bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
             let mb = bytes as f64 / 1e6;
-            println!(
-                "{:<6} {:>8} {:>6} {:>8.1} {:>7.2} {:>8.2} {:>12.0} {:>8.1} {:>6.0} MiB {:>9.1}",
-                format,
-                grid.cells(),
-                n,
-                mb,
-                cat,
-                load,
-                (grid.cells() * n) as f64 / load,
-                mb / load,
-                rss_kib as f64 / 1024.0,
-                store_bytes as f64 / 1e6,
-            );
+            let row = |store: &str, load: f64, rss_kib: u64, store_mb: Option<f64>| {
+                println!(
+                    "{:<6} {:<8} {:>8} {:>6} {:>8.1} {:>7.2} {:>8.2} {:>7.1} {:>12.0} {:>8.1} {:>6.0} MiB {:>9}",
+                    format,
+                    store,
+                    grid.cells(),
+                    n,
+                    mb,
+                    cat,
+                    load,
+                    n as f64 / load,
+                    (grid.cells() * n) as f64 / load,
+                    mb / load,
+                    rss_kib as f64 / 1024.0,
+                    store_mb.map_or("-".to_string(), |m| format!("{m:.1}")),
+                )
+            };
+            row("embedded", load, rss_kib, Some(store_bytes as f64 / 1e6));
+            if let Some(uri) = &mongodb {
+                let name = format!(
+                    "fluxpy_bench_{}_{n}_{}",
+                    std::process::id(),
+                    format.replace('.', "")
+                );
+                let target = fluxpy::store::mongo::with_database(uri, &name);
+                let (load, rss_kib) = run_child(&file, &target);
+                row("mongodb", load, rss_kib, None);
+                match fluxpy::store::mongo::Mongo::open(&target) {
+                    Ok(m) => {
+                        let _ = m.drop_database();
+                    }
+                    Err(e) => eprintln!("bench: {e}"),
+                }
+            }
             eprintln!("  (generated {} in {generated:.1} s)", file.display());
             if keep {
                 continue;
@@ -133,7 +181,7 @@ fn time_cat(file: &Path) -> f64 {
 }
 
 /// Load `file` into `db` in a child process; its load seconds and peak RSS (KiB).
-fn run_child(file: &Path, db: &Path) -> (f64, u64) {
+fn run_child(file: &Path, db: &str) -> (f64, u64) {
     let out = Command::new(std::env::current_exe().expect("own path"))
         .arg("--load-child")
         .arg(file)

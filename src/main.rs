@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fluxpy::cmd;
 
 /// Load gridded carbon-flux matrices (MATLAB, HDF5) into MongoDB or an
@@ -45,6 +45,47 @@ enum Command {
     Db(cmd::db::Args),
     Export(cmd::export::Args),
     Plot(cmd::plot::Args),
+    /// Print each model's matrix, required keys, defaults and an example config
+    /// (also `manage help models`)
+    Models,
+    /// Write a shell completion script to stdout
+    #[command(after_help = "\
+Install (bash):  manage completions bash > ~/.local/share/bash-completion/completions/manage
+         (zsh):  manage completions zsh > ~/.zfunc/_manage   (with fpath+=~/.zfunc)
+        (fish):  manage completions fish > ~/.config/fish/completions/manage.fish")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual page (roff) to stdout
+    #[command(after_help = "\
+Install:  manage man > ~/.local/share/man/man1/manage.1   then: man manage")]
+    Man,
+}
+
+/// The command line, with `load --help` carrying the models table built
+/// from the models' own definitions.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("load", |c| {
+        let after = c
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        c.after_help(format!("{}\n{after}", fluxpy::model::models_table()))
+    })
+}
+
+fn print_models() {
+    print!("{}", fluxpy::model::models_table());
+    for kind in fluxpy::model::ModelKind::ALL {
+        println!(
+            "\nExample config for {} (configs/{}.json):\n{}",
+            kind.name(),
+            kind.name(),
+            kind.example_config().trim_end()
+        );
+    }
 }
 
 /// The message of the latest panic, in whichever thread it happened: a
@@ -54,7 +95,16 @@ enum Command {
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `manage help models` is the same as `manage models`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "help" && args[2] == "models" {
+        print_models();
+        return ExitCode::SUCCESS;
+    }
+    let cli = match Cli::from_arg_matches(&command().get_matches_from(args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // A panic is a bug; it still ends in one line and exit code 1, not a
     // backtrace (parsers of foreign formats catch their own and say why).
     std::panic::set_hook(Box::new(|info| {
@@ -78,6 +128,22 @@ fn main() -> ExitCode {
         Command::Db(a) => cmd::db::run(db, a),
         Command::Export(a) => cmd::export::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Plot(a) => cmd::plot::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Models => {
+            print_models();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut command(), "manage", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command())
+                .render(&mut out)
+                .and_then(|_| std::io::Write::write_all(&mut std::io::stdout(), &out))
+                .map(|_| ExitCode::SUCCESS)
+                .map_err(cmd::write_error)
+        }
     });
     match result {
         Ok(Ok(code)) => code,

@@ -216,10 +216,31 @@ pub fn write_mat_v5_variables(
     }
     matrw::save_matfile_v7(text, file, compress)
         .map_err(|e| Error::format(path, format!("cannot write the MAT-file: {e}")))?;
+    fixed_header_text(path)?;
     // The writer does not report every I/O error; reading the file back does.
     matrw::load_matfile(text)
         .map(|_| ())
         .map_err(|e| Error::format(path, format!("the MAT-file written is unreadable: {e}")))
+}
+
+/// The MAT v5 header's 116 bytes of free text (the writer puts today's date
+/// there): a fixed text instead, so that the same matrix gives the same
+/// file and regenerating `sample-data/` leaves the tree clean.
+fn fixed_header_text(path: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let text = *b"MATLAB 5.0 MAT-file, Platform: GLNXA64, written by fluxpy::synth (manage's sample generator)";
+    let mut header = [b' '; 116];
+    header[..text.len()].copy_from_slice(&text);
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    f.write_all(&header).map_err(io)
 }
 
 /// The elements of a matrix in MATLAB's column-major order.

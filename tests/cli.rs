@@ -8,6 +8,7 @@ use serde_json::json;
 const STM: &str = "SpatioTemporalMatrix";
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn casagfed_fixture_matches_the_old_tools_expectations() {
     let Some(mat) = fixture("casagfed2004.mat") else {
         return;
@@ -55,6 +56,7 @@ fn casagfed_fixture_matches_the_old_tools_expectations() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn title_override_reaches_the_metadata() {
     let Some(mat) = fixture("casagfed2004.mat") else {
         return;

@@ -1,24 +1,21 @@
 //! The `Store` contract, written once against the trait and run on every
 //! backend: always on a fresh embedded store, and on MongoDB when
 //! `FLUXPY_TEST_MONGODB_URI` names a deployment (each scenario in a fresh
-//! database, dropped afterwards). Without that variable the run says, in
+//! database, dropped afterwards; `scripts/with-mongodb` starts one). Without
+//! that variable the run fails under `CI=true` and otherwise says, in
 //! one line, that MongoDB was not tested.
 
 mod common;
 
-use std::io::Write;
-use std::sync::Once;
 use std::time::Duration;
 
 use bson::{doc, Bson, DateTime, Document};
+use common::FreshDb;
 use fluxpy::cmd::db::{audit_findings, audit_report, fix};
-use fluxpy::store::mongo::{with_database, Mongo};
 use fluxpy::store::{
     embedded::Embedded, ingest_id, staging_name, Attempt, Filter, Holder, Store, COORD_INDEX,
     METADATA,
 };
-
-const MONGODB_URI: &str = "FLUXPY_TEST_MONGODB_URI";
 
 type Scenario = fn(&mut dyn Store);
 
@@ -472,59 +469,8 @@ fn a_file_that_is_not_an_embedded_store_is_refused() {
     assert!(err.contains("not.db"), "{err}");
 }
 
-/// The deployment to test, or `None` after saying once that MongoDB is not tested.
 fn mongodb_uri() -> Option<String> {
-    static SAID: Once = Once::new();
-    match std::env::var(MONGODB_URI) {
-        Ok(uri) if !uri.trim().is_empty() => Some(uri),
-        _ => {
-            // Straight to stderr, past the test harness's capture: one line.
-            SAID.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "MongoDB NOT tested: set {MONGODB_URI}=mongodb://HOST:PORT to run the conformance suite against it"
-                );
-            });
-            None
-        }
-    }
-}
-
-/// A fresh database of the test deployment, dropped when done, even on failure.
-struct FreshDb {
-    store: Mongo,
-    uri: String,
-}
-
-impl FreshDb {
-    fn new(uri: &str) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "fluxpy_test_{}_{nanos}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let store = Mongo::open_database(uri, &name).unwrap();
-        assert!(
-            store.collections().unwrap().is_empty(),
-            "database {name} is not fresh"
-        );
-        Self {
-            store,
-            uri: with_database(uri, &name),
-        }
-    }
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        let _ = self.store.drop_database();
-    }
+    common::mongodb_test_uri(common::MONGODB_URI)
 }
 
 #[test]

@@ -232,7 +232,7 @@ fn a_glob_over_three_files_one_corrupt_loads_two_and_names_the_third() {
     );
     let out: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(out.len(), 3, "{}", r.stdout);
-    assert!(out[0].starts_with("loaded k: 1 documents from ") && out[0].contains(s(&a)));
+    assert!(out[0].starts_with("loaded k: 1 document from ") && out[0].contains(s(&a)));
     assert!(out[1].contains(s(&c)) && out[1].contains("now spans 2 times"));
     assert_eq!(
         out[2],

@@ -43,6 +43,7 @@ fn field(s: &str) -> Option<f64> {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn csv_of_one_step_of_casagfed() {
     let env = Env::new();
     if !load_casa(&env) {
@@ -80,6 +81,7 @@ fn csv_of_one_step_of_casagfed() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn csv_of_every_step_has_a_timestamp_column() {
     let env = Env::new();
     if !load_casa(&env) {
@@ -162,7 +164,7 @@ fn csv_of_a_grid_with_values_errors_and_nulls() {
             "errors",
             "--width",
             "400",
-            "-o",
+            "--output",
             png.to_str().unwrap(),
         ])
         .ok()
@@ -258,7 +260,7 @@ fn plot_of_gridded_data_is_a_png_of_the_requested_width() {
             "2004-06-30T03:00:00",
             "--width",
             "800",
-            "-o",
+            "--output",
             png.to_str().unwrap(),
         ])
         .ok()
@@ -275,7 +277,7 @@ fn plot_of_gridded_data_is_a_png_of_the_requested_width() {
     // Without --at: the first time step.
     let first = env.path("first.png");
     let out = env
-        .run(&["plot", "-n", "sample", "-o", first.to_str().unwrap()])
+        .run(&["plot", "-n", "sample", "-O", first.to_str().unwrap()])
         .ok()
         .stdout;
     assert!(out.contains("at 2004-06-30T00:00:00Z"), "{out}");
@@ -283,6 +285,7 @@ fn plot_of_gridded_data_is_a_png_of_the_requested_width() {
 }
 
 #[test]
+#[cfg_attr(no_fixtures, ignore = "needs ../shared/fixtures/fluxpy")]
 fn plot_of_the_casagfed_fixture() {
     let env = Env::new();
     if !load_casa(&env) {
@@ -297,7 +300,7 @@ fn plot_of_the_casagfed_fixture() {
         "2004-06-30T18:00:00",
         "--width",
         "640",
-        "-o",
+        "--output",
         png.to_str().unwrap(),
     ])
     .ok();
@@ -329,7 +332,7 @@ fn plot_of_point_data() {
             "2009-06-02",
             "--width",
             "700",
-            "-o",
+            "--output",
             png.to_str().unwrap(),
         ])
         .ok()
@@ -348,7 +351,7 @@ fn plot_of_point_data() {
         "xco2",
         "--param",
         "errors",
-        "-o",
+        "--output",
         errors.to_str().unwrap(),
     ])
     .ok();
@@ -393,7 +396,7 @@ fn plot_of_an_unknown_name_or_time_exits_1_and_writes_nothing() {
             "--at 'yesterday'",
         ),
     ] {
-        let mut a = vec!["plot", "-o", o];
+        let mut a = vec!["plot", "--output", o];
         a.extend(&args);
         let r = env.run(&a);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
@@ -405,7 +408,7 @@ fn plot_of_an_unknown_name_or_time_exits_1_and_writes_nothing() {
         "plot",
         "-n",
         "sample",
-        "-o",
+        "--output",
         env.path("x.jpg").to_str().unwrap(),
     ]);
     assert_eq!(r.code, 1);
@@ -469,7 +472,7 @@ fn csv_and_plot_of_datasets_loaded_by_the_point_and_kriged_models() {
         "plot",
         "-n",
         "pts",
-        "-o",
+        "--output",
         png.to_str().unwrap(),
         "--width",
         "500",
@@ -521,7 +524,7 @@ fn csv_and_plot_of_datasets_loaded_by_the_point_and_kriged_models() {
         "map",
         "--param",
         "errors",
-        "-o",
+        "--output",
         png.to_str().unwrap(),
     ])
     .ok();

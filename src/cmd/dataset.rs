@@ -146,7 +146,7 @@ impl<'s> Dataset<'s> {
         Error::collection(
             &self.name,
             format!(
-                "has no document at {}Z; `manage db -n {}` lists its dates",
+                "has no document at {}Z; `manage db -n {} --times` lists its times",
                 iso_date(at),
                 self.name
             ),

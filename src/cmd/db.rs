@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use bson::{Bson, Document};
 
-use crate::cmd::{extended_json, stdout_lines, write_error};
+use crate::cmd::dataset::{document_time, Dataset};
+use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_error};
 use crate::error::{Error, Result};
-use crate::store::{self, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA};
+use crate::model::iso_date;
+use crate::store::{
+    self, geom_dataset, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA,
+};
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -32,7 +36,7 @@ pub enum ListWhat {
 #[derive(Debug, clap::Args)]
 #[command(
     group = clap::ArgGroup::new("action").required(true).args(["list_ids", "name", "audit"]),
-    after_help = "Examples:\n  manage db -l collections -x     # every dataset with its document count\n  manage db -n casa_2004          # its metadata document and the files it came from, as JSON\n  manage db -a                    # exit 3 if any dataset is incomplete\n  manage db -a --fix              # remove what interrupted loads left, then audit"
+    after_help = "Examples:\n  manage db -l collections -x     # every dataset with its document count\n  manage db -n casa_2004          # its metadata document and the files it came from, as JSON\n  manage db -n casa_2004 --times  # every time it holds, one per line (what --at takes)\n  manage db -a                    # exit 3 if any dataset is incomplete\n  manage db -a --fix              # remove what interrupted loads left, then audit"
 )]
 pub struct Args {
     /// List the data collections, or the _ids in metadata or coord_index
@@ -63,6 +67,12 @@ pub struct Args {
     )]
     pub name: Option<String>,
 
+    /// With -n: list every stored time of NAME instead, one per line
+    /// (YYYY-MM-DDTHH:MM:SS, UTC), followed by a tab and its span in seconds
+    /// where the dataset has spans
+    #[arg(long, requires = "name")]
+    pub times: bool,
+
     /// Report every collection without a metadata or coord_index entry, and
     /// every entry without a collection; exit 3 if there is any
     #[arg(short = 'a', long = "audit")]
@@ -83,7 +93,11 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
     if let Some(what) = args.list_ids {
         list(&*store, what, args.include_counts)?;
     } else if let Some(name) = &args.name {
-        show(&*store, name)?;
+        if args.times {
+            times(&*store, name)?;
+        } else {
+            show(&*store, name)?;
+        }
     } else if args.audit {
         if args.fix {
             let fixed = fix(&mut *store)?;
@@ -108,7 +122,7 @@ fn list(store: &dyn Store, what: ListWhat, counts: bool) -> Result<()> {
     stdout_lines(|out| {
         for n in names {
             if counts {
-                writeln!(out, "{n} ({} records)", store.count(&n)?)
+                writeln!(out, "{n} ({})", plural(store.count(&n)?, "record"))
             } else {
                 writeln!(out, "{n}")
             }
@@ -123,6 +137,7 @@ fn list(store: &dyn Store, what: ListWhat, counts: bool) -> Result<()> {
 /// stored metadata document (what the Carbon Data Explorer reads) has no
 /// `files`; it is added here only.
 fn show(store: &dyn Store, name: &str) -> Result<()> {
+    require_dataset(store, name)?;
     let mut doc = store.entry(METADATA, name)?.ok_or_else(|| {
         Error::collection(name, "has no metadata entry; see `manage db -l metadata`")
     })?;
@@ -142,6 +157,34 @@ fn show(store: &dyn Store, name: &str) -> Result<()> {
         .collect();
     doc.insert("files", files);
     stdout_lines(|out| writeln!(out, "{}", extended_json(doc)).map_err(write_error))
+}
+
+/// Every time dataset `name` holds, sorted, one per line, with its span
+/// (`_span`, seconds) where its documents carry one. The documents are read
+/// one at a time, so memory stays that of one document.
+fn times(store: &dyn Store, name: &str) -> Result<()> {
+    let dataset = Dataset::open(store, name)?;
+    let mut times: std::collections::BTreeMap<i64, Option<f64>> = Default::default();
+    dataset.scan(None, &mut |d| {
+        if let Some(t) = document_time(&d) {
+            let span = d.get("_span").and_then(crate::cmd::dataset::number);
+            let known = times.entry(t).or_insert(None);
+            if known.is_none() {
+                *known = span;
+            }
+        }
+        Ok(())
+    })?;
+    stdout_lines(|out| {
+        for (t, span) in &times {
+            match span {
+                Some(s) => writeln!(out, "{}\t{s}", iso_date(*t)),
+                None => writeln!(out, "{}", iso_date(*t)),
+            }
+            .map_err(write_error)?;
+        }
+        Ok(())
+    })
 }
 
 /// What `db -a` found: problems (exit 3), and notes on loads in progress.
@@ -201,11 +244,14 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
         }
     }
     for l in store.leftovers()? {
-        match staged_dataset(&l) {
-            Some(name) => report(name, format!(
+        match (staged_dataset(&l), geom_dataset(&l)) {
+            (Some(name), _) => report(name, format!(
                 "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, `manage db -a --fix` to drop it, or `manage remove -n {name}`"
             )),
-            None => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
+            (None, Some(name)) => report(name, format!(
+                "collection '{l}' is the Carbon Data Explorer's geometry cache of '{name}', which does not exist; `manage db -a --fix` drops it"
+            )),
+            (None, None) => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
         }
     }
     Ok(audit)
@@ -222,6 +268,15 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
             done.push(format!(
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()
+            ));
+        }
+    }
+    for l in store.leftovers()? {
+        // The geometry cache of a dataset that is gone: nothing loads it.
+        if let Some(name) = geom_dataset(&l) {
+            store.drop_leftover(&l)?;
+            done.push(format!(
+                "dropped '{l}', the geometry cache of '{name}', which does not exist"
             ));
         }
     }
@@ -255,8 +310,8 @@ fn audit(store: &dyn Store) -> Result<ExitCode> {
         if findings.is_empty() {
             writeln!(
                 out,
-                "ok: {} datasets, each with its collection, metadata and coord_index",
-                store.collections()?.len()
+                "ok: {}, each with its collection, metadata and coord_index",
+                plural(store.collections()?.len() as u64, "dataset")
             )
             .map_err(write_error)?;
         }

@@ -22,6 +22,7 @@ use bson::{doc, Document, RawDocumentBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use crate::cmd::plural;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
@@ -172,6 +173,27 @@ impl Progress {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown = true;
         }
+    }
+}
+
+impl Progress {
+    /// The documents are written; what is left is the commit (and, when
+    /// appending, the rescan of the stored times), which shows no steps of
+    /// its own: say so, with a spinner, until the bar is dropped.
+    fn committing(&mut self, name: &str) {
+        if !self.enabled {
+            return;
+        }
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}, {elapsed} elapsed")
+                .expect("valid template"),
+        );
+        self.bar.set_message(format!("committing {name}"));
+        if !self.shown && self.started.elapsed() >= Self::DELAY {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        self.bar.enable_steady_tick(Duration::from_millis(120));
     }
 }
 
@@ -363,9 +385,9 @@ fn print_summary(args: &Args, reports: &[Report]) {
         format!("{} failed ({})", failed.len(), failed.join(", "))
     };
     say(format_args!(
-        "{}: {} files: {done}, {} skipped, {failed}",
+        "{}: {}: {done}, {} skipped, {failed}",
         args.name,
-        reports.len(),
+        plural(reports.len() as u64, "file"),
         n(Status::Skipped)
     ));
 }
@@ -557,40 +579,25 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         );
     }
     let model = kind.build(&args.name, &config)?;
-    let (size, sha256) = hash_file(path)?;
-    let input = input_digest(&sha256, kind, &config);
-    let input = Input {
-        size,
-        sha256,
-        id: ingest_id(&args.name, &input),
-        input,
-    };
-    if !args.force {
-        if let Some(store) = stores.get()? {
-            if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
-                return Ok(skipped(args, path, &entry, started));
+    if args.dry_run {
+        let input = input_of(args, kind, &config, path)?;
+        if !args.force {
+            if let Some(store) = stores.get()? {
+                if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
+                    return Ok(skipped(args, path, &entry, started));
+                }
             }
         }
-    }
-
-    let var = config.string("var_name")?;
-    let mut matrix = source::open(path, var.as_deref())?;
-    model.check(matrix.info())?;
-    if let Some(m) = &args.mediator {
-        kind.check_mediator(m, Some(matrix.info()))?;
-    }
-    let coords = model.coordinates(&mut *matrix)?;
-    let file = Prepared {
-        model,
-        matrix,
-        coords,
-    };
-
-    let store = stores.get()?;
-    if args.dry_run {
+        let file = prepare(args, kind, &config, model, path)?;
+        let store = stores.get()?;
         return dry_run(store.map(|s| &*s), args, path, file, started);
     }
-    let store = store.ok_or_else(|| Error::store("open", "no store to write to"))?;
+    // The lock is taken before the file is hashed, so that --lock-timeout
+    // is the time waited, however large the file; and the check whether
+    // the file was loaded already is made by the one holder of the lock.
+    let store = stores
+        .get()?
+        .ok_or_else(|| Error::store("open", "no store to write to"))?;
     // The writes of this load wait for the store as long as --lock-timeout
     // says (a few seconds at least: another load's commit is not a reason
     // to fail); taking the lock waits only what remains of it.
@@ -603,7 +610,15 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         args.lock_timeout,
         "try again later, or wait longer with --lock-timeout",
     )?;
-    let result = locked_load(store, args, path, file, &input, started);
+    let result = input_of(args, kind, &config, path).and_then(|input| {
+        if !args.force {
+            if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
+                return Ok(skipped(args, path, &entry, started));
+            }
+        }
+        let file = prepare(args, kind, &config, model, path)?;
+        locked_load(store, args, path, file, &input, started)
+    });
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(
             "warning: the lock of '{}' could not be released ({e}); `manage db -a --fix` removes it",
@@ -611,6 +626,43 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         );
     }
     result
+}
+
+/// The file's size and hash, and the ingest-log identity of loading it
+/// with this model and config into NAME.
+fn input_of(args: &Args, kind: ModelKind, config: &Config, path: &Path) -> Result<Input> {
+    let (size, sha256) = hash_file(path)?;
+    let input = input_digest(&sha256, kind, config);
+    Ok(Input {
+        size,
+        sha256,
+        id: ingest_id(&args.name, &input),
+        input,
+    })
+}
+
+/// Open the matrix and check it against the model (and `-d`), reading its
+/// coordinates: everything that can refuse the file before the store is
+/// written.
+fn prepare(
+    args: &Args,
+    kind: ModelKind,
+    config: &Config,
+    model: Box<dyn Model>,
+    path: &Path,
+) -> Result<Prepared> {
+    let var = config.string("var_name")?;
+    let mut matrix = source::open(path, var.as_deref())?;
+    model.check(matrix.info())?;
+    if let Some(m) = &args.mediator {
+        kind.check_mediator(m, Some(matrix.info()))?;
+    }
+    let coords = model.coordinates(&mut *matrix)?;
+    Ok(Prepared {
+        model,
+        matrix,
+        coords,
+    })
 }
 
 /// The ingest-log entry of `id`, when that input was loaded into `name`
@@ -682,7 +734,7 @@ fn convert(
     file: &mut Prepared,
     args: &Args,
     out: &mut dyn FnMut(Vec<RawDocumentBuf>) -> Result<()>,
-) -> Result<(Summary, usize)> {
+) -> Result<(Summary, usize, Progress)> {
     let model = &*file.model;
     let mut summary = Summary::default();
     let mut documents = 0usize;
@@ -694,7 +746,7 @@ fn convert(
         summary = std::mem::take(&mut summary).merge(batch.summary);
         out(batch.docs)
     })?;
-    Ok((summary, documents))
+    Ok((summary, documents, progress))
 }
 
 fn dates_of(summary: &Summary) -> Vec<String> {
@@ -729,7 +781,9 @@ fn locked_load(
     let (coords, appending) = joined_coordinates(Some(&*store), name, path, &*file.model, coords)?;
 
     let mut load = store.begin_load(name)?;
-    let (file_summary, documents) = convert(&mut file, args, &mut |docs| load.write_raw(docs))?;
+    let (file_summary, documents, mut progress) =
+        convert(&mut file, args, &mut |docs| load.write_raw(docs))?;
+    progress.committing(name);
     let summary = if appending {
         // Dates and statistics describe the whole collection, old times too.
         let mut all = Summary::default();
@@ -752,6 +806,7 @@ fn locked_load(
         started.elapsed().as_secs_f64(),
     ))?;
     load.commit(coord_index_document(name, &coords), metadata)?;
+    drop(progress);
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(Report {
@@ -759,9 +814,10 @@ fn locked_load(
         status: Status::Loaded,
         documents,
         message: format!(
-            "loaded {name}: {documents} documents from {} in {seconds:.2} s; the collection now spans {} times{}",
+            "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}{}",
+            plural(documents as u64, "document"),
             path.display(),
-            summary.times.len(),
+            plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),
         dates,
@@ -810,7 +866,7 @@ fn dry_run(
     let name = &args.name;
     let coords = std::mem::take(&mut file.coords);
     let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords)?;
-    let (summary, documents) = convert(&mut file, args, &mut |_| Ok(()))?;
+    let (summary, documents, _) = convert(&mut file, args, &mut |_| Ok(()))?;
     let into = if appending {
         "adding to the existing dataset"
     } else {
@@ -821,9 +877,10 @@ fn dry_run(
         status: Status::WouldLoad,
         documents,
         message: format!(
-            "dry run: would load {documents} documents from {} into {name} ({into}), {} times{}; nothing written",
+            "dry run: would load {} from {} into {name} ({into}), {}{}; nothing written",
+            plural(documents as u64, "document"),
             path.display(),
-            summary.times.len(),
+            plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),
         dates: dates_of(&summary),

@@ -3,6 +3,7 @@
 //! Every module holds its clap `Args` (so its `--help` lives beside the code
 //! that honours it) and one `run` function.
 
+pub mod coastlines;
 pub mod dataset;
 pub mod db;
 pub mod export;
@@ -32,6 +33,15 @@ pub fn stdout_lines(f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> 
     match r {
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+/// `1 document`, `2 documents`: a count and its noun, in the right number.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

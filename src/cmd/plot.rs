@@ -1,4 +1,4 @@
-//! `manage plot -n NAME -o FILE.png`: a quick-look map of one time step.
+//! `manage plot -n NAME --output FILE.png`: a quick-look map of one time step.
 //!
 //! Gridded data is drawn as cells of the dataset's grid resolution, point
 //! data as dots, on longitude/latitude axes (plate carrée), coloured with
@@ -32,6 +32,9 @@ const FAMILY: &str = "sans-serif";
 const NO_DATA: RGBColor = RGBColor(190, 190, 190);
 const INK: RGBColor = RGBColor(40, 40, 40);
 const GRID: RGBColor = RGBColor(225, 225, 225);
+/// Coastlines: black, which neither colour scale nor the grey of missing
+/// cells uses.
+const COAST: RGBColor = RGBColor(0, 0, 0);
 
 /// Draw a map of one time step of a dataset to a PNG file.
 #[derive(Debug, clap::Args)]
@@ -41,9 +44,9 @@ none), point data as dots; null cells are grey. The colour scale is viridis, or
 red-blue centred on zero when the values of that time change sign.
 
 Examples:
-  manage plot -n casa_2004 -o casa_2004.png
-  manage plot -n casa_2004 --at 2004-06-30T12:00:00 --width 1600 -o noon.png
-  manage plot -n kriged_2009 --param errors -o kriged_errors.png")]
+  manage plot -n casa_2004 --output casa_2004.png
+  manage plot -n casa_2004 --at 2004-06-30T12:00:00 --width 1600 -O noon.png
+  manage plot -n kriged_2009 --param errors -O kriged_errors.png")]
 pub struct Args {
     /// The dataset to plot
     #[arg(
@@ -63,13 +66,18 @@ pub struct Args {
     pub param: String,
 
     /// The PNG file to write
-    #[arg(short = 'o', long = "output", value_name = "FILE.png")]
+    #[arg(short = 'O', long = "output", value_name = "FILE.png")]
     pub output: PathBuf,
 
     /// Width of the image in pixels; the height follows the map's extent
     #[arg(long, value_name = "PX", default_value_t = 1200,
           value_parser = clap::value_parser!(u32).range(320..=8000))]
     pub width: u32,
+
+    /// Leave out the coastlines (Natural Earth: 1:110m on maps wider than
+    /// 90 degrees, 1:50m on smaller regions)
+    #[arg(long = "no-coastlines")]
+    pub no_coastlines: bool,
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
@@ -79,7 +87,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if !png {
         return Err(Error::Usage(format!(
-            "-o {}: plot writes PNG images; give a file name ending in .png",
+            "--output {}: plot writes PNG images; give a file name ending in .png",
             args.output.display()
         )));
     }
@@ -87,7 +95,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let store = store::open_for_reading(db)?;
     let dataset = Dataset::open(&*store, &args.name)?;
     let snap = Snapshot::read(&dataset, at, &args.param)?;
-    let (image, height) = render(&snap, args.width)?;
+    let (image, height) = render(&snap, args.width, !args.no_coastlines)?;
     write_png(&args.output, &image, args.width, height)?;
 
     let nulls = snap.marks.iter().filter(|m| m.value.is_none()).count();
@@ -481,7 +489,7 @@ fn draw_error<E: std::fmt::Debug>(e: E) -> Error {
 }
 
 /// The map as RGB pixels, `width` wide; returns them and the height.
-fn render(snap: &Snapshot, width: u32) -> Result<(Vec<u8>, u32)> {
+fn render(snap: &Snapshot, width: u32, coastlines: bool) -> Result<(Vec<u8>, u32)> {
     font_ready()?;
     let w = f64::from(width);
     let font = (w / 72.0).clamp(11.0, 40.0);
@@ -607,6 +615,16 @@ fn render(snap: &Snapshot, width: u32) -> Result<(Vec<u8>, u32)> {
                 .map_err(draw_error)?;
             }
         }
+        // Coastlines over the cells, clipped to the map.
+        if coastlines {
+            let stroke = COAST.stroke_width((w / 1200.0).round().max(1.0) as u32);
+            map.draw_series(
+                super::coastlines::segments(x0, x1, y0, y1)
+                    .into_iter()
+                    .map(|s| PathElement::new(s.to_vec(), stroke)),
+            )
+            .map_err(draw_error)?;
+        }
         // A frame on top of the cells.
         map.plotting_area()
             .draw(&Rectangle::new([(x0, y0), (x1, y1)], INK.stroke_width(1)))
@@ -696,7 +714,7 @@ fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     };
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
-            "-o {}: the folder {} does not exist",
+            "--output {}: the folder {} does not exist",
             path.display(),
             dir.display()
         )));

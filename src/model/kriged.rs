@@ -35,6 +35,11 @@ pub struct Kriged {
 }
 
 impl Kriged {
+    /// The matrix it reads, for `--help` and `manage models`.
+    pub const SHAPE: &'static str = "N x 9: y, x, values, errors, 5 unused; one time per file";
+    /// The keys a load cannot do without.
+    pub const REQUIRED: &'static str = "timestamp, or a file name the regex dates";
+
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
         json!({
             "var_name": "krigedData",

@@ -102,6 +102,40 @@ impl ModelKind {
         )))
     }
 
+    pub const ALL: [ModelKind; 3] = [
+        Self::SpatioTemporalMatrix,
+        Self::KrigedXco2Matrix,
+        Self::Xco2Matrix,
+    ];
+
+    /// The matrix the model reads, in words.
+    pub fn shape(self) -> &'static str {
+        match self {
+            Self::SpatioTemporalMatrix => SpatioTemporal::SHAPE,
+            Self::KrigedXco2Matrix => Kriged::SHAPE,
+            Self::Xco2Matrix => Xco2::SHAPE,
+        }
+    }
+
+    /// The config keys a load of the model cannot do without.
+    pub fn required(self) -> &'static str {
+        match self {
+            Self::SpatioTemporalMatrix => SpatioTemporal::REQUIRED,
+            Self::KrigedXco2Matrix => Kriged::REQUIRED,
+            Self::Xco2Matrix => Xco2::REQUIRED,
+        }
+    }
+
+    /// The commented example config shipped in `configs/` (tested to load
+    /// the sample data it names).
+    pub fn example_config(self) -> &'static str {
+        match self {
+            Self::SpatioTemporalMatrix => include_str!("../../configs/SpatioTemporalMatrix.json"),
+            Self::KrigedXco2Matrix => include_str!("../../configs/KrigedXCO2Matrix.json"),
+            Self::Xco2Matrix => include_str!("../../configs/XCO2Matrix.json"),
+        }
+    }
+
     /// The model's default config, the bottom layer under the user's.
     pub fn defaults(self) -> serde_json::Map<String, serde_json::Value> {
         match self {
@@ -120,6 +154,43 @@ impl ModelKind {
             Self::Xco2Matrix => Box::new(Xco2::from_config(name, config)?),
         })
     }
+}
+
+/// The models, their matrices, required keys and defaults, as one table
+/// built from the models' own definitions (for `load --help` and
+/// `manage models`).
+pub fn models_table() -> String {
+    let mut out = String::from("Models (-m), the matrix each reads, and its config:\n");
+    for kind in ModelKind::ALL {
+        out.push_str(&format!(
+            "\n  {} (mediator {})\n    matrix:   {}\n    required: {}\n",
+            kind.name(),
+            kind.mediator(),
+            kind.shape(),
+            kind.required()
+        ));
+        let defaults: Vec<String> = kind
+            .defaults()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut line = String::from("    defaults:");
+        for d in defaults {
+            if line.len() + d.len() > 78 && !line.ends_with(':') {
+                out.push_str(&line);
+                out.push('\n');
+                line = String::from("             ");
+            }
+            line.push(' ');
+            line.push_str(&d);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(
+        "\nWithout a var_name, the first variable whose name does not start with __ is read.\n",
+    );
+    out
 }
 
 /// What the documents of a collection add up to: the times they cover and
@@ -190,7 +261,8 @@ pub trait Model: Sync {
     fn check(&self, info: &MatrixInfo) -> Result<()>;
 
     /// The `[x, y]` of every row, rounded to 5 decimals, in file order
-    /// (for point data: every distinct point, in order of first sight).
+    /// (for point data: every distinct point, in the order of its first
+    /// document by `_id`).
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>>;
 
     /// The `coord_index` after adding a file whose coordinates are `new` to

@@ -46,6 +46,11 @@ pub struct SpatioTemporal {
 }
 
 impl SpatioTemporal {
+    /// The matrix it reads, for `--help` and `manage models`.
+    pub const SHAPE: &'static str = "N x (2+T): x, y, then T time steps";
+    /// The keys a load cannot do without.
+    pub const REQUIRED: &'static str = "timestamp (time of the first step)";
+
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
         json!({
             "columns": ["x", "y"],

@@ -44,6 +44,11 @@ pub struct Xco2 {
 }
 
 impl Xco2 {
+    /// The matrix it reads, for `--help` and `manage models`.
+    pub const SHAPE: &'static str = "N x 6: x, y, value, day of year, year, error; a point per row";
+    /// The keys a load cannot do without.
+    pub const REQUIRED: &'static str = "none (each row carries its date)";
+
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
         json!({
             "columns": ["x", "y", "value", "day", "year", "error"],
@@ -121,12 +126,34 @@ impl Model for Xco2 {
         check_columns(info, MODEL, &self.columns)
     }
 
-    /// Every distinct point of the file, in order of first sight.
+    /// Every distinct point of the file, in the order of the first document
+    /// (in `_id` order, the order the store keeps them in) that has it. The
+    /// Carbon Data Explorer's geometry path takes the document at a point's
+    /// position in `coord_index` for that point; with every point once,
+    /// this is exactly that document.
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
+        let all = read_coordinates(m, self.columns.len(), self.at[0], self.at[1])?;
+        let block = m.read_columns(0, self.columns.len())?;
+        let info = m.info().clone();
+        let [_, _, _, dc, yrc, _] = self.at;
+        let mut rows = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let r = block.row(i);
+                Ok((
+                    point_id(self.date_of(&info, i, r[yrc], r[dc])?, p[0], p[1]),
+                    p,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         let mut seen = HashSet::new();
-        let mut all = read_coordinates(m, self.columns.len(), self.at[0], self.at[1])?;
-        all.retain(|p| seen.insert(key(p)));
-        Ok(all)
+        Ok(rows
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| seen.insert(key(p)))
+            .collect())
     }
 
     /// Points are not a grid: every file brings its own, so the index is

@@ -10,12 +10,16 @@
 //! store is left as it was (for MongoDB, `db -a` reports the staging
 //! leftover and re-running the load repairs it).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 static MESSAGE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static LENGTH: AtomicUsize = AtomicUsize::new(0);
+/// The current line and the one before it, owned here so that they are
+/// neither leaked nor freed while the handler may still read them.
+static LINES: Mutex<VecDeque<Box<[u8]>>> = Mutex::new(VecDeque::new());
 
 /// Name `path` in the line printed if the process crashes from now on,
 /// until [`clear`].
@@ -25,12 +29,21 @@ pub fn reading(path: &Path) {
         "manage: error: {}: the HDF5 library crashed reading this file: it is damaged; copy it again or re-create it\n",
         path.display()
     );
-    // Leaked on purpose: the handler may read it at any moment. One short
-    // line per HDF5 file a run opens.
-    let bytes: &'static mut [u8] = Box::leak(line.into_bytes().into_boxed_slice());
+    // The handler may read the line at any moment, so it is never freed
+    // while it can be current: the lines live in a static (so no leak
+    // checker reports them), and a line is freed only two files later,
+    // long after the pointer to it was replaced.
+    let bytes = line.into_bytes().into_boxed_slice();
+    let ptr = bytes.as_ptr() as *mut u8;
+    let len = bytes.len();
+    let mut lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
     LENGTH.store(0, Ordering::SeqCst);
-    MESSAGE.store(bytes.as_mut_ptr(), Ordering::SeqCst);
-    LENGTH.store(bytes.len(), Ordering::SeqCst);
+    MESSAGE.store(ptr, Ordering::SeqCst);
+    LENGTH.store(len, Ordering::SeqCst);
+    lines.push_back(bytes);
+    while lines.len() > 2 {
+        lines.pop_front();
+    }
 }
 
 /// The HDF5 file is closed: a crash from now on is not its doing.
@@ -63,7 +76,7 @@ extern "C" fn on_crash(_signal: libc::c_int) {
         LENGTH.load(Ordering::SeqCst),
     );
     let generic = b"manage: internal error (a bug, please report it): the process crashed\n";
-    // SAFETY: `ptr` points at a leaked, never-freed line of `len` bytes.
+    // SAFETY: `ptr` points at a line of `len` bytes held in `LINES`.
     unsafe {
         if ptr.is_null() || len == 0 {
             libc::write(2, generic.as_ptr().cast(), generic.len());

@@ -62,10 +62,7 @@ impl Holder {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         Self {
-            owner: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                // SAFETY: getuid cannot fail and touches no memory of ours.
-                .unwrap_or_else(|_| format!("uid{}", unsafe { libc::getuid() })),
+            owner: user_name(),
             token: format!("{host}:{pid}:{nanos}"),
             host,
             pid,
@@ -167,6 +164,19 @@ pub fn host_name() -> String {
 }
 
 /// Linux's id of the current boot, if the system has one.
+/// Who runs this process: the name the password database gives the real
+/// user id (so root is `root`, whatever the environment says), else
+/// `$USER`/`$LOGNAME`, else `uidN`.
+pub fn user_name() -> String {
+    let uid = nix::unistd::getuid();
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(uid) {
+        return user.name;
+    }
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid{uid}"))
+}
+
 fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()

@@ -35,6 +35,13 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// with `_` are refused for datasets, so this can never be a user's.
 const STAGING_PREFIX: &str = "_load.";
 
+/// The Carbon Data Explorer's API server (flux-server) caches a dataset's
+/// cells as points with a 2dsphere index in `_geom_NAME`, made from its
+/// `coord_index` entry on the first geometry request. It belongs to NAME:
+/// `remove` drops it, `rename` moves it, and a load that changes NAME's
+/// coordinates drops it (flux-server makes it again).
+const GEOM_PREFIX: &str = "_geom_";
+
 /// The ingest log: one entry per file loaded into a dataset (see
 /// [`ingest_id`]), written with the load it records.
 pub const INGEST_LOG: &str = "_ingest_log";
@@ -65,6 +72,16 @@ pub(crate) fn ingest_input(entry: &Document, name: &str) -> String {
 /// ingest log, the locks), as opposed to a leftover.
 pub fn is_kept_internal(collection: &str) -> bool {
     collection == INGEST_LOG || collection == LOCKS
+}
+
+/// flux-server's geometry collection of dataset `name` (see [`GEOM_PREFIX`]).
+pub fn geom_name(name: &str) -> String {
+    format!("{GEOM_PREFIX}{name}")
+}
+
+/// The dataset a geometry collection belongs to, if `collection` is one.
+pub fn geom_dataset(collection: &str) -> Option<&str> {
+    collection.strip_prefix(GEOM_PREFIX)
 }
 
 /// The staging collection of a load into `name`.
@@ -112,8 +129,10 @@ pub trait Store {
     fn collections(&self) -> Result<Vec<String>>;
 
     /// Internal collections (names starting with `_`) other than the
-    /// ingest log and the locks, sorted: what an interrupted load left
-    /// behind (see [`staged_dataset`]). `db -a` reports them.
+    /// ingest log, the locks and the geometry caches of existing datasets
+    /// (see [`geom_name`]), sorted: what an interrupted load left behind
+    /// (see [`staged_dataset`]), or a geometry cache whose dataset is gone.
+    /// `db -a` reports them.
     fn leftovers(&self) -> Result<Vec<String>>;
 
     /// Drop a leftover (a collection [`Store::leftovers`] lists); any other
@@ -406,6 +425,11 @@ mod tests {
         assert!(validate_name(&s).is_err());
         assert_eq!(staged_dataset(&s), Some("casa_2004"));
         assert_eq!(staged_dataset("casa_2004"), None);
+        let g = geom_name("casa_2004");
+        assert_eq!(g, "_geom_casa_2004");
+        assert!(validate_name(&g).is_err());
+        assert_eq!(geom_dataset(&g), Some("casa_2004"));
+        assert_eq!(geom_dataset(&s), None);
     }
 
     #[test]

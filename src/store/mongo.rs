@@ -11,7 +11,13 @@
 //! `coord_index` entry and, last, the new `metadata` entry. Whatever the
 //! moment a load dies, `db -a` sees either the leftover `_load.NAME` or a
 //! collection without its `metadata` entry, and running the same load again
-//! drops the leftover and completes the dataset.
+//! drops the leftover and completes the dataset. A rename that fails puts
+//! the old `metadata` entry back, so the stored dataset stays listed.
+//!
+//! Documents reach the server in `_id` order (one insert in flight, each
+//! sorted; a collection written out of order is rewritten sorted before
+//! the swap), so that its natural order is time order: the Carbon Data
+//! Explorer reads some ranges with an unsorted `find`.
 //!
 //! The URI's password never leaves this file: [`Redactor`] scrubs it (and
 //! the other secrets a URI can carry) from every message.
@@ -28,9 +34,9 @@ use mongodb::sync::{Client, Collection, Database};
 use rayon::prelude::*;
 
 use super::{
-    check_document_size, ingest_id, ingest_input, is_kept_internal, sort_key, staging_name,
-    Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME, INGEST_LOG, LOCKS,
-    METADATA,
+    check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal,
+    sort_key, staging_name, Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
+    INGEST_LOG, LOCKS, METADATA,
 };
 use crate::error::{Error, Result};
 
@@ -44,8 +50,6 @@ pub const MAX_BATCH_DOCUMENTS: usize = 100_000;
 /// Bytes of documents per insert: well under the message limit, small
 /// enough that several batches are in flight on a typical load.
 const BATCH_BYTES: usize = 8 << 20;
-/// Inserts in flight at once, each on its own thread and connection.
-const IN_FLIGHT: usize = 4;
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -58,6 +62,8 @@ pub struct Target {
     /// `host:port,…`, for messages.
     pub hosts: String,
     pub redactor: Redactor,
+    /// Whether the URI sets `authSource` (the driver fills it in otherwise).
+    pub auth_source_given: bool,
 }
 
 impl Target {
@@ -89,11 +95,16 @@ impl Target {
         } else {
             hosts
         };
+        let auth_source_given = uri.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("authsource="))
+        });
         Ok(Self {
             options,
             db_name,
             hosts: redactor.message(&hosts),
             redactor,
+            auth_source_given,
         })
     }
 }
@@ -326,7 +337,7 @@ impl Mongo {
             .db
             .run_command(doc! { "ping": 1 })
             .run()
-            .map_err(|e| store.err("ping", e))?;
+            .map_err(|e| store.command_err("ping", e))?;
         Ok(store)
     }
 
@@ -337,7 +348,10 @@ impl Mongo {
 
     /// Drop the whole database (test clean-up).
     pub fn drop_database(&self) -> Result<()> {
-        self.db.drop().run().map_err(|e| self.err("drop", e))
+        self.db
+            .drop()
+            .run()
+            .map_err(|e| self.command_err("dropDatabase", e))
     }
 
     fn coll(&self, name: &str) -> Collection<Document> {
@@ -346,7 +360,12 @@ impl Mongo {
 
     /// One line for a driver error: which server or collection, what failed.
     fn err(&self, collection: &str, e: mongodb::error::Error) -> Error {
-        map_err(&self.target, collection, e)
+        map_err(&self.target, Subject::Collection(collection), e)
+    }
+
+    /// One line for a driver error of a database command.
+    fn command_err(&self, command: &str, e: mongodb::error::Error) -> Error {
+        map_err(&self.target, Subject::Command(command), e)
     }
 
     fn exists(&self, name: &str) -> Result<bool> {
@@ -365,7 +384,7 @@ impl Mongo {
             .list_collection_names()
             .filter(doc! { "type": "collection" })
             .run()
-            .map_err(|e| self.err("listCollections", e))?;
+            .map_err(|e| self.command_err("listCollections", e))?;
         names.retain(|n| !n.starts_with("system."));
         names.sort();
         Ok(names)
@@ -426,12 +445,30 @@ impl Mongo {
                 .run()
                 .map_err(|e| self.err(staging, e))?;
         }
-        // $out replaces `staging` whole and keeps its indexes.
-        self.coll(name)
-            .aggregate([doc! { "$out": staging }])
+        self.sort_into(name, staging)
+    }
+
+    /// Write the documents of `from` into `to` (which may be `from`) in
+    /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
+    /// indexes, and inserts in the pipeline's order.
+    fn sort_into(&self, from: &str, to: &str) -> Result<()> {
+        self.coll(from)
+            .aggregate([doc! { "$sort": { "_id": 1 } }, doc! { "$out": to }])
             .run()
-            .map_err(|e| self.err(name, e))?;
+            .map_err(|e| self.err(from, e))?;
         Ok(())
+    }
+
+    /// The sort key of the largest `_id` in `collection`.
+    fn last_key(&self, collection: &str) -> Result<Option<Vec<u8>>> {
+        let last = self
+            .coll(collection)
+            .find_one(doc! {})
+            .sort(doc! { "_id": -1 })
+            .projection(doc! { "_id": 1 })
+            .run()
+            .map_err(|e| self.err(collection, e))?;
+        Ok(last.and_then(|d| d.get("_id").map(sort_key)))
     }
 }
 
@@ -441,8 +478,53 @@ impl Target {
     }
 }
 
-fn map_err(target: &Target, collection: &str, e: mongodb::error::Error) -> Error {
+/// What a failed operation was working on, for messages.
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    Collection(&'a str),
+    Command(&'a str),
+}
+
+/// MongoDB's `AuthenticationFailed` error code.
+const AUTHENTICATION_FAILED: i32 = 18;
+
+fn is_auth_failure(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Authentication { .. } => true,
+        ErrorKind::Command(c) => c.code == AUTHENTICATION_FAILED,
+        _ => false,
+    }
+}
+
+/// The one line for a failed authentication: the host, the user, the
+/// database it was looked up in, and what to try.
+fn auth_message(target: &Target, text: &str) -> String {
+    let cred = target.options.credential.as_ref();
+    let user = cred
+        .and_then(|c| c.username.as_deref())
+        .map(|u| format!(" for user '{}'", target.redactor.message(u)))
+        .unwrap_or_default();
+    let source = cred
+        .and_then(|c| c.source.as_deref())
+        .or(target.options.default_database.as_deref())
+        .filter(|d| !d.is_empty())
+        .unwrap_or("admin");
+    let hint = if !target.auth_source_given && source != "admin" {
+        format!(
+            "the URI sets no authSource, so the user was looked up in database '{source}'; if it was created in 'admin' (the usual place), add authSource=admin to the URI (…/{source}?authSource=admin)"
+        )
+    } else {
+        format!("check the user name and password, and that the user exists in database '{source}'")
+    };
+    let cause = text.trim_start_matches("Authentication error: ").trim();
+    format!("authentication failed{user} (database '{source}'): {cause}; {hint}")
+}
+
+fn map_err(target: &Target, subject: Subject, e: mongodb::error::Error) -> Error {
     let text = target.redactor.message(&e.kind.to_string());
+    if is_auth_failure(&e) {
+        return Error::store(target.where_(), auth_message(target, &text));
+    }
     match e.kind.as_ref() {
         ErrorKind::ServerSelection { .. } => {
             let secs = target
@@ -466,14 +548,20 @@ fn map_err(target: &Target, collection: &str, e: mongodb::error::Error) -> Error
                 ),
             )
         }
-        _ => Error::store(
-            format!(
-                "{} (database '{}', collection '{collection}')",
-                target.where_(),
-                target.db_name
-            ),
-            text,
-        ),
+        _ => {
+            let what = match subject {
+                Subject::Collection(c) => format!("collection '{c}'"),
+                Subject::Command(c) => format!("command {c}"),
+            };
+            Error::store(
+                format!(
+                    "{} (database '{}', {what})",
+                    target.where_(),
+                    target.db_name
+                ),
+                text,
+            )
+        }
     }
 }
 
@@ -487,9 +575,21 @@ impl Store for Mongo {
     }
 
     fn leftovers(&self) -> Result<Vec<String>> {
-        let mut names = self.all_collections()?;
-        names.retain(|n| n.starts_with('_') && !is_kept_internal(n));
-        Ok(names)
+        let all = self.all_collections()?;
+        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
+        // flux-server's geometry cache of a dataset that exists is kept.
+        let is_dataset = |d: &str| {
+            !d.starts_with('_')
+                && (all.iter().any(|c| c == d)
+                    || metadata.iter().any(|m| m == d)
+                    || coords.iter().any(|c| c == d))
+        };
+        Ok(all
+            .iter()
+            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
+            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
+            .cloned()
+            .collect())
     }
 
     fn drop_leftover(&mut self, collection: &str) -> Result<()> {
@@ -601,18 +701,21 @@ impl Store for Mongo {
             .create_collection(&staging)
             .run()
             .map_err(|e| self.err(&staging, e))?;
-        let load = MongoLoad {
+        let mut load = MongoLoad {
             raw: self.db.collection(&staging),
             store: self,
             name: name.to_string(),
             staging,
             pending: Vec::new(),
-            in_flight: Vec::new(),
+            in_flight: None,
+            last_key: None,
+            in_order: true,
             ingest: Vec::new(),
             committed: false,
         };
         if load.store.exists(name)? {
             load.store.copy_into(name, &load.staging)?;
+            load.last_key = load.store.last_key(&load.staging)?;
         }
         Ok(Box::new(load))
     }
@@ -623,6 +726,7 @@ impl Store for Mongo {
         self.drop_collection(&staging_name(name))?;
         self.delete_entry(METADATA, name)?;
         self.drop_collection(name)?;
+        self.drop_collection(&geom_name(name))?;
         self.delete_entry(COORD_INDEX, name)?;
         self.coll(INGEST_LOG)
             .delete_many(doc! { "name": name })
@@ -658,6 +762,11 @@ impl Store for Mongo {
         }
         if from_coll {
             self.rename_collection(from, to, false)?;
+        }
+        // flux-server's geometry cache moves with the coordinates; one
+        // under `to` can only be stale (nothing named `to` exists).
+        if self.exists(&geom_name(from))? {
+            self.rename_collection(&geom_name(from), &geom_name(to), true)?;
         }
         if let Some(ci) = moved_ci {
             self.put_entry(COORD_INDEX, ci)?;
@@ -717,10 +826,25 @@ fn scan(
     Ok(())
 }
 
-/// An insert running on its own thread, with the sort keys it writes.
-struct InFlight {
-    keys: HashSet<Vec<u8>>,
-    handle: JoinHandle<mongodb::error::Result<()>>,
+/// What an insert did: the sort keys of the first and last documents it
+/// added (documents whose `_id` was stored already are replaced in place).
+#[derive(Default)]
+struct Inserted {
+    first: Option<Vec<u8>>,
+    last: Option<Vec<u8>>,
+}
+
+/// Why an insert failed: the driver's error, or the server's reply to a
+/// replacing `update`.
+enum BatchError {
+    Driver(mongodb::error::Error),
+    Reply(String),
+}
+
+impl From<mongodb::error::Error> for BatchError {
+    fn from(e: mongodb::error::Error) -> Self {
+        BatchError::Driver(e)
+    }
 }
 
 struct MongoLoad<'s> {
@@ -730,7 +854,13 @@ struct MongoLoad<'s> {
     staging: String,
     /// Documents not yet sent: less than one batch.
     pending: Vec<Encoded>,
-    in_flight: Vec<InFlight>,
+    /// The one insert in flight: the server keeps documents in the order
+    /// they arrive (its natural order), so inserts go one after another.
+    in_flight: Option<JoinHandle<std::result::Result<Inserted, BatchError>>>,
+    /// The largest sort key in the staging collection.
+    last_key: Option<Vec<u8>>,
+    /// Whether the staging collection's natural order is still `_id` order.
+    in_order: bool,
     /// Ingest-log entries, written last by the commit.
     ingest: Vec<Document>,
     committed: bool,
@@ -741,32 +871,74 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY)
 }
 
-/// Insert a batch unordered; documents whose `_id` is already in the
-/// staging collection (an append over stored times) replace the stored ones.
-fn insert_batch(coll: &Collection<RawDocumentBuf>, docs: &[Encoded]) -> mongodb::error::Result<()> {
+/// Insert a batch (sorted by `_id`); documents whose `_id` is already in the
+/// staging collection (an append over stored times, a reload) replace the
+/// stored ones in place, keeping the collection's order.
+fn insert_batch(
+    db: &Database,
+    coll: &Collection<RawDocumentBuf>,
+    docs: &[Encoded],
+) -> std::result::Result<Inserted, BatchError> {
     let e = match coll
         .insert_many(docs.iter().map(|d| &d.raw))
         .ordered(false)
         .run()
     {
-        Ok(_) => return Ok(()),
+        Ok(_) => {
+            return Ok(Inserted {
+                first: docs.first().map(|d| d.key.clone()),
+                last: docs.last().map(|d| d.key.clone()),
+            })
+        }
         Err(e) => e,
     };
-    let dups: Vec<usize> = match e.kind.as_ref() {
+    let dups: HashSet<usize> = match e.kind.as_ref() {
         ErrorKind::InsertMany(InsertManyError {
             write_errors: Some(w),
             write_concern_error: None,
             ..
         }) if w.iter().all(|w| w.code == DUPLICATE_KEY) => w.iter().map(|w| w.index).collect(),
-        _ => return Err(e),
+        _ => return Err(e.into()),
     };
-    // The staging collection is this load's alone: delete and insert is a replace.
-    let ids: Vec<Bson> = dups.iter().map(|&i| docs[i].id.clone()).collect();
-    coll.delete_many(doc! { "_id": { "$in": ids } }).run()?;
-    coll.insert_many(dups.iter().map(|&i| &docs[i].raw))
-        .ordered(false)
-        .run()?;
-    Ok(())
+    let added: Vec<usize> = (0..docs.len()).filter(|i| !dups.contains(i)).collect();
+    let inserted = Inserted {
+        first: added.first().map(|&i| docs[i].key.clone()),
+        last: added.last().map(|&i| docs[i].key.clone()),
+    };
+    // One `update` command of replacements by `_id`: each finds its
+    // document through the `_id` index (a `delete_many` with `$in` and a
+    // reinsert was slow, and moved the documents to the end).
+    let replaced: Vec<&Encoded> = {
+        let mut v: Vec<usize> = dups.into_iter().collect();
+        v.sort_unstable();
+        v.into_iter().map(|i| &docs[i]).collect()
+    };
+    let sizes: Vec<usize> = replaced.iter().map(|d| d.raw.as_bytes().len()).collect();
+    for r in split_batches(&sizes, BATCH_BYTES, MAX_BATCH_DOCUMENTS) {
+        let mut updates = Vec::with_capacity(r.len());
+        for d in &replaced[r] {
+            let u = d
+                .raw
+                .to_document()
+                .map_err(|e| BatchError::Reply(format!("cannot decode a document: {e}")))?;
+            updates.push(doc! { "q": { "_id": d.id.clone() }, "u": u, "upsert": true });
+        }
+        let reply = db
+            .run_command(doc! { "update": coll.name(), "updates": updates, "ordered": false })
+            .run()?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            let first = errors
+                .first()
+                .and_then(Bson::as_document)
+                .and_then(|d| d.get_str("errmsg").ok())
+                .unwrap_or("unknown error");
+            return Err(BatchError::Reply(format!(
+                "{} of the documents replacing stored ones were refused: {first}",
+                errors.len()
+            )));
+        }
+    }
+    Ok(inserted)
 }
 
 impl MongoLoad<'_> {
@@ -774,53 +946,55 @@ impl MongoLoad<'_> {
         self.store.err(&self.staging, e)
     }
 
-    fn join(&self, f: InFlight) -> Result<()> {
-        match f.handle.join() {
-            Ok(r) => r.map_err(|e| self.err(e)),
-            Err(_) => Err(Error::store(
-                self.store.target.where_(),
-                format!("a writer thread of the load into '{}' panicked", self.name),
-            )),
-        }
-    }
-
-    fn join_all(&mut self) -> Result<()> {
-        let mut first = Ok(());
-        for f in std::mem::take(&mut self.in_flight) {
-            let r = self.join(f);
-            if first.is_ok() {
-                first = r;
+    /// Wait for the insert in flight, and note whether it kept `_id` order.
+    fn join(&mut self) -> Result<()> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let inserted = match handle.join() {
+            Ok(Ok(i)) => i,
+            Ok(Err(BatchError::Driver(e))) => return Err(self.err(e)),
+            Ok(Err(BatchError::Reply(m))) => {
+                return Err(Error::collection(
+                    &self.staging,
+                    self.store.target.redactor.message(&m),
+                ))
+            }
+            Err(_) => {
+                return Err(Error::store(
+                    self.store.target.where_(),
+                    format!("a writer thread of the load into '{}' panicked", self.name),
+                ))
+            }
+        };
+        if let (Some(first), Some(last)) = (&inserted.first, &self.last_key) {
+            if first < last {
+                self.in_order = false;
             }
         }
-        first
-    }
-
-    /// Send one batch on its own thread, once no insert in flight writes any
-    /// of its `_id`s (so that the later write of an `_id` wins).
-    fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
-        let keys: HashSet<Vec<u8>> = batch.iter().map(|d| d.key.clone()).collect();
-        let mut i = 0;
-        while i < self.in_flight.len() {
-            if self.in_flight[i].keys.iter().any(|k| keys.contains(k)) {
-                let f = self.in_flight.remove(i);
-                self.join(f)?;
-            } else {
-                i += 1;
+        if let Some(l) = inserted.last {
+            if self.last_key.as_ref().is_none_or(|k| &l > k) {
+                self.last_key = Some(l);
             }
         }
-        while self.in_flight.len() >= IN_FLIGHT {
-            let f = self.in_flight.remove(0);
-            self.join(f)?;
-        }
-        let coll = self.raw.clone();
-        let handle = std::thread::spawn(move || insert_batch(&coll, &batch));
-        self.in_flight.push(InFlight { keys, handle });
         Ok(())
     }
 
-    /// Send every full batch; with `all`, the partial last one too.
+    /// Send one batch on its own thread once the previous insert is done,
+    /// so that documents reach the server in the order they are sent while
+    /// the caller builds the next ones.
+    fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
+        self.join()?;
+        let (db, coll) = (self.store.db.clone(), self.raw.clone());
+        self.in_flight = Some(std::thread::spawn(move || insert_batch(&db, &coll, &batch)));
+        Ok(())
+    }
+
+    /// Send every full batch, in `_id` order; with `all`, the partial last
+    /// one too.
     fn flush(&mut self, all: bool) -> Result<()> {
-        let pending = dedup_last(std::mem::take(&mut self.pending));
+        let mut pending = dedup_last(std::mem::take(&mut self.pending));
+        pending.sort_by(|a, b| a.key.cmp(&b.key));
         let sizes: Vec<usize> = pending.iter().map(|d| d.raw.as_bytes().len()).collect();
         let mut batches = split_batches(&sizes, BATCH_BYTES, MAX_BATCH_DOCUMENTS);
         let keep = if all { None } else { batches.pop() };
@@ -837,7 +1011,7 @@ impl MongoLoad<'_> {
 
     fn settle(&mut self) -> Result<()> {
         self.flush(true)?;
-        self.join_all()
+        self.join()
     }
 }
 
@@ -874,10 +1048,35 @@ impl Load for MongoLoad<'_> {
         }
         self.settle()?;
         let store = self.store;
+        if !self.in_order {
+            // Documents written out of `_id` order (or a time added before
+            // stored ones): rewrite the staging collection sorted, on the
+            // server, so that an unsorted `find` reads a time series.
+            store.sort_into(&self.staging, &self.staging)?;
+        }
+        // flux-server's geometry cache is made from coord_index: stale once
+        // the coordinates change. Dropping it is always safe (it is made
+        // again on the next geometry request).
+        let geom = geom_name(&self.name);
+        if store.exists(&geom)? {
+            let stored = store.entry(COORD_INDEX, &self.name)?;
+            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
+                store.drop_collection(&geom)?;
+            }
+        }
         // Without its metadata entry the dataset is incomplete to `db -a`
         // until the new entry is written, last.
+        let old_metadata = store.entry(METADATA, &self.name)?;
         store.delete_entry(METADATA, &self.name)?;
-        store.rename_collection(&self.staging, &self.name, true)?;
+        if let Err(e) = store.rename_collection(&self.staging, &self.name, true) {
+            // The stored collection is untouched: its entry goes back, so
+            // the dataset stays whole and listed. (Should this fail too,
+            // `db -a` reports the missing entry and the same load repairs it.)
+            if let Some(md) = old_metadata {
+                let _ = store.put_entry(METADATA, md);
+            }
+            return Err(e);
+        }
         self.committed = true;
         store.put_entry(COORD_INDEX, coord_index)?;
         store.put_entry(METADATA, metadata)?;
@@ -898,7 +1097,7 @@ impl Drop for MongoLoad<'_> {
         }
         // An uncommitted load leaves the store as it was: the staging
         // collection goes. Should this fail too, `db -a` reports it.
-        let _ = self.join_all();
+        let _ = self.join();
         let _ = self.store.drop_collection(&self.staging);
     }
 }
@@ -1062,6 +1261,34 @@ mod tests {
             .map(|d| d.raw.to_document().unwrap().get_i32("v").unwrap())
             .collect();
         assert_eq!(vs, [2, 3]);
+    }
+
+    #[test]
+    fn auth_failures_suggest_auth_source_only_when_it_would_help() {
+        let m = |uri: &str| auth_message(&Target::parse(uri).unwrap(), "SCRAM failure: x");
+        let no_source = m("mongodb://alice:pw%40@h/carbon");
+        assert!(
+            no_source.starts_with("authentication failed for user 'alice'"),
+            "{no_source}"
+        );
+        assert!(
+            no_source.contains("authSource=admin") && no_source.contains("'carbon'"),
+            "{no_source}"
+        );
+        assert!(
+            !no_source.contains("pw@") && !no_source.contains("pw%40"),
+            "{no_source}"
+        );
+        for uri in [
+            "mongodb://alice:pw@h/carbon?authSource=admin",
+            "mongodb://alice:pw@h/",
+        ] {
+            let given = m(uri);
+            assert!(
+                given.contains("authentication failed") && !given.contains("authSource="),
+                "{given}"
+            );
+        }
     }
 
     #[test]
