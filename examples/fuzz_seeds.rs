@@ -62,6 +62,16 @@ fn main() {
     };
     synth::write_hdf5(&h5.join("chunked_gzip.h5"), "flux", &cols, &chunked).unwrap();
 
+    let nc = root.join("netcdf_file");
+    fs::create_dir_all(&nc).unwrap();
+    for (name, options) in [
+        ("cf_netcdf4.nc", netcdf::Options::NETCDF4),
+        ("cf_classic.nc", netcdf::Options::CLASSIC),
+        ("cf_64bit_offset.nc", netcdf::Options::_64BIT_OFFSET),
+    ] {
+        write_cf(&nc.join(name), options).unwrap();
+    }
+
     let cfg = root.join("config_file");
     fs::create_dir_all(&cfg).unwrap();
     write(
@@ -69,7 +79,12 @@ fn main() {
         "sample.json",
         &serde_json::to_string_pretty(&Sample::config()).unwrap(),
     );
-    for name in ["SpatioTemporalMatrix", "KrigedXCO2Matrix", "XCO2Matrix"] {
+    for name in [
+        "SpatioTemporalMatrix",
+        "KrigedXCO2Matrix",
+        "XCO2Matrix",
+        "CFGrid",
+    ] {
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.json"));
         if let Ok(text) = fs::read_to_string(src) {
             write(&cfg, &format!("{name}.json"), &text);
@@ -95,4 +110,45 @@ fn main() {
 
 fn write(dir: &Path, name: &str, text: &str) {
     fs::write(dir.join(name), text).unwrap();
+}
+
+/// A small CF grid `flux(time, latitude, longitude)` with fill values and
+/// packing, in the NetCDF format `options` selects.
+fn write_cf(path: &Path, options: netcdf::Options) -> netcdf::Result<()> {
+    let mut f = netcdf::create_with(path, options)?;
+    f.add_attribute("title", "seed")?;
+    f.add_dimension("time", 3)?;
+    f.add_dimension("latitude", 2)?;
+    f.add_dimension("longitude", 4)?;
+    let mut v = f.add_variable::<f64>("time", &["time"])?;
+    v.put_attribute("units", "hours since 2004-06-30 01:30:00")?;
+    v.put_attribute("calendar", "standard")?;
+    let mut v = f.add_variable::<f32>("latitude", &["latitude"])?;
+    v.put_attribute("standard_name", "latitude")?;
+    let mut v = f.add_variable::<f32>("longitude", &["longitude"])?;
+    v.put_attribute("units", "degrees_east")?;
+    let mut v = f.add_variable::<i16>("flux", &["time", "latitude", "longitude"])?;
+    v.set_fill_value(-32768i16)?;
+    v.put_attribute("scale_factor", 0.01f32)?;
+    v.put_attribute("add_offset", 1.0f32)?;
+    v.put_attribute("units", "mol m-2 s-1")?;
+    // A classic file takes values only out of define mode.
+    f.enddef()?;
+    let missing = || netcdf::Error::Str("variable defined above".into());
+    f.variable_mut("time")
+        .ok_or_else(missing)?
+        .put_values(&[0.0, 3.0, 9.0], ..)?;
+    f.variable_mut("latitude")
+        .ok_or_else(missing)?
+        .put_values(&[0.5f32, -0.5], ..)?;
+    f.variable_mut("longitude")
+        .ok_or_else(missing)?
+        .put_values(&[0.5f32, 90.5, 180.5, 270.5], ..)?;
+    let values: Vec<i16> = (0..24)
+        .map(|i| if i % 5 == 0 { -32768 } else { i * 7 })
+        .collect();
+    f.variable_mut("flux")
+        .ok_or_else(missing)?
+        .put_values(&values, ..)?;
+    f.close()
 }

@@ -35,6 +35,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "precision",
     "formats",
     "regex",
+    "drop_empty_cells",
 ];
 
 /// `data.mat` → `data.json`.

@@ -416,3 +416,243 @@ fn regressions_found_by_fuzzing() {
         g.refuse_file(&f, &[]);
     }
 }
+
+/// A MAT v4 variable: the 20-byte header (type, rows, columns, imaginary
+/// flag, name length with its NUL), the name, then `data` as given.
+fn v4(mopt: i32, rows: i32, cols: i32, imagf: i32, name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for v in [mopt, rows, cols, imagf, name.len() as i32 + 1] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend(name.as_bytes());
+    b.push(0);
+    b.extend(data);
+    b
+}
+
+fn doubles(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| (i as f64).to_le_bytes()).collect()
+}
+
+#[test]
+fn hostile_mat_v4_files() {
+    let g = Guarded::new();
+    let good = v4(0, 3, 4, 0, "m", &doubles(12));
+    // Cut short at every few bytes: inside the header, the name, the data.
+    for cut in [21, 22, 30, good.len() - 8, good.len() - 1] {
+        g.refuse_file(&g.file(&format!("cut{cut}.mat"), &good[..cut]), &[]);
+    }
+    g.refuse_file(
+        &g.file("cut_data.mat", &good[..good.len() - 8]),
+        &["truncated MAT v4 file", "'m'", "3 × 4"],
+    );
+    // Sizes that no file could hold, refused before anything is allocated.
+    g.refuse_file(
+        &g.file(
+            "absurd.mat",
+            &v4(0, i32::MAX, i32::MAX, 0, "m", &doubles(4)),
+        ),
+        &["'m'", "2147483647 × 2147483647"],
+    );
+    g.refuse_file(
+        &g.file("big.mat", &v4(0, 100_000, 100_000, 0, "m", &doubles(4))),
+        &["truncated MAT v4 file", "'m'", "100000 × 100000"],
+    );
+    g.refuse_file(
+        &g.file("negative.mat", &v4(0, -3, 4, 0, "m", &doubles(12))),
+        &[],
+    );
+    // The imaginary part is declared (and present): complex is refused.
+    g.refuse_file(
+        &g.file("complex.mat", &v4(0, 3, 4, 1, "m", &doubles(24))),
+        &["'m'", "complex"],
+    );
+    // Imaginary part declared but missing: truncated.
+    g.refuse_file(
+        &g.file("complex_cut.mat", &v4(0, 3, 4, 1, "m", &doubles(12))),
+        &["truncated MAT v4 file"],
+    );
+    // Text (T = 1) and sparse (T = 2) by their type digit.
+    g.refuse_file(
+        &g.file("text.mat", &v4(1, 1, 4, 0, "t", &doubles(4))),
+        &["'t'", "char array"],
+    );
+    g.refuse_file(
+        &g.file("sparse.mat", &v4(2, 3, 4, 0, "s", &doubles(12))),
+        &["'s'", "sparse"],
+    );
+    // A second variable of a VAX number format after a good one.
+    let mut two = good.clone();
+    two.extend(v4(2000, 3, 4, 0, "vax", &doubles(12)));
+    g.refuse_file(&g.file("vax.mat", &two), &["damaged MAT v4 file"]);
+    // Trailing garbage shorter than a header.
+    let mut tail = good.clone();
+    tail.extend([1, 2, 3]);
+    g.refuse_file(&g.file("tail.mat", &tail), &["damaged MAT v4 file"]);
+    // A vector, and a missing variable.
+    g.refuse_file(
+        &g.file("vector.mat", &v4(0, 1, 12, 0, "m", &doubles(12))),
+        &["'m'", "vector"],
+    );
+    let p = g.file("good.mat", &good);
+    g.refuse(
+        &[
+            "-p",
+            p.to_str().unwrap(),
+            "-m",
+            STM,
+            "-o",
+            "timestamp=2004-06-30;var_name=nope",
+        ],
+        &["'nope'", "it holds: m"],
+    );
+}
+
+#[test]
+fn mat_v4_in_every_element_type_and_both_byte_orders() {
+    let env = Env::new();
+    // 3 cells × 4 columns: x, y, two steps; stored as each v4 precision.
+    let m: Vec<f64> = vec![
+        -100.0, -99.0, -98.0, 40.0, 40.0, 41.0, 1.0, 2.0, 3.0, 4.0, 5.0, 250.0,
+    ];
+    let encode = |p: i32, big: bool| -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in &m {
+            let bytes: Vec<u8> = match (p, big) {
+                (0, false) => v.to_le_bytes().to_vec(),
+                (0, true) => v.to_be_bytes().to_vec(),
+                (1, false) => (*v as f32).to_le_bytes().to_vec(),
+                (1, true) => (*v as f32).to_be_bytes().to_vec(),
+                (2, false) => (*v as i32).to_le_bytes().to_vec(),
+                (2, true) => (*v as i32).to_be_bytes().to_vec(),
+                (3, false) => (*v as i16).to_le_bytes().to_vec(),
+                (3, true) => (*v as i16).to_be_bytes().to_vec(),
+                _ => unreachable!(),
+            };
+            b.extend(bytes);
+        }
+        b
+    };
+    for p in 0..=3i32 {
+        for big in [false, true] {
+            let mut file = Vec::new();
+            let mopt = if big { 1000 + p * 10 } else { p * 10 };
+            for v in [mopt, 3i32, 4, 0, 2] {
+                file.extend(if big {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                });
+            }
+            file.extend(b"m\0");
+            file.extend(encode(p, big));
+            let path = env.path(&format!("p{p}_{big}.mat"));
+            std::fs::write(&path, &file).unwrap();
+            env.run(&["remove", "-n", "v4"]);
+            env.run(&[
+                "load",
+                "-p",
+                path.to_str().unwrap(),
+                "-m",
+                STM,
+                "-n",
+                "v4",
+                "-o",
+                "timestamp=2004-06-30",
+            ])
+            .ok();
+            let docs = env.run(&["export", "-n", "v4"]).ok().json_lines();
+            assert_eq!(docs[0]["values"], serde_json::json!([1.0, 2.0, 3.0]));
+            assert_eq!(docs[1]["values"], serde_json::json!([4.0, 5.0, 250.0]));
+        }
+    }
+}
+
+/// Malformed CF files, written by netCDF4-python (`tests/python/cf_reference.py bad`).
+#[test]
+fn netcdf_files_that_are_not_cf_grids() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import netCDF4, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 with netCDF4 and numpy is needed (pip install netCDF4)"
+        );
+        eprintln!("skipped: python3 with netCDF4 and numpy is not installed");
+        return;
+    }
+    let g = Guarded::new();
+    let dir = g.env.path("bad_nc");
+    std::fs::create_dir(&dir).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/cf_reference.py"
+        ))
+        .args(["bad", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cf = |file: &str, options: &str, needles: &[&str]| {
+        let p = dir.join(file);
+        let mut n = vec![file];
+        n.extend(needles);
+        let mut args = vec!["-p", p.to_str().unwrap(), "-m", "CFGrid"];
+        if !options.is_empty() {
+            args.extend(["-o", options]);
+        }
+        g.refuse(&args, &n);
+    };
+    cf(
+        "no_time.nc",
+        "",
+        &["no numeric variable over time, latitude and longitude"],
+    );
+    cf(
+        "no_time.nc",
+        "var_name=flux",
+        &["'flux'", "has no time dimension"],
+    );
+    cf("one_d.nc", "var_name=flux", &["'flux'", "has 1 dimension"]);
+    cf("not_monotonic.nc", "", &["'lat'", "not monotonic"]);
+    cf(
+        "bad_time_unit.nc",
+        "",
+        &["'time'", "fortnights since 2004-06-30", "cannot be read"],
+    );
+    cf("strings.nc", "var_name=flux", &["'flux'", "strings"]);
+    cf("noleap.nc", "", &["calendar 'noleap'"]);
+    cf("time_back.nc", "", &["'time'", "does not increase"]);
+    cf(
+        "no_time.nc",
+        "var_name=nothing",
+        &["'nothing'", "is not in the file"],
+    );
+    // Not NetCDF at all, with a .nc name; and the NetCDF-3 magic on a cut file.
+    g.refuse(
+        &[
+            "-p",
+            g.file("noise.nc", b"not a netcdf file").to_str().unwrap(),
+            "-m",
+            "CFGrid",
+        ],
+        &["noise.nc", "not a MATLAB .mat, HDF5 or NetCDF file"],
+    );
+    let mut cut = std::fs::read(dir.join("not_monotonic.nc")).unwrap();
+    cut.truncate(40);
+    let cut = g.file("cut.nc", &cut);
+    g.refuse(&["-p", cut.to_str().unwrap(), "-m", "CFGrid"], &["cut.nc"]);
+    let mut classic = b"CDF\x01".to_vec();
+    classic.extend([0xff; 60]);
+    let classic = g.file("classic_cut.nc", &classic);
+    g.refuse(
+        &["-p", classic.to_str().unwrap(), "-m", "CFGrid"],
+        &["classic_cut.nc"],
+    );
+}

@@ -158,7 +158,7 @@ fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
     );
     let audit = manage(&env, &db.uri, &["db", "-a"]).ok();
     assert!(
-        audit.stdout.starts_with("ok: 1 datasets"),
+        audit.stdout.starts_with("ok: 1 dataset,"),
         "{}",
         audit.stdout
     );
@@ -476,5 +476,68 @@ fn authentication_works_and_a_wrong_password_fails_in_one_line() {
             .database("admin")
             .run_command(doc! { "dropUser": user })
             .run();
+    }
+}
+
+/// mean, min, max, sample std and median of every value of the exported
+/// documents (plain sums and a sort, not the tool's count tables).
+fn reference_stats(docs: &[serde_json::Value]) -> [f64; 5] {
+    let mut v: Vec<f64> = docs
+        .iter()
+        .flat_map(|d| d["values"].as_array().unwrap().clone())
+        .filter_map(|x| x.as_f64())
+        .collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    v.sort_by(f64::total_cmp);
+    let h = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[h]
+    } else {
+        (v[h - 1] + v[h]) / 2.0
+    };
+    [mean, v[0], v[v.len() - 1], std, median]
+}
+
+#[test]
+fn appends_merge_into_the_stored_summary_and_keep_the_statistics_of_what_is_stored() {
+    let Some(uri) = uri() else { return };
+    let db = FreshDb::new(&uri);
+    let raw = database(&uri, &db.name);
+    let env = Env::new();
+    let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-20.0, 20.0, -10.0, 10.0);
+    let p = grid_file(&env, "g.mat", &grid, 8);
+    let load = |ts: &str| {
+        let o = format!("timestamp={ts}");
+        manage(
+            &env,
+            &db.uri,
+            &["load", "-p", s(&p), "-m", STM, "-n", "g", "-o", &o],
+        )
+        .ok();
+    };
+    load("2004-06-30T00:00:00");
+    load("2004-07-01T00:00:00");
+    // Every stored time from 2004-06-30T12 replaced by other values.
+    load("2004-06-30T12:00:00");
+    let summaries = raw
+        .collection::<Document>("summary_stats")
+        .count_documents(doc! { "_id": "g" })
+        .run()
+        .unwrap();
+    assert_eq!(summaries, 1);
+    let docs = manage(&env, &db.uri, &["export", "-n", "g"])
+        .ok()
+        .json_lines();
+    assert_eq!(docs.len(), 16);
+    let md = manage(&env, &db.uri, &["db", "-n", "g"]).ok().json();
+    let want = reference_stats(&docs);
+    for (k, w) in ["mean", "min", "max", "std", "median"].iter().zip(want) {
+        let got = md["stats"]["values"][k].as_f64().unwrap();
+        assert!(
+            (got - w).abs() <= 1e-9 * w.abs().max(1.0),
+            "stats.values.{k}: {got}, the stored values give {w}"
+        );
     }
 }

@@ -67,7 +67,12 @@ fn help_models_prints_the_same_table_and_every_shipped_config() {
         models.starts_with(table.trim_end()),
         "{models}\n---\n{table}"
     );
-    for model in ["SpatioTemporalMatrix", "KrigedXCO2Matrix", "XCO2Matrix"] {
+    for model in [
+        "SpatioTemporalMatrix",
+        "KrigedXCO2Matrix",
+        "XCO2Matrix",
+        "CFGrid",
+    ] {
         let file = std::fs::read_to_string(configs(&format!("{model}.json"))).unwrap();
         assert!(
             models.contains(file.trim_end()),
@@ -347,4 +352,42 @@ fn the_sample_generator_writes_the_committed_sample_byte_for_byte() {
             "sample-data/{name} differs from what the generator writes"
         );
     }
+}
+
+#[test]
+fn the_cfgrid_config_loads_a_carbontracker_like_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/netcdf");
+    let nc = dir.join("ct_like_netcdf4.nc");
+    if !nc.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but {} is missing",
+            nc.display()
+        );
+        eprintln!("skipped: needs {}", nc.display());
+        return;
+    }
+    let env = Env::new();
+    let cfg = configs("CFGrid.json");
+    let out = env
+        .run(&[
+            "load",
+            "-p",
+            s(&nc),
+            "-m",
+            "CFGrid",
+            "-n",
+            "ct_flux",
+            "-c",
+            s(&cfg),
+            "--json",
+        ])
+        .ok();
+    // The fixture's README: 8 three-hourly steps on a 1 degree global grid.
+    assert_eq!(out.json()["documents"], 8, "{}", out.stdout);
+    let coords = env.run(&["db", "-l", "coord_index", "-x"]).ok().stdout;
+    assert!(coords.contains("ct_flux"), "{coords}");
+    let times = env.run(&["db", "-n", "ct_flux", "--times"]).ok().stdout;
+    assert_eq!(times.lines().count(), 8, "{times}");
+    assert!(times.starts_with("2004-06-30T01:30:00"), "{times}");
 }

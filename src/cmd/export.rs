@@ -102,10 +102,9 @@ pub fn write_csv(
     documents: &mut u64,
 ) -> Result<()> {
     let mut csv = Csv {
-        out: csv::WriterBuilder::new()
-            .buffer_capacity(1 << 16)
-            .from_writer(out),
+        out: std::io::BufWriter::with_capacity(1 << 16, out),
         field: String::with_capacity(32),
+        cells_xy: Vec::new(),
     };
     let with_time = at.is_none();
     // Settled by the first document: its layout, the gridded parameters
@@ -143,10 +142,15 @@ pub fn write_csv(
     csv.out.flush().map_err(write_error)
 }
 
+/// The CSV writer. Only the header can hold text that needs quoting (a
+/// parameter's name), so it alone goes through the `csv` crate; the rows
+/// are numbers and times, written as they are.
 struct Csv<W: Write> {
-    out: csv::Writer<W>,
+    out: std::io::BufWriter<W>,
     /// Reused for every number, so a row allocates nothing.
     field: String,
+    /// Each cell's `x,y`, formatted once.
+    cells_xy: Vec<String>,
 }
 
 impl<W: Write> Csv<W> {
@@ -160,23 +164,32 @@ impl<W: Write> Csv<W> {
             Kind::Gridded => cols.extend(params.iter().map(String::as_str)),
             Kind::Points => cols.extend(["value", "error"]),
         }
-        self.out.write_record(&cols).map_err(csv_error)
+        let mut line = csv::Writer::from_writer(Vec::new());
+        line.write_record(&cols).map_err(csv_error)?;
+        let line = line
+            .into_inner()
+            .map_err(|e| Error::Usage(format!("cannot write CSV: {e}")))?;
+        self.out.write_all(&line).map_err(write_error)
     }
 
+    /// A field after the first of a row: a comma, then the number (nothing for null).
     fn number(&mut self, x: Option<f64>) -> Result<()> {
         self.field.clear();
+        self.field.push(',');
         if let Some(x) = x {
             shortest(x, &mut self.field);
         }
-        self.out.write_field(&self.field).map_err(csv_error)
+        self.out
+            .write_all(self.field.as_bytes())
+            .map_err(write_error)
     }
 
     fn text(&mut self, s: &str) -> Result<()> {
-        self.out.write_field(s).map_err(csv_error)
+        self.out.write_all(s.as_bytes()).map_err(write_error)
     }
 
     fn end(&mut self) -> Result<()> {
-        self.out.write_record(None::<&[u8]>).map_err(csv_error)
+        self.out.write_all(b"\n").map_err(write_error)
     }
 
     fn cells(
@@ -204,16 +217,37 @@ impl<W: Write> Csv<W> {
             }
             arrays.push(a);
         }
-        for (i, [x, y]) in coords.iter().enumerate() {
+        // Nothing in a gridded row needs quoting (numbers and a time), so
+        // rows are written as bytes, each cell's "x,y" formatted once per
+        // export, not once per row.
+        if self.cells_xy.len() != coords.len() {
+            self.cells_xy = coords
+                .iter()
+                .map(|[x, y]| {
+                    let mut f = String::new();
+                    shortest(*x, &mut f);
+                    f.push(',');
+                    shortest(*y, &mut f);
+                    f
+                })
+                .collect();
+        }
+        for (i, xy) in self.cells_xy.iter().enumerate() {
+            let out = &mut self.out;
             if with_time {
-                self.text(&time)?;
+                out.write_all(time.as_bytes()).map_err(write_error)?;
+                out.write_all(b",").map_err(write_error)?;
             }
-            self.number(Some(*x))?;
-            self.number(Some(*y))?;
+            out.write_all(xy.as_bytes()).map_err(write_error)?;
             for a in &arrays {
-                self.number(a.and_then(|a| number(&a[i])))?;
+                self.field.clear();
+                self.field.push(',');
+                if let Some(x) = a.and_then(|a| number(&a[i])) {
+                    shortest(x, &mut self.field);
+                }
+                out.write_all(self.field.as_bytes()).map_err(write_error)?;
             }
-            self.end()?;
+            out.write_all(b"\n").map_err(write_error)?;
         }
         Ok(())
     }

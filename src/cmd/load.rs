@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bson::{doc, Document, RawDocumentBuf};
+use std::collections::HashSet;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -28,14 +30,25 @@ use crate::error::{Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock;
-use crate::store::{self, ingest_id, validate_name, Holder, Store, COORD_INDEX, METADATA};
+use crate::store::{
+    self, ingest_id, sort_key, validate_name, Holder, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
+    METADATA, SUMMARY,
+};
 
 /// Load matrix files into dataset NAME (adding their times if NAME exists).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 The config is read from the JSON file beside each data file (data.mat -> data.json)
 or from -c; -o overrides its keys. Keys: var_name, timestamp, step/steps, span/spans,
-columns, gridres/grid, header, parameters, title, units, precision, formats, regex.
+columns, gridres/grid, header, parameters, title, units, precision, formats, regex,
+drop_empty_cells (CFGrid).
+
+CFGrid reads a NetCDF-3 or NetCDF-4 file with CF metadata: the variable var_name (or
+the only one over time, latitude and longitude), the time of each step from the time
+coordinate's units and calendar, units from the variable and title from the file
+(config keys win), values unpacked with scale_factor/add_offset and fill values null.
+It writes SpatioTemporalMatrix's documents; precision defaults to 10 decimals.
+drop_empty_cells=true leaves out the cells missing at every step (default: the full grid).
 
 Several files load one after the other, in name order, each in its own atomic load;
 a file already loaded into NAME with the same content and config is skipped.
@@ -45,11 +58,12 @@ Examples:
   manage load -p sample-data/flux_na_2004.mat -m SpatioTemporalMatrix -n flux_na
   manage load -p casa.mat -m SpatioTemporalMatrix -n casa_2004 \\
       -o \"timestamp=2004-06-30T00:00:00;title=CASA-GFED 2004\"
-  manage load -p '/data/kriged/Kriged_*.mat' -m KrigedXCO2Matrix -n kriged --json")]
+  manage load -p '/data/kriged/Kriged_*.mat' -m KrigedXCO2Matrix -n kriged --json
+  manage load -p flux1x1_2004063000.nc -m CFGrid -n ct_bio -o var_name=bio_flux_opt")]
 pub struct Args {
-    /// Data files (MATLAB .mat v5 to v7.3, HDF5): paths, directories (their
-    /// .mat/.h5/.hdf5 files) or quoted glob patterns; several after one -p,
-    /// or -p repeated
+    /// Data files (MATLAB .mat v5 to v7.3, HDF5, NetCDF): paths, directories
+    /// (their .mat/.h5/.hdf5/.nc files) or quoted glob patterns; several
+    /// after one -p, or -p repeated
     #[arg(
         short = 'p',
         long = "path",
@@ -59,7 +73,8 @@ pub struct Args {
     )]
     pub paths: Vec<PathBuf>,
 
-    /// What the matrix holds: SpatioTemporalMatrix, KrigedXCO2Matrix or XCO2Matrix
+    /// What the file holds: SpatioTemporalMatrix, KrigedXCO2Matrix, XCO2Matrix,
+    /// or CFGrid (a NetCDF variable over time, latitude and longitude)
     #[arg(short = 'm', long = "model", value_name = "MODEL")]
     pub model: String,
 
@@ -405,7 +420,7 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                 Ok(_) => unmatched.push((
                     arg.clone(),
                     format!(
-                        "{}: directory holds no .mat, .h5 or .hdf5 file",
+                        "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
                         arg.display()
                     ),
                 )),
@@ -454,7 +469,7 @@ fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let ext = p
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5")) {
+        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
             out.push(p);
         }
     }
@@ -648,11 +663,12 @@ fn prepare(
     args: &Args,
     kind: ModelKind,
     config: &Config,
-    model: Box<dyn Model>,
+    mut model: Box<dyn Model>,
     path: &Path,
 ) -> Result<Prepared> {
     let var = config.string("var_name")?;
     let mut matrix = source::open(path, var.as_deref())?;
+    model.inspect(&mut *matrix)?;
     model.check(matrix.info())?;
     if let Some(m) = &args.mediator {
         kind.check_mediator(m, Some(matrix.info()))?;
@@ -702,10 +718,16 @@ fn joined_coordinates(
     path: &Path,
     model: &dyn Model,
     coords: Vec<[f64; 2]>,
+    stored_digest: Option<&str>,
 ) -> Result<(Vec<[f64; 2]>, bool)> {
     let Some(store) = store else {
         return Ok((coords, false));
     };
+    // The same coordinates as stored: nothing to decode (and joining a
+    // grid or a point list with itself gives it back).
+    if stored_digest.is_some_and(|d| d == coords_digest(&coords)) {
+        return Ok((coords, true));
+    }
     let stored = store.entry(COORD_INDEX, name)?;
     let appending = stored.is_some() || store.count(name)? > 0;
     let coords = match &stored {
@@ -728,19 +750,75 @@ fn joined_coordinates(
     Ok((coords, appending))
 }
 
+/// The digest of a dataset's coordinates, kept in its summary entry: the
+/// SHA-256 of their doubles, little-endian, x then y.
+fn coords_digest(coords: &[[f64; 2]]) -> String {
+    let mut h = Sha256::new();
+    for [x, y] in coords {
+        h.update(x.to_le_bytes());
+        h.update(y.to_le_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// Which summary entries this version writes and reads.
+const SUMMARY_VERSION: i32 = 1;
+
+/// The entry of `name` in [`SUMMARY`]; `None` (no entry) when it would not
+/// fit one document.
+fn summary_entry(name: &str, coords: &[[f64; 2]], summary: &Summary) -> Option<Document> {
+    let entry = doc! {
+        "_id": name,
+        "version": SUMMARY_VERSION,
+        "coords_sha256": coords_digest(coords),
+        "summary": summary.to_stored(),
+    };
+    let size = bson::to_vec(&entry).map(|b| b.len()).unwrap_or(usize::MAX);
+    (size <= MAX_DOCUMENT_BYTES).then_some(entry)
+}
+
+/// The stored summary of dataset `name` and the digest of its coordinates,
+/// when the dataset is complete and the summary is one this version wrote
+/// for as many documents as the collection holds.
+fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, String)>> {
+    let Some(entry) = store.entry(SUMMARY, name)? else {
+        return Ok(None);
+    };
+    if entry.get_i32("version").ok() != Some(SUMMARY_VERSION)
+        || store.entry(METADATA, name)?.is_none()
+    {
+        return Ok(None);
+    }
+    let summary = entry
+        .get_document("summary")
+        .ok()
+        .and_then(Summary::from_stored);
+    let digest = entry.get_str("coords_sha256").ok().map(str::to_string);
+    match (summary, digest) {
+        (Some(s), Some(d)) if s.documents == store.count(name)? => Ok(Some((s, d))),
+        _ => Ok(None),
+    }
+}
+
+/// A document's `_id`.
+fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
+    let id = doc.get("_id").ok().flatten()?;
+    Bson::try_from(id.to_raw_bson()).ok()
+}
+
 /// Convert the file, handing each batch of documents to `out`; the summary
 /// of the file's own documents and how many there were.
 fn convert(
-    file: &mut Prepared,
+    model: &dyn Model,
+    matrix: &mut dyn Matrix,
     args: &Args,
     out: &mut dyn FnMut(Vec<RawDocumentBuf>) -> Result<()>,
 ) -> Result<(Summary, usize, Progress)> {
-    let model = &*file.model;
     let mut summary = Summary::default();
     let mut documents = 0usize;
-    let expected = model.expected_documents(file.matrix.info());
+    let expected = model.expected_documents(matrix.info());
     let mut progress = Progress::new(&args.name, expected, args.quiet || args.json);
-    model.convert(&mut *file.matrix, &mut |batch| {
+    model.convert(matrix, &mut |batch| {
         documents += batch.docs.len();
         progress.inc(batch.docs.len());
         summary = std::mem::take(&mut summary).merge(batch.summary);
@@ -777,26 +855,70 @@ fn locked_load(
             return Ok(skipped(args, path, &entry, started));
         }
     }
+    let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
-    let (coords, appending) = joined_coordinates(Some(&*store), name, path, &*file.model, coords)?;
+    let (coords, appending) = joined_coordinates(
+        Some(&*store),
+        name,
+        path,
+        &*file.model,
+        coords,
+        stored.as_ref().map(|(_, d)| d.as_str()),
+    )?;
 
+    // The summary of the dataset as it will be: the stored one, less the
+    // documents this load replaces, plus the file's. Only the replaced
+    // documents are read. Without a stored summary (a store written before
+    // there was one, or one that does not fit) every document is read once.
+    let mut base = match (appending, stored) {
+        (false, _) => Some(Summary::default()),
+        (true, Some((s, _))) => Some(s),
+        (true, None) => None,
+    };
+    let mut written: HashSet<Vec<u8>> = HashSet::new();
+    let model = &*file.model;
     let mut load = store.begin_load(name)?;
     let (file_summary, documents, mut progress) =
-        convert(&mut file, args, &mut |docs| load.write_raw(docs))?;
-    progress.committing(name);
-    let summary = if appending {
-        // Dates and statistics describe the whole collection, old times too.
-        let mut all = Summary::default();
-        load.scan(&mut |d| {
-            all = std::mem::take(&mut all).merge(file.model.summarize(&d));
-            Ok(())
+        convert(model, &mut *file.matrix, args, &mut |docs| {
+            if appending && base.is_some() {
+                let ids: Vec<Bson> = docs.iter().filter_map(id_of).collect();
+                // An _id twice in one load, or one that cannot be read:
+                // the merge cannot tell what is replaced; read everything.
+                let repeated =
+                    ids.len() != docs.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+                if repeated {
+                    base = None;
+                } else {
+                    let mut fits = true;
+                    load.stored(&ids, &mut |old| {
+                        if let Some(b) = &mut base {
+                            fits &= b.subtract(&model.summarize(&old));
+                        }
+                        Ok(())
+                    })?;
+                    if !fits {
+                        base = None;
+                    }
+                }
+            }
+            load.write_raw(docs)
         })?;
-        all
-    } else {
-        file_summary.clone()
+    progress.committing(name);
+    let summary = match base {
+        Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
+        _ => {
+            // Dates and statistics describe the whole collection, old times too.
+            let mut all = Summary::default();
+            load.scan(&mut |d| {
+                all = std::mem::take(&mut all).merge(model.summarize(&d));
+                Ok(())
+            })?;
+            all
+        }
     };
+    load.set_summary(summary_entry(name, &coords, &summary));
     let dates = dates_of(&file_summary);
-    let metadata = file.model.metadata(&coords, &summary);
+    let metadata = model.metadata(&coords, &summary);
     load.log_ingest(ingest_entry(
         args,
         path,
@@ -865,8 +987,8 @@ fn dry_run(
 ) -> Result<Report> {
     let name = &args.name;
     let coords = std::mem::take(&mut file.coords);
-    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords)?;
-    let (summary, documents, _) = convert(&mut file, args, &mut |_| Ok(()))?;
+    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
+    let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
     let into = if appending {
         "adding to the existing dataset"
     } else {

@@ -140,15 +140,9 @@ impl Model for Kriged {
                 (p.to_string(), s)
             })
             .collect();
-        let mut summary = Summary {
-            stats,
-            ..Default::default()
-        };
-        if let Ok(t) = doc.get_datetime("_id") {
-            let span = doc.get("_span").and_then(seconds_of);
-            summary.times.insert(t.timestamp_millis(), span);
-        }
-        summary
+        let t = doc.get_datetime("_id").ok().map(|t| t.timestamp_millis());
+        let span = t.and(doc.get("_span").and_then(seconds_of));
+        Summary::of_document(t, span, stats)
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {

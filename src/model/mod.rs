@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod cfgrid;
 mod encode;
 mod kriged;
 mod spatiotemporal;
@@ -21,6 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
+pub use cfgrid::CfGrid;
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
 pub use stats::Stats;
@@ -32,17 +34,24 @@ pub enum ModelKind {
     SpatioTemporalMatrix,
     KrigedXco2Matrix,
     Xco2Matrix,
+    /// A NetCDF (CF) variable over time, latitude and longitude.
+    CfGrid,
 }
 
 impl ModelKind {
-    pub const NAMES: &'static [&'static str] =
-        &["SpatioTemporalMatrix", "KrigedXCO2Matrix", "XCO2Matrix"];
+    pub const NAMES: &'static [&'static str] = &[
+        "SpatioTemporalMatrix",
+        "KrigedXCO2Matrix",
+        "XCO2Matrix",
+        "CFGrid",
+    ];
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "SpatioTemporalMatrix" => Ok(Self::SpatioTemporalMatrix),
             "KrigedXCO2Matrix" => Ok(Self::KrigedXco2Matrix),
             "XCO2Matrix" => Ok(Self::Xco2Matrix),
+            "CFGrid" => Ok(Self::CfGrid),
             _ => Err(Error::Usage(format!(
                 "unknown model '{s}': use one of {}",
                 Self::NAMES.join(", ")
@@ -57,7 +66,7 @@ impl ModelKind {
     /// The mediator the old tool paired with the model (`-d` default).
     pub fn mediator(self) -> &'static str {
         match self {
-            Self::SpatioTemporalMatrix => "Grid4D",
+            Self::SpatioTemporalMatrix | Self::CfGrid => "Grid4D",
             Self::KrigedXco2Matrix => "Grid3D",
             Self::Xco2Matrix => "Unstructured3D",
         }
@@ -80,18 +89,22 @@ impl ModelKind {
         }
         let fits = match (self, m) {
             (_, m) if m == self.mediator() => true,
-            (Self::SpatioTemporalMatrix, "Grid3D") => info.is_none_or(|i| i.cols == 3),
+            (Self::SpatioTemporalMatrix | Self::CfGrid, "Grid3D") => {
+                info.is_none_or(|i| i.cols == 3)
+            }
             _ => false,
         };
         if fits {
             return Ok(());
         }
         let shape = match self {
-            Self::SpatioTemporalMatrix => "Grid4D, or Grid3D for a file of a single time step",
+            Self::SpatioTemporalMatrix | Self::CfGrid => {
+                "Grid4D, or Grid3D for a file of a single time step"
+            }
             _ => self.mediator(),
         };
         let found = match info {
-            Some(i) if self == Self::SpatioTemporalMatrix => {
+            Some(i) if matches!(self, Self::SpatioTemporalMatrix | Self::CfGrid) => {
                 format!(" ({} has {} time steps)", i.path.display(), i.cols - 2)
             }
             _ => String::new(),
@@ -102,10 +115,11 @@ impl ModelKind {
         )))
     }
 
-    pub const ALL: [ModelKind; 3] = [
+    pub const ALL: [ModelKind; 4] = [
         Self::SpatioTemporalMatrix,
         Self::KrigedXco2Matrix,
         Self::Xco2Matrix,
+        Self::CfGrid,
     ];
 
     /// The matrix the model reads, in words.
@@ -114,6 +128,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::SHAPE,
             Self::KrigedXco2Matrix => Kriged::SHAPE,
             Self::Xco2Matrix => Xco2::SHAPE,
+            Self::CfGrid => CfGrid::SHAPE,
         }
     }
 
@@ -123,6 +138,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::REQUIRED,
             Self::KrigedXco2Matrix => Kriged::REQUIRED,
             Self::Xco2Matrix => Xco2::REQUIRED,
+            Self::CfGrid => CfGrid::REQUIRED,
         }
     }
 
@@ -133,6 +149,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => include_str!("../../configs/SpatioTemporalMatrix.json"),
             Self::KrigedXco2Matrix => include_str!("../../configs/KrigedXCO2Matrix.json"),
             Self::Xco2Matrix => include_str!("../../configs/XCO2Matrix.json"),
+            Self::CfGrid => include_str!("../../configs/CFGrid.json"),
         }
     }
 
@@ -142,6 +159,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => SpatioTemporal::defaults(),
             Self::KrigedXco2Matrix => Kriged::defaults(),
             Self::Xco2Matrix => Xco2::defaults(),
+            Self::CfGrid => CfGrid::defaults(),
         }
     }
 
@@ -152,6 +170,7 @@ impl ModelKind {
             Self::SpatioTemporalMatrix => Box::new(SpatioTemporal::from_config(name, config)?),
             Self::KrigedXco2Matrix => Box::new(Kriged::from_config(name, config)?),
             Self::Xco2Matrix => Box::new(Xco2::from_config(name, config)?),
+            Self::CfGrid => Box::new(CfGrid::from_config(name, config)?),
         })
     }
 }
@@ -195,18 +214,42 @@ pub fn models_table() -> String {
 
 /// What the documents of a collection add up to: the times they cover and
 /// the statistics of each parameter. Built per document and merged, so it is
-/// the same whether it comes from a fresh conversion or a rescan of the store.
-#[derive(Debug, Clone, Default)]
+/// the same whether it comes from a fresh conversion or a rescan of the store;
+/// and a document's summary can be taken out again ([`Summary::subtract`]),
+/// so the stored summary of a dataset follows a load that replaces documents.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     /// Time (ms since the epoch) → span in seconds, where the model has spans.
     pub times: BTreeMap<i64, Option<f64>>,
+    /// Time → how many documents have it (point data has many per time).
+    pub time_documents: BTreeMap<i64, u64>,
     /// Parameter → statistics, in the model's parameter order.
     pub stats: Vec<(String, Stats)>,
+    /// How many documents this summarizes.
+    pub documents: u64,
 }
 
 impl Summary {
+    /// The summary of one document at time `ms` (if it has one).
+    pub fn of_document(ms: Option<i64>, span: Option<f64>, stats: Vec<(String, Stats)>) -> Self {
+        let mut s = Summary {
+            stats,
+            documents: 1,
+            ..Default::default()
+        };
+        if let Some(t) = ms {
+            s.times.insert(t, span);
+            s.time_documents.insert(t, 1);
+        }
+        s
+    }
+
     pub fn merge(mut self, other: Summary) -> Summary {
         self.times.extend(other.times);
+        for (t, n) in other.time_documents {
+            *self.time_documents.entry(t).or_default() += n;
+        }
+        self.documents += other.documents;
         for (name, s) in other.stats {
             match self.stats.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, mine)) => mine.merge(s),
@@ -216,12 +259,102 @@ impl Summary {
         self
     }
 
+    /// Take out the summary of documents that are part of this one (ones
+    /// being replaced). `false`, leaving `self` unusable, when `other` is not
+    /// part of it.
+    #[must_use]
+    pub fn subtract(&mut self, other: &Summary) -> bool {
+        if other.documents > self.documents {
+            return false;
+        }
+        self.documents -= other.documents;
+        for (t, n) in &other.time_documents {
+            match self.time_documents.get_mut(t) {
+                Some(mine) if *mine > *n => *mine -= n,
+                Some(mine) if *mine == *n => {
+                    self.time_documents.remove(t);
+                    self.times.remove(t);
+                }
+                _ => return false,
+            }
+        }
+        other.stats.iter().all(
+            |(name, s)| match self.stats.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mine)) => mine.subtract(s),
+                None => s.count() == 0,
+            },
+        )
+    }
+
+    /// Whether `other` counts its parameters in the same units, so that
+    /// merging them is exact (a parameter either lacks is compatible).
+    pub fn compatible(&self, other: &Summary) -> bool {
+        other.stats.iter().all(|(name, s)| {
+            self.stats
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_none_or(|(_, mine)| mine.decimals() == s.decimals() || mine.count() == 0)
+        })
+    }
+
     /// `{param: {mean, min, max, std, median}, …}`.
     pub fn stats_document(&self) -> Document {
         self.stats
             .iter()
             .map(|(n, s)| (n.clone(), Bson::Document(s.document())))
             .collect()
+    }
+
+    /// The summary as kept in the store beside a dataset (see
+    /// [`Summary::from_stored`]): times as little-endian (ms, span or NaN,
+    /// documents) triples, and each parameter's table of value counts.
+    pub fn to_stored(&self) -> Document {
+        let mut times = Vec::with_capacity(self.time_documents.len() * 24);
+        for (t, n) in &self.time_documents {
+            let span = self.times.get(t).copied().flatten().unwrap_or(f64::NAN);
+            times.extend_from_slice(&t.to_le_bytes());
+            times.extend_from_slice(&span.to_le_bytes());
+            times.extend_from_slice(&n.to_le_bytes());
+        }
+        let stats: Vec<Bson> = self
+            .stats
+            .iter()
+            .map(|(name, s)| {
+                let mut d = s.to_stored();
+                d.insert("name", name.as_str());
+                Bson::Document(d)
+            })
+            .collect();
+        doc! {
+            "documents": self.documents as i64,
+            "times": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: times },
+            "stats": stats,
+        }
+    }
+
+    /// The summary [`Summary::to_stored`] wrote; `None` when `d` is not one.
+    pub fn from_stored(d: &Document) -> Option<Summary> {
+        let mut s = Summary {
+            documents: u64::try_from(d.get_i64("documents").ok()?).ok()?,
+            ..Default::default()
+        };
+        let times = d.get_binary_generic("times").ok()?;
+        if times.len() % 24 != 0 {
+            return None;
+        }
+        for e in times.chunks_exact(24) {
+            let t = i64::from_le_bytes(e[..8].try_into().ok()?);
+            let span = f64::from_le_bytes(e[8..16].try_into().ok()?);
+            let n = u64::from_le_bytes(e[16..].try_into().ok()?);
+            s.times.insert(t, (!span.is_nan()).then_some(span));
+            s.time_documents.insert(t, n);
+        }
+        for p in d.get_array("stats").ok()? {
+            let p = p.as_document()?;
+            s.stats
+                .push((p.get_str("name").ok()?.to_string(), Stats::from_stored(p)?));
+        }
+        Some(s)
     }
 }
 
@@ -257,6 +390,12 @@ impl Batch {
 
 /// One kind of science output.
 pub trait Model: Sync {
+    /// Take what the model needs from the opened file before anything else
+    /// (CFGrid: times, units, title, grid spacing from the CF metadata).
+    fn inspect(&mut self, _m: &mut dyn Matrix) -> Result<()> {
+        Ok(())
+    }
+
     /// Refuse a matrix of the wrong shape before anything is converted.
     fn check(&self, info: &MatrixInfo) -> Result<()>;
 
@@ -492,14 +631,54 @@ pub(crate) fn check_document_sizes(
     Ok(())
 }
 
-/// Round half away from zero to `decimals` places, as Python 2's `round`.
+/// Powers of ten that are exact in `f64` (10^22 is the last).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Round to `decimals` places as the old tool's `float('%.Nf' % x)` did:
+/// the exact binary value of `x` correctly rounded to `decimals` places,
+/// halves to even, then read back as the nearest `f64`. That is what
+/// `format!("{:.N}", x)` followed by `parse` gives, and what this returns
+/// (without negative zero), faster.
+///
+/// The fast path computes `y = x · 10^N` (one rounding, so `y` is within
+/// 2^-53·|y| of the exact product), and when `y` is clearly away from a
+/// half-integer the nearest integer `r` of `y` is the nearest integer of the
+/// exact product; `r / 10^N`, one correctly rounded division of two exact
+/// values, is then the nearest `f64` to the decimal `r·10^-N`, which is
+/// exactly what parsing the formatted text gives. Near a tie, for
+/// magnitudes where `y` has no fraction bits left, and for more than 22
+/// places, the value is formatted and parsed back.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
-    let scale = 10f64.powi(decimals as i32);
-    let r = (x * scale).round() / scale;
-    if r == 0.0 {
+    if let Some(&scale) = POW10.get(decimals as usize) {
+        let y = x * scale;
+        let a = y.abs();
+        // 2^52: below it `y - floor(y)` is exact.
+        if a < 4_503_599_627_370_496.0 {
+            let f = y.floor();
+            let frac = y - f;
+            // Comfortably more than the product's rounding error.
+            if (frac - 0.5).abs() > a * (1.0 / 1_125_899_906_842_624.0) {
+                let r = if frac > 0.5 { f + 1.0 } else { f };
+                let v = r / scale;
+                return if v == 0.0 { 0.0 } else { v };
+            }
+        }
+    }
+    round_exact(x, decimals)
+}
+
+/// The reference rounding: format with `decimals` places (exact, halves to
+/// even) and parse back.
+#[cold]
+fn round_exact(x: f64, decimals: u32) -> f64 {
+    let v: f64 = format!("{:.*}", decimals as usize, x).parse().unwrap_or(x);
+    if v == 0.0 {
         0.0 // no negative zero in the documents
     } else {
-        r
+        v
     }
 }
 
@@ -726,8 +905,13 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero_without_negative_zero() {
-        assert_eq!(round_to(0.125, 2), 0.13);
-        assert_eq!(round_to(-0.125, 2), -0.13);
+        // Exact ties go to even, as Python's '%.2f' % x does.
+        assert_eq!(round_to(0.125, 2), 0.12);
+        assert_eq!(round_to(-0.125, 2), -0.12);
+        assert_eq!(round_to(0.375, 2), 0.38);
+        // Not ties: 2.675 is 2.67499999999999982236431605997495353221893310546875.
+        assert_eq!(round_to(2.675, 2), 2.67);
+        assert_eq!(round_to(4.35, 1), 4.3);
         assert_eq!(round_to(0.0849, 2), 0.08);
         assert_eq!(round_to(-0.001, 2).to_bits(), 0.0f64.to_bits());
         assert_eq!(value_bson(f64::NAN, 2), Bson::Null);

@@ -28,6 +28,18 @@ use crate::source::{Matrix, MatrixInfo};
 /// measurable.
 const BLOCK_VALUES: usize = 2 << 20;
 
+/// What a grid with its own times is built from (see [`SpatioTemporal::with_times`]).
+pub(crate) struct GridParts {
+    pub name: String,
+    pub title: String,
+    pub times_ms: Vec<i64>,
+    pub steps: Vec<f64>,
+    pub precision: u32,
+    pub gridres: Bson,
+    pub units: Bson,
+    pub extra: Document,
+}
+
 pub struct SpatioTemporal {
     name: String,
     title: String,
@@ -35,6 +47,11 @@ pub struct SpatioTemporal {
     step_seconds: f64,
     /// Where `step` was given, for the error that says it runs out of years.
     step_origin: String,
+    /// The time of each step (ms since the epoch) when the file gives them
+    /// (CFGrid); otherwise step k is at `start + k * step_seconds`.
+    times: Option<Vec<i64>>,
+    /// The metadata's `steps`.
+    steps: Vec<f64>,
     precision: u32,
     columns: Vec<String>,
     x_col: usize,
@@ -78,12 +95,15 @@ impl SpatioTemporal {
             })
         };
         let (x_col, y_col) = (find("x")?, find("y")?);
+        let step_seconds = config.seconds(&["step", "steps"])?.unwrap_or(10800.0);
         Ok(Self {
             name: name.to_string(),
             title: title_of(config, name)?,
             start: config.require_timestamp()?,
-            step_seconds: config.seconds(&["step", "steps"])?.unwrap_or(10800.0),
+            step_seconds,
             step_origin: config.origin(&["step", "steps"]),
+            times: None,
+            steps: vec![step_seconds],
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
             x_col,
             y_col,
@@ -95,6 +115,28 @@ impl SpatioTemporal {
         })
     }
 
+    /// A grid whose every step has its own time, and whose matrix columns
+    /// are `x`, `y`, then the steps (the NetCDF source's layout).
+    pub(crate) fn with_times(parts: GridParts) -> Self {
+        Self {
+            name: parts.name,
+            title: parts.title,
+            start: DateTime::<Utc>::UNIX_EPOCH,
+            step_seconds: parts.steps.first().copied().unwrap_or(0.0),
+            step_origin: "the file's time axis".into(),
+            times: Some(parts.times_ms),
+            steps: parts.steps,
+            precision: parts.precision,
+            columns: vec!["x".into(), "y".into()],
+            x_col: 0,
+            y_col: 1,
+            gridres: parts.gridres,
+            units: parts.units,
+            extra: parts.extra,
+            block_values: BLOCK_VALUES,
+        }
+    }
+
     /// Read at most this many values per block (tests use small blocks).
     pub fn with_block_values(mut self, n: usize) -> Self {
         self.block_values = n.max(1);
@@ -104,6 +146,9 @@ impl SpatioTemporal {
     /// The date of step `k`; [`Model::check`] has made sure that every step
     /// of the file has one in years 1 to 9999.
     fn date_of_step(&self, k: usize) -> bson::DateTime {
+        if let Some(t) = &self.times {
+            return bson::DateTime::from_millis(t[k]);
+        }
         super::date_after(self.start, self.step_seconds * k as f64)
             .expect("step dates checked against the file's number of steps")
     }
@@ -131,6 +176,7 @@ impl SpatioTemporal {
         column: ArrayView1<f64>,
     ) -> (RawDocumentBuf, Summary) {
         let mut stats = Stats::new(self.precision);
+        let mut keys = Vec::with_capacity(column.len());
         let mut w = Writer::with_capacity(step_document_capacity(column.len()));
         w.datetime("_id", id.timestamp_millis());
         w.numbers(
@@ -138,17 +184,18 @@ impl SpatioTemporal {
             column.iter().map(|&x| {
                 x.is_finite().then(|| {
                     let v = round_to(x, self.precision);
-                    stats.add(v);
+                    keys.push(stats.key(v));
                     v
                 })
             }),
         );
+        stats.add_keys(&keys);
         let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
-        let mut summary = Summary {
-            stats: vec![("values".into(), stats)],
-            ..Default::default()
-        };
-        summary.times.insert(id.timestamp_millis(), None);
+        let summary = Summary::of_document(
+            Some(id.timestamp_millis()),
+            None,
+            vec![("values".into(), stats)],
+        );
         (doc, summary)
     }
 }
@@ -172,7 +219,10 @@ impl Model for SpatioTemporal {
             ));
         }
         let last = info.cols - self.columns.len() - 1;
-        if super::date_after(self.start, self.step_seconds * last as f64).is_none() {
+        // Times given by the file (CFGrid) were checked by its source.
+        if self.times.is_none()
+            && super::date_after(self.start, self.step_seconds * last as f64).is_none()
+        {
             return Err(Error::config(
                 &self.step_origin,
                 "step",
@@ -247,14 +297,11 @@ impl Model for SpatioTemporal {
         if let Ok(values) = doc.get_array("values") {
             s.add_bson(values);
         }
-        let mut summary = Summary {
-            stats: vec![("values".into(), s)],
-            ..Default::default()
-        };
-        if let Ok(t) = doc.get_datetime("_id") {
-            summary.times.insert(t.timestamp_millis(), None);
-        }
-        summary
+        Summary::of_document(
+            doc.get_datetime("_id").ok().map(|t| t.timestamp_millis()),
+            None,
+            vec![("values".into(), s)],
+        )
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
@@ -271,7 +318,7 @@ impl Model for SpatioTemporal {
             "gridded": true,
             "grid": self.gridres.clone(),
             "gridres": self.gridres.clone(),
-            "steps": [seconds_bson(self.step_seconds)],
+            "steps": self.steps.iter().map(|&s| seconds_bson(s)).collect::<Vec<_>>(),
             "dates": dates,
             "bbox": b.to_vec(),
             "bboxmd5": bboxmd5(&b),
@@ -336,9 +383,10 @@ mod tests {
             "2004-06-30T03:00:00+00:00"
         );
         let v0 = docs[0].get_array("values").unwrap();
+        // -0.125 is an exact tie: '%.2f' % -0.125 is '-0.12' (halves to even).
         assert_eq!(
             v0,
-            &vec![Bson::Double(0.08), Bson::Double(-0.13), Bson::Double(7.0)]
+            &vec![Bson::Double(0.08), Bson::Double(-0.12), Bson::Double(7.0)]
         );
         assert_eq!(docs[1].get_array("values").unwrap()[2], Bson::Null);
         assert_eq!(docs[2].get_array("values").unwrap()[0], Bson::Null);
@@ -448,8 +496,8 @@ mod tests {
             .unwrap()
             .get_document("values")
             .unwrap();
-        // Stored values: 0.08 -0.13 7 1 2 3 4 (NaN and Inf left out).
-        assert_eq!(stats.get_f64("min").unwrap(), -0.13);
+        // Stored values: 0.08 -0.12 7 1 2 3 4 (NaN and Inf left out).
+        assert_eq!(stats.get_f64("min").unwrap(), -0.12);
         assert_eq!(stats.get_f64("max").unwrap(), 7.0);
         assert_eq!(stats.get_f64("median").unwrap(), 2.0);
     }

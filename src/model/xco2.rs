@@ -214,14 +214,13 @@ impl Model for Xco2 {
                 error.add(e);
             }
         }
-        let mut summary = Summary {
-            stats: vec![("value".into(), value), ("error".into(), error)],
-            ..Default::default()
-        };
-        if let Ok(t) = doc.get_datetime("timestamp") {
-            summary.times.insert(t.timestamp_millis(), None);
-        }
-        summary
+        Summary::of_document(
+            doc.get_datetime("timestamp")
+                .ok()
+                .map(|t| t.timestamp_millis()),
+            None,
+            vec![("value".into(), value), ("error".into(), error)],
+        )
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {

@@ -122,6 +122,7 @@ impl Hdf5Matrix {
             .map_err(|msg| Error::variable(path, &var, msg))?;
         if sources.is_empty() {
             check_storage(path, &var, &dataset, rows, cols)?;
+            check_filters_available(path, &var, &dataset)?;
             check_deflated_chunks(path, &var, &dataset)?;
         } else {
             // A virtual dataset of this file: its values are its sources'.
@@ -137,6 +138,7 @@ impl Hdf5Matrix {
                         ),
                     ));
                 }
+                check_filters_available(path, &var, src)?;
                 check_deflated_chunks(path, &var, src)?;
             }
         }
@@ -259,6 +261,91 @@ fn check_storage(path: &Path, var: &str, d: &Dataset, rows: usize, cols: usize) 
         return refuse(format!(
             "claims {} bytes of data in a file of {file_len} bytes: it is damaged",
             d.storage_size()
+        ));
+    }
+    Ok(())
+}
+
+/// Names of the registered HDF5 filters a user may meet, by id (from The HDF
+/// Group's filter registry), for when the file does not name the filter.
+const KNOWN_FILTERS: &[(i32, &str)] = &[
+    (1, "deflate (gzip)"),
+    (2, "shuffle"),
+    (3, "Fletcher-32"),
+    (4, "szip"),
+    (5, "n-bit"),
+    (6, "scale-offset"),
+    (307, "bzip2"),
+    (32000, "LZF"),
+    (32001, "Blosc"),
+    (32004, "LZ4"),
+    (32008, "bitshuffle"),
+    (32013, "ZFP"),
+    (32015, "Zstandard"),
+    (32017, "SZ"),
+    (32026, "Blosc2"),
+];
+
+/// Refuse a dataset compressed with a filter this build cannot decode
+/// (neither built in nor found as a plugin), naming the filter and saying
+/// how to rewrite the file, before the library fails on the first chunk
+/// with a message about plugin directories.
+fn check_filters_available(path: &Path, var: &str, d: &Dataset) -> Result<()> {
+    use hdf5_sys::h5p::{H5Pget_filter2, H5Pget_nfilters};
+    use hdf5_sys::h5z::H5Zfilter_avail;
+    use std::ffi::CStr;
+
+    let Ok(dcpl) = d.create_plist() else {
+        return Ok(()); // nothing to check against; the library will say
+    };
+    let pid = dcpl.id();
+    let n = ::hdf5::sync::sync(|| unsafe { H5Pget_nfilters(pid) });
+    for i in 0..n.max(0) as u32 {
+        let mut flags = 0u32;
+        let mut nelmts: usize = 0;
+        let mut name = [0 as std::ffi::c_char; 128];
+        let mut config = 0u32;
+        // SAFETY: `name` holds the 128 bytes passed; no client data is
+        // asked for (`cd_nelmts` 0, null array).
+        let id = ::hdf5::sync::sync(|| unsafe {
+            H5Pget_filter2(
+                pid,
+                i,
+                &mut flags,
+                &mut nelmts,
+                std::ptr::null_mut(),
+                name.len(),
+                name.as_mut_ptr(),
+                &mut config,
+            )
+        });
+        if id < 0 {
+            continue;
+        }
+        let available = ::hdf5::sync::sync(|| unsafe { H5Zfilter_avail(id) }) > 0;
+        if available {
+            continue;
+        }
+        // SAFETY: the library NUL-terminates within the buffer it was given.
+        let stored = unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        let known = KNOWN_FILTERS
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, n)| *n);
+        let what = match (known, stored.is_empty()) {
+            (Some(k), _) => k.to_string(),
+            (None, false) => stored.chars().take(60).collect(),
+            (None, true) => "unnamed".to_string(),
+        };
+        return Err(Error::variable(
+            path,
+            var,
+            format!(
+                "is compressed with HDF5 filter {id} ({what}), which this build of manage cannot decode; rewrite the file with gzip, e.g. `h5repack -f GZIP=4 in.h5 out.h5`, and load that"
+            ),
         ));
     }
     Ok(())

@@ -5,12 +5,18 @@
 //! count), some of them zlib-compressed, and a matrix element holds further
 //! tagged elements (flags, dimensions, name, data, or nested matrices for
 //! cells and structs). A damaged or hostile file can declare gigabytes in a
-//! few bytes; `matrw` would try to allocate them. This walk streams through
+//! few bytes; a parser would try to allocate them. This walk streams through
 //! the file (inflating compressed elements on the fly, keeping nothing) and
 //! refuses any element larger than what contains it, and any array with
 //! more elements than its bytes could hold. It costs one extra pass of
 //! decompression, small beside the parse itself.
+//!
+//! The walk also records each top-level variable's name, class and shape,
+//! since the parser (`matfile`) reads numeric arrays only and silently skips
+//! the others: a cell, struct, char, sparse or logical variable is named and
+//! refused from this record, not reported as missing.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -23,14 +29,51 @@ const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
 const MI_INT8: u32 = 1;
 const MX_SPARSE_CLASS: u8 = 5;
+/// Array flag bits (in the first word of the flags sub-element).
+const FLAG_COMPLEX: u32 = 0x0800;
+const FLAG_LOGICAL: u32 = 0x0200;
+
+/// A top-level variable as its headers declare it.
+#[derive(Debug, Clone)]
+pub struct VarHeader {
+    pub name: String,
+    /// The MATLAB class number (`mxDOUBLE_CLASS` = 6, …).
+    pub class: u8,
+    pub complex: bool,
+    pub logical: bool,
+    pub dims: Vec<usize>,
+}
+
+impl VarHeader {
+    /// Why this variable is not a numeric matrix, in a user's words, or
+    /// `None` when it is one (its shape is checked elsewhere).
+    pub fn refusal(&self) -> Option<String> {
+        let what = match self.class {
+            1 => "a cell array",
+            2 => "a struct",
+            3 => "an object",
+            4 => "a char array (text)",
+            5 => "a sparse matrix",
+            6..=15 if self.logical => "logical",
+            6..=15 if self.complex => "complex",
+            6..=15 => return None,
+            16 => "a function handle",
+            _ => "of a MATLAB class manage cannot read (an object?)",
+        };
+        Some(format!(
+            "is {what}; a numeric matrix (double, single or integer) is needed"
+        ))
+    }
+}
 /// Longest array name accepted (MATLAB's limit is 63 characters).
 const MAX_NAME_BYTES: u64 = 256;
 /// Nesting of cells and structs deeper than this is refused (MATLAB files
 /// nest a few levels; a loop of nesting is a way to exhaust the stack).
 const MAX_DEPTH: u32 = 32;
 
-/// Check the structure of the MAT v5 file at `path`.
-pub fn check(path: &Path) -> Result<()> {
+/// Check the structure of the MAT v5 file at `path` and list its top-level
+/// variables in file order.
+pub fn check(path: &Path) -> Result<Vec<VarHeader>> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -47,9 +90,11 @@ pub fn check(path: &Path) -> Result<()> {
     })?;
     let walker = Walker {
         little: &header[126..128] == b"IM",
+        vars: RefCell::new(Vec::new()),
     };
     walker
         .sequence(&mut r, Some(len - 128), 0, true)
+        .map(|()| walker.vars.into_inner())
         .map_err(|e| match e {
             Fault::Io(e) => io(e),
             Fault::Bad(msg) => Error::format(
@@ -81,6 +126,15 @@ type Walk<T> = std::result::Result<T, Fault>;
 
 struct Walker {
     little: bool,
+    vars: RefCell<Vec<VarHeader>>,
+}
+
+/// An element tag: type, byte count, and for a small element (data in the
+/// tag itself) its up to 4 bytes.
+struct Tag {
+    kind: u32,
+    bytes: u64,
+    small: Option<[u8; 4]>,
 }
 
 impl Walker {
@@ -94,7 +148,7 @@ impl Walker {
     }
 
     /// Read a tag; `None` at a clean end of the stream.
-    fn tag(&self, r: &mut dyn Read) -> Walk<Option<(u32, u64, bool)>> {
+    fn tag(&self, r: &mut dyn Read) -> Walk<Option<Tag>> {
         let mut t = [0u8; 8];
         let mut got = 0;
         while got < 8 {
@@ -114,9 +168,17 @@ impl Walker {
                     first >> 16
                 )));
             }
-            return Ok(Some((first & 0xffff, 0, true)));
+            return Ok(Some(Tag {
+                kind: first & 0xffff,
+                bytes: u64::from(first >> 16),
+                small: Some([t[4], t[5], t[6], t[7]]),
+            }));
         }
-        Ok(Some((first, u64::from(self.word(&t[4..])), false)))
+        Ok(Some(Tag {
+            kind: first,
+            bytes: u64::from(self.word(&t[4..])),
+            small: None,
+        }))
     }
 
     /// A sequence of elements: `limit` bytes of it, or up to the end of the
@@ -127,14 +189,14 @@ impl Walker {
             if left.is_some_and(|l| l < 8) {
                 return skip(r, left.unwrap_or(0));
             }
-            let Some((kind, bytes, small)) = self.tag(r)? else {
+            let Some(Tag { kind, bytes, small }) = self.tag(r)? else {
                 return match left {
                     Some(0) | None => Ok(()),
                     Some(l) => Err(Fault::Bad(format!("it ends {l} bytes early"))),
                 };
             };
             left = left.map(|l| l - 8);
-            if small {
+            if small.is_some() {
                 continue;
             }
             // Top-level compressed elements are not padded; all others are
@@ -216,12 +278,18 @@ impl Walker {
         let mut flags = [0u8; 16];
         r.read_exact(&mut flags)?;
         let class = if self.little { flags[8] } else { flags[11] };
+        let flag_word = self.word(&flags[8..12]);
         // Dimensions: int32 values (a small element holds no full pair).
-        let (_, dim_bytes, small) = self
+        let Tag {
+            bytes: dim_bytes,
+            small,
+            ..
+        } = self
             .tag(r)?
             .ok_or_else(|| Fault::Bad("an array ends before its dimensions".into()))?;
         let mut used = 24;
-        if !small {
+        let mut dims: Vec<u64> = vec![];
+        if small.is_none() {
             if dim_bytes > 64 * 4 || 24 + dim_bytes > bytes {
                 return Err(Fault::Bad(format!(
                     "an array declares {dim_bytes} bytes of dimensions"
@@ -232,7 +300,7 @@ impl Walker {
             let padded = dim_bytes.div_ceil(8) * 8;
             skip(r, padded - dim_bytes)?;
             used += padded;
-            let dims: Vec<u64> = raw
+            dims = raw
                 .chunks_exact(4)
                 .map(|c| u64::from(self.word(c)))
                 .collect();
@@ -249,7 +317,11 @@ impl Walker {
             }
         }
         // The name: int8 characters (MATLAB allows 63), small or not.
-        let (name_kind, name_bytes, small) = self
+        let Tag {
+            kind: name_kind,
+            bytes: name_bytes,
+            small,
+        } = self
             .tag(r)?
             .ok_or_else(|| Fault::Bad("an array ends before its name".into()))?;
         used += 8;
@@ -258,15 +330,30 @@ impl Walker {
                 "an array's name is not text of at most {MAX_NAME_BYTES} characters"
             )));
         }
-        if !small {
-            let padded = name_bytes.div_ceil(8) * 8;
-            if used + padded > bytes {
-                return Err(Fault::Bad(
-                    "an array's name is longer than the array".into(),
-                ));
+        let name = match small {
+            Some(b) => b[..name_bytes as usize].to_vec(),
+            None => {
+                let padded = name_bytes.div_ceil(8) * 8;
+                if used + padded > bytes {
+                    return Err(Fault::Bad(
+                        "an array's name is longer than the array".into(),
+                    ));
+                }
+                let mut raw = vec![0u8; padded as usize];
+                r.read_exact(&mut raw)?;
+                raw.truncate(name_bytes as usize);
+                used += padded;
+                raw
             }
-            skip(r, padded)?;
-            used += padded;
+        };
+        if depth == 1 {
+            self.vars.borrow_mut().push(VarHeader {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                class,
+                complex: flag_word & FLAG_COMPLEX != 0,
+                logical: flag_word & FLAG_LOGICAL != 0,
+                dims: dims.iter().map(|&d| d as usize).collect(),
+            });
         }
         let rest = bytes
             .checked_sub(used)
@@ -296,6 +383,7 @@ pub fn inflated(path: &Path) -> Result<Vec<u8>> {
     }
     let w = Walker {
         little: &file[126..128] == b"IM",
+        vars: RefCell::new(Vec::new()),
     };
     let mut out = Vec::with_capacity(file.len());
     out.extend_from_slice(&file[..128]);

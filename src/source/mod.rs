@@ -10,7 +10,9 @@ mod crash_guard;
 mod hdf5;
 mod hdf5_origin;
 mod mat_structure;
+mod matv4;
 mod matv5;
+mod netcdf;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
+
+pub use self::netcdf::{parse_time_units, CfGridFacts};
 
 /// What a source found in the file.
 #[derive(Debug, Clone)]
@@ -38,6 +42,12 @@ pub trait Matrix: Send {
 
     /// Columns `start..start + count` as a `rows × count` array of `f64`.
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>>;
+
+    /// What the file's CF metadata says of its grid (times, units, title,
+    /// spacing): only NetCDF files have it.
+    fn cf_grid(&self) -> Option<&CfGridFacts> {
+        None
+    }
 }
 
 /// The container formats `manage` reads, told apart by their first bytes.
@@ -45,10 +55,16 @@ pub trait Matrix: Send {
 pub enum FileFormat {
     /// MATLAB Level 5 MAT-file (versions 5 to 7), compressed or not.
     MatV5,
+    /// MATLAB Level 4 MAT-file: no file header, told by its first variable's.
+    MatV4,
     /// MATLAB v7.3: HDF5 behind a 512-byte MATLAB header.
     MatV73,
     /// Plain HDF5.
     Hdf5,
+    /// NetCDF-3 (classic, 64-bit offset or 64-bit data): `CDF` and a version byte.
+    NetCdf3,
+    /// NetCDF-4: HDF5 that libnetcdf wrote.
+    NetCdf4,
 }
 
 const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
@@ -115,7 +131,17 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         return Err(Error::format(path, "the file is empty"));
     }
     if head.starts_with(HDF5_SIGNATURE) {
-        return Ok(FileFormat::Hdf5);
+        crash_guard::reading(path);
+        let netcdf4 = self::netcdf::is_netcdf4(path);
+        crash_guard::clear();
+        return Ok(if netcdf4 {
+            FileFormat::NetCdf4
+        } else {
+            FileFormat::Hdf5
+        });
+    }
+    if head.len() >= 4 && &head[..3] == b"CDF" && matches!(head[3], 1 | 2 | 5) {
+        return Ok(FileFormat::NetCdf3);
     }
     if head.starts_with(b"MATLAB") && n < 128 {
         return Err(Error::format(
@@ -147,9 +173,12 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
             )),
         };
     }
+    if matv4::looks_like_v4(head) {
+        return Ok(FileFormat::MatV4);
+    }
     Err(Error::format(
         path,
-        "not a MATLAB .mat or HDF5 file (expected a MAT-file header or the HDF5 signature)",
+        "not a MATLAB .mat, HDF5 or NetCDF file (expected a MAT-file header, a MAT v4 variable header, the HDF5 signature or the NetCDF-3 magic CDF)",
     ))
 }
 
@@ -161,9 +190,13 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
 pub fn open(path: &Path, var_name: Option<&str>) -> Result<Box<dyn Matrix>> {
     match detect(path)? {
         FileFormat::MatV5 => Ok(Box::new(matv5::MatV5Matrix::open(path, var_name)?)),
+        FileFormat::MatV4 => Ok(Box::new(matv4::MatV4Matrix::open(path, var_name)?)),
         FileFormat::MatV73 | FileFormat::Hdf5 => {
             Ok(Box::new(self::hdf5::Hdf5Matrix::open(path, var_name)?))
         }
+        f @ (FileFormat::NetCdf3 | FileFormat::NetCdf4) => Ok(Box::new(
+            self::netcdf::NetCdfMatrix::open(path, var_name, f == FileFormat::NetCdf4)?,
+        )),
     }
 }
 

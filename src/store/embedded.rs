@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use super::{
     ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Store,
-    COORD_INDEX, INGEST_LOG, LOCKS, METADATA,
+    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -68,10 +68,20 @@ const ZSTD_LEVEL: i32 = 1;
 /// would make its length prefix negative.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// The tag of a document kept in its compact form (see `packed.rs`),
+/// zstd-compressed after the tag. No BSON document starts with it (the
+/// length would be negative), nor a zstd frame.
+const PACKED_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
+
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     let damaged =
         |e: String| Error::store(path.display().to_string(), format!("damaged document: {e}"));
-    if bytes.starts_with(&ZSTD_MAGIC) {
+    if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
+        let packed = zstd::decode_all(z).map_err(|e| damaged(e.to_string()))?;
+        let plain = super::packed::join(&packed)
+            .ok_or_else(|| damaged("its compact form does not rebuild a document".into()))?;
+        Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
+    } else if bytes.starts_with(&ZSTD_MAGIC) {
         let plain = zstd::decode_all(bytes).map_err(|e| damaged(e.to_string()))?;
         Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
     } else {
@@ -86,8 +96,16 @@ fn pack(bson: Vec<u8>) -> Result<Vec<u8>> {
     if bson.len() < COMPRESS_FROM {
         return Ok(bson);
     }
-    zstd::bulk::compress(&bson, ZSTD_LEVEL)
-        .map_err(|e| Error::store("write", format!("cannot compress a document: {e}")))
+    let fail =
+        |e: std::io::Error| Error::store("write", format!("cannot compress a document: {e}"));
+    match super::packed::split(&bson) {
+        Some(packed) => {
+            let mut out = PACKED_TAG.to_vec();
+            out.extend(zstd::bulk::compress(&packed, ZSTD_LEVEL).map_err(fail)?);
+            Ok(out)
+        }
+        None => zstd::bulk::compress(&bson, ZSTD_LEVEL).map_err(fail),
+    }
 }
 
 fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -331,7 +349,7 @@ impl Store for Embedded {
         Ok(self
             .tables()?
             .into_iter()
-            .filter(|n| n != METADATA && n != COORD_INDEX && !n.starts_with('_'))
+            .filter(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'))
             .collect())
     }
 
@@ -410,6 +428,7 @@ impl Store for Embedded {
             path: path.clone(),
             name: name.to_string(),
             ingest: Vec::new(),
+            summary: None,
         }))
     }
 
@@ -423,7 +442,7 @@ impl Store for Embedded {
         let id = Bson::String(name.into());
         tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(name)))
             .map_err(&err)?;
-        for c in [METADATA, COORD_INDEX] {
+        for c in [METADATA, COORD_INDEX, SUMMARY] {
             Self::delete(&tx, c, &id).map_err(&err)?;
         }
         for entry in Self::ingest_rows(&tx, &path, name)? {
@@ -461,7 +480,8 @@ impl Store for Embedded {
             ))
             .map_err(&err)?;
         }
-        for c in [METADATA, COORD_INDEX] {
+        Self::delete(&tx, SUMMARY, &new_id).map_err(&err)?;
+        for c in [METADATA, COORD_INDEX, SUMMARY] {
             if let Some(bytes) = Self::get(&tx, c, &old_id).map_err(&err)? {
                 let mut doc = decode(&path, &bytes)?;
                 doc.insert("_id", to);
@@ -575,6 +595,8 @@ struct EmbeddedLoad<'c> {
     name: String,
     /// Ingest-log entries, written by the commit.
     ingest: Vec<Document>,
+    /// The summary entry, written (or, when `None`, removed) by the commit.
+    summary: Option<Document>,
 }
 
 impl EmbeddedLoad<'_> {
@@ -603,6 +625,31 @@ impl Load for EmbeddedLoad<'_> {
         self.upsert(&self.name, &rows)
     }
 
+    fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        let err = sql_err(&self.path);
+        let mut st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT doc FROM {} WHERE key = ?1",
+                table(&self.name)
+            ))
+            .map_err(&err)?;
+        for id in ids {
+            let bytes: Option<Vec<u8>> = st
+                .query_row([sort_key(id)], |r| r.get(0))
+                .optional()
+                .map_err(&err)?;
+            if let Some(b) = bytes {
+                f(decode(&self.path, &b)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_summary(&mut self, entry: Option<Document>) {
+        self.summary = entry;
+    }
+
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         Embedded::scan_conn(&self.tx, &self.path, &self.name, &Filter::All, f)
     }
@@ -616,6 +663,11 @@ impl Load for EmbeddedLoad<'_> {
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
+        let id = Bson::String(self.name.clone());
+        match &self.summary {
+            Some(entry) => Embedded::put(&self.tx, &self.path, SUMMARY, entry)?,
+            None => Embedded::delete(&self.tx, SUMMARY, &id).map_err(sql_err(&self.path))?,
+        }
         // The ingest log is in the same transaction as what it records.
         for entry in &self.ingest {
             Embedded::put(&self.tx, &self.path, INGEST_LOG, entry)?;

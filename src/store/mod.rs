@@ -11,6 +11,7 @@ pub mod embedded;
 mod key;
 pub mod lock;
 pub mod mongo;
+mod packed;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,12 @@ pub use lock::{Attempt, Holder};
 pub const METADATA: &str = "metadata";
 /// The collection of one coordinate list per dataset.
 pub const COORD_INDEX: &str = "coord_index";
+/// The collection of one mergeable summary per dataset (its times and its
+/// tables of value counts, see [`crate::model::Summary::to_stored`]) and the
+/// digest of its coordinates, so that an append merges into it instead of
+/// reading every stored document. Written with each load; a dataset without
+/// one gets it from its next load.
+pub const SUMMARY: &str = "summary_stats";
 /// The database name when the URI names none, as in the old tool.
 pub const DEFAULT_DB_NAME: &str = "fluxvis";
 /// The largest document MongoDB stores (its `maxBsonObjectSize`). Both
@@ -239,6 +246,15 @@ pub trait Load {
         self.write_raw(raw)
     }
 
+    /// The documents with these `_id`s that the dataset held before this
+    /// load wrote any of them (the ones a write of the same `_id`s replaces).
+    /// Call it before writing those `_id`s.
+    fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
+
+    /// The dataset's entry in [`SUMMARY`], written by the commit with the
+    /// rest; without one (or with `None`) the commit removes the stored one.
+    fn set_summary(&mut self, entry: Option<Document>);
+
     /// Every document of the dataset as it will be once committed, in `_id` order.
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
 
@@ -367,7 +383,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return refuse("is empty");
     }
-    if [METADATA, COORD_INDEX, "summary_stats"].contains(&name) {
+    if [METADATA, COORD_INDEX, SUMMARY].contains(&name) {
         return refuse("is reserved for the store's own bookkeeping; choose another");
     }
     if name.starts_with("system.") {

@@ -36,7 +36,7 @@ use rayon::prelude::*;
 use super::{
     check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal,
     sort_key, staging_name, Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
-    INGEST_LOG, LOCKS, METADATA,
+    INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -568,9 +568,7 @@ fn map_err(target: &Target, subject: Subject, e: mongodb::error::Error) -> Error
 impl Store for Mongo {
     fn collections(&self) -> Result<Vec<String>> {
         let mut names = self.all_collections()?;
-        names.retain(|n| {
-            n != METADATA && n != COORD_INDEX && n != "summary_stats" && !n.starts_with('_')
-        });
+        names.retain(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'));
         Ok(names)
     }
 
@@ -711,6 +709,7 @@ impl Store for Mongo {
             last_key: None,
             in_order: true,
             ingest: Vec::new(),
+            summary: None,
             committed: false,
         };
         if load.store.exists(name)? {
@@ -725,6 +724,7 @@ impl Store for Mongo {
         // dataset `db -a` reports, and that removing again finishes.
         self.drop_collection(&staging_name(name))?;
         self.delete_entry(METADATA, name)?;
+        self.delete_entry(SUMMARY, name)?;
         self.drop_collection(name)?;
         self.drop_collection(&geom_name(name))?;
         self.delete_entry(COORD_INDEX, name)?;
@@ -760,6 +760,9 @@ impl Store for Mongo {
                 "already exists; remove it first or choose another name",
             ));
         }
+        // The summary is not moved: the next load of `to` computes it again.
+        self.delete_entry(SUMMARY, from)?;
+        self.delete_entry(SUMMARY, to)?;
         if from_coll {
             self.rename_collection(from, to, false)?;
         }
@@ -863,6 +866,8 @@ struct MongoLoad<'s> {
     in_order: bool,
     /// Ingest-log entries, written last by the commit.
     ingest: Vec<Document>,
+    /// The summary entry, written before the metadata by the commit.
+    summary: Option<Document>,
     committed: bool,
 }
 
@@ -1027,6 +1032,46 @@ impl Load for MongoLoad<'_> {
         self.flush(false)
     }
 
+    fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        // The stored documents are those of NAME itself: this load writes
+        // only to its staging collection until it commits. They are read as
+        // one `_id` range (an `$in` of many `_id`s is slow on some servers),
+        // keeping those asked for; a range over `_id`s of several types is
+        // not one, so those are read one by one.
+        let (Some(first), Some(last)) = (
+            ids.iter().min_by_key(|id| sort_key(id)),
+            ids.iter().max_by_key(|id| sort_key(id)),
+        ) else {
+            return Ok(());
+        };
+        let wanted: HashSet<Vec<u8>> = ids.iter().map(sort_key).collect();
+        let coll = self.store.coll(&self.name);
+        let err = |e| self.store.err(&self.name, e);
+        let queries: Vec<Document> = if ids
+            .iter()
+            .all(|id| id.element_type() == first.element_type())
+        {
+            vec![doc! { "_id": { "$gte": first.clone(), "$lte": last.clone() } }]
+        } else {
+            ids.iter().map(|id| doc! { "_id": id.clone() }).collect()
+        };
+        for q in queries {
+            for d in coll.find(q).run().map_err(err)? {
+                let d = d.map_err(err)?;
+                if d.get("_id")
+                    .is_some_and(|id| wanted.contains(&sort_key(id)))
+                {
+                    f(d)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_summary(&mut self, entry: Option<Document>) {
+        self.summary = entry;
+    }
+
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         self.settle()?;
         scan(self.store, &self.staging, &Filter::All, f)
@@ -1040,6 +1085,7 @@ impl Load for MongoLoad<'_> {
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
             .into_iter()
+            .chain(self.summary.iter().map(|e| (e, SUMMARY)))
             .chain(self.ingest.iter().map(|e| (e, INGEST_LOG)));
         for entry in entries {
             let bytes = bson::to_vec(entry.0)
@@ -1068,10 +1114,17 @@ impl Load for MongoLoad<'_> {
         // until the new entry is written, last.
         let old_metadata = store.entry(METADATA, &self.name)?;
         store.delete_entry(METADATA, &self.name)?;
+        // The summary goes with it, and comes back before it: a summary
+        // beside a metadata entry is always that of the collection.
+        let old_summary = store.entry(SUMMARY, &self.name)?;
+        store.delete_entry(SUMMARY, &self.name)?;
         if let Err(e) = store.rename_collection(&self.staging, &self.name, true) {
-            // The stored collection is untouched: its entry goes back, so
+            // The stored collection is untouched: its entries go back, so
             // the dataset stays whole and listed. (Should this fail too,
             // `db -a` reports the missing entry and the same load repairs it.)
+            if let Some(s) = old_summary {
+                let _ = store.put_entry(SUMMARY, s);
+            }
             if let Some(md) = old_metadata {
                 let _ = store.put_entry(METADATA, md);
             }
@@ -1079,6 +1132,9 @@ impl Load for MongoLoad<'_> {
         }
         self.committed = true;
         store.put_entry(COORD_INDEX, coord_index)?;
+        if let Some(summary) = self.summary.take() {
+            store.put_entry(SUMMARY, summary)?;
+        }
         store.put_entry(METADATA, metadata)?;
         // The ingest log last: an entry exists only for a load that is
         // complete, so a load cut short before it is not skipped when run

@@ -1,0 +1,388 @@
+//! `CFGrid` (mediator Grid4D): a NetCDF variable over time, latitude and
+//! longitude with CF metadata, written as a SpatioTemporalMatrix dataset.
+//!
+//! The documents are SpatioTemporalMatrix's, built by the same code: a
+//! `coord_index` of `[lon, lat]` cell centres, one `{_id: time, values}`
+//! document per step, and the same metadata layout. What the old model takes
+//! from the config, this one takes from the file: the time of each step
+//! (from the time coordinate's CF `units` and `calendar`), `units` (the
+//! variable's), `title` (the file's), `gridres` (the coordinate spacing) and
+//! `steps`. Config keys still win where given.
+//!
+//! `steps` in the metadata: the one spacing of a regular time axis; for an
+//! irregular one, every distinct spacing between consecutive times, the most
+//! frequent first (the web map steps by the first); for a single time, the
+//! config's `step` if given, else an empty list.
+//!
+//! `drop_empty_cells: true` leaves out of `coord_index` (and of every
+//! document) the cells that are missing at every step of the file, such as
+//! the ocean of a land flux. The default keeps the full grid: it is what
+//! the file describes, a later file of the same product with a different
+//! mask still appends to the dataset (its grid is the same), and the
+//! finding costs one more pass over the file.
+
+use bson::{Bson, Document};
+use ndarray::{Array2, Axis};
+use serde_json::json;
+
+use super::spatiotemporal::GridParts;
+use super::{extra_keys, round_to, Batch, Model, SpatioTemporal, Summary};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::source::{Matrix, MatrixInfo};
+
+/// Values read per block when looking for empty cells.
+const SCAN_VALUES: usize = 2 << 20;
+
+pub struct CfGrid {
+    name: String,
+    title: Option<String>,
+    units: Option<Bson>,
+    gridres: Option<Bson>,
+    step: Option<f64>,
+    precision: u32,
+    drop_empty: bool,
+    extra: Document,
+    /// Set by [`Model::inspect`] from the file.
+    grid: Option<Inspected>,
+}
+
+struct Inspected {
+    inner: SpatioTemporal,
+    /// The rows kept, when empty cells are dropped.
+    keep: Option<Vec<usize>>,
+}
+
+/// A matrix seen through a subset of its rows.
+struct Rows<'a> {
+    inner: &'a mut dyn Matrix,
+    keep: &'a [usize],
+    info: MatrixInfo,
+}
+
+impl<'a> Rows<'a> {
+    fn new(inner: &'a mut dyn Matrix, keep: &'a [usize]) -> Self {
+        let mut info = inner.info().clone();
+        info.rows = keep.len();
+        Self { inner, keep, info }
+    }
+}
+
+impl Matrix for Rows<'_> {
+    fn info(&self) -> &MatrixInfo {
+        &self.info
+    }
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        Ok(self
+            .inner
+            .read_columns(start, count)?
+            .select(Axis(0), self.keep))
+    }
+}
+
+impl CfGrid {
+    pub const SHAPE: &'static str =
+        "a NetCDF variable over time, latitude and longitude (CF); one document per time";
+    pub const REQUIRED: &'static str = "none (times, grid and units come from the file)";
+
+    pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
+        json!({
+            "parameters": ["values"],
+            "precision": 10,
+            "drop_empty_cells": false,
+        })
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    pub fn from_config(name: &str, config: &Config) -> Result<Self> {
+        let drop_empty = match config.get("drop_empty_cells") {
+            None => false,
+            Some((serde_json::Value::Bool(b), _)) => *b,
+            Some((_, origin)) => {
+                return Err(Error::config(
+                    origin,
+                    "drop_empty_cells",
+                    "must be true or false",
+                ))
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            title: config.string("title")?,
+            units: config.value("units").map(|v| super::to_bson(&v)),
+            gridres: match super::gridres_of(config)? {
+                Bson::Null => None,
+                b => Some(b),
+            },
+            step: config.seconds(&["step", "steps"])?,
+            precision: config.unsigned("precision", 15)?.unwrap_or(10),
+            drop_empty,
+            extra: extra_keys(config),
+            grid: None,
+        })
+    }
+
+    fn grid(&self) -> &Inspected {
+        self.grid
+            .as_ref()
+            .expect("CFGrid: the file is inspected before it is converted")
+    }
+
+    /// The metadata `steps` of a time axis (see the module's notes).
+    fn steps_of(&self, times_ms: &[i64]) -> Vec<f64> {
+        if let Some(s) = self.step {
+            return vec![s];
+        }
+        let mut counts: Vec<(i64, usize)> = Vec::new();
+        for w in times_ms.windows(2) {
+            let d = w[1] - w[0];
+            match counts.iter_mut().find(|(s, _)| *s == d) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((d, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counts.into_iter().map(|(d, _)| d as f64 / 1000.0).collect()
+    }
+
+    /// The rows with a value at some step.
+    fn cells_with_values(m: &mut dyn Matrix) -> Result<Vec<usize>> {
+        let (rows, cols) = (m.info().rows, m.info().cols);
+        let mut seen = vec![false; rows];
+        let per_block = (SCAN_VALUES / rows.max(1)).max(1);
+        let mut k = 2;
+        while k < cols {
+            let n = per_block.min(cols - k);
+            let block = m.read_columns(k, n)?;
+            for (r, row) in block.rows().into_iter().enumerate() {
+                seen[r] |= row.iter().any(|x| x.is_finite());
+            }
+            k += n;
+        }
+        Ok((0..rows).filter(|&r| seen[r]).collect())
+    }
+}
+
+impl Model for CfGrid {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inspect(&mut self, m: &mut dyn Matrix) -> Result<()> {
+        let info = m.info().clone();
+        let facts = m.cf_grid().cloned().ok_or_else(|| {
+            Error::format(
+                &info.path,
+                "CFGrid reads NetCDF files with CF coordinates; this file is MATLAB or plain HDF5: load it with SpatioTemporalMatrix",
+            )
+        })?;
+        let degrees = |d: Option<f64>| d.map_or(Bson::Null, |d| Bson::Double(round_to(d, 5)));
+        let gridres = self.gridres.clone().unwrap_or_else(|| {
+            bson::doc! { "units": "degrees", "x": degrees(facts.dx), "y": degrees(facts.dy) }.into()
+        });
+        let units = self
+            .units
+            .clone()
+            .or_else(|| facts.units.clone().map(Bson::String))
+            .unwrap_or(Bson::Null);
+        let title = self
+            .title
+            .clone()
+            .or_else(|| facts.title.clone())
+            .unwrap_or_else(|| self.name.clone());
+        let steps = self.steps_of(&facts.times_ms);
+        let inner = SpatioTemporal::with_times(GridParts {
+            name: self.name.clone(),
+            title,
+            times_ms: facts.times_ms,
+            steps,
+            precision: self.precision,
+            gridres,
+            units,
+            extra: self.extra.clone(),
+        });
+        let keep = if self.drop_empty {
+            let keep = Self::cells_with_values(m)?;
+            if keep.is_empty() {
+                return Err(Error::variable(
+                    &info.path,
+                    &info.var_name,
+                    "has no value at any cell and step (every value is missing); nothing to load",
+                ));
+            }
+            Some(keep)
+        } else {
+            None
+        };
+        self.grid = Some(Inspected { inner, keep });
+        Ok(())
+    }
+
+    fn check(&self, info: &MatrixInfo) -> Result<()> {
+        let g = self.grid();
+        let mut info = info.clone();
+        if let Some(k) = &g.keep {
+            info.rows = k.len();
+        }
+        g.inner.check(&info)
+    }
+
+    fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
+        let g = self.grid();
+        match &g.keep {
+            Some(keep) => g.inner.coordinates(&mut Rows::new(m, keep)),
+            None => g.inner.coordinates(m),
+        }
+    }
+
+    fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
+        let g = self.grid();
+        match &g.keep {
+            Some(keep) => g.inner.convert(&mut Rows::new(m, keep), out),
+            None => g.inner.convert(m, out),
+        }
+    }
+
+    fn expected_documents(&self, info: &MatrixInfo) -> usize {
+        info.cols.saturating_sub(2)
+    }
+
+    fn summarize(&self, doc: &Document) -> Summary {
+        self.grid().inner.summarize(doc)
+    }
+
+    fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
+        self.grid().inner.metadata(coords, summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_overrides;
+    use crate::model::testing::mem;
+    use crate::source::CfGridFacts;
+
+    struct WithFacts(crate::model::testing::Mem, CfGridFacts);
+    impl Matrix for WithFacts {
+        fn info(&self) -> &MatrixInfo {
+            self.0.info()
+        }
+        fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+            self.0.read_columns(start, count)
+        }
+        fn cf_grid(&self) -> Option<&CfGridFacts> {
+            Some(&self.1)
+        }
+    }
+
+    fn model(o: &str) -> CfGrid {
+        let mut c = Config::new();
+        c.push("defaults", CfGrid::defaults());
+        if !o.is_empty() {
+            c.push("-o", parse_overrides(o).unwrap());
+        }
+        CfGrid::from_config("cf", &c).unwrap()
+    }
+
+    fn matrix(times_ms: Vec<i64>) -> WithFacts {
+        let nan = f64::NAN;
+        let data = ndarray::array![
+            [-0.5, -0.5, 1.25, nan, 3.0],
+            [0.5, -0.5, nan, nan, nan],
+            [-0.5, 0.5, 2.0, 2.5, nan],
+        ];
+        WithFacts(
+            mem(data),
+            CfGridFacts {
+                times_ms,
+                title: Some("From the file".into()),
+                units: Some("mol m-2 s-1".into()),
+                dx: Some(1.0),
+                dy: Some(1.0),
+            },
+        )
+    }
+
+    fn docs(m: &CfGrid, src: &mut dyn Matrix) -> Vec<Document> {
+        let mut out = vec![];
+        m.convert(src, &mut |b| {
+            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn times_units_title_and_steps_come_from_the_file() {
+        let hour = 3_600_000;
+        let mut src = matrix(vec![0, 3 * hour, 9 * hour]);
+        let mut m = model("");
+        m.inspect(&mut src).unwrap();
+        m.check(src.info()).unwrap();
+        let d = docs(&m, &mut src);
+        let ids: Vec<i64> = d
+            .iter()
+            .map(|d| d.get_datetime("_id").unwrap().timestamp_millis())
+            .collect();
+        assert_eq!(ids, [0, 3 * hour, 9 * hour]);
+        let coords = m.coordinates(&mut src).unwrap();
+        assert_eq!(coords, [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5]]);
+        let summary = d
+            .iter()
+            .map(|x| m.summarize(x))
+            .fold(Summary::default(), Summary::merge);
+        let md = m.metadata(&coords, &summary);
+        assert_eq!(md.get_str("title").unwrap(), "From the file");
+        assert_eq!(md.get_str("units").unwrap(), "mol m-2 s-1");
+        // Spacings 3 h and 6 h, once each: the smaller first.
+        assert_eq!(
+            md.get_array("steps").unwrap(),
+            &vec![Bson::Int32(10800), Bson::Int32(21600)]
+        );
+        let gr = md.get_document("gridres").unwrap();
+        assert_eq!(gr.get_f64("x").unwrap(), 1.0);
+    }
+
+    #[test]
+    fn config_wins_and_empty_cells_can_be_dropped() {
+        let mut src = matrix(vec![0, 1000, 2000]);
+        let mut m = model("title=Mine;units=kg;drop_empty_cells=true;step=1");
+        m.inspect(&mut src).unwrap();
+        let coords = m.coordinates(&mut src).unwrap();
+        assert_eq!(
+            coords,
+            [[-0.5, -0.5], [-0.5, 0.5]],
+            "the cell without values is left out"
+        );
+        let d = docs(&m, &mut src);
+        assert_eq!(
+            d[0].get_array("values").unwrap(),
+            &vec![Bson::Double(1.25), Bson::Double(2.0)]
+        );
+        let md = m.metadata(&coords, &Summary::default());
+        assert_eq!(md.get_str("title").unwrap(), "Mine");
+        assert_eq!(md.get_str("units").unwrap(), "kg");
+        assert_eq!(md.get_array("steps").unwrap(), &vec![Bson::Int32(1)]);
+    }
+
+    #[test]
+    fn a_file_without_cf_facts_is_refused() {
+        let mut m = model("");
+        let mut src = mem(ndarray::array![[1.0, 2.0, 3.0]]);
+        let e = m.inspect(&mut src).unwrap_err().to_string();
+        assert!(e.contains("SpatioTemporalMatrix"), "{e}");
+        let e = CfGrid::from_config("x", &{
+            let mut c = Config::new();
+            c.push("-o", parse_overrides("drop_empty_cells=3").unwrap());
+            c
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("drop_empty_cells"), "{e}");
+    }
+}
