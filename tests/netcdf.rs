@@ -308,7 +308,15 @@ fn export_csv_and_plot_accept_a_cf_dataset() {
     }
     let png = env.path("ct.png");
     let r = env
-        .run(&["plot", "-n", "ct", "--at", at, "-o", png.to_str().unwrap()])
+        .run(&[
+            "plot",
+            "-n",
+            "ct",
+            "--at",
+            at,
+            "--output",
+            png.to_str().unwrap(),
+        ])
         .ok();
     assert!(
         r.stdout.contains("64800 cells (10800 null)"),
