@@ -195,13 +195,32 @@ impl Config {
                 "must be a positive number of seconds",
             ));
         }
-        Ok(Some(n))
+        // The store keeps times to the millisecond (BSON dates): a step
+        // between two milliseconds would give times that are not the ones
+        // asked for, or that collide.
+        let ms = n * 1000.0;
+        if (ms - ms.round()).abs() > 1e-6 * ms.max(1.0) || ms.round() < 1.0 {
+            return Err(Error::config(
+                origin,
+                key,
+                format!(
+                    "{n} s is not a whole number of milliseconds, the resolution of stored times"
+                ),
+            ));
+        }
+        Ok(Some(ms.round() / 1000.0))
     }
 
     pub fn unsigned(&self, key: &str, max: u64) -> Result<Option<u32>> {
         match self.get(key) {
             None => Ok(None),
-            Some((v, origin)) => match v.as_u64() {
+            // 2.0 is the whole number 2, as JSON writers and Python's
+            // json module may write it.
+            Some((v, origin)) => match v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= max as f64)
+                    .map(|f| f as u64)
+            }) {
                 Some(n) if n <= max => Ok(Some(n as u32)),
                 _ => Err(Error::config(
                     origin,
@@ -230,19 +249,45 @@ impl Config {
     /// one, else the date the `regex` key reads from the data file's name,
     /// else `None`. A timestamp that is given but cannot be read is an error.
     pub fn timestamp(&self) -> Result<Option<DateTime<Utc>>> {
-        if let Some(text) = self.string("timestamp")? {
-            return parse_timestamp(&text).map(Some).ok_or_else(|| {
+        let t = if let Some(text) = self.string("timestamp")? {
+            parse_timestamp(&text).ok_or_else(|| {
                 Error::config(
                     self.origin(&["timestamp"]),
                     "timestamp",
                     format!("'{text}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"),
                 )
-            });
+            })?
+        } else {
+            match (self.file_regex()?, &self.file_name) {
+                (Some(r), Some(name)) => match r.timestamp(name)? {
+                    Some(t) => t,
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        };
+        use chrono::Timelike;
+        if t.nanosecond() % 1_000_000 != 0 {
+            return Err(Error::config(
+                self.origin(&["timestamp"]),
+                "timestamp",
+                format!(
+                    "{} has a fraction of a millisecond; stored times are whole milliseconds",
+                    t.format("%Y-%m-%dT%H:%M:%S%.f")
+                ),
+            ));
         }
-        match (self.file_regex()?, &self.file_name) {
-            (Some(r), Some(name)) => r.timestamp(name),
-            _ => Ok(None),
+        if crate::model::date_after(t, 0.0).is_none() {
+            return Err(Error::config(
+                self.origin(&["timestamp"]),
+                "timestamp",
+                format!(
+                    "{} is outside the years 1 to 9999 that stored dates can hold",
+                    t.format("%Y-%m-%dT%H:%M:%S")
+                ),
+            ));
         }
+        Ok(Some(t))
     }
 
     /// [`Config::timestamp`], required: its absence is an error that says
@@ -385,7 +430,16 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    match serde_json::from_str::<Value>(&text) {
+    // Some editors on Windows start UTF-8 files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let depth = nesting_depth(text);
+    if depth > MAX_NESTING {
+        return Err(Error::ConfigSyntax {
+            origin: path.display().to_string(),
+            msg: format!("nests values {depth} levels deep; at most {MAX_NESTING} are read"),
+        });
+    }
+    match serde_json::from_str::<Value>(text) {
         // Keys starting with "//" are comments (JSON has no other kind).
         Ok(Value::Object(m)) => Ok(m
             .into_iter()
@@ -428,6 +482,12 @@ pub fn parse_overrides(s: &str) -> Result<Map<String, Value>> {
         let value = if STRING_KEYS.contains(&k) {
             Value::String(unquote(v).to_string())
         } else {
+            let depth = nesting_depth(v);
+            if depth > MAX_NESTING {
+                return Err(syntax(format!(
+                    "the value of '{k}' is nested {depth} levels deep; at most {MAX_NESTING} are read"
+                )));
+            }
             parse_value(v)
         };
         out.insert(k.to_string(), value);
@@ -438,6 +498,35 @@ pub fn parse_overrides(s: &str) -> Result<Map<String, Value>> {
         ));
     }
     Ok(out)
+}
+
+/// How deeply a value may nest lists, tuples and dicts (a config file's
+/// JSON is bounded the same way by its reader, at 128): config values are a
+/// few levels deep, and a bound keeps the readers' recursion off the end of
+/// the stack.
+const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `[`, `(` and `{` in `v`, outside quoted strings.
+fn nesting_depth(v: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0, None, false);
+    for c in v.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '(' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | ')' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
 }
 
 /// Strip one pair of matching quotes, so `-o "title='My data'"` means `My data`.

@@ -1,7 +1,7 @@
 //! The `manage` binary: command-line parsing, exit codes, nothing else.
 
-use std::cell::RefCell;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fluxpy::cmd;
@@ -22,7 +22,15 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems."
 )]
 struct Cli {
     /// The store: a mongodb:// URI, or the path of an embedded store file
-    #[arg(long, global = true, env = "FLUXPY_DB", value_name = "URI")]
+    ///
+    /// The value of FLUXPY_DB is never shown here: it may hold a password.
+    #[arg(
+        long,
+        global = true,
+        env = "FLUXPY_DB",
+        hide_env_values = true,
+        value_name = "URI"
+    )]
     db: Option<String>,
 
     #[command(subcommand)]
@@ -80,9 +88,11 @@ fn print_models() {
     }
 }
 
-thread_local! {
-    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
+/// The message of the latest panic, in whichever thread it happened: a
+/// worker's panic reaches the main thread through rayon without running the
+/// hook again, so the hook keeps the text where the main thread can read it
+/// (a panic a parser caught and reported is simply overwritten by the next).
+static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     // `manage help models` is the same as `manage models`.
@@ -108,7 +118,7 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {l}"))
             .unwrap_or_default();
-        PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+        *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}{at}"));
     }));
     let db = cli.db.as_deref();
     let result = std::panic::catch_unwind(|| match &cli.command {
@@ -145,7 +155,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            let msg = PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+            let msg = PANIC
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
             eprintln!("manage: internal error (a bug, please report it): {msg}");
             ExitCode::FAILURE
         }

@@ -314,14 +314,17 @@ fn reserved_and_malformed_names_are_refused() {
     }
     let long = "x".repeat(121);
     assert_eq!(env.run(&["load", "-p", p, "-m", STM, "-n", &long]).code, 1);
-    assert_eq!(env.run(&["db", "-l", "collections"]).ok().stdout, "");
+    // Nothing was written: not even a store was created.
+    assert!(!env.db().exists());
 }
 
 #[test]
 fn audit_of_a_clean_store_exits_0() {
     let env = Env::new();
-    let r = env.run(&["db", "-a"]).ok();
-    assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
+    // No store yet: an audit says so, and creates none.
+    let r = env.run(&["db", "-a"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
     env.run(&[
         "load",
         "-p",
@@ -332,7 +335,8 @@ fn audit_of_a_clean_store_exits_0() {
         "s",
     ])
     .ok();
-    env.run(&["db", "-a"]).ok();
+    let r = env.run(&["db", "-a"]).ok();
+    assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
 }
 
 #[test]
@@ -376,11 +380,23 @@ fn usage_errors_exit_2_and_every_command_has_help() {
     }
     // --db is global: accepted after the command too.
     let other = env.path("other.db");
+    env.run(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "o",
+        "--db",
+        other.to_str().unwrap(),
+    ])
+    .ok();
     let r = env
         .run(&["db", "-l", "collections", "--db", other.to_str().unwrap()])
         .ok();
-    assert_eq!(r.stdout, "");
-    assert!(other.exists());
+    assert_eq!(r.stdout, "o\n");
+    assert!(!env.db().exists());
 }
 
 #[test]

@@ -85,7 +85,11 @@ pub struct Args {
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
-    let mut store = store::open(db)?;
+    let mut store = if args.fix {
+        store::open_existing(db)?
+    } else {
+        store::open_for_reading(db)?
+    };
     if let Some(what) = args.list_ids {
         list(&*store, what, args.include_counts)?;
     } else if let Some(name) = &args.name {

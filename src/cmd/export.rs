@@ -77,7 +77,7 @@ pub fn parse_at(at: Option<&str>) -> Result<Option<i64>> {
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let at = parse_at(args.at.as_deref())?;
-    let store = store::open(db)?;
+    let store = store::open_for_reading(db)?;
     let dataset = Dataset::open(&*store, &args.name)?;
     let mut written = 0u64;
     stdout_lines(|out| match args.format {

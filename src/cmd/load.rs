@@ -133,10 +133,22 @@ pub struct Args {
     pub lock_timeout: Duration,
 }
 
+/// The least a load's writes wait for another process's write to finish.
+const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest `--lock-timeout`: a week, far more than any load takes, and
+/// well inside what every timer below it can count.
+const MAX_LOCK_TIMEOUT_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
 fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        _ => Err(format!("'{s}' is not a number of seconds")),
+    match s.trim().parse::<f64>() {
+        Ok(n) if (0.0..=MAX_LOCK_TIMEOUT_SECONDS).contains(&n) => Ok(Duration::from_secs_f64(n)),
+        Ok(n) if n > MAX_LOCK_TIMEOUT_SECONDS => Err(format!(
+            "'{s}' seconds is more than a week ({MAX_LOCK_TIMEOUT_SECONDS} s), the longest wait"
+        )),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0 to {MAX_LOCK_TIMEOUT_SECONDS}"
+        )),
     }
 }
 
@@ -601,6 +613,10 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
     let store = stores
         .get()?
         .ok_or_else(|| Error::store("open", "no store to write to"))?;
+    // The writes of this load wait for the store as long as --lock-timeout
+    // says (a few seconds at least: another load's commit is not a reason
+    // to fail); taking the lock waits only what remains of it.
+    store.set_busy_wait(args.lock_timeout.max(MIN_WRITE_WAIT));
     let me = Holder::this_process();
     lock::acquire(
         store,

@@ -92,7 +92,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         )));
     }
     let at = parse_at(args.at.as_deref())?;
-    let store = store::open(db)?;
+    let store = store::open_for_reading(db)?;
     let dataset = Dataset::open(&*store, &args.name)?;
     let snap = Snapshot::read(&dataset, at, &args.param)?;
     let (image, height) = render(&snap, args.width, !args.no_coastlines)?;

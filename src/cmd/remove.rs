@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     validate_name(&args.name)?;
-    let mut store = store::open(db)?;
+    let mut store = store::open_existing(db)?;
     crate::cmd::require_dataset(&*store, &args.name)?;
     let name = args.name.as_str();
     store::lock::with_locks(&mut *store, &[name], |s| s.remove(name))?;

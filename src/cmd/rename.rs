@@ -35,7 +35,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
             "the new name is the same as the old one".into(),
         ));
     }
-    let mut store = store::open(db)?;
+    let mut store = store::open_existing(db)?;
     crate::cmd::require_dataset(&*store, &args.name)?;
     let (from, to) = (args.name.as_str(), args.new_name.as_str());
     store::lock::with_locks(&mut *store, &[from, to], |s| s.rename(from, to))?;

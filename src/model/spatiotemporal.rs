@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::encode::{step_document_capacity, Writer};
 use super::{
-    bbox, bboxmd5, bson_date, extra_keys, gridres_of, iso_date, read_coordinates, round_to,
-    seconds_bson, title_of, units_of, Batch, Model, Stats, Summary,
+    bbox, bboxmd5, extra_keys, gridres_of, iso_date, read_coordinates, round_to, seconds_bson,
+    title_of, units_of, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -45,6 +45,8 @@ pub struct SpatioTemporal {
     title: String,
     start: DateTime<Utc>,
     step_seconds: f64,
+    /// Where `step` was given, for the error that says it runs out of years.
+    step_origin: String,
     /// The time of each step (ms since the epoch) when the file gives them
     /// (CFGrid); otherwise step k is at `start + k * step_seconds`.
     times: Option<Vec<i64>>,
@@ -99,6 +101,7 @@ impl SpatioTemporal {
             title: title_of(config, name)?,
             start: config.require_timestamp()?,
             step_seconds,
+            step_origin: config.origin(&["step", "steps"]),
             times: None,
             steps: vec![step_seconds],
             precision: config.unsigned("precision", 15)?.unwrap_or(2),
@@ -120,6 +123,7 @@ impl SpatioTemporal {
             title: parts.title,
             start: DateTime::<Utc>::UNIX_EPOCH,
             step_seconds: parts.steps.first().copied().unwrap_or(0.0),
+            step_origin: "the file's time axis".into(),
             times: Some(parts.times_ms),
             steps: parts.steps,
             precision: parts.precision,
@@ -139,12 +143,14 @@ impl SpatioTemporal {
         self
     }
 
+    /// The date of step `k`; [`Model::check`] has made sure that every step
+    /// of the file has one in years 1 to 9999.
     fn date_of_step(&self, k: usize) -> bson::DateTime {
         if let Some(t) = &self.times {
             return bson::DateTime::from_millis(t[k]);
         }
-        let ms = (self.step_seconds * 1000.0 * k as f64).round() as i64;
-        bson_date(self.start + chrono::Duration::milliseconds(ms))
+        super::date_after(self.start, self.step_seconds * k as f64)
+            .expect("step dates checked against the file's number of steps")
     }
 
     /// Steps `k..k + block.ncols()` as documents and their summary.
@@ -209,6 +215,26 @@ impl Model for SpatioTemporal {
                     info.cols,
                     self.columns.len(),
                     self.columns.join(", ")
+                ),
+            ));
+        }
+        let last = info.cols - self.columns.len() - 1;
+        // Times given by the file (CFGrid) were checked by its source.
+        if self.times.is_none()
+            && super::date_after(self.start, self.step_seconds * last as f64).is_none()
+        {
+            return Err(Error::config(
+                &self.step_origin,
+                "step",
+                format!(
+                    "{} s puts the last of the {} steps of '{}' after the year 9999, the last a stored date can have",
+                    if self.step_seconds < 1e15 {
+                        self.step_seconds.to_string()
+                    } else {
+                        format!("{:e}", self.step_seconds)
+                    },
+                    last + 1,
+                    info.path.display()
                 ),
             ));
         }

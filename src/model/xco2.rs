@@ -86,7 +86,8 @@ impl Xco2 {
             }
         }
         let whole = |v: f64| v.is_finite() && v.fract() == 0.0;
-        (whole(year) && whole(day))
+        // Years 1 to 9999 only: what stored dates and their readers hold.
+        (whole(year) && whole(day) && (1.0..=9999.0).contains(&year))
             .then(|| NaiveDate::from_yo_opt(year as i32, day as u32))
             .flatten()
             .filter(|_| day >= 1.0)
@@ -97,8 +98,8 @@ impl Xco2 {
                     &info.path,
                     &info.var_name,
                     format!(
-                        "row {}: day {day} of year {year} is not a date (days count from 1 = 1 January; \
-                         a row without both takes the file's timestamp)",
+                        "row {}: day {day} of year {year} is not a date (days count from 1 = 1 January, \
+                         years from 1 to 9999; a row without both takes the file's timestamp)",
                         row + 1
                     ),
                 )
@@ -319,6 +320,16 @@ mod tests {
         bad[[1, 3]] = 366.0; // 2009 has 365 days
         let e = docs(&m, bad).unwrap_err().to_string();
         assert!(e.contains("row 2: day 366 of year 2009"), "{e}");
+        // Years the store and its readers cannot hold, chrono could.
+        for year in [0.0, -1.0, 10000.0, 262000.0, 1e13] {
+            let mut far = points();
+            far[[0, 4]] = year;
+            let e = docs(&m, far).unwrap_err().to_string();
+            assert!(
+                e.contains("row 1") && e.contains("years from 1 to 9999"),
+                "{e}"
+            );
+        }
         let mut undated = points();
         undated[[1, 3]] = f64::NAN;
         undated[[1, 4]] = f64::NAN;

@@ -17,9 +17,10 @@
 use std::path::Path;
 
 use ::hdf5::types::{FixedAscii, TypeDescriptor};
-use ::hdf5::{Dataset, File, Group, LocationType};
+use ::hdf5::{Dataset, File, Group, LinkType, LocationType};
 use ndarray::{s, Array2};
 
+use super::hdf5_origin::{link_type, resolve, Refusal};
 use super::{check_shape, Matrix, MatrixInfo};
 use crate::error::{Error, Result};
 
@@ -50,6 +51,7 @@ pub struct Hdf5Matrix {
 fn silence_library() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| ::hdf5::silence_errors(true));
+    super::hdf5_origin::forbid_external_links();
 }
 
 impl Hdf5Matrix {
@@ -68,7 +70,7 @@ impl Hdf5Matrix {
             .map_err(lib)?;
         let var = match var_name {
             Some(v) => v.trim_matches('/').to_string(),
-            None => find_default(&file, "")
+            None => find_default(&file, &file, "")
                 .map_err(lib)?
                 .ok_or_else(|| Error::format(path, "the HDF5 file holds no dataset"))?,
         };
@@ -116,9 +118,30 @@ impl Hdf5Matrix {
         } else {
             check_shape(path, &var, &shape)?
         };
-        check_storage(path, &var, &dataset, rows, cols)?;
-        check_filters_available(path, &var, &dataset)?;
-        check_deflated_chunks(path, &var, &dataset)?;
+        let sources = super::hdf5_origin::check_values_are_here(&file, &dataset)
+            .map_err(|msg| Error::variable(path, &var, msg))?;
+        if sources.is_empty() {
+            check_storage(path, &var, &dataset, rows, cols)?;
+            check_filters_available(path, &var, &dataset)?;
+            check_deflated_chunks(path, &var, &dataset)?;
+        } else {
+            // A virtual dataset of this file: its values are its sources'.
+            let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+            for src in &sources {
+                if src.storage_size() > file_len {
+                    return Err(Error::variable(
+                        path,
+                        &var,
+                        format!(
+                            "has a source of {} bytes in a file of {file_len} bytes: it is damaged",
+                            src.storage_size()
+                        ),
+                    ));
+                }
+                check_filters_available(path, &var, src)?;
+                check_deflated_chunks(path, &var, src)?;
+            }
+        }
         Ok(Self {
             info: MatrixInfo {
                 path: path.to_path_buf(),
@@ -441,15 +464,17 @@ fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
             ),
         )
     };
-    if var.is_empty() || !link_exists(file, var) {
-        return Err(missing());
-    }
-    match file.loc_type_by_name(var) {
+    let at = match super::hdf5_origin::resolve(file, var) {
+        Ok(at) => at,
+        Err(Refusal::Missing) => return Err(missing()),
+        Err(Refusal::Refused(msg)) => return Err(Error::variable(path, var, msg)),
+    };
+    match file.loc_type_by_name(&at) {
         Ok(LocationType::Dataset) => file
-            .dataset(var)
+            .dataset(&at)
             .map_err(|e| Error::variable(path, var, format!("cannot be opened: {e}"))),
         Ok(LocationType::Group) => {
-            let g = file.group(var).ok();
+            let g = file.group(&at).ok();
             let what = match g.as_ref().and_then(matlab_class_of_group) {
                 Some(c) if c == "struct" => "a struct".to_string(),
                 Some(c) => format!("of MATLAB class '{c}'"),
@@ -472,22 +497,6 @@ fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
     }
 }
 
-/// `link_exists` on every prefix, since HDF5 refuses to look through a
-/// missing intermediate group.
-fn link_exists(file: &File, var: &str) -> bool {
-    let mut prefix = String::new();
-    for part in var.split('/') {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(part);
-        if !file.link_exists(&prefix) {
-            return false;
-        }
-    }
-    true
-}
-
 fn hidden(name: &str) -> bool {
     name.starts_with("__") || name.starts_with('#')
 }
@@ -496,23 +505,38 @@ fn hidden(name: &str) -> bool {
 /// groups in name order, skipping names that start with `__` or `#` (MATLAB's
 /// `#refs#` and `#subsystem#`) and not entering MATLAB structs or sparse
 /// matrices (groups with a `MATLAB_class` attribute).
-fn find_default(g: &Group, prefix: &str) -> ::hdf5::Result<Option<String>> {
+fn find_default(file: &File, g: &Group, prefix: &str) -> ::hdf5::Result<Option<String>> {
     for name in g.member_names()? {
         if hidden(&name) {
             continue;
         }
         let full = format!("{prefix}{name}");
-        match g.loc_type_by_name(&name)? {
-            LocationType::Dataset => return Ok(Some(full)),
-            LocationType::Group => {
-                let sub = g.group(&name)?;
-                if matlab_class_of_group(&sub).is_none() {
-                    if let Some(found) = find_default(&sub, &format!("{full}/"))? {
-                        return Ok(Some(found));
+        match link_type(g, &name) {
+            // Chosen, to be refused by name when it is opened.
+            Some(LinkType::External) => return Ok(Some(full)),
+            Some(LinkType::Soft) => match resolve(file, &full) {
+                Ok(at) => {
+                    // Soft links to groups are not entered: no loops.
+                    if let Ok(LocationType::Dataset) = file.loc_type_by_name(&at) {
+                        return Ok(Some(full));
                     }
                 }
-            }
-            _ => {}
+                Err(Refusal::Refused(_)) => return Ok(Some(full)),
+                Err(Refusal::Missing) => {}
+            },
+            Some(LinkType::Hard) => match g.loc_type_by_name(&name)? {
+                LocationType::Dataset => return Ok(Some(full)),
+                LocationType::Group => {
+                    let sub = g.group(&name)?;
+                    if matlab_class_of_group(&sub).is_none() {
+                        if let Some(found) = find_default(file, &sub, &format!("{full}/"))? {
+                            return Ok(Some(found));
+                        }
+                    }
+                }
+                _ => {}
+            },
+            None => {}
         }
     }
     Ok(None)
@@ -526,6 +550,10 @@ fn all_datasets(g: &Group, prefix: &str) -> ::hdf5::Result<Vec<String>> {
             continue;
         }
         let full = format!("{prefix}{name}");
+        // Only hard links: listing opens nothing a link points to.
+        if link_type(g, &name) != Some(LinkType::Hard) {
+            continue;
+        }
         match g.loc_type_by_name(&name)? {
             LocationType::Dataset => out.push(full),
             LocationType::Group => out.extend(all_datasets(&g.group(&name)?, &format!("{full}/"))?),

@@ -217,9 +217,16 @@ impl Walker {
             match kind {
                 MI_MATRIX => self.matrix(&mut body, bytes, depth + 1)?,
                 MI_COMPRESSED if top => {
+                    // A compressed element holds one element; only the bytes
+                    // that element declares are inflated, whatever else the
+                    // stream holds (gigabytes of zeros cost nothing).
                     let mut inflated = ZlibDecoder::new(&mut body);
-                    self.sequence(&mut inflated, None, depth, false)?;
-                    // What the decoder did not need (e.g. the checksum).
+                    if let Some((tag, declared)) = self.inner_tag(&mut inflated)? {
+                        let mut one = io::Cursor::new(tag).chain((&mut inflated).take(declared));
+                        self.sequence(&mut one, Some(8 + declared), depth, false)?;
+                    }
+                    drop(inflated);
+                    // The rest of the compressed bytes, not inflated.
                     skip_rest(&mut body)?;
                 }
                 _ => skip(&mut body, bytes)?,
@@ -232,6 +239,26 @@ impl Walker {
             skip(r, pad)?;
             left = left.map(|l| l - bytes - pad);
         }
+    }
+
+    /// The tag that opens a compressed element's stream and the byte count
+    /// it declares; `None` for an empty stream.
+    fn inner_tag(&self, r: &mut dyn Read) -> Walk<Option<([u8; 8], u64)>> {
+        let mut t = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            match r.read(&mut t[got..])? {
+                0 if got == 0 => return Ok(None),
+                0 => return Err(Fault::Bad("it ends inside an element tag".into())),
+                n => got += n,
+            }
+        }
+        if self.word(&t[..4]) >> 16 != 0 {
+            return Err(Fault::Bad(
+                "a compressed variable holds a small element instead of an array".into(),
+            ));
+        }
+        Ok(Some((t, u64::from(self.word(&t[4..])))))
     }
 
     /// A matrix element of `bytes` bytes: flags, dimensions, then the rest.
@@ -333,6 +360,69 @@ impl Walker {
             .ok_or_else(|| Fault::Bad("an array's header is larger than the array".into()))?;
         self.sequence(r, Some(rest), depth, false)
     }
+}
+
+/// The MAT-file at `path` (already [`check`]ed) with each top-level
+/// compressed element replaced by the one element it declares, inflated:
+/// what the parser gets holds the declared variables and nothing more, so
+/// memory is bounded by them, not by what a compressed stream holds.
+pub fn inflated(path: &Path) -> Result<Vec<u8>> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::read(path).map_err(io)?;
+    let damaged = |msg: String| {
+        Error::format(
+            path,
+            format!("damaged MAT-file: {msg}; save it again from MATLAB or copy it again"),
+        )
+    };
+    if file.len() < 128 {
+        return Err(damaged("the header is incomplete".into()));
+    }
+    let w = Walker {
+        little: &file[126..128] == b"IM",
+        vars: RefCell::new(Vec::new()),
+    };
+    let mut out = Vec::with_capacity(file.len());
+    out.extend_from_slice(&file[..128]);
+    let mut pos = 128usize;
+    while pos + 8 <= file.len() {
+        let kind = w.word(&file[pos..pos + 4]);
+        if kind >> 16 != 0 {
+            out.extend_from_slice(&file[pos..pos + 8]);
+            pos += 8;
+            continue;
+        }
+        let bytes = w.word(&file[pos + 4..pos + 8]) as usize;
+        let end = (pos + 8).saturating_add(bytes).min(file.len());
+        if kind == MI_COMPRESSED {
+            let mut z = ZlibDecoder::new(&file[pos + 8..end]);
+            let inner = w
+                .inner_tag(&mut z)
+                .map_err(|_| damaged("a compressed variable is corrupt".into()))?;
+            if let Some((tag, declared)) = inner {
+                out.extend_from_slice(&tag);
+                let want = out.len() as u64 + declared;
+                z.take(declared)
+                    .read_to_end(&mut out)
+                    .map_err(|e| damaged(format!("a compressed variable is corrupt ({e})")))?;
+                if (out.len() as u64) < want {
+                    return Err(damaged("a compressed variable ends early".into()));
+                }
+                out.resize(out.len().div_ceil(8) * 8, 0);
+            }
+            pos = end;
+        } else {
+            let padded_end = (pos + 8)
+                .saturating_add(bytes.div_ceil(8) * 8)
+                .min(file.len());
+            out.extend_from_slice(&file[pos..padded_end]);
+            pos = padded_end;
+        }
+    }
+    Ok(out)
 }
 
 fn skip(r: &mut dyn Read, n: u64) -> Walk<()> {

@@ -43,14 +43,13 @@ impl MatV5Matrix {
         }
         check_shape(path, &var, &header.dims)?;
 
-        let file = std::fs::File::open(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        // The parser gets the declared variables, inflated, and nothing more:
+        // memory is bounded by them, whatever a compressed stream holds.
+        let bytes = super::mat_structure::inflated(path)?;
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
         let parsed = catch_unwind(AssertUnwindSafe(|| {
-            matfile::MatFile::parse(std::io::BufReader::new(file))
+            matfile::MatFile::parse(std::io::Cursor::new(&bytes[..]))
         }));
         let (data, class) = match parsed {
             Ok(Ok(parsed)) => match parsed.find_by_name(&var) {
@@ -62,7 +61,7 @@ impl MatV5Matrix {
             }
             // `matfile` refuses some valid storage choices (an integer class
             // stored in another integer type); `matrw` reads those.
-            _ => read_with_matrw(path, &var)?,
+            _ => read_with_matrw(path, &bytes, &var)?,
         };
         Ok(Self {
             info: MatrixInfo {
@@ -120,10 +119,9 @@ impl Matrix for MatV5Matrix {
 
 /// The variable read by `matrw`, for files `matfile` cannot convert (the
 /// structure walk has already bounded every size and checked the class).
-fn read_with_matrw(path: &Path, var: &str) -> Result<(Array2<f64>, &'static str)> {
+fn read_with_matrw(path: &Path, bytes: &[u8], var: &str) -> Result<(Array2<f64>, &'static str)> {
     use matrw::{MatVariable, MatlabType};
-    let text = path.to_str().ok_or_else(|| Error::format(path, DAMAGED))?;
-    let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile(text)))
+    let file = catch_unwind(AssertUnwindSafe(|| matrw::load_matfile_from_u8(bytes)))
         .map_err(|_| Error::format(path, DAMAGED))?
         .map_err(|_| Error::format(path, DAMAGED))?;
     let Some((_, mut v)) = file.iter().find(|(k, _)| *k == var) else {

@@ -8,12 +8,12 @@
 
 mod crash_guard;
 mod hdf5;
+mod hdf5_origin;
 mod mat_structure;
 mod matv4;
 mod matv5;
 mod netcdf;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -75,9 +75,48 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         path: path.to_path_buf(),
         source: e,
     };
-    let mut f = File::open(path).map_err(io)?;
-    if f.metadata().map_err(io)?.is_dir() {
+    // Opened without blocking: opening a FIFO for reading would otherwise
+    // wait for a writer forever. What was opened is then checked to be a
+    // regular file before a byte is read.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?
+    };
+    let kind = f.metadata().map_err(io)?.file_type();
+    if kind.is_dir() {
         return Err(Error::format(path, "is a directory, not a data file"));
+    }
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::format(
+            path,
+            format!("is {what}, not a data file; manage reads regular files only"),
+        ));
+    }
+    // Back to ordinary blocking reads (a regular file never blocks anyway).
+    {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: plain fcntl calls on a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
     }
     let mut head = [0u8; 520];
     let mut n = 0;

@@ -95,6 +95,8 @@ impl Packing {
 /// of older ones with `_Netcdf4Dimid` attributes.
 pub fn is_netcdf4(path: &Path) -> bool {
     ::hdf5::silence_errors(true);
+    // Looking must not open what an external link names.
+    super::hdf5_origin::forbid_external_links();
     let Ok(file) = ::hdf5::File::open(path) else {
         return false;
     };

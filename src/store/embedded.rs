@@ -22,7 +22,8 @@ use super::{
 use crate::error::{Error, Result};
 
 const TABLE_PREFIX: &str = "c:";
-/// How long a write waits for another process's write to finish.
+/// How long a write waits for another process's write to finish, unless
+/// the command says (a load: its `--lock-timeout`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page size of a new store file, in bytes (SQLite's largest).
 const PAGE_SIZE: i64 = 65536;
@@ -47,6 +48,8 @@ pub fn default_path() -> Result<PathBuf> {
 pub struct Embedded {
     conn: Connection,
     path: PathBuf,
+    /// How long a write waits for another process's write to finish.
+    busy: Duration,
 }
 
 fn table(collection: &str) -> String {
@@ -161,6 +164,7 @@ impl Embedded {
         let store = Self {
             conn,
             path: path.to_path_buf(),
+            busy: BUSY_TIMEOUT,
         };
         store.tables().map_err(|_| {
             Error::store(
@@ -532,8 +536,14 @@ impl Store for Embedded {
             Err(e) if is_busy(&e) => Ok(Attempt::Busy),
             Err(e) => Err(err(e)),
         };
-        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        self.conn.busy_timeout(self.busy).map_err(&err)?;
         attempt
+    }
+
+    fn set_busy_wait(&mut self, wait: Duration) {
+        if self.conn.busy_timeout(wait).is_ok() {
+            self.busy = wait;
+        }
     }
 
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {

@@ -198,7 +198,10 @@ pub fn acquire(
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(20);
     loop {
-        let seen = match store.try_lock(name, me, timeout)? {
+        // The store's own busy wait is part of the timeout: only what
+        // remains of it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let seen = match store.try_lock(name, me, left)? {
             Attempt::Taken => return Ok(()),
             Attempt::Held(h) => Some(h),
             Attempt::Busy => None,

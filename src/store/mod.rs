@@ -205,6 +205,11 @@ pub trait Store {
     /// A backend may wait up to `wait` for the store itself to be free.
     fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
 
+    /// How long each later write may wait for another process's write to
+    /// finish (a load sets its `--lock-timeout`); backends whose server
+    /// queues writes itself ignore it.
+    fn set_busy_wait(&mut self, _wait: Duration) {}
+
     /// Release the lock of `name` if `holder` (the same acquisition, by its
     /// token) still holds it; whether it did.
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
@@ -280,10 +285,41 @@ impl Location {
             Some(path) if path.trim().is_empty() => Err(Error::Usage(
                 "--db is empty: give a file path or a mongodb:// URI".into(),
             )),
+            Some(uri) if looks_like_uri(uri) => Err(Error::Usage(format!(
+                "--db '{}' looks like a URI but is not a MongoDB one: write mongodb:// or mongodb+srv:// (in lower case); a store file whose name looks like this is given as ./NAME",
+                redact_loose(uri).escape_debug()
+            ))),
             Some(path) => Ok(Location::Embedded(PathBuf::from(path))),
             None => Ok(Location::Embedded(embedded::default_path()?)),
         }
     }
+}
+
+/// `scheme:` followed by `/`: a URI, not a file name (RFC 3986 schemes are
+/// a letter and then letters, digits, `+`, `-` or `.`; one letter is left
+/// alone, as a drive letter would be).
+fn looks_like_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && rest.starts_with('/')
+}
+
+/// Any URI-like text with its password and secret options replaced by
+/// `***`, however many slashes follow the scheme.
+fn redact_loose(uri: &str) -> String {
+    let Some(colon) = uri.find(':') else {
+        return uri.to_string();
+    };
+    let rest = uri[colon + 1..].trim_start_matches('/');
+    let head = &uri[..uri.len() - rest.len()];
+    let redacted = mongo::redact_uri(&format!("x://{rest}"));
+    format!("{head}{}", &redacted[4..])
 }
 
 /// Open the store `--db`/`FLUXPY_DB` names.
@@ -303,6 +339,37 @@ pub fn open_read_only(db: Option<&str>) -> Result<Option<Box<dyn Store>>> {
         Location::Embedded(path) => Ok(Some(Box::new(embedded::Embedded::open_read_only(&path)?))),
         Location::Mongo(uri) => Ok(Some(Box::new(mongo::Mongo::open(&uri)?))),
     }
+}
+
+/// Open the store `--db`/`FLUXPY_DB` names for a command that only reads
+/// (`db`, `export`, `plot`): an embedded store is opened read-only, so a
+/// read-only file or folder is no obstacle, and one that does not exist is
+/// an error (a mistyped path is never created).
+pub fn open_for_reading(db: Option<&str>) -> Result<Box<dyn Store>> {
+    let location = Location::parse(db)?;
+    if let Location::Embedded(path) = &location {
+        if !path.exists() {
+            return Err(Error::store(
+                path.display().to_string().escape_debug().to_string(),
+                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
+            ));
+        }
+    }
+    open_read_only(db)?.ok_or_else(|| Error::store("open", "the store does not exist"))
+}
+
+/// [`open`], for a command that changes an existing store (`db -a --fix`,
+/// `remove`, `rename`): a store file that does not exist is not created.
+pub fn open_existing(db: Option<&str>) -> Result<Box<dyn Store>> {
+    if let Location::Embedded(path) = Location::parse(db)? {
+        if !path.exists() {
+            return Err(Error::store(
+                path.display().to_string().escape_debug().to_string(),
+                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
+            ));
+        }
+    }
+    open(db)
 }
 
 /// Check a dataset name `-n`/`-r` against what MongoDB and this tool refuse.
@@ -331,6 +398,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.contains('\0') {
         return refuse("contains a NUL character");
     }
+    if name.chars().any(char::is_control) {
+        return refuse("contains a control character (a newline, tab, …)");
+    }
     if name.len() > 120 {
         return refuse("is longer than 120 bytes");
     }
@@ -352,6 +422,9 @@ mod tests {
             "_ingest_log",
             "a$b",
             "a\0b",
+            "a\nb",
+            "a\tb",
+            "\u{1b}[31mred",
             &"x".repeat(121),
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} should be refused");
@@ -396,5 +469,43 @@ mod tests {
             Location::Embedded("/tmp/x.db".into())
         );
         assert!(Location::parse(Some(" ")).is_err());
+        for file in [
+            "store.db",
+            "./Mongodb://x",
+            "C:/x.db",
+            "a:b",
+            "dir/mongodb:/x",
+            "1x:/y",
+        ] {
+            assert!(
+                matches!(Location::parse(Some(file)), Ok(Location::Embedded(_))),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn uri_lookalikes_are_refused_without_their_password() {
+        for (uri, shown) in [
+            (
+                "Mongodb://bob:Hunter2@db1.example/fluxvis",
+                "Mongodb://bob:***@db1.example/fluxvis",
+            ),
+            ("MONGODB://bob:Hunter2@db1/x", "MONGODB://bob:***@db1/x"),
+            ("mongodb:/bob:Hunter2@db1/x", "mongodb:/bob:***@db1/x"),
+            (
+                "mongodb+svr://bob:Hunter2@db1/x",
+                "mongodb+svr://bob:***@db1/x",
+            ),
+            (
+                "postgres://h/db?password=Hunter2",
+                "postgres://h/db?password=***",
+            ),
+            ("file:///tmp/x.db", "file:///tmp/x.db"),
+        ] {
+            let e = Location::parse(Some(uri)).unwrap_err().to_string();
+            assert!(!e.contains("Hunter2"), "{e}");
+            assert!(e.contains(shown), "{e}");
+        }
     }
 }

@@ -120,6 +120,18 @@ pub fn database_name(from_uri: Option<&str>) -> String {
 /// URI options whose values are secrets.
 const SECRET_OPTIONS: &[&str] = &["tlsCertificateKeyFilePassword", "authMechanismProperties"];
 
+/// Whether the value of URI option `k` is kept out of messages: the secret
+/// options, and any option whose name suggests a secret (a misspelled
+/// `tlsCertificateKeyFilePasword=…` is refused by the driver, and its value
+/// must not be echoed in that error either).
+fn is_secret_option(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(&k))
+        || ["pass", "pwd", "secret", "token", "cred", "auth", "key"]
+            .iter()
+            .any(|w| k.contains(w))
+}
+
 /// The `user:password@` part of a URI, if any: (start, end) of the password.
 fn password_span(uri: &str) -> Option<(usize, usize)> {
     let start = uri.find("://")? + 3;
@@ -162,7 +174,7 @@ pub fn redact_uri(uri: &str) -> String {
         let query = out[q + 1..]
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(k)) => {
+                Some((k, _)) if is_secret_option(k) => {
                     format!("{k}=***")
                 }
                 _ => kv.to_string(),
@@ -189,7 +201,7 @@ impl Redactor {
         if let Some(q) = uri.find('?') {
             for kv in uri[q + 1..].split('&') {
                 if let Some((k, v)) = kv.split_once('=') {
-                    if SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+                    if is_secret_option(k) {
                         secrets.push(v.to_string());
                     }
                 }

@@ -165,6 +165,42 @@ pub fn without_hdf5_file_locks() {
     ONCE.call_once(|| std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE"));
 }
 
+/// `python3` with `modules` importable, for tests that make their input
+/// with another implementation (h5py, numpy). Missing, the test is skipped
+/// with a note, except under `CI=true`, where it fails: CI installs them.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let probe = format!("import {}", modules.join(", "));
+    let ok = Command::new("python3")
+        .args(["-c", &probe])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(PathBuf::from("python3"));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "python3 with {modules:?} is needed (pip install {})",
+        modules.join(" ")
+    );
+    eprintln!("skipped: python3 with {modules:?} is not installed");
+    None
+}
+
+/// Run a Python script with arguments; fail the test if it fails.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The variable naming the MongoDB deployment the tests run against.
 pub const MONGODB_URI: &str = "FLUXPY_TEST_MONGODB_URI";
 /// The variable naming a deployment that requires authentication, with
