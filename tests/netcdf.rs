@@ -112,7 +112,12 @@ fn check_against_reference(env: &Env, name: &str, reference: &Value, tolerance: 
     }
     let md = env.run(&["db", "-n", name]).ok().json();
     assert_eq!(md["title"], reference["title"], "{name}: title");
-    assert_eq!(md["units"], reference["units"], "{name}: units");
+    // As a MATLAB-loaded grid's: the coordinates' units and the values'.
+    assert_eq!(
+        md["units"],
+        serde_json::json!({"x": "degrees", "y": "degrees", "values": reference["units"]}),
+        "{name}: units"
+    );
     assert_eq!(md["gridded"], true);
     let first = times[0].as_str().unwrap();
     let last = times[times.len() - 1].as_str().unwrap();

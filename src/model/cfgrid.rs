@@ -182,11 +182,21 @@ impl Model for CfGrid {
         let gridres = self.gridres.clone().unwrap_or_else(|| {
             bson::doc! { "units": "degrees", "x": degrees(facts.dx), "y": degrees(facts.dy) }.into()
         });
-        let units = self
-            .units
-            .clone()
-            .or_else(|| facts.units.clone().map(Bson::String))
-            .unwrap_or(Bson::Null);
+        // The layout of a MATLAB-loaded grid's units: the coordinates' and
+        // the values', so a reader cannot tell where the dataset came from.
+        let units = match self.units.clone() {
+            Some(Bson::String(values)) => {
+                bson::doc! { "x": "degrees", "y": "degrees", "values": values }.into()
+            }
+            Some(given) => given,
+            None => {
+                let mut u = bson::doc! { "x": "degrees", "y": "degrees" };
+                if let Some(values) = &facts.units {
+                    u.insert("values", values.clone());
+                }
+                u.into()
+            }
+        };
         let title = self
             .title
             .clone()
@@ -337,7 +347,9 @@ mod tests {
             .fold(Summary::default(), Summary::merge);
         let md = m.metadata(&coords, &summary);
         assert_eq!(md.get_str("title").unwrap(), "From the file");
-        assert_eq!(md.get_str("units").unwrap(), "mol m-2 s-1");
+        let units = md.get_document("units").unwrap();
+        assert_eq!(units.get_str("values").unwrap(), "mol m-2 s-1");
+        assert_eq!(units.get_str("x").unwrap(), "degrees");
         // Spacings 3 h and 6 h, once each: the smaller first.
         assert_eq!(
             md.get_array("steps").unwrap(),
@@ -365,7 +377,8 @@ mod tests {
         );
         let md = m.metadata(&coords, &Summary::default());
         assert_eq!(md.get_str("title").unwrap(), "Mine");
-        assert_eq!(md.get_str("units").unwrap(), "kg");
+        let units = md.get_document("units").unwrap();
+        assert_eq!(units.get_str("values").unwrap(), "kg");
         assert_eq!(md.get_array("steps").unwrap(), &vec![Bson::Int32(1)]);
     }
 
