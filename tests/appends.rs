@@ -12,25 +12,7 @@ const STM: &str = "SpatioTemporalMatrix";
 /// mean, min, max, sample std and median of every stored value, computed
 /// from the exported documents (plain sums and a sort, not the tool's table).
 fn reference_stats(env: &Env, name: &str) -> [f64; 5] {
-    let mut v: Vec<f64> = env
-        .run(&["export", "-n", name])
-        .ok()
-        .json_lines()
-        .iter()
-        .flat_map(|d| d["values"].as_array().unwrap().clone())
-        .filter_map(|x| x.as_f64())
-        .collect();
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    v.sort_by(f64::total_cmp);
-    let h = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[h]
-    } else {
-        (v[h - 1] + v[h]) / 2.0
-    };
-    [mean, v[0], v[v.len() - 1], std, median]
+    common::reference_stats(&env.run(&["export", "-n", name]).ok().json_lines())
 }
 
 fn assert_stats_of_the_store(env: &Env, name: &str) {

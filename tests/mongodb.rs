@@ -479,27 +479,6 @@ fn authentication_works_and_a_wrong_password_fails_in_one_line() {
     }
 }
 
-/// mean, min, max, sample std and median of every value of the exported
-/// documents (plain sums and a sort, not the tool's count tables).
-fn reference_stats(docs: &[serde_json::Value]) -> [f64; 5] {
-    let mut v: Vec<f64> = docs
-        .iter()
-        .flat_map(|d| d["values"].as_array().unwrap().clone())
-        .filter_map(|x| x.as_f64())
-        .collect();
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    v.sort_by(f64::total_cmp);
-    let h = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[h]
-    } else {
-        (v[h - 1] + v[h]) / 2.0
-    };
-    [mean, v[0], v[v.len() - 1], std, median]
-}
-
 #[test]
 fn appends_merge_into_the_stored_summary_and_keep_the_statistics_of_what_is_stored() {
     let Some(uri) = uri() else { return };
@@ -532,7 +511,7 @@ fn appends_merge_into_the_stored_summary_and_keep_the_statistics_of_what_is_stor
         .json_lines();
     assert_eq!(docs.len(), 16);
     let md = manage(&env, &db.uri, &["db", "-n", "g"]).ok().json();
-    let want = reference_stats(&docs);
+    let want = common::reference_stats(&docs);
     for (k, w) in ["mean", "min", "max", "std", "median"].iter().zip(want) {
         let got = md["stats"]["values"][k].as_f64().unwrap();
         assert!(
