@@ -102,8 +102,45 @@ fn make_geom(db: &Database, name: &str) -> usize {
     docs.len()
 }
 
+/// Arm the server's `failCommand` fail point for one `command` of the
+/// connections named `app`; `false` when the server has no test commands
+/// and may say so (the GitHub workflow's service containers).
+fn fail_once(uri: &str, app: &str, command: &str) -> bool {
+    fail_after(uri, app, command, None)
+}
+
+/// Arm `failCommand` for `command`: once, or (with `skip`) for every one
+/// after the first `skip`, until [`fail_point_off`].
+fn fail_after(uri: &str, app: &str, command: &str, skip: Option<i32>) -> bool {
+    let mode = match skip {
+        Some(n) => doc! { "skip": n },
+        None => doc! { "times": 1 },
+    };
+    let armed = database(uri, "admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": mode,
+            "data": { "failCommands": [command], "errorCode": 2, "appName": app },
+        })
+        .run();
+    match armed {
+        Ok(_) => true,
+        Err(e) if std::env::var("FLUXPY_TEST_MONGODB_NO_TEST_COMMANDS").is_ok_and(|v| v == "1") => {
+            eprintln!("skipped: the test server has no configureFailPoint ({e})");
+            false
+        }
+        Err(e) => panic!("configureFailPoint refused: start the server with --enable-test-commands (scripts/with-mongodb does): {e}"),
+    }
+}
+
+fn fail_point_off(uri: &str) {
+    let _ = database(uri, "admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .run();
+}
+
 #[test]
-fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
+fn a_first_load_whose_swap_fails_leaves_nothing_and_runs_again() {
     let Some(uri) = uri() else { return };
     let db = FreshDb::new(&uri);
     let env = Env::new();
@@ -111,50 +148,115 @@ fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
     let app = format!("fp_{}", db.name);
     let target = format!("{}?appName={app}", db.uri);
     let sample = common::sample();
-    manage(
-        &env,
-        &target,
-        &["load", "-p", s(&sample), "-m", STM, "-n", "flux"],
-    )
-    .ok();
-    let before = manage(&env, &target, &["export", "-n", "flux"]).ok().stdout;
-    let meta_before = manage(&env, &target, &["db", "-n", "flux"]).ok().stdout;
-
-    let admin = database(&uri, "admin");
-    let armed = admin
-        .run_command(doc! {
-            "configureFailPoint": "failCommand",
-            "mode": { "times": 1 },
-            "data": { "failCommands": ["renameCollection"], "errorCode": 2, "appName": &app },
-        })
-        .run();
-    if let Err(e) = armed {
-        // A server started without test commands (the GitHub workflow's
-        // service containers cannot be given options) says so explicitly.
-        if std::env::var("FLUXPY_TEST_MONGODB_NO_TEST_COMMANDS").is_ok_and(|v| v == "1") {
-            eprintln!("skipped: the test server has no configureFailPoint ({e})");
-            return;
-        }
-        panic!("configureFailPoint refused: start the server with --enable-test-commands (scripts/with-mongodb does): {e}");
+    let args = ["load", "-p", s(&sample), "-m", STM, "-n", "flux"];
+    if !fail_once(&uri, &app, "renameCollection") {
+        return;
     }
-    let r = manage(
-        &env,
-        &target,
-        &["load", "-p", s(&sample), "-m", STM, "-n", "flux", "--force"],
-    );
-    let _ = admin
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .run();
+    let r = manage(&env, &target, &args);
+    fail_point_off(&uri);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("_load.flux"), "{}", r.stderr);
-
-    // Listed, audited clean, and the same documents and metadata as before.
+    // Nothing of it shows, nothing is left over.
+    assert!(!names(&database(&uri, &db.name)).contains(&"flux".to_string()));
+    let audit = manage(&env, &db.uri, &["db", "-a"]).ok();
+    assert!(
+        audit.stdout.starts_with("ok: 0 datasets,"),
+        "{}",
+        audit.stdout
+    );
+    // And the same load now succeeds.
+    manage(&env, &db.uri, &args).ok();
     assert_eq!(
         manage(&env, &db.uri, &["db", "-l", "collections"])
             .ok()
             .stdout,
         "flux\n"
+    );
+}
+
+#[test]
+fn an_append_whose_merge_fails_is_reported_and_completed_by_running_it_again() {
+    let Some(uri) = uri() else { return };
+    let db = FreshDb::new(&uri);
+    let env = Env::new();
+    let app = format!("fp_{}", db.name);
+    let target = format!("{}?appName={app}", db.uri);
+    let grid = Grid::NORTH_AMERICA.with_window(-10.0, 10.0, -5.0, 5.0);
+    let a = grid_file(&env, "a.mat", &grid, 4);
+    let b = grid_file(&env, "b.mat", &grid, 4);
+    let c = grid_file(&env, "c.mat", &grid, 2);
+    let load = |uri: &str, p: &Path, ts: &str| {
+        manage(
+            &env,
+            uri,
+            &[
+                "load",
+                "-p",
+                s(p),
+                "-m",
+                STM,
+                "-n",
+                "flux",
+                "-o",
+                &format!("timestamp={ts}"),
+            ],
+        )
+    };
+    // The reference: the same loads into another database, uninterrupted.
+    let reference = FreshDb::new(&uri);
+    load(&reference.uri, &a, "2004-01-01T00:00:00").ok();
+    load(&reference.uri, &b, "2004-01-01T12:00:00").ok();
+    let want = manage(&env, &reference.uri, &["export", "-n", "flux"])
+        .ok()
+        .stdout;
+
+    load(&db.uri, &a, "2004-01-01T00:00:00").ok();
+    // The merge is an `aggregate`, as are the counts before it: skip those
+    // until the command that fails is the merge (its error names the
+    // staging collection `_load.flux`).
+    let mut skip = 0;
+    let r = loop {
+        if !fail_after(&uri, &app, "aggregate", Some(skip)) {
+            return;
+        }
+        let r = load(&target, &b, "2004-01-01T12:00:00");
+        fail_point_off(&uri);
+        assert_eq!(r.code, 1, "skipping {skip} aggregates: {}", r.stderr);
+        if r.stderr.contains("_load.flux") {
+            break r;
+        }
+        // Failed before writing anything: the dataset is as it was.
+        manage(&env, &db.uri, &["db", "-a"]).ok();
+        skip += 1;
+        assert!(skip < 10, "no aggregate of the append was its merge");
+    };
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("run again"), "{}", r.stderr);
+    // Not complete, and said so, naming the file to load again.
+    let audit = manage(&env, &db.uri, &["db", "-a"]);
+    assert_eq!(audit.code, 3, "{}", audit.stdout);
+    assert!(
+        audit.stdout.contains("'flux' has no metadata entry")
+            && audit.stdout.contains("b.mat was cut short"),
+        "{}",
+        audit.stdout
+    );
+    // Another file may not be appended meanwhile: it would make a dataset
+    // that is partly b.mat look complete.
+    let other = load(&db.uri, &c, "2004-01-02T12:00:00");
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("b.mat was cut short"),
+        "{}",
+        other.stderr
+    );
+    // The same load run again completes it: the same documents as the
+    // uninterrupted loads, and an audit that is clean.
+    load(&db.uri, &b, "2004-01-01T12:00:00").ok();
+    assert_eq!(
+        manage(&env, &db.uri, &["export", "-n", "flux"]).ok().stdout,
+        want
     );
     let audit = manage(&env, &db.uri, &["db", "-a"]).ok();
     assert!(
@@ -162,25 +264,18 @@ fn a_commit_whose_swap_fails_leaves_the_stored_dataset_whole_and_listed() {
         "{}",
         audit.stdout
     );
-    assert_eq!(
-        manage(&env, &db.uri, &["export", "-n", "flux"]).ok().stdout,
-        before
-    );
-    assert_eq!(
-        manage(&env, &db.uri, &["db", "-n", "flux"]).ok().stdout,
-        meta_before
-    );
-    // And the same load now succeeds.
-    manage(
-        &env,
-        &db.uri,
-        &["load", "-p", s(&sample), "-m", STM, "-n", "flux", "--force"],
-    )
-    .ok();
-    assert_eq!(
-        manage(&env, &db.uri, &["export", "-n", "flux"]).ok().stdout,
-        before
-    );
+    // The same metadata, but for when each file was loaded and how long it took.
+    let metadata = |uri: &str| {
+        let mut m: serde_json::Value =
+            serde_json::from_str(&manage(&env, uri, &["db", "-n", "flux"]).ok().stdout).unwrap();
+        for f in m["files"].as_array_mut().unwrap() {
+            let f = f.as_object_mut().unwrap();
+            f.remove("loaded_at");
+            f.remove("seconds");
+        }
+        m
+    };
+    assert_eq!(metadata(&db.uri), metadata(&reference.uri));
 }
 
 #[test]

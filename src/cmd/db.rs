@@ -17,7 +17,7 @@ use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_err
 use crate::error::{Error, Result};
 use crate::model::iso_date;
 use crate::store::{
-    self, geom_dataset, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA,
+    self, geom_dataset, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA, SUMMARY,
 };
 
 /// What `-l` lists.
@@ -232,7 +232,15 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
     };
     for c in &collections {
         if !metadata.contains(c) {
-            report(c, format!("collection '{c}' has no metadata entry"));
+            let cut_short = store
+                .entry(SUMMARY, c)?
+                .and_then(|e| e.get_str("path").ok().map(str::to_string))
+                .map(|p| format!(" (an append of {p} was cut short: run that load again)"))
+                .unwrap_or_default();
+            report(
+                c,
+                format!("collection '{c}' has no metadata entry{cut_short}"),
+            );
         }
         if !coords.contains(c) {
             report(c, format!("collection '{c}' has no coord_index entry"));

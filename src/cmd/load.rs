@@ -800,6 +800,26 @@ fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, Stri
     }
 }
 
+/// An append to MongoDB cut short in its merge leaves NAME without its
+/// `metadata` entry and names itself in the summary entry: only that same
+/// load, run again, may go on (it writes every document of its file again),
+/// so that no other file's load makes NAME look complete meanwhile.
+fn refuse_over_unfinished_append(store: &dyn Store, name: &str, id: &str) -> Result<()> {
+    let Some(entry) = store.entry(SUMMARY, name)? else {
+        return Ok(());
+    };
+    match entry.get("pending") {
+        Some(Bson::String(p)) if p != id => Err(Error::collection(
+            name,
+            format!(
+                "an append of {} was cut short; run that load again to finish it (or `manage remove -n {name}`) before loading another file",
+                entry.get_str("path").unwrap_or("another file")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A document's `_id`.
 fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
     let id = doc.get("_id").ok().flatten()?;
@@ -855,6 +875,7 @@ fn locked_load(
             return Ok(skipped(args, path, &entry, started));
         }
     }
+    refuse_over_unfinished_append(&*store, name, &input.id)?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(

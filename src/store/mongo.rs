@@ -5,14 +5,15 @@
 //! reads: one collection per dataset, plus `metadata` and `coord_index`.
 //!
 //! A load never shows a half dataset. It writes into a staging collection
-//! `_load.NAME` (a copy of NAME when NAME exists, made on the server), then:
-//! deletes the `metadata` entry, renames the staging collection over NAME
-//! (`renameCollection` with `dropTarget`, atomic on the server), writes the
-//! `coord_index` entry and, last, the new `metadata` entry. Whatever the
+//! `_load.NAME` only the documents it writes. A first load then renames the
+//! staging collection to NAME (`renameCollection`, atomic on the server),
+//! writes the `coord_index` entry and, last, the `metadata` entry. An
+//! append deletes NAME's `metadata` entry, notes itself in NAME's summary
+//! entry, merges the staged documents into NAME (`$merge` on `_id`) and
+//! writes the entries, `metadata` last: it costs what it adds. Whatever the
 //! moment a load dies, `db -a` sees either the leftover `_load.NAME` or a
 //! collection without its `metadata` entry, and running the same load again
-//! drops the leftover and completes the dataset. A rename that fails puts
-//! the old `metadata` entry back, so the stored dataset stays listed.
+//! completes the dataset; a load of another file is refused meanwhile.
 //!
 //! Documents reach the server in `_id` order (one insert in flight, each
 //! sorted; a collection written out of order is rewritten sorted before
@@ -426,28 +427,6 @@ impl Mongo {
             .map_err(|e| self.err(bookkeeping, e))
     }
 
-    /// Make `staging` a copy of `name` (documents and indexes), on the server.
-    fn copy_into(&self, name: &str, staging: &str) -> Result<()> {
-        let indexes = self
-            .coll(name)
-            .list_indexes()
-            .run()
-            .map_err(|e| self.err(name, e))?
-            .collect::<mongodb::error::Result<Vec<_>>>()
-            .map_err(|e| self.err(name, e))?;
-        let extra: Vec<_> = indexes
-            .into_iter()
-            .filter(|i| i.keys != doc! { "_id": 1 })
-            .collect();
-        if !extra.is_empty() {
-            self.coll(staging)
-                .create_indexes(extra)
-                .run()
-                .map_err(|e| self.err(staging, e))?;
-        }
-        self.sort_into(name, staging)
-    }
-
     /// Write the documents of `from` into `to` (which may be `from`) in
     /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
     /// indexes, and inserts in the pipeline's order.
@@ -711,11 +690,12 @@ impl Store for Mongo {
             ingest: Vec::new(),
             summary: None,
             committed: false,
+            appending: false,
+            written: Vec::new(),
         };
-        if load.store.exists(name)? {
-            load.store.copy_into(name, &load.staging)?;
-            load.last_key = load.store.last_key(&load.staging)?;
-        }
+        // An append stages only what it writes; the commit merges it into
+        // NAME, so that it costs what it adds, not what is stored.
+        load.appending = load.store.exists(name)?;
         Ok(Box::new(load))
     }
 
@@ -869,6 +849,12 @@ struct MongoLoad<'s> {
     /// The summary entry, written before the metadata by the commit.
     summary: Option<Document>,
     committed: bool,
+    /// NAME existed when the load began: the staging collection holds only
+    /// the documents this load writes, merged into NAME by the commit.
+    appending: bool,
+    /// The sort key and `_id` of every document written (for an append,
+    /// to tell whether the merge keeps NAME in `_id` order).
+    written: Vec<(Vec<u8>, Bson)>,
 }
 
 /// MongoDB's answer to an insert whose `_id` is taken.
@@ -1028,6 +1014,10 @@ impl Load for MongoLoad<'_> {
             .into_par_iter()
             .map(|d| encode(name, d))
             .collect::<Result<Vec<_>>>()?;
+        if self.appending {
+            self.written
+                .extend(encoded.iter().map(|d| (d.key.clone(), d.id.clone())));
+        }
         self.pending.extend(encoded);
         self.flush(false)
     }
@@ -1074,7 +1064,54 @@ impl Load for MongoLoad<'_> {
 
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         self.settle()?;
-        scan(self.store, &self.staging, &Filter::All, f)
+        if !self.appending {
+            return scan(self.store, &self.staging, &Filter::All, f);
+        }
+        // NAME as the merge will leave it: its documents, those staged
+        // replacing the ones with the same `_id`, in `_id` order.
+        let sorted = |c: &str| -> Result<_> {
+            let err = |e| self.store.err(c, e);
+            let cursor = self
+                .store
+                .coll(c)
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .run()
+                .map_err(err)?;
+            let c = c.to_string();
+            Ok(cursor.map(move |d| {
+                let d = d.map_err(|e| Error::collection(&c, e.to_string()))?;
+                let key = d.get("_id").map(sort_key).unwrap_or_default();
+                Ok::<_, Error>((key, d))
+            }))
+        };
+        let mut stored = sorted(&self.name)?.peekable();
+        let mut staged = sorted(&self.staging)?.peekable();
+        loop {
+            let take_staged = match (stored.peek(), staged.peek()) {
+                (None, None) => return Ok(()),
+                (Some(Err(_)), _) => return stored.next().map_or(Ok(()), |r| r.map(|_| ())),
+                (_, Some(Err(_))) => return staged.next().map_or(Ok(()), |r| r.map(|_| ())),
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(Ok((a, _))), Some(Ok((b, _)))) => match a.cmp(b) {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => {
+                        stored.next(); // replaced by the staged one
+                        true
+                    }
+                },
+            };
+            let next = if take_staged {
+                staged.next()
+            } else {
+                stored.next()
+            };
+            if let Some(item) = next {
+                f(item?.1)?;
+            }
+        }
     }
 
     fn log_ingest(&mut self, entry: Document) -> Result<()> {
@@ -1093,6 +1130,9 @@ impl Load for MongoLoad<'_> {
             check_document_size(entry.1, entry.0.get("_id"), bytes.len())?;
         }
         self.settle()?;
+        if self.appending {
+            return self.commit_append(coord_index, metadata);
+        }
         let store = self.store;
         if !self.in_order {
             // Documents written out of `_id` order (or a time added before
@@ -1100,16 +1140,7 @@ impl Load for MongoLoad<'_> {
             // server, so that an unsorted `find` reads a time series.
             store.sort_into(&self.staging, &self.staging)?;
         }
-        // flux-server's geometry cache is made from coord_index: stale once
-        // the coordinates change. Dropping it is always safe (it is made
-        // again on the next geometry request).
-        let geom = geom_name(&self.name);
-        if store.exists(&geom)? {
-            let stored = store.entry(COORD_INDEX, &self.name)?;
-            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
-                store.drop_collection(&geom)?;
-            }
-        }
+        self.drop_stale_geometry(&coord_index)?;
         // Without its metadata entry the dataset is incomplete to `db -a`
         // until the new entry is written, last.
         let old_metadata = store.entry(METADATA, &self.name)?;
@@ -1139,6 +1170,119 @@ impl Load for MongoLoad<'_> {
         // The ingest log last: an entry exists only for a load that is
         // complete, so a load cut short before it is not skipped when run
         // again (and one cut short after the metadata is merely redone).
+        for entry in std::mem::take(&mut self.ingest) {
+            store.put_entry(INGEST_LOG, entry)?;
+        }
+        Ok(())
+    }
+}
+
+impl MongoLoad<'_> {
+    /// Drop flux-server's geometry cache of NAME when the coordinates
+    /// change: it is made from coord_index. Dropping it is always safe (it
+    /// is made again on the next geometry request).
+    fn drop_stale_geometry(&self, coord_index: &Document) -> Result<()> {
+        let geom = geom_name(&self.name);
+        if self.store.exists(&geom)? {
+            let stored = self.store.entry(COORD_INDEX, &self.name)?;
+            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
+                self.store.drop_collection(&geom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether merging the staged documents into NAME keeps NAME's natural
+    /// order its `_id` order: every staged `_id` below NAME's last one must
+    /// replace a stored document (a replacement keeps its place), not add one.
+    fn merge_keeps_order(&self) -> Result<bool> {
+        let Some(last) = self.store.last_key(&self.name)? else {
+            return Ok(true);
+        };
+        let before: Vec<&(Vec<u8>, Bson)> =
+            self.written.iter().filter(|(k, _)| *k < last).collect();
+        let Some((_, first)) = before.iter().min_by(|a, b| a.0.cmp(&b.0)) else {
+            return Ok(true);
+        };
+        if before
+            .iter()
+            .any(|(_, id)| id.element_type() != first.element_type())
+        {
+            return Ok(false);
+        }
+        // The stored `_id`s from the first staged one on: the tail a
+        // re-appended last day or two touches, not the whole collection.
+        let err = |e| self.store.err(&self.name, e);
+        let mut stored = HashSet::new();
+        for d in self
+            .store
+            .coll(&self.name)
+            .find(doc! { "_id": { "$gte": first.clone() } })
+            .projection(doc! { "_id": 1 })
+            .run()
+            .map_err(err)?
+        {
+            if let Some(id) = d.map_err(err)?.get("_id") {
+                stored.insert(sort_key(id));
+            }
+        }
+        Ok(before.iter().all(|(k, _)| stored.contains(k)))
+    }
+
+    /// The commit of an append: only the staged documents are written into
+    /// NAME. `metadata` goes first and comes back last, so NAME looks
+    /// complete only once the merge is; in between, the summary entry names
+    /// the load under way, and only that same load (run again) may go on.
+    fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        let store = self.store;
+        let keeps_order = self.merge_keeps_order()?;
+        self.drop_stale_geometry(&coord_index)?;
+        store.delete_entry(METADATA, &self.name)?;
+        let entry = |k: &str| {
+            self.ingest
+                .first()
+                .and_then(|e| e.get(k))
+                .cloned()
+                .unwrap_or(Bson::Null)
+        };
+        let pending = doc! { "_id": &self.name, "pending": entry("_id"), "path": entry("path") };
+        store.put_entry(SUMMARY, pending)?;
+        let merged = store
+            .coll(&self.staging)
+            .aggregate([
+                doc! { "$sort": { "_id": 1 } },
+                doc! { "$merge": {
+                    "into": &self.name,
+                    "on": "_id",
+                    "whenMatched": "replace",
+                    "whenNotMatched": "insert",
+                } },
+            ])
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(e));
+        if let Err(e) = merged {
+            return Err(Error::collection(
+                &self.name,
+                format!(
+                    "{e}; the append was cut short, so '{}' has no metadata entry until the same load is run again",
+                    self.name
+                ),
+            ));
+        }
+        if !keeps_order {
+            // A time added before stored ones: NAME is rewritten sorted, on
+            // the server, so that an unsorted `find` reads a time series.
+            store.sort_into(&self.name, &self.name)?;
+        }
+        self.committed = true;
+        store.drop_collection(&self.staging)?;
+        store.put_entry(COORD_INDEX, coord_index)?;
+        match self.summary.take() {
+            Some(summary) => store.put_entry(SUMMARY, summary)?,
+            None => store.delete_entry(SUMMARY, &self.name)?,
+        }
+        store.put_entry(METADATA, metadata)?;
         for entry in std::mem::take(&mut self.ingest) {
             store.put_entry(INGEST_LOG, entry)?;
         }

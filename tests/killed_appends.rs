@@ -1,0 +1,151 @@
+//! Appends killed with SIGKILL at many moments, on both stores: the dataset
+//! is left as it was, or in a state `db -a` reports, and running the same
+//! command again gives the very documents of an append never interrupted.
+//! Never does a dataset look complete (an audit that is clean) while it
+//! holds other than what its loads wrote.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Env, FreshDb, Run};
+use fluxpy::synth::{self, Grid};
+
+const STM: &str = "SpatioTemporalMatrix";
+/// How long after the append takes its lock it is killed: from before its
+/// first document to (on a fast store) after its commit.
+const DELAYS_MS: [u64; 7] = [0, 30, 100, 250, 500, 1000, 2000];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `manage --db DB ARGS`.
+fn manage(env: &Env, db: &str, args: &[&str]) -> Run {
+    let mut a = vec!["--db", db];
+    a.extend_from_slice(args);
+    env.run(&a)
+}
+
+fn load_args<'a>(p: &'a Path, ts: &'a str) -> [&'a str; 9] {
+    ["load", "-p", s(p), "-m", STM, "-n", "g", "-o", ts]
+}
+
+/// A band of the 0.5° grid around the equator: 720 × 80 cells, 8 steps.
+fn grid_file(env: &Env, name: &str, seed_steps: usize) -> PathBuf {
+    let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-180.0, 180.0, -20.0, 20.0);
+    let p = env.path(name);
+    let m = synth::flux_matrix(&grid, seed_steps, 3.0);
+    synth::write_mat_v5(&p, "flux", &m, false).unwrap();
+    p
+}
+
+/// Start the append, wait until it holds its lock, wait `delay`, SIGKILL it.
+/// `false` when it finished first.
+fn kill_append(env: &Env, db: &str, args: &[&str], delay: Duration) -> bool {
+    let mut a = vec!["--db", db];
+    a.extend_from_slice(args);
+    let mut child = env
+        .command(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let locked = fluxpy::store::open_read_only(Some(db))
+            .ok()
+            .flatten()
+            .and_then(|s| s.locks().ok())
+            .is_some_and(|l| !l.is_empty());
+        if locked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the append never took its lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(delay);
+    let finished = child.try_wait().unwrap().is_some();
+    if !finished {
+        child.kill().unwrap(); // SIGKILL
+    }
+    child.wait().unwrap();
+    !finished
+}
+
+/// Every delay, on the store `fresh()` hands out (a new one each time).
+fn killed_appends(mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>)) {
+    let env = Env::new();
+    let a = grid_file(&env, "a.mat", 8);
+    let b = grid_file(&env, "b.mat", 8);
+    let first = load_args(&a, "timestamp=2004-01-01T00:00:00");
+    let append = load_args(&b, "timestamp=2004-01-02T00:00:00");
+
+    // What the store holds after the first load, and after the append run
+    // uninterrupted.
+    let (reference, _keep) = fresh();
+    manage(&env, &reference, &first).ok();
+    let before = manage(&env, &reference, &["export", "-n", "g"]).ok().stdout;
+    manage(&env, &reference, &append).ok();
+    let after = manage(&env, &reference, &["export", "-n", "g"]).ok().stdout;
+    assert_ne!(before, after);
+
+    let mut killed = 0;
+    for delay in DELAYS_MS.map(Duration::from_millis) {
+        let (db, _keep) = fresh();
+        manage(&env, &db, &first).ok();
+        if kill_append(&env, &db, &append, delay) {
+            killed += 1;
+        }
+        let audit = manage(&env, &db, &["db", "-a"]);
+        match audit.code {
+            // Clean: then it is the dataset before the append, or after it.
+            0 => {
+                let now = manage(&env, &db, &["export", "-n", "g"]).ok().stdout;
+                assert!(
+                    now == before || now == after,
+                    "killed after {delay:?}: a clean audit over a dataset that is neither"
+                );
+            }
+            3 => {}
+            c => panic!("db -a exit {c} after a kill: {}{}", audit.stdout, audit.stderr),
+        }
+        // The same command, run again, completes the append.
+        manage(&env, &db, &append).ok();
+        assert_eq!(
+            manage(&env, &db, &["export", "-n", "g"]).ok().stdout,
+            after,
+            "killed after {delay:?}, then run again"
+        );
+        let audit = manage(&env, &db, &["db", "-a"]).ok();
+        assert!(audit.stdout.starts_with("ok: 1 dataset,"), "{}", audit.stdout);
+    }
+    eprintln!("{killed} of {} appends killed part way", DELAYS_MS.len());
+}
+
+#[test]
+fn appends_killed_at_any_moment_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    killed_appends(|| {
+        n += 1;
+        let db = dir.path().join(format!("store{n}.db"));
+        (db.to_str().unwrap().to_string(), Box::new(()))
+    });
+}
+
+#[test]
+fn appends_killed_at_any_moment_on_mongodb() {
+    let Some(uri) = common::mongodb_test_uri(common::MONGODB_URI) else {
+        return;
+    };
+    killed_appends(|| {
+        let db = FreshDb::new(&uri);
+        (db.uri.clone(), Box::new(db))
+    });
+}
