@@ -6,7 +6,7 @@
 //! own, so it is tested with small in-memory matrices.
 
 mod cfgrid;
-mod encode;
+pub(crate) mod encode;
 mod kriged;
 mod spatiotemporal;
 mod stats;
@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
 pub use cfgrid::CfGrid;
+pub use encode::recycle;
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
 pub use stats::Stats;

@@ -96,15 +96,52 @@ fn pack(bson: Vec<u8>) -> Result<Vec<u8>> {
     if bson.len() < COMPRESS_FROM {
         return Ok(bson);
     }
-    let fail =
-        |e: std::io::Error| Error::store("write", format!("cannot compress a document: {e}"));
-    match super::packed::split(&bson) {
-        Some(packed) => {
-            let mut out = PACKED_TAG.to_vec();
-            out.extend(zstd::bulk::compress(&packed, ZSTD_LEVEL).map_err(fail)?);
-            Ok(out)
-        }
-        None => zstd::bulk::compress(&bson, ZSTD_LEVEL).map_err(fail),
+    let packed = PACKING
+        .with(|p| p.borrow_mut().pack(&bson))
+        .map_err(|e| Error::store("write", format!("cannot compress a document: {e}")))?;
+    crate::model::recycle(bson);
+    Ok(packed)
+}
+
+thread_local! {
+    /// Each thread's zstd context and buffers, made once and reused for
+    /// every document it packs: new ones for each document would allocate
+    /// (and fault in) megabytes every time.
+    static PACKING: std::cell::RefCell<Packing> = std::cell::RefCell::new(Packing::default());
+}
+
+#[derive(Default)]
+struct Packing {
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    packed: Vec<u8>,
+    doubles: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl Packing {
+    /// The compact form of `bson` compressed after its tag, or (for a
+    /// document without an array of numbers) the zstd frame of `bson`.
+    fn pack(&mut self, bson: &[u8]) -> std::io::Result<Vec<u8>> {
+        let compressor = match &mut self.compressor {
+            Some(c) => c,
+            None => self
+                .compressor
+                .insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        let (tag, source): (&[u8], &[u8]) =
+            if super::packed::split_into(bson, &mut self.packed, &mut self.doubles) {
+                (&PACKED_TAG, &self.packed)
+            } else {
+                (&[], bson)
+            };
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(source.len()));
+        let n = compressor.compress_to_buffer(source, &mut self.compressed)?;
+        let mut out = Vec::with_capacity(tag.len() + n);
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&self.compressed[..n]);
+        Ok(out)
     }
 }
 

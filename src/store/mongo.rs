@@ -977,7 +977,13 @@ impl MongoLoad<'_> {
     fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
         self.join()?;
         let (db, coll) = (self.store.db.clone(), self.raw.clone());
-        self.in_flight = Some(std::thread::spawn(move || insert_batch(&db, &coll, &batch)));
+        self.in_flight = Some(std::thread::spawn(move || {
+            let inserted = insert_batch(&db, &coll, &batch);
+            for d in batch {
+                crate::model::recycle(d.raw.into_bytes());
+            }
+            inserted
+        }));
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 //! the doubles' 8 bytes each, then the document's bytes after the array.
 //! All integers little-endian.
 
+use crate::model::encode::ArrayKeys;
+
 const DOUBLE: u8 = 0x01;
 const NULL: u8 = 0x0A;
 
@@ -57,20 +59,24 @@ fn arrays(b: &[u8]) -> Option<Vec<(usize, usize)>> {
     (at == b.len() - 1).then_some(out)
 }
 
-/// The element types and doubles of the array `b` (its whole value), when
-/// it holds only doubles and nulls under the keys "0", "1", ….
-fn numbers(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mut types = Vec::new();
-    let mut doubles = Vec::new();
+/// Append the element types of the array `b` (its whole value) to `types`
+/// and its doubles to `doubles`, when it holds only doubles and nulls under
+/// the keys "0", "1", …; the number of elements.
+fn numbers(b: &[u8], types: &mut Vec<u8>, doubles: &mut Vec<u8>) -> Option<usize> {
+    // An element takes at least 3 bytes (type, key, NUL), a double 11 with
+    // its value: sized once, never grown.
+    types.reserve(b.len() / 3);
+    doubles.reserve(b.len() / 11 * 8 + 8);
+    let mut n = 0;
     let mut at = 4;
-    let mut digits = itoa_buffer();
+    let mut keys = ArrayKeys::default();
     while *b.get(at)? != 0 {
         let kind = b[at];
-        let k = decimal(types.len(), &mut digits);
-        if b.get(at + 1..at + 1 + k.len())? != k || *b.get(at + 1 + k.len())? != 0 {
+        let k = keys.with_nul();
+        if !key_at(b, at + 1, k) {
             return None;
         }
-        at += 2 + k.len();
+        at += 1 + k.len();
         match kind {
             DOUBLE => {
                 doubles.extend_from_slice(b.get(at..at + 8)?);
@@ -80,23 +86,61 @@ fn numbers(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
             _ => return None,
         }
         types.push(kind);
+        n += 1;
+        keys.advance();
     }
-    (at + 1 == b.len()).then_some((types, doubles))
+    (at + 1 == b.len()).then_some(n)
+}
+
+/// Whether `b` holds `key` (with its NUL) at `at`: one 8-byte comparison
+/// for keys of up to 7 digits, the byte slices otherwise.
+#[inline]
+fn key_at(b: &[u8], at: usize, key: &[u8]) -> bool {
+    if let (Some(word), true) = (b.get(at..at + 8), key.len() <= 8) {
+        let mut want = [0u8; 8];
+        want[..key.len()].copy_from_slice(key);
+        let mask = u64::MAX >> (64 - 8 * key.len());
+        let got = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        return got & mask == u64::from_le_bytes(want);
+    }
+    b.get(at..at + key.len()) == Some(key)
 }
 
 /// The compact form of `bson`, when it has a top-level array of numbers
 /// (the largest one is packed); `None` leaves the document as it is.
+#[cfg(test)]
 pub fn split(bson: &[u8]) -> Option<Vec<u8>> {
-    let (start, end) = arrays(bson)?.into_iter().max_by_key(|(s, e)| e - s)?;
-    let (types, doubles) = numbers(&bson[start..end])?;
-    let mut out = Vec::with_capacity(bson.len() / 2);
-    out.extend_from_slice(&u32::try_from(start).ok()?.to_le_bytes());
+    let (mut out, mut doubles) = (Vec::new(), Vec::new());
+    split_into(bson, &mut out, &mut doubles).then_some(out)
+}
+
+/// [`split`] into `out` (cleared first), with `doubles` as scratch space:
+/// buffers a caller keeps from one document to the next. `false` (and
+/// `out` of no use) when `bson` has no array this form holds.
+pub fn split_into(bson: &[u8], out: &mut Vec<u8>, doubles: &mut Vec<u8>) -> bool {
+    out.clear();
+    doubles.clear();
+    let Some((start, end)) = arrays(bson).and_then(|a| a.into_iter().max_by_key(|(s, e)| e - s))
+    else {
+        return false;
+    };
+    let Ok(head_len) = u32::try_from(start) else {
+        return false;
+    };
+    out.extend_from_slice(&head_len.to_le_bytes());
     out.extend_from_slice(&bson[..start]);
-    out.extend_from_slice(&u32::try_from(types.len()).ok()?.to_le_bytes());
-    out.extend_from_slice(&types);
-    out.extend_from_slice(&doubles);
+    let n_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let Some(n) = numbers(&bson[start..end], out, doubles) else {
+        return false;
+    };
+    let Ok(n) = u32::try_from(n) else {
+        return false;
+    };
+    out[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(doubles);
     out.extend_from_slice(&bson[end..]);
-    Some(out)
+    true
 }
 
 /// The BSON document whose compact form is `packed`; `None` when it is not
@@ -119,40 +163,22 @@ pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
     let array_at = out.len();
     out.extend_from_slice(&[0; 4]);
     let mut v = values.chunks_exact(8);
-    let mut digits = itoa_buffer();
-    for (i, &t) in types.iter().enumerate() {
+    let mut keys = ArrayKeys::default();
+    for &t in types {
         out.push(t);
-        out.extend_from_slice(decimal(i, &mut digits));
-        out.push(0);
+        out.extend_from_slice(keys.with_nul());
         match t {
             DOUBLE => out.extend_from_slice(v.next()?),
             NULL => {}
             _ => return None,
         }
+        keys.advance();
     }
     out.push(0);
     let len = i32::try_from(out.len() - array_at).ok()?;
     out[array_at..array_at + 4].copy_from_slice(&len.to_le_bytes());
     out.extend_from_slice(tail);
     (i32_at(&out, 0)? == out.len()).then_some(out)
-}
-
-fn itoa_buffer() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `i` in decimal, in `buf`.
-fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (i % 10) as u8;
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    &buf[at..]
 }
 
 #[cfg(test)]
