@@ -113,7 +113,10 @@ fn killed_appends(mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>)) {
                 );
             }
             3 => {}
-            c => panic!("db -a exit {c} after a kill: {}{}", audit.stdout, audit.stderr),
+            c => panic!(
+                "db -a exit {c} after a kill: {}{}",
+                audit.stdout, audit.stderr
+            ),
         }
         // The same command, run again, completes the append.
         manage(&env, &db, &append).ok();
@@ -123,7 +126,11 @@ fn killed_appends(mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>)) {
             "killed after {delay:?}, then run again"
         );
         let audit = manage(&env, &db, &["db", "-a"]).ok();
-        assert!(audit.stdout.starts_with("ok: 1 dataset,"), "{}", audit.stdout);
+        assert!(
+            audit.stdout.starts_with("ok: 1 dataset,"),
+            "{}",
+            audit.stdout
+        );
     }
     eprintln!("{killed} of {} appends killed part way", DELAYS_MS.len());
 }

@@ -71,14 +71,27 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The tag of a document kept in its compact form (see `packed.rs`),
 /// zstd-compressed after the tag. No BSON document starts with it (the
 /// length would be negative), nor a zstd frame.
-const PACKED_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
+const PACKED_TAG: [u8; 4] = [b'F', b'P', b'2', 0xff];
+/// The tag of the first compact form, whose numbers are always doubles
+/// (stores written before the decimal form); read, no longer written.
+const PACKED_DOUBLES_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     let damaged =
         |e: String| Error::store(path.display().to_string(), format!("damaged document: {e}"));
-    if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
+    let compact = if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
+        Some((z, super::packed::join as fn(&[u8]) -> Option<Vec<u8>>))
+    } else {
+        bytes.strip_prefix(&PACKED_DOUBLES_TAG).map(|z| {
+            (
+                z,
+                super::packed::join_doubles as fn(&[u8]) -> Option<Vec<u8>>,
+            )
+        })
+    };
+    if let Some((z, join)) = compact {
         let packed = zstd::decode_all(z).map_err(|e| damaged(e.to_string()))?;
-        let plain = super::packed::join(&packed)
+        let plain = join(&packed)
             .ok_or_else(|| damaged("its compact form does not rebuild a document".into()))?;
         Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
     } else if bytes.starts_with(&ZSTD_MAGIC) {

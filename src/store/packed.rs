@@ -1,13 +1,19 @@
 //! A compact form of a document with a large array of numbers, as the
 //! embedded store keeps it: the array's element keys ("0", "1", … — a third
-//! of its bytes) are left out, and its element types and doubles are kept
-//! as two runs, which compress faster and smaller than the BSON. [`join`]
+//! of its bytes) are left out, and its element types and numbers are kept
+//! as two runs, which compress faster and smaller than the BSON. When every
+//! number is a decimal of at most 9 places that fits 16 or 32 bits (as the
+//! values a model rounds to its `precision` are), the numbers are kept as
+//! those integers, from which the very doubles are computed back. [`join`]
 //! gives back the very bytes [`split`] was given.
 //!
 //! Layout: `head_len: u32`, the document's bytes up to the array's length
 //! (`head_len` of them), `n: u32`, the `n` element types (double or null),
-//! the doubles' 8 bytes each, then the document's bytes after the array.
-//! All integers little-endian.
+//! `places: u8` and `width: u8` (2 or 4: each double is an integer of that
+//! many bytes divided by 10^places; 8: the doubles' own 8 bytes), the
+//! numbers, then the document's bytes after the array. All integers
+//! little-endian. The first form ([`join_doubles`]) had no `places` and
+//! `width` and kept the doubles.
 
 use crate::model::encode::ArrayKeys;
 
@@ -138,14 +144,70 @@ pub fn split_into(bson: &[u8], out: &mut Vec<u8>, doubles: &mut Vec<u8>) -> bool
         return false;
     };
     out[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(doubles);
+    match decimals(doubles) {
+        Some((p, width)) => {
+            out.extend_from_slice(&[p, width]);
+            let scale = POW10[usize::from(p)];
+            for d in doubles.chunks_exact(8) {
+                let k = (f64::from_le_bytes(d.try_into().expect("8 bytes")) * scale).round() as i32;
+                out.extend_from_slice(&k.to_le_bytes()[..usize::from(width)]);
+            }
+        }
+        None => {
+            out.extend_from_slice(&[0, 8]);
+            out.extend_from_slice(doubles);
+        }
+    }
     out.extend_from_slice(&bson[end..]);
     true
 }
 
-/// The BSON document whose compact form is `packed`; `None` when it is not
-/// one.
+/// Exact powers of ten, as the decimal form scales by them.
+const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// The fewest decimals `p` (0 to 9) and the integer width (2 or 4 bytes)
+/// such that every double `x` is `k / 10^p` for an integer `k` of that
+/// width, computed back bit for bit (`k as f64 / 10^p` is correctly
+/// rounded, and so is the decimal a rounded value was parsed from); `None`
+/// when there is none (then the doubles are kept as they are).
+fn decimals(doubles: &[u8]) -> Option<(u8, u8)> {
+    let values = || {
+        doubles
+            .chunks_exact(8)
+            .map(|d| f64::from_le_bytes(d.try_into().expect("8 bytes")))
+    };
+    'p: for (p, &scale) in POW10.iter().enumerate() {
+        let mut narrow = true;
+        for x in values() {
+            let k = (x * scale).round();
+            if k.is_nan() || k.abs() > f64::from(i32::MAX) {
+                continue 'p;
+            }
+            // Through the integer, as `join` computes it: -0.0 is not 0.
+            let k = k as i32;
+            if (f64::from(k) / scale).to_bits() != x.to_bits() {
+                continue 'p;
+            }
+            narrow &= i16::try_from(k).is_ok();
+        }
+        return Some((p as u8, if narrow { 2 } else { 4 }));
+    }
+    None
+}
+
+/// The BSON document whose compact form (as [`split`] writes it) is
+/// `packed`; `None` when it is not one.
 pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
+    join_form(packed, true)
+}
+
+/// The same for the first compact form, whose doubles are always kept as
+/// they are (stores written before the decimal form).
+pub fn join_doubles(packed: &[u8]) -> Option<Vec<u8>> {
+    join_form(packed, false)
+}
+
+fn join_form(packed: &[u8], decimal: bool) -> Option<Vec<u8>> {
     let u32_at = |at: usize| -> Option<usize> {
         Some(u32::from_le_bytes(packed.get(at..at + 4)?.try_into().ok()?) as usize)
     };
@@ -155,20 +217,36 @@ pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
     let types_at = 8 + head_len;
     let types = packed.get(types_at..types_at.checked_add(n)?)?;
     let doubles = types.iter().filter(|&&t| t == DOUBLE).count();
-    let values_at = types_at + n;
-    let values = packed.get(values_at..values_at.checked_add(doubles.checked_mul(8)?)?)?;
+    let (p, width, values_at) = if decimal {
+        let form = packed.get(types_at + n..types_at + n + 2)?;
+        (form[0], usize::from(form[1]), types_at + n + 2)
+    } else {
+        (0, 8, types_at + n)
+    };
+    if !matches!(width, 2 | 4 | 8) || usize::from(p) >= POW10.len() {
+        return None;
+    }
+    let values = packed.get(values_at..values_at.checked_add(doubles.checked_mul(width)?)?)?;
     let tail = packed.get(values_at + values.len()..)?;
+    let scale = POW10[usize::from(p)];
+    let double = |v: &[u8]| -> [u8; 8] {
+        match width {
+            2 => (f64::from(i16::from_le_bytes([v[0], v[1]])) / scale).to_le_bytes(),
+            4 => (f64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]])) / scale).to_le_bytes(),
+            _ => v.try_into().expect("8 bytes"),
+        }
+    };
     let mut out = Vec::with_capacity(head.len() + tail.len() + 5 + n * 16);
     out.extend_from_slice(head);
     let array_at = out.len();
     out.extend_from_slice(&[0; 4]);
-    let mut v = values.chunks_exact(8);
+    let mut v = values.chunks_exact(width);
     let mut keys = ArrayKeys::default();
     for &t in types {
         out.push(t);
         out.extend_from_slice(keys.with_nul());
         match t {
-            DOUBLE => out.extend_from_slice(v.next()?),
+            DOUBLE => out.extend_from_slice(&double(v.next()?)),
             NULL => {}
             _ => return None,
         }
@@ -211,6 +289,56 @@ mod tests {
             let packed = split(&b).expect("packable");
             assert_eq!(join(&packed).unwrap(), b);
         }
+    }
+
+    #[test]
+    fn numbers_that_are_not_short_decimals_come_back_too() {
+        let cases: [(&str, Vec<f64>, u8, u8); 6] = [
+            ("two places", vec![0.25, -3.07, 12.5, 0.0], 2, 2),
+            ("past 16 bits", vec![1234.56, -99999.99, 0.01], 2, 4),
+            ("whole numbers", vec![3.0, -7.0, 40000.0], 0, 4),
+            ("thirds", vec![1.0 / 3.0, 0.5], 0, 8),
+            ("negative zero", vec![1.5, -0.0], 0, 8),
+            ("past 32 bits", vec![1e10, 0.5], 0, 8),
+        ];
+        for (what, xs, places, width) in cases {
+            let values: Vec<Bson> = xs
+                .iter()
+                .map(|&x| Bson::Double(x))
+                .chain([Bson::Null])
+                .collect();
+            let b = bytes(&doc! { "_id": 1, "values": values });
+            let packed = split(&b).expect("packable");
+            let back = join(&packed).unwrap();
+            assert_eq!(back, b, "{what}");
+            // The form chosen: places and width after the types.
+            let head_len = u32::from_le_bytes(packed[..4].try_into().unwrap()) as usize;
+            let n = xs.len() + 1;
+            let at = 8 + head_len + n;
+            assert_eq!((packed[at], packed[at + 1]), (places, width), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_first_form_with_doubles_still_reads() {
+        let values: Vec<Bson> = [0.25, -1.0 / 3.0]
+            .iter()
+            .map(|&x| Bson::Double(x))
+            .chain([Bson::Null])
+            .collect();
+        let b = bytes(&doc! { "_id": "a", "values": values, "t": 1 });
+        // Its layout written out by hand: head, n, types, doubles, tail.
+        let start = b.windows(7).position(|w| w == b"values\0").unwrap() + 7;
+        let head = &b[..start];
+        let mut old = (head.len() as u32).to_le_bytes().to_vec();
+        old.extend_from_slice(head);
+        old.extend_from_slice(&3u32.to_le_bytes());
+        old.extend_from_slice(&[DOUBLE, DOUBLE, NULL]);
+        old.extend_from_slice(&0.25f64.to_le_bytes());
+        old.extend_from_slice(&(-1.0f64 / 3.0).to_le_bytes());
+        let array_len = i32::from_le_bytes(b[start..start + 4].try_into().unwrap()) as usize;
+        old.extend_from_slice(&b[start + array_len..]);
+        assert_eq!(join_doubles(&old).unwrap(), b);
     }
 
     #[test]
