@@ -605,7 +605,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         }
         let file = prepare(args, kind, &config, model, path)?;
         let store = stores.get()?;
-        return dry_run(store.map(|s| &*s), args, path, file, started);
+        return dry_run(store.map(|s| &*s), args, kind, path, file, started);
     }
     // The lock is taken before the file is hashed, so that --lock-timeout
     // is the time waited, however large the file; and the check whether
@@ -632,7 +632,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             }
         }
         let file = prepare(args, kind, &config, model, path)?;
-        locked_load(store, args, path, file, &input, started)
+        locked_load(store, args, kind, path, file, &input, started)
     });
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(
@@ -708,6 +708,57 @@ fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Repo
             args.name
         ),
     }
+}
+
+/// Refuse a file that would add to dataset `name` documents of another
+/// model, or values rounded to another precision, than it holds: the
+/// dataset's `metadata` says which (see [`ModelKind::of_metadata`]).
+fn check_fits_dataset(
+    store: Option<&dyn Store>,
+    name: &str,
+    kind: ModelKind,
+    model: &dyn Model,
+    path: &Path,
+) -> Result<()> {
+    let Some(md) = store
+        .map(|s| s.entry(METADATA, name))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(());
+    };
+    if let Some(stored) = ModelKind::of_metadata(&md) {
+        if stored != kind.layout() {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "it holds {} data, and {} is loaded as {}; nothing was written (load it under another name)",
+                    stored.layout_name(),
+                    path.display(),
+                    kind.name()
+                ),
+            ));
+        }
+    }
+    let stored_precision = md.get("precision").and_then(|p| match p {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(x) if x.fract() == 0.0 => Some(*x as i64),
+        _ => None,
+    });
+    if let Some(p) = stored_precision {
+        if p != i64::from(model.precision()) {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "its values have precision {p}, and {} would add values with precision {}; nothing was written (set precision={p}, or load it under another name)",
+                    path.display(),
+                    model.precision()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The coordinates the dataset will have with this file, and whether the
@@ -844,6 +895,7 @@ fn span_of(summary: &Summary) -> String {
 fn locked_load(
     store: &mut dyn Store,
     args: &Args,
+    kind: ModelKind,
     path: &Path,
     mut file: Prepared,
     input: &Input,
@@ -855,6 +907,7 @@ fn locked_load(
             return Ok(skipped(args, path, &entry, started));
         }
     }
+    check_fits_dataset(Some(&*store), name, kind, &*file.model, path)?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(
@@ -981,11 +1034,13 @@ fn ingest_entry(
 fn dry_run(
     store: Option<&dyn Store>,
     args: &Args,
+    kind: ModelKind,
     path: &Path,
     mut file: Prepared,
     started: Instant,
 ) -> Result<Report> {
     let name = &args.name;
+    check_fits_dataset(store, name, kind, &*file.model, path)?;
     let coords = std::mem::take(&mut file.coords);
     let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
     let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;

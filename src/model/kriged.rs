@@ -85,6 +85,10 @@ fn seconds_of(b: &Bson) -> Option<f64> {
 }
 
 impl Model for Kriged {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

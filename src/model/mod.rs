@@ -122,6 +122,41 @@ impl ModelKind {
         Self::CfGrid,
     ];
 
+    /// The model whose documents and metadata this model writes: CFGrid
+    /// writes SpatioTemporalMatrix's, so either adds to the other's datasets.
+    pub fn layout(self) -> ModelKind {
+        match self {
+            Self::CfGrid => Self::SpatioTemporalMatrix,
+            k => k,
+        }
+    }
+
+    /// The model layout a stored `metadata` entry was written by, told by
+    /// the fields only that model writes: `spans` (KrigedXCO2Matrix),
+    /// `steps` (SpatioTemporalMatrix and CFGrid), `gridded: false` with a
+    /// `geometry` (XCO2Matrix). `None` when it is none of them.
+    pub fn of_metadata(md: &Document) -> Option<ModelKind> {
+        let gridded = md.get_bool("gridded").ok();
+        if gridded == Some(false) || md.contains_key("geometry") {
+            Some(Self::Xco2Matrix)
+        } else if md.get_array("spans").is_ok() {
+            Some(Self::KrigedXco2Matrix)
+        } else if md.get_array("steps").is_ok() {
+            Some(Self::SpatioTemporalMatrix)
+        } else {
+            None
+        }
+    }
+
+    /// The layout's name as a dataset's model: CFGrid's datasets are
+    /// SpatioTemporalMatrix's.
+    pub fn layout_name(self) -> &'static str {
+        match self.layout() {
+            Self::SpatioTemporalMatrix => "SpatioTemporalMatrix (or CFGrid)",
+            k => k.name(),
+        }
+    }
+
     /// The matrix the model reads, in words.
     pub fn shape(self) -> &'static str {
         match self {
@@ -428,6 +463,9 @@ pub trait Model: Sync {
 
     /// The dataset name the model was built for.
     fn name(&self) -> &str;
+
+    /// The decimals its values are rounded to (the metadata's `precision`).
+    fn precision(&self) -> u32;
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.

@@ -201,6 +201,10 @@ impl SpatioTemporal {
 }
 
 impl Model for SpatioTemporal {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

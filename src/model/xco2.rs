@@ -118,6 +118,10 @@ fn key(p: &[f64; 2]) -> (u64, u64) {
 }
 
 impl Model for Xco2 {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
