@@ -183,3 +183,139 @@ fn a_later_load_with_another_precision_is_refused() {
     let times = env.run(&["db", "-n", "s", "--times"]).ok().stdout;
     assert_eq!(times.lines().count(), 8, "{times}");
 }
+
+/// mean, min, max, sample std and median of `values` rounded as the old
+/// tool did (`float('%.Nf' % x)`), in exact rational arithmetic by Python:
+/// an independent reference for the statistics of extreme values.
+const EXACT_STATS: &str = r#"
+import json, sys
+from fractions import Fraction
+from decimal import Decimal, getcontext
+getcontext().prec = 60
+p = int(sys.argv[1])
+v = sorted(float('%.*f' % (p, x)) for x in json.loads(sys.argv[2]))
+n = len(v)
+f = [Fraction(x) for x in v]
+mean = sum(f) / n
+var = sum((x - mean) ** 2 for x in f) / (n - 1)
+std = (Decimal(var.numerator) / Decimal(var.denominator)).sqrt()
+h = n // 2
+median = f[h] if n % 2 else (f[h - 1] + f[h]) / 2
+print(json.dumps({"rounded": v, "stats": [float(mean), v[0], v[-1], float(std), float(median)]}))
+"#;
+
+fn exact_stats(python: &std::path::Path, precision: u32, values: &[f64]) -> (Vec<f64>, [f64; 5]) {
+    let out = std::process::Command::new(python)
+        .args(["-c", EXACT_STATS, &precision.to_string()])
+        .arg(serde_json::to_string(values).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rounded = j["rounded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let s: Vec<f64> = j["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    (rounded, s.try_into().unwrap())
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    a == b || ((a - b) / b).abs() <= rel
+}
+
+/// A grid of `values.len() / steps` cells and `steps` steps holding `values`
+/// cell by cell; coordinates x = cell number, y = `y`.
+fn grid_of(values: &[f64], steps: usize, y: f64) -> Array2<f64> {
+    let cells = values.len() / steps;
+    Array2::from_shape_fn((cells, 2 + steps), |(i, j)| match j {
+        0 => i as f64,
+        1 => y,
+        _ => values[i * steps + j - 2],
+    })
+}
+
+#[test]
+fn statistics_of_values_of_any_magnitude_are_exact() {
+    let Some(python) = common::python_with(&["fractions", "decimal"]) else {
+        return;
+    };
+    let cases: [(u32, Vec<f64>); 5] = [
+        // Sums, squares and the middle pair over the largest double.
+        (2, vec![1e308, -1e308, 1.5e308, 1.2e308, 0.25, -7.5]),
+        // Squares of ±1e300 overflow; a plain sum does not.
+        (3, vec![1e300, -1e300, 1e300, 2.5, -1.125, 0.0]),
+        // 1e20 · 10^2 units are more than an i64 holds.
+        (2, vec![1e20, 3e20, 2e20, 2e20, 1.5, -4e20]),
+        // Precision 15: 100 · 10^15 units already are.
+        (
+            15,
+            vec![
+                100.123456789012345,
+                99.5,
+                101.25,
+                100.123456789012,
+                3.0,
+                250.75,
+            ],
+        ),
+        // Coordinates far out, values at precision 5.
+        (5, vec![1e305, 2e305, 12345.678901, -0.00001, 5.5, 6.25]),
+    ];
+    for (precision, values) in cases {
+        let env = Env::new();
+        let half = values.len() / 2;
+        // Two loads: a fresh dataset, then an append of new times.
+        let (a, b) = (&values[..half], &values[half..]);
+        let y = if precision == 5 { 1e305 } else { 1.0 };
+        let fa = write(&env, "a.mat", "flux", &grid_of(a, 1, y));
+        let fb = write(&env, "b.mat", "flux", &grid_of(b, 1, y));
+        let o = format!("timestamp=2004-06-30;precision={precision}");
+        load(&env, &fa, STM, "s", &["-o", &o]).ok();
+        let o = format!("timestamp=2004-07-30;precision={precision}");
+        load(&env, &fb, STM, "s", &["-o", &o]).ok();
+
+        let (rounded, want) = exact_stats(&python, precision, &values);
+        let md = env.run(&["db", "-n", "s"]).ok().json();
+        let st = &md["stats"]["values"];
+        let got: Vec<f64> = ["mean", "min", "max", "std", "median"]
+            .iter()
+            .map(|k| st[k].as_f64().unwrap_or_else(|| panic!("{k}: {st}")))
+            .collect();
+        for (i, k) in ["mean", "min", "max", "std", "median"].iter().enumerate() {
+            let rel = if *k == "std" { 1e-12 } else { 1e-15 };
+            assert!(
+                close(got[i], want[i], rel),
+                "precision {precision} {values:?}: {k} is {} not {}",
+                got[i],
+                want[i]
+            );
+        }
+        // What is stored is what was read, rounded: no value became Infinity.
+        let mut stored: Vec<f64> = env
+            .run(&["export", "-n", "s"])
+            .ok()
+            .json_lines()
+            .iter()
+            .flat_map(|d| d["values"].as_array().unwrap().clone())
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        stored.sort_by(f64::total_cmp);
+        assert_eq!(stored, rounded, "precision {precision}");
+        if precision == 5 {
+            let bbox = md["bbox"].as_array().unwrap();
+            assert_eq!(bbox[1].as_f64(), Some(1e305), "{md}");
+        }
+    }
+}

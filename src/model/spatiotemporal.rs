@@ -184,7 +184,10 @@ impl SpatioTemporal {
             column.iter().map(|&x| {
                 x.is_finite().then(|| {
                     let v = round_to(x, self.precision);
-                    keys.push(stats.key(v));
+                    match stats.key(v) {
+                        Some(k) => keys.push(k),
+                        None => stats.add(v),
+                    }
                     v
                 })
             }),
