@@ -319,3 +319,71 @@ fn statistics_of_values_of_any_magnitude_are_exact() {
         }
     }
 }
+
+#[test]
+fn keys_that_change_nothing_are_named_in_a_warning_each() {
+    let env = Env::new();
+    let g = grid_file(&env, "g.mat");
+    // The model's own values (the sample's config has them): no warning.
+    let r = load(&env, &sample(), STM, "s", &[]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let o = "timestamp=2004-06-30;header=['lng','lat'];parameters=['values']";
+    let r = load(&env, &g, STM, "t", &["-o", o]).ok();
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+
+    // Other values: one line per key, naming it and where it was given.
+    let o = "timestamp=2004-07-30;parameters=['flux']";
+    let r = load(&env, &g, STM, "t2", &["-o", o]).ok();
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].starts_with("warning: -o: config key 'parameters' is ignored"),
+        "{}",
+        r.stderr
+    );
+    assert!(lines[0].contains("stores values"), "{}", r.stderr);
+    let md = env.run(&["db", "-n", "t2"]).ok().json();
+    assert!(
+        md.get("parameters").is_none() && md["stats"].get("values").is_some(),
+        "{md}"
+    );
+
+    let cfg = env.path("g_cfg.json");
+    std::fs::write(
+        &cfg,
+        r#"{"timestamp": "2004-08-30", "header": ["lon", "lat"], "formats": {"values": "%.3f"}}"#,
+    )
+    .unwrap();
+    let r = load(&env, &g, STM, "t3", &["-c", cfg.to_str().unwrap()]).ok();
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    for (line, key) in lines.iter().zip(["header", "formats"]) {
+        assert!(
+            line.contains(&format!("config key '{key}' is ignored")),
+            "{line}"
+        );
+        assert!(line.contains("g_cfg.json"), "{line}");
+    }
+    // -q keeps stderr for errors.
+    let r = load(&env, &g, STM, "t4", &["-q", "-c", cfg.to_str().unwrap()]).ok();
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+
+    // Kriged has no header; its parameters are values and errors.
+    let k = kriged_file(&env, 15);
+    let r = load(
+        &env,
+        &k,
+        KRIGED,
+        "k",
+        &["-o", "header=['a','b'];parameters=['values']"],
+    )
+    .ok();
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(lines[0].contains("'header'"), "{}", r.stderr);
+    assert!(
+        lines[1].contains("'parameters'") && lines[1].contains("values and errors"),
+        "{}",
+        r.stderr
+    );
+}

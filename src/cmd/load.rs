@@ -593,6 +593,11 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             keys.join(", ")
         );
     }
+    if !args.quiet {
+        for (key, origin, why) in kind.ignored_keys(&config) {
+            eprintln!("warning: {origin}: config key '{key}' is ignored: {why}");
+        }
+    }
     let model = kind.build(&args.name, &config)?;
     if args.dry_run {
         let input = input_of(args, kind, &config, path)?;

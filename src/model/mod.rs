@@ -157,6 +157,45 @@ impl ModelKind {
         }
     }
 
+    /// The names of the parameters the model stores, in its documents and
+    /// the metadata `stats`.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            Self::SpatioTemporalMatrix | Self::CfGrid => &["values"],
+            Self::KrigedXco2Matrix => &["values", "errors"],
+            Self::Xco2Matrix => &["value", "error"],
+        }
+    }
+
+    /// The old tool's keys that change nothing here, given with another
+    /// value than the model's default: each `(key, where it was given,
+    /// why it is ignored)`. `header` named the coordinate columns of the old
+    /// tool's tables, `parameters` the stored fields, `formats` the text
+    /// format of each column; the models store fixed fields (see
+    /// [`ModelKind::parameters`]), coordinates as x and y with 5 decimals
+    /// and values with `precision` decimals.
+    pub fn ignored_keys(self, config: &Config) -> Vec<(&'static str, String, String)> {
+        let defaults = self.defaults();
+        let mut out = Vec::new();
+        for key in ["header", "parameters", "formats"] {
+            let Some((value, origin)) = config.get(key) else {
+                continue;
+            };
+            if defaults.get(key) == Some(value) {
+                continue;
+            }
+            let why = match key {
+                "header" => "coordinates are stored and exported as x and y".to_string(),
+                "parameters" => {
+                    format!("{} stores {}", self.name(), self.parameters().join(" and "))
+                }
+                _ => "values keep `precision` decimals and coordinates 5".to_string(),
+            };
+            out.push((key, origin.to_string(), why));
+        }
+        out
+    }
+
     /// The matrix the model reads, in words.
     pub fn shape(self) -> &'static str {
         match self {
