@@ -387,3 +387,129 @@ fn keys_that_change_nothing_are_named_in_a_warning_each() {
         r.stderr
     );
 }
+
+/// `manage ARGS` on `db` (the embedded store of `env` when `None`).
+fn on(env: &Env, db: Option<&str>, args: &[&str]) -> Run {
+    let mut a: Vec<&str> = db.map(|d| vec!["--db", d]).unwrap_or_default();
+    a.extend(args);
+    env.run(&a)
+}
+
+fn oversize_documents_are_refused_in(env: &Env, db: Option<&str>) {
+    let g = grid_file(env, "g.mat");
+    let g_path = g.to_str().unwrap();
+    on(
+        env,
+        db,
+        &[
+            "load",
+            "-p",
+            g_path,
+            "-m",
+            STM,
+            "-n",
+            "s",
+            "-o",
+            "timestamp=2004-06-30",
+        ],
+    )
+    .ok();
+    let state = || {
+        let mut out = on(env, db, &["db", "-l", "collections", "-x"]).ok().stdout;
+        out += &on(env, db, &["db", "-l", "metadata"]).ok().stdout;
+        out += &on(env, db, &["export", "-n", "s"]).ok().stdout;
+        out += &on(env, db, &["db", "-n", "s"]).ok().stdout;
+        out
+    };
+    let before = state();
+    // A config with a 50 MB value: its metadata entry cannot be stored,
+    // into a new dataset or an existing one, loaded or dry-run.
+    let big = env.path("big.json");
+    let notes = "x".repeat(50 << 20);
+    std::fs::write(
+        &big,
+        format!(r#"{{"timestamp": "2004-07-30", "notes": "{notes}"}}"#),
+    )
+    .unwrap();
+    for (name, dry) in [("new", false), ("s", false), ("new", true)] {
+        let mut a = vec![
+            "load",
+            "-q",
+            "-p",
+            g_path,
+            "-m",
+            STM,
+            "-n",
+            name,
+            "-c",
+            big.to_str().unwrap(),
+        ];
+        if dry {
+            a.push("--dry-run");
+        }
+        let r = on(env, db, &a);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        for n in [
+            &format!("collection '{name}'")[..],
+            "metadata",
+            "16 MiB",
+            "'notes'",
+            "g.mat",
+        ] {
+            assert!(r.stderr.contains(n), "'{n}' not in {}", r.stderr);
+        }
+        assert_eq!(state(), before);
+    }
+    // A kriged map too large for one document: refused before it is read.
+    let n = 600_000;
+    let m = Array2::from_shape_fn((n, 9), |(i, j)| match j {
+        0 => (i / 1000) as f64 * 0.01,
+        1 => (i % 1000) as f64 * 0.01,
+        _ => 1.0,
+    });
+    let k = write(env, "Kriged_20090615_big.mat", "krigedData", &m);
+    let r = on(
+        env,
+        db,
+        &["load", "-p", k.to_str().unwrap(), "-m", KRIGED, "-n", "k"],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    for n in [
+        "Kriged_20090615_big.mat",
+        "600000 cells",
+        "16 MiB",
+        "at most",
+    ] {
+        assert!(r.stderr.contains(n), "'{n}' not in {}", r.stderr);
+    }
+    assert_eq!(state(), before);
+    // One that fits loads.
+    let small = m.slice(ndarray::s![..400_000, ..]).to_owned();
+    let k = write(env, "Kriged_20090615_fits.mat", "krigedData", &small);
+    on(
+        env,
+        db,
+        &[
+            "load",
+            "-q",
+            "-p",
+            k.to_str().unwrap(),
+            "-m",
+            KRIGED,
+            "-n",
+            "k",
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn documents_over_the_limit_are_refused_before_anything_is_written() {
+    oversize_documents_are_refused_in(&Env::new(), None);
+    if let Some(uri) = common::mongodb_test_uri(common::MONGODB_URI) {
+        let db = common::FreshDb::new(&uri);
+        oversize_documents_are_refused_in(&Env::new(), Some(&db.uri));
+    }
+}

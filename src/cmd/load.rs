@@ -766,6 +766,36 @@ fn check_fits_dataset(
     Ok(())
 }
 
+/// Refuse, before anything is written, a file whose `metadata` entry would
+/// be over the document limit even before its dates and statistics: what
+/// makes it so large is the config (a long title, units or unknown keys),
+/// which is stored in it.
+fn check_metadata_size(
+    name: &str,
+    path: &Path,
+    model: &dyn Model,
+    coords: &[[f64; 2]],
+) -> Result<()> {
+    let md = model.metadata(coords, &Summary::default());
+    let bytes = bson::to_vec(&md).map_or(usize::MAX, |b| b.len());
+    if bytes <= MAX_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    let largest = md
+        .iter()
+        .max_by_key(|(_, v)| bson::to_vec(&doc! {"v": *v}).map_or(usize::MAX, |b| b.len()))
+        .map(|(k, _)| k.as_str())
+        .unwrap_or("_id");
+    Err(Error::collection(
+        name,
+        format!(
+            "its metadata entry for {} would be {:.1} MiB, over MongoDB's 16 MiB document limit (its largest key, from the config, is '{largest}'); nothing was written",
+            path.display(),
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+    ))
+}
+
 /// The coordinates the dataset will have with this file, and whether the
 /// dataset exists (so the metadata must cover what it holds already).
 fn joined_coordinates(
@@ -924,6 +954,8 @@ fn locked_load(
         stored.as_ref().map(|(_, d)| d.as_str()),
     )?;
 
+    check_metadata_size(name, path, &*file.model, &coords)?;
+
     // The summary of the dataset as it will be: the stored one, less the
     // documents this load replaces, plus the file's. Only the replaced
     // documents are read. Without a stored summary (a store written before
@@ -1047,7 +1079,8 @@ fn dry_run(
     let name = &args.name;
     check_fits_dataset(store, name, kind, &*file.model, path)?;
     let coords = std::mem::take(&mut file.coords);
-    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
+    let (coords, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
+    check_metadata_size(name, path, &*file.model, &coords)?;
     let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
     let into = if appending {
         "adding to the existing dataset"

@@ -119,13 +119,16 @@ fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The key and stored bytes of a document already encoded.
-fn encode_raw(doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>)> {
+/// Documents over MongoDB's limit are refused here too, so that a dataset
+/// loads into both stores or neither.
+fn encode_raw(collection: &str, doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>)> {
     let id = doc
         .get("_id")
         .ok()
         .flatten()
         .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
         .ok_or_else(|| Error::store("write", "a document has no readable _id"))?;
+    super::check_document_size(collection, Some(&id), doc.as_bytes().len())?;
     Ok((sort_key(&id), pack(doc.into_bytes())?))
 }
 
@@ -620,7 +623,7 @@ impl Load for EmbeddedLoad<'_> {
     fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
         let rows = docs
             .into_par_iter()
-            .map(encode_raw)
+            .map(|d| encode_raw(&self.name, d))
             .collect::<Result<Vec<_>>>()?;
         self.upsert(&self.name, &rows)
     }
@@ -661,6 +664,11 @@ impl Load for EmbeddedLoad<'_> {
     }
 
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        for (entry, collection) in [(&coord_index, COORD_INDEX), (&metadata, METADATA)] {
+            let bytes = bson::to_vec(entry)
+                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+            super::check_document_size(collection, entry.get("_id"), bytes.len())?;
+        }
         self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
         let id = Bson::String(self.name.clone());
