@@ -513,3 +513,89 @@ fn documents_over_the_limit_are_refused_before_anything_is_written() {
         oversize_documents_are_refused_in(&Env::new(), Some(&db.uri));
     }
 }
+
+#[test]
+fn repeated_points_are_refused_naming_the_rows_and_the_rest_is_counted_as_stored() {
+    let env = Env::new();
+    let x = xco2_file(&env);
+    load(&env, &x, XCO2, "x", &[]).ok();
+    let before = state(&env);
+    let base = synth::xco2_matrix(40, 2009, 166, 3);
+    let with = |edit: &dyn Fn(&mut Array2<f64>)| {
+        let mut m = base.clone();
+        edit(&mut m);
+        m
+    };
+    // Row 31 repeats row 6: exactly; with another value; a hair away (the
+    // same point to 5 decimals); and as a third copy of row 2.
+    let cases: [(Array2<f64>, &str); 4] = [
+        (
+            with(&|m| {
+                let r = m.row(5).to_owned();
+                m.row_mut(30).assign(&r)
+            }),
+            "rows 6 and 31",
+        ),
+        (
+            with(&|m| {
+                let r = m.row(5).to_owned();
+                m.row_mut(30).assign(&r);
+                m[[30, 2]] = 999.0;
+            }),
+            "rows 6 and 31",
+        ),
+        (
+            with(&|m| {
+                m[[5, 0]] = (m[[5, 0]] * 1e5).round() / 1e5;
+                let r = m.row(5).to_owned();
+                m.row_mut(30).assign(&r);
+                m[[30, 0]] += 3e-6;
+            }),
+            "rows 6 and 31",
+        ),
+        (
+            with(&|m| {
+                let r = m.row(1).to_owned();
+                m.row_mut(20).assign(&r);
+                m.row_mut(39).assign(&r);
+            }),
+            "rows 2 and 21",
+        ),
+    ];
+    for (i, (m, rows)) in cases.iter().enumerate() {
+        let f = write(&env, &format!("XCO2_20090615_dup{i}.mat"), "xco2", m);
+        for name in ["x", "fresh"] {
+            for dry in [false, true] {
+                let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
+                let r = load(&env, &f, XCO2, name, extra);
+                refused(
+                    &env,
+                    &r,
+                    &[&format!("dup{i}.mat"), rows, "same point on the same day"],
+                    &before,
+                );
+                // The document both rows would be.
+                let id = r
+                    .stderr
+                    .split("document '")
+                    .nth(1)
+                    .unwrap()
+                    .split('\'')
+                    .next()
+                    .unwrap();
+                assert!(id.starts_with("2009-06-1"), "{}", r.stderr);
+            }
+        }
+    }
+    // The same point on another day is another document: every row counts.
+    let m = with(&|m| {
+        let r = m.row(5).to_owned();
+        m.row_mut(30).assign(&r);
+        m[[30, 3]] += 1.0;
+    });
+    let f = write(&env, "XCO2_20090615_other_day.mat", "xco2", &m);
+    let r = load(&env, &f, XCO2, "y", &["--json"]).ok();
+    assert_eq!(r.json()["documents"], 40, "{}", r.stdout);
+    let stored = env.run(&["export", "-n", "y"]).ok().stdout.lines().count();
+    assert_eq!(stored, 40);
+}
