@@ -44,6 +44,7 @@ pub struct Hdf5Matrix {
     transposed: bool,
     /// Kept open for as long as the dataset is read.
     _file: File,
+    _opened: super::LibraryPath,
 }
 
 /// Make the library's own error printing silent, once: its messages become
@@ -61,12 +62,13 @@ impl Hdf5Matrix {
         silence_library();
         super::crash_guard::reading(path);
         let lib = |e: ::hdf5::Error| Error::format(path, describe_open_error(&e.to_string()));
+        let opened = super::LibraryPath::new(path)?;
         let file = File::with_options()
             .with_fapl(|p| {
                 p.sieve_buf_size(SIEVE_BYTES)
                     .chunk_cache(521, CHUNK_CACHE_BYTES, 1.0)
             })
-            .open(path)
+            .open(opened.path())
             .map_err(lib)?;
         let var = match var_name {
             Some(v) => v.trim_matches('/').to_string(),
@@ -153,6 +155,7 @@ impl Hdf5Matrix {
             dataset,
             transposed,
             _file: file,
+            _opened: opened,
         })
     }
 }
@@ -213,6 +216,10 @@ fn describe_open_error(e: &str) -> String {
     ) {
         (true, Some(have), Some(want)) => format!(
             "truncated HDF5 file: {have} of its {want} bytes are there; copy or download it again"
+        ),
+        _ if e.contains("unable to lock file") => format!(
+            "is locked by a program writing it (HDF5 file locking: {}); try again when it is written, or set HDF5_USE_FILE_LOCKING=FALSE to read it anyway",
+            e.split("error message = ").nth(1).unwrap_or("locked").trim_matches(['\'', ')', ' '])
         ),
         _ => format!("cannot be read as HDF5 ({e}); the file may be damaged"),
     }

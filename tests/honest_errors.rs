@@ -1,0 +1,213 @@
+//! Errors that tell the truth: "damaged" only of damaged files, names that
+//! are not UTF-8 reported instead of skipped, a dry run that predicts the
+//! run, and paths with control characters shown escaped.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{python_with, run_python, Env, Run};
+use fluxpy::synth;
+
+const STM: &str = "SpatioTemporalMatrix";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn grid() -> ndarray::Array2<f64> {
+    synth::flux_matrix(
+        &synth::Grid::NORTH_AMERICA.with_window(-100.0, -90.0, 30.0, 36.0),
+        3,
+        3.0,
+    )
+}
+
+fn load_os(env: &Env, path: &OsStr, name: &str) -> Run {
+    let out = env
+        .command(&[])
+        .arg("load")
+        .arg("-p")
+        .arg(path)
+        .args([
+            "-m",
+            STM,
+            "-n",
+            name,
+            "-o",
+            "timestamp=2004-06-30;var_name=flux",
+        ])
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn load(env: &Env, path: &Path, name: &str) -> Run {
+    load_os(env, path.as_os_str(), name)
+}
+
+/// A refusal that says what is wrong, and does not call the file damaged.
+fn refused_not_damaged(r: &Run, needles: &[&str]) {
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("damaged"), "{}", r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "'{n}' not in: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_file_locked_by_its_writer_is_said_to_be_locked() {
+    let Some(python) = python_with(&["h5py", "numpy"]) else {
+        return;
+    };
+    let env = Env::new();
+    let p = env.path("being_written.h5");
+    // A writer that holds the file open (with HDF5's file locking) until
+    // its standard input closes.
+    let mut writer = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, h5py, numpy as np\n\
+             f = h5py.File(sys.argv[1], 'w')\n\
+             f['flux'] = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 4.0]])\n\
+             f.flush()\n\
+             print('ready', flush=True)\n\
+             sys.stdin.read()\n\
+             f.close()\n",
+            s(&p),
+        ])
+        .env_remove("HDF5_USE_FILE_LOCKING")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    for name in ["a", "b"] {
+        let r = load(&env, &p, name);
+        refused_not_damaged(&r, &["being_written.h5", "locked", "HDF5_USE_FILE_LOCKING"]);
+    }
+    drop(writer.stdin.take());
+    writer.wait().unwrap();
+    // Once written, it loads.
+    load(&env, &p, "a").ok();
+}
+
+#[test]
+fn paths_that_are_not_utf8_are_read() {
+    common::without_hdf5_file_locks();
+    let env = Env::new();
+    let m = grid();
+    let cols = synth::Columns::of(&m);
+    let name = |stem: &[u8], ext: &str| {
+        let mut b = env.dir.path().as_os_str().as_bytes().to_vec();
+        b.push(b'/');
+        b.extend_from_slice(stem);
+        b.extend_from_slice(ext.as_bytes());
+        PathBuf::from(OsStr::from_bytes(&b))
+    };
+    // Written under a UTF-8 name (as the writers need), then renamed.
+    let tmp = env.path("tmp");
+    let h5 = name(b"flux_\xff", ".h5");
+    synth::write_hdf5(&tmp, "flux", &cols, &synth::H5Layout::default()).unwrap();
+    std::fs::rename(&tmp, &h5).unwrap();
+    let v73 = name(b"flux_\xfe\xfd", ".mat");
+    synth::write_mat_v73(&tmp, "flux", &cols, &synth::H5Layout::default()).unwrap();
+    std::fs::rename(&tmp, &v73).unwrap();
+    let v5 = name(b"\xc3(flux", ".mat");
+    synth::write_mat_v5(&tmp, "flux", &m, true).unwrap();
+    std::fs::rename(&tmp, &v5).unwrap();
+    for (i, p) in [&h5, &v73, &v5].into_iter().enumerate() {
+        let r = load(&env, p, &format!("n{i}")).ok();
+        assert!(r.stdout.contains("loaded"), "{}", r.stdout);
+        let export = env.run(&["export", "-n", &format!("n{i}")]).ok().stdout;
+        assert_eq!(export.lines().count(), 3);
+    }
+}
+
+#[test]
+fn valid_virtual_datasets_and_missing_filters_are_not_called_damaged() {
+    common::without_hdf5_file_locks();
+    let Some(python) = python_with(&["h5py", "numpy"]) else {
+        return;
+    };
+    let env = Env::new();
+    let d = env.dir.path();
+    run_python(
+        &python,
+        r#"
+import os, sys, h5py, numpy as np
+from h5py import h5p, h5z, h5t, h5s, h5d
+os.chdir(sys.argv[1])
+m = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 5.0, 6.0]])
+with h5py.File('vds_here.h5', 'w') as f:
+    f['src'] = m
+    lay = h5py.VirtualLayout(shape=m.shape, dtype='f8')
+    lay[:] = h5py.VirtualSource('.', 'src', shape=m.shape)
+    f.create_virtual_dataset('flux', lay)
+other = b's\xff.h5'
+with h5py.File(other, 'w') as f:
+    f['src'] = m
+for name, src in [('vds_other.h5', 'plain.h5'), ('vds_other_not_utf8.h5', other)]:
+    if name == 'vds_other.h5':
+        with h5py.File(src, 'w') as f:
+            f['src'] = m
+    with h5py.File(name, 'w') as f:
+        lay = h5py.VirtualLayout(shape=m.shape, dtype='f8')
+        text = src.decode('utf-8', 'surrogateescape') if isinstance(src, bytes) else src
+        lay[:] = h5py.VirtualSource(text, 'src', shape=m.shape)
+        f.create_virtual_dataset('flux', lay)
+for fid, name in [(32123, 'filter_unknown.h5'), (307, 'filter_bzip2.h5')]:
+    f = h5py.File(name, 'w')
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_chunk((2, 2))
+    dcpl.set_filter(fid, h5z.FLAG_OPTIONAL, (1,))
+    ds = h5d.create(f.id, b'flux', h5t.IEEE_F64LE, h5s.create_simple(m.shape), dcpl=dcpl)
+    ds.write(h5s.ALL, h5s.ALL, m)
+    f.close()
+"#,
+        &[s(d)],
+    );
+    let r = load(&env, &d.join("vds_here.h5"), "v").ok();
+    assert!(r.stdout.contains("2 documents"), "{}", r.stdout);
+    refused_not_damaged(
+        &load(&env, &d.join("vds_other.h5"), "w"),
+        &["vds_other.h5", "another file ('plain.h5')"],
+    );
+    refused_not_damaged(
+        &load(&env, &d.join("vds_other_not_utf8.h5"), "w"),
+        &["vds_other_not_utf8.h5", "another file ('s\\xff.h5')"],
+    );
+    refused_not_damaged(
+        &load(&env, &d.join("filter_unknown.h5"), "w"),
+        &["filter_unknown.h5", "filter 32123", "cannot decode"],
+    );
+    refused_not_damaged(
+        &load(&env, &d.join("filter_bzip2.h5"), "w"),
+        &["filter_bzip2.h5", "filter 307", "cannot decode"],
+    );
+    // A file that is damaged still says so.
+    let bytes = std::fs::read(d.join("vds_here.h5")).unwrap();
+    let cut = d.join("cut.h5");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let r = load(&env, &cut, "w");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("truncated") || r.stderr.contains("damaged"),
+        "{}",
+        r.stderr
+    );
+}
