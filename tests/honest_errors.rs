@@ -211,3 +211,178 @@ for fid, name in [(32123, 'filter_unknown.h5'), (307, 'filter_bzip2.h5')]:
         r.stderr
     );
 }
+
+fn os_path(dir: &Path, name: &[u8]) -> PathBuf {
+    let mut b = dir.as_os_str().as_bytes().to_vec();
+    b.push(b'/');
+    b.extend_from_slice(name);
+    PathBuf::from(OsStr::from_bytes(&b))
+}
+
+#[test]
+fn a_quoted_glob_matches_names_that_are_not_utf8_too() {
+    let env = Env::new();
+    let dir = env.path("data");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let m = grid();
+    let tmp = env.path("tmp.mat");
+    let names: [&[u8]; 4] = [
+        b"a_ok.mat",
+        b"b_\xff.mat",
+        b"c_\xe9t\xe9.mat",
+        b"sub/d_\xff.mat",
+    ];
+    for n in names {
+        synth::write_mat_v5(&tmp, "flux", &m, true).unwrap();
+        std::fs::rename(&tmp, os_path(&dir, n)).unwrap();
+    }
+    // Not .mat: not matched, whatever its name.
+    std::fs::write(os_path(&dir, b"e_\xff.txt"), b"x").unwrap();
+    let run = |pattern: &str, name: &str| {
+        env.run(&[
+            "load",
+            "--json",
+            "-p",
+            pattern,
+            "-m",
+            STM,
+            "-n",
+            name,
+            "-o",
+            "timestamp=2004-06-30;var_name=flux",
+            "--force",
+        ])
+    };
+    let cases: [(String, usize); 4] = [
+        (format!("{}/*.mat", s(&dir)), 3),
+        (format!("{}/?_*.mat", s(&dir)), 3),
+        (format!("{}/*/*.mat", s(&dir)), 1),
+        (format!("{}/b_*", s(&dir)), 1),
+    ];
+    for (i, (pattern, n)) in cases.iter().enumerate() {
+        let r = run(pattern, &format!("g{i}")).ok();
+        let lines = r.json_lines();
+        assert_eq!(lines.len(), *n, "{pattern}: {}", r.stdout);
+        assert!(
+            lines.iter().all(|l| l["status"] == "loaded"),
+            "{}",
+            r.stdout
+        );
+        // Reported by their own bytes, escaped, not as U+FFFD.
+        for l in &lines {
+            let p = l["path"].as_str().unwrap();
+            assert!(!p.contains('\u{fffd}'), "{p}");
+        }
+        if *n == 3 {
+            let paths: Vec<&str> = lines.iter().map(|l| l["path"].as_str().unwrap()).collect();
+            assert!(
+                paths.iter().any(|p| p.ends_with("b_\\xff.mat")),
+                "{paths:?}"
+            );
+            assert!(
+                paths.iter().any(|p| p.ends_with("c_\\xe9t\\xe9.mat")),
+                "{paths:?}"
+            );
+        }
+    }
+    // The same folder named as a folder loads the same files.
+    let r = run(s(&dir), "folder").ok();
+    assert_eq!(r.json_lines().len(), 3, "{}", r.stdout);
+}
+
+#[test]
+fn names_with_control_characters_are_shown_escaped_in_every_message() {
+    let env = Env::new();
+    let dir = env.path("in");
+    std::fs::create_dir(&dir).unwrap();
+    let m = grid();
+    let good = dir.join("two\nlines.mat");
+    synth::write_mat_v5(&good, "flux", &m, true).unwrap();
+    std::fs::write(
+        dir.join("two\nlines.json"),
+        r#"{"timestamp": "2004-06-30", "colour": "red"}"#,
+    )
+    .unwrap();
+    let bad = dir.join("tab\tand\u{1b}[31mred.mat");
+    std::fs::write(&bad, b"not a mat file at all, not at all").unwrap();
+    let cr = dir.join("back\rspace.mat");
+    synth::write_mat_v5(&cr, "flux", &m, true).unwrap();
+
+    let escaped_good = "two\\nlines.mat";
+    let escaped_bad = "tab\\tand\\u{1b}[31mred.mat";
+    let no_raw_controls = |text: &str| {
+        for l in text.lines() {
+            assert!(
+                !l.contains(['\t', '\r', '\u{1b}']),
+                "a raw control character in: {l:?}"
+            );
+        }
+    };
+    let load = |extra: &[&str], name: &str| {
+        let mut a = vec![
+            "load",
+            "-p",
+            s(&dir),
+            "-m",
+            STM,
+            "-n",
+            name,
+            "-o",
+            "timestamp=2004-06-30",
+        ];
+        a.extend(extra);
+        env.run(&a)
+    };
+    // Text output: one line per file, a summary naming the failed one,
+    // a warning naming the config file; every name escaped.
+    let r = load(&[], "a");
+    assert_eq!(r.code, 1);
+    no_raw_controls(&r.stdout);
+    no_raw_controls(&r.stderr);
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    assert!(r.stdout.contains(escaped_good), "{}", r.stdout);
+    assert!(r.stdout.contains("back\\rspace.mat"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().last().unwrap().contains(escaped_bad),
+        "{}",
+        r.stdout
+    );
+    let warning = r.stderr.lines().find(|l| l.starts_with("warning")).unwrap();
+    assert!(
+        warning.contains(escaped_good) && warning.contains("colour"),
+        "{warning}"
+    );
+    let error = r.stderr.lines().find(|l| l.contains("error")).unwrap();
+    assert!(error.contains(escaped_bad), "{error}");
+    assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
+
+    // --json: the paths as the messages show them; a dry run the same.
+    for (extra, name) in [(&["--json", "--force"][..], "b"), (&["--dry-run"][..], "c")] {
+        let r = load(extra, name);
+        assert_eq!(r.code, 1);
+        no_raw_controls(&r.stdout);
+        no_raw_controls(&r.stderr);
+        if extra.contains(&"--json") {
+            let paths: Vec<String> = r
+                .json_lines()
+                .iter()
+                .map(|l| l["path"].as_str().unwrap().to_string())
+                .collect();
+            assert!(paths.iter().any(|p| p.ends_with(escaped_good)), "{paths:?}");
+            assert!(paths.iter().any(|p| p.ends_with(escaped_bad)), "{paths:?}");
+        } else {
+            assert!(r.stdout.contains(escaped_good), "{}", r.stdout);
+        }
+    }
+    // A missing file named on the command line, and a pattern.
+    let missing = dir.join("gone\n.mat");
+    let r = env.run(&["load", "-p", s(&missing), "-m", STM, "-n", "d"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("gone\\n.mat"), "{}", r.stderr);
+    let pattern = format!("{}/nothing\u{1b}*.mat", s(&dir));
+    let r = env.run(&["load", "-p", &pattern, "-m", STM, "-n", "d"]);
+    assert_eq!(r.code, 1);
+    no_raw_controls(&r.stderr);
+    assert!(r.stderr.contains("nothing\\u{1b}*.mat"), "{}", r.stderr);
+}

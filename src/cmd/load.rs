@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cmd::plural;
 use crate::config::{self, Config};
-use crate::error::{Error, Result};
+use crate::error::{shown, shown_text, Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock;
@@ -307,7 +307,7 @@ impl Report {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "path": self.path.display().to_string(),
+            "path": shown(&self.path).to_string(),
             "status": self.status.as_str(),
             "documents": self.documents,
             "dates": self.dates,
@@ -355,11 +355,11 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
 /// The error's sentence, led by the file when it does not name it already.
 fn naming_the_file(path: &Path, e: &Error) -> String {
     let msg = e.to_string();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    if msg.contains(&path.display().to_string()) || file_name.is_some_and(|n| msg.contains(&n)) {
+    let file_name = path.file_name().map(|n| shown(Path::new(n)));
+    if msg.contains(&shown(path)) || file_name.is_some_and(|n| msg.contains(&n)) {
         msg
     } else {
-        format!("{}: {msg}", path.display())
+        format!("{}: {msg}", shown(&path))
     }
 }
 
@@ -392,7 +392,7 @@ fn print_summary(args: &Args, reports: &[Report]) {
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.status == Status::Failed)
-        .map(|r| r.path.display().to_string())
+        .map(|r| shown(&r.path).to_string())
         .collect();
     let failed = if failed.is_empty() {
         "0 failed".to_string()
@@ -421,10 +421,10 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                     arg.clone(),
                     format!(
                         "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
-                        arg.display()
+                        shown(&arg)
                     ),
                 )),
-                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", arg.display()))),
+                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", shown(&arg)))),
             }
             continue;
         }
@@ -434,9 +434,22 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
             files.push(arg.clone());
             continue;
         }
+        if arg.to_str().is_none() {
+            unmatched.push((
+                arg.clone(),
+                format!(
+                    "{}: a pattern is matched as text, and this one is not UTF-8; name its folder or its files instead",
+                    shown(&arg)
+                ),
+            ));
+            continue;
+        }
         let mut matched = 0;
         match glob::glob(&text) {
-            Err(e) => unmatched.push((arg.clone(), format!("{text}: not a valid pattern: {e}"))),
+            Err(e) => unmatched.push((
+                arg.clone(),
+                format!("{}: not a valid pattern: {e}", shown_text(&text)),
+            )),
             Ok(paths) => {
                 for p in paths {
                     match p {
@@ -447,12 +460,22 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                         }
                         Err(e) => {
                             matched += 1;
-                            unmatched.push((e.path().to_path_buf(), e.to_string()));
+                            let msg = format!("{}: {}", shown(e.path()), e.error());
+                            unmatched.push((e.path().to_path_buf(), msg));
                         }
                     }
                 }
+                // The glob crate matches only names that are UTF-8: the
+                // others it skips, silently. They are files like any other.
+                for p in not_utf8_matches(&text) {
+                    matched += 1;
+                    files.push(p);
+                }
                 if matched == 0 {
-                    unmatched.push((arg.clone(), format!("{text}: no file matches this pattern")));
+                    unmatched.push((
+                        arg.clone(),
+                        format!("{}: no file matches this pattern", shown_text(&text)),
+                    ));
                 }
             }
         }
@@ -460,6 +483,46 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     files.sort_by(|a, b| (a.file_name(), a).cmp(&(b.file_name(), b)));
     files.dedup();
     (files, unmatched)
+}
+
+/// The files whose names are not UTF-8 that `pattern`'s last component
+/// matches (as text, each byte that is not UTF-8 read as U+FFFD), in the
+/// folders its other components name.
+fn not_utf8_matches(pattern: &str) -> Vec<PathBuf> {
+    let (dirs, last) = match pattern.rsplit_once('/') {
+        Some((d, last)) => (Some(if d.is_empty() { "/" } else { d }), last),
+        None => (None, pattern),
+    };
+    let Ok(last) = glob::Pattern::new(last) else {
+        return Vec::new();
+    };
+    let folders: Vec<Option<PathBuf>> = match dirs {
+        None => vec![None],
+        Some(d) if !d.contains(['*', '?', '[']) => vec![Some(PathBuf::from(d))],
+        Some(d) => glob::glob(d)
+            .map(|g| g.flatten().filter(|p| p.is_dir()).map(Some).collect())
+            .unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(folder.as_deref().unwrap_or(Path::new("."))) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_str().is_some() || !last.matches(&name.to_string_lossy()) {
+                continue;
+            }
+            let p = match &folder {
+                Some(f) => f.join(&name),
+                None => PathBuf::from(&name),
+            };
+            if !p.is_dir() {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -589,7 +652,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
         eprintln!(
             "warning: {}: unknown config keys kept in the metadata as they are: {}",
-            path.display(),
+            shown(&path),
             keys.join(", ")
         );
     }
@@ -709,7 +772,7 @@ fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Repo
         error: None,
         message: format!(
             "skipped {}: already loaded into {}{when} (same content and config); --force loads it again",
-            path.display(),
+            shown(&path),
             args.name
         ),
     }
@@ -739,7 +802,7 @@ fn check_fits_dataset(
                 format!(
                     "it holds {} data, and {} is loaded as {}; nothing was written (load it under another name)",
                     stored.layout_name(),
-                    path.display(),
+                    shown(&path),
                     kind.name()
                 ),
             ));
@@ -757,7 +820,7 @@ fn check_fits_dataset(
                 name,
                 format!(
                     "its values have precision {p}, and {} would add values with precision {}; nothing was written (set precision={p}, or load it under another name)",
-                    path.display(),
+                    shown(&path),
                     model.precision()
                 ),
             ));
@@ -790,7 +853,7 @@ fn check_metadata_size(
         name,
         format!(
             "its metadata entry for {} would be {:.1} MiB, over MongoDB's 16 MiB document limit (its largest key, from the config, is '{largest}'); nothing was written",
-            path.display(),
+            shown(&path),
             bytes as f64 / (1024.0 * 1024.0)
         ),
     ))
@@ -827,7 +890,7 @@ fn joined_coordinates(
                         name,
                         format!(
                             "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
-                            path.display(),
+                            shown(&path),
                         ),
                     )
                 })?
@@ -1028,7 +1091,7 @@ fn locked_load(
         message: format!(
             "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}{}",
             plural(documents as u64, "document"),
-            path.display(),
+            shown(&path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),
@@ -1094,7 +1157,7 @@ fn dry_run(
         message: format!(
             "dry run: would load {} from {} into {name} ({into}), {}{}; nothing written",
             plural(documents as u64, "document"),
-            path.display(),
+            shown(&path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),

@@ -105,7 +105,11 @@ impl ModelKind {
         };
         let found = match info {
             Some(i) if matches!(self, Self::SpatioTemporalMatrix | Self::CfGrid) => {
-                format!(" ({} has {} time steps)", i.path.display(), i.cols - 2)
+                format!(
+                    " ({} has {} time steps)",
+                    crate::error::shown(&i.path),
+                    i.cols - 2
+                )
             }
             _ => String::new(),
         };

@@ -241,7 +241,7 @@ impl Model for SpatioTemporal {
                         format!("{:e}", self.step_seconds)
                     },
                     last + 1,
-                    info.path.display()
+                    crate::error::shown(&info.path)
                 ),
             ));
         }

@@ -265,13 +265,5 @@ fn link_value(g: &Group, name: &str) -> Option<String> {
 /// A name from the file, with control characters escaped so that it stays
 /// on the error's one line.
 pub fn shown(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::error::shown_text(s)
 }

@@ -57,7 +57,7 @@ fn table(collection: &str) -> String {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::store(path.display().to_string(), e)
+    move |e| Error::store(crate::error::shown(&path).to_string(), e)
 }
 
 /// Documents of at least this many BSON bytes are stored zstd-compressed.
@@ -74,8 +74,12 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const PACKED_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
-    let damaged =
-        |e: String| Error::store(path.display().to_string(), format!("damaged document: {e}"));
+    let damaged = |e: String| {
+        Error::store(
+            crate::error::shown(&path).to_string(),
+            format!("damaged document: {e}"),
+        )
+    };
     if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
         let packed = zstd::decode_all(z).map_err(|e| damaged(e.to_string()))?;
         let plain = super::packed::join(&packed)
@@ -171,7 +175,7 @@ impl Embedded {
         };
         store.tables().map_err(|_| {
             Error::store(
-                path.display().to_string(),
+                crate::error::shown(&path).to_string(),
                 "is not an embedded store (not a SQLite database)",
             )
         })?;
@@ -333,7 +337,10 @@ impl Embedded {
         .map_err(&err)?;
         while let Some(row) = rows.next().map_err(&err)? {
             let bytes = row.get_ref(0).map_err(&err)?.as_blob().map_err(|e| {
-                Error::store(path.display().to_string(), format!("damaged row: {e}"))
+                Error::store(
+                    crate::error::shown(&path).to_string(),
+                    format!("damaged row: {e}"),
+                )
             })?;
             let doc = decode(path, bytes)?;
             if let Filter::Field(field, value) = filter {
@@ -567,7 +574,7 @@ impl Store for Embedded {
     }
 
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        crate::error::shown(&self.path).to_string()
     }
 }
 
