@@ -359,7 +359,7 @@ fn naming_the_file(path: &Path, e: &Error) -> String {
     if msg.contains(&shown(path)) || file_name.is_some_and(|n| msg.contains(&n)) {
         msg
     } else {
-        format!("{}: {msg}", shown(&path))
+        format!("{}: {msg}", shown(path))
     }
 }
 
@@ -421,10 +421,10 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                     arg.clone(),
                     format!(
                         "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
-                        shown(&arg)
+                        shown(arg)
                     ),
                 )),
-                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", shown(&arg)))),
+                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", shown(arg)))),
             }
             continue;
         }
@@ -439,7 +439,7 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                 arg.clone(),
                 format!(
                     "{}: a pattern is matched as text, and this one is not UTF-8; name its folder or its files instead",
-                    shown(&arg)
+                    shown(arg)
                 ),
             ));
             continue;
@@ -652,7 +652,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
         eprintln!(
             "warning: {}: unknown config keys kept in the metadata as they are: {}",
-            shown(&path),
+            shown(path),
             keys.join(", ")
         );
     }
@@ -772,7 +772,7 @@ fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Repo
         error: None,
         message: format!(
             "skipped {}: already loaded into {}{when} (same content and config); --force loads it again",
-            shown(&path),
+            shown(path),
             args.name
         ),
     }
@@ -802,7 +802,7 @@ fn check_fits_dataset(
                 format!(
                     "it holds {} data, and {} is loaded as {}; nothing was written (load it under another name)",
                     stored.layout_name(),
-                    shown(&path),
+                    shown(path),
                     kind.name()
                 ),
             ));
@@ -820,7 +820,7 @@ fn check_fits_dataset(
                 name,
                 format!(
                     "its values have precision {p}, and {} would add values with precision {}; nothing was written (set precision={p}, or load it under another name)",
-                    shown(&path),
+                    shown(path),
                     model.precision()
                 ),
             ));
@@ -853,7 +853,7 @@ fn check_metadata_size(
         name,
         format!(
             "its metadata entry for {} would be {:.1} MiB, over MongoDB's 16 MiB document limit (its largest key, from the config, is '{largest}'); nothing was written",
-            shown(&path),
+            shown(path),
             bytes as f64 / (1024.0 * 1024.0)
         ),
     ))
@@ -890,7 +890,7 @@ fn joined_coordinates(
                         name,
                         format!(
                             "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
-                            shown(&path),
+                            shown(path),
                         ),
                     )
                 })?
@@ -1091,7 +1091,7 @@ fn locked_load(
         message: format!(
             "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}{}",
             plural(documents as u64, "document"),
-            shown(&path),
+            shown(path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),
@@ -1157,7 +1157,7 @@ fn dry_run(
         message: format!(
             "dry run: would load {} from {} into {name} ({into}), {}{}; nothing written",
             plural(documents as u64, "document"),
-            shown(&path),
+            shown(path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),

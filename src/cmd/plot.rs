@@ -715,8 +715,8 @@ fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
             "--output {}: the folder {} does not exist",
-            crate::error::shown(&path),
-            crate::error::shown(&dir)
+            crate::error::shown(path),
+            crate::error::shown(dir)
         )));
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy();

@@ -57,7 +57,7 @@ fn table(collection: &str) -> String {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::store(crate::error::shown(&path).to_string(), e)
+    move |e| Error::store(crate::error::shown(path).to_string(), e)
 }
 
 /// Documents of at least this many BSON bytes are stored zstd-compressed.
@@ -76,7 +76,7 @@ const PACKED_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     let damaged = |e: String| {
         Error::store(
-            crate::error::shown(&path).to_string(),
+            crate::error::shown(path).to_string(),
             format!("damaged document: {e}"),
         )
     };
@@ -175,7 +175,7 @@ impl Embedded {
         };
         store.tables().map_err(|_| {
             Error::store(
-                crate::error::shown(&path).to_string(),
+                crate::error::shown(path).to_string(),
                 "is not an embedded store (not a SQLite database)",
             )
         })?;
@@ -338,7 +338,7 @@ impl Embedded {
         while let Some(row) = rows.next().map_err(&err)? {
             let bytes = row.get_ref(0).map_err(&err)?.as_blob().map_err(|e| {
                 Error::store(
-                    crate::error::shown(&path).to_string(),
+                    crate::error::shown(path).to_string(),
                     format!("damaged row: {e}"),
                 )
             })?;
