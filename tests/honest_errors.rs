@@ -386,3 +386,126 @@ fn names_with_control_characters_are_shown_escaped_in_every_message() {
     no_raw_controls(&r.stderr);
     assert!(r.stderr.contains("nothing\\u{1b}*.mat"), "{}", r.stderr);
 }
+
+/// Each file's status in a `--json` run, by file name; a dry run's
+/// `would_load` read as `loaded`.
+fn statuses(r: &Run) -> Vec<(String, String)> {
+    r.json_lines()
+        .iter()
+        .map(|l| {
+            let p = l["path"].as_str().unwrap();
+            let name = p.rsplit('/').next().unwrap().to_string();
+            let st = l["status"]
+                .as_str()
+                .unwrap()
+                .replace("would_load", "loaded");
+            (name, st)
+        })
+        .collect()
+}
+
+#[test]
+fn a_dry_run_predicts_the_run_file_by_file() {
+    let env = Env::new();
+    let small = synth::Grid::NORTH_AMERICA.with_window(-100.0, -90.0, 30.0, 36.0);
+    let other = synth::Grid::NORTH_AMERICA.with_window(-110.0, -100.0, 30.0, 36.0);
+    let m = synth::flux_matrix(&small, 3, 3.0);
+    let n = synth::flux_matrix(&other, 3, 3.0);
+    let config = |dir: &Path, file: &str, day: u32, extra: &str| {
+        std::fs::write(
+            dir.join(file.replace(".mat", ".json")),
+            format!(r#"{{"timestamp": "2004-06-{day:02}"{extra}}}"#),
+        )
+        .unwrap();
+    };
+    let folder = |name: &str| {
+        let d = env.path(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+    // 1: the second file is on another grid.
+    let d1 = folder("grids");
+    for (f, data, day) in [("a.mat", &m, 1), ("b.mat", &n, 2), ("c.mat", &m, 3)] {
+        synth::write_mat_v5(&d1.join(f), "flux", data, true).unwrap();
+        config(&d1, f, day, "");
+    }
+    // 2: the third file's config gives another precision.
+    let d2 = folder("precisions");
+    for (f, day, extra) in [
+        ("a.mat", 1, ""),
+        ("b.mat", 2, ""),
+        ("c.mat", 3, r#", "precision": 4"#),
+    ] {
+        synth::write_mat_v5(&d2.join(f), "flux", &m, true).unwrap();
+        config(&d2, f, day, extra);
+    }
+    // 3: the same file (content and config) twice: the second is skipped.
+    let d3 = folder("copies");
+    let d3b = folder("copies_too");
+    for d in [&d3, &d3b] {
+        synth::write_mat_v5(&d.join("a.mat"), "flux", &m, true).unwrap();
+        config(d, "a.mat", 1, "");
+    }
+    synth::write_mat_v5(&d3.join("c.mat"), "flux", &n, true).unwrap();
+    config(&d3, "c.mat", 2, "");
+    // 4: the first file on another grid than the stored dataset's.
+    env.run(&[
+        "load",
+        "-p",
+        s(&d1.join("c.mat")),
+        "-m",
+        STM,
+        "-n",
+        "stored",
+        "-o",
+        "timestamp=2003-01-01",
+    ])
+    .ok();
+    let d4 = folder("onto_stored");
+    for (f, data, day) in [("a.mat", &n, 1), ("b.mat", &n, 2), ("c.mat", &m, 3)] {
+        synth::write_mat_v5(&d4.join(f), "flux", data, true).unwrap();
+        config(&d4, f, day, "");
+    }
+
+    let abc = ["a.mat", "b.mat", "c.mat"];
+    let cases: [(Vec<&Path>, &str, [&str; 3], [&str; 3]); 4] = [
+        (vec![&d1], "n1", abc, ["loaded", "failed", "loaded"]),
+        (vec![&d2], "n2", abc, ["loaded", "loaded", "failed"]),
+        (
+            vec![&d3, &d3b],
+            "n3",
+            ["a.mat", "a.mat", "c.mat"],
+            ["loaded", "skipped", "failed"],
+        ),
+        (vec![&d4], "stored", abc, ["failed", "failed", "loaded"]),
+    ];
+    for (dirs, name, files, expected) in cases {
+        let dir = dirs[0];
+        let run = |dry: bool| {
+            let mut a = vec!["load", "--json", "-m", STM, "-n", name, "-p"];
+            a.extend(dirs.iter().map(|d| s(d)));
+            if dry {
+                a.push("--dry-run");
+            }
+            env.run(&a)
+        };
+        let dry = run(true);
+        let real = run(false);
+        let want: Vec<(String, String)> = files
+            .iter()
+            .zip(expected)
+            .map(|(f, st)| (f.to_string(), st.to_string()))
+            .collect();
+        assert_eq!(statuses(&real), want, "{}: {}", dir.display(), real.stderr);
+        assert_eq!(
+            statuses(&dry),
+            want,
+            "dry run of {}: {}",
+            dir.display(),
+            dry.stderr
+        );
+        assert_eq!(dry.code, real.code);
+        // The dry run's errors are the run's, file by file.
+        assert_eq!(dry.stderr, real.stderr, "{}", dir.display());
+    }
+}

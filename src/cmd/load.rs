@@ -547,6 +547,19 @@ struct Stores<'a> {
     read_only: bool,
     opened: Option<Option<Box<dyn Store>>>,
     failure: Option<String>,
+    /// `--dry-run`: what the files before this one would have made of NAME.
+    dry: Pending,
+}
+
+/// What the files a dry run has checked so far would have loaded into
+/// NAME, had it not been a dry run: so that each file is checked against
+/// the dataset as the real run would find it (their coordinates, model and
+/// precision, and the inputs the ingest log would hold).
+#[derive(Default)]
+struct Pending {
+    coords: Option<Vec<[f64; 2]>>,
+    metadata: Option<Document>,
+    inputs: HashSet<String>,
 }
 
 impl<'a> Stores<'a> {
@@ -556,6 +569,7 @@ impl<'a> Stores<'a> {
             read_only,
             opened: None,
             failure: None,
+            dry: Pending::default(),
         }
     }
 
@@ -665,6 +679,9 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
     if args.dry_run {
         let input = input_of(args, kind, &config, path)?;
         if !args.force {
+            if stores.dry.inputs.contains(&input.id) {
+                return Ok(skipped(args, path, &Document::new(), started));
+            }
             if let Some(store) = stores.get()? {
                 if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
                     return Ok(skipped(args, path, &entry, started));
@@ -672,8 +689,22 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             }
         }
         let file = prepare(args, kind, &config, model, path)?;
+        let mut pending = std::mem::take(&mut stores.dry);
         let store = stores.get()?;
-        return dry_run(store.map(|s| &*s), args, kind, path, file, started);
+        let report = dry_run(
+            store.map(|s| &*s),
+            &mut pending,
+            args,
+            kind,
+            path,
+            file,
+            started,
+        );
+        if report.is_ok() {
+            pending.inputs.insert(input.id);
+        }
+        stores.dry = pending;
+        return report;
     }
     // The lock is taken before the file is hashed, so that --lock-timeout
     // is the time waited, however large the file; and the check whether
@@ -782,17 +813,13 @@ fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Repo
 /// model, or values rounded to another precision, than it holds: the
 /// dataset's `metadata` says which (see [`ModelKind::of_metadata`]).
 fn check_fits_dataset(
-    store: Option<&dyn Store>,
+    md: Option<Document>,
     name: &str,
     kind: ModelKind,
     model: &dyn Model,
     path: &Path,
 ) -> Result<()> {
-    let Some(md) = store
-        .map(|s| s.entry(METADATA, name))
-        .transpose()?
-        .flatten()
-    else {
+    let Some(md) = md else {
         return Ok(());
     };
     if let Some(stored) = ModelKind::of_metadata(&md) {
@@ -885,18 +912,21 @@ fn joined_coordinates(
             let cells = coords.len();
             coordinates_of(entry)
                 .and_then(|old| model.join_coordinates(old, coords))
-                .ok_or_else(|| {
-                    Error::collection(
-                        name,
-                        format!(
-                            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
-                            shown(path),
-                        ),
-                    )
-                })?
+                .ok_or_else(|| coords_differ(name, path, cells))?
         }
     };
     Ok((coords, appending))
+}
+
+/// A grid file whose coordinates are not the dataset's.
+fn coords_differ(name: &str, path: &Path, cells: usize) -> Error {
+    Error::collection(
+        name,
+        format!(
+            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
+            shown(path),
+        ),
+    )
 }
 
 /// The digest of a dataset's coordinates, kept in its summary entry: the
@@ -1005,7 +1035,7 @@ fn locked_load(
             return Ok(skipped(args, path, &entry, started));
         }
     }
-    check_fits_dataset(Some(&*store), name, kind, &*file.model, path)?;
+    check_fits_dataset(store.entry(METADATA, name)?, name, kind, &*file.model, path)?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(
@@ -1133,6 +1163,7 @@ fn ingest_entry(
 /// `--dry-run`: everything a load does but write; the store is only read.
 fn dry_run(
     store: Option<&dyn Store>,
+    pending: &mut Pending,
     args: &Args,
     kind: ModelKind,
     path: &Path,
@@ -1140,16 +1171,36 @@ fn dry_run(
     started: Instant,
 ) -> Result<Report> {
     let name = &args.name;
-    check_fits_dataset(store, name, kind, &*file.model, path)?;
+    let md = match &pending.metadata {
+        Some(md) => Some(md.clone()),
+        None => store
+            .map(|s| s.entry(METADATA, name))
+            .transpose()?
+            .flatten(),
+    };
+    check_fits_dataset(md, name, kind, &*file.model, path)?;
     let coords = std::mem::take(&mut file.coords);
-    let (coords, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
+    let (coords, appending) = match pending.coords.take() {
+        // The files before this one would have made the coord_index.
+        Some(before) => {
+            let cells = coords.len();
+            let joined = file.model.join_coordinates(before.clone(), coords);
+            pending.coords = Some(before);
+            // The run's own words: the files before this one would be stored.
+            let joined = joined.ok_or_else(|| coords_differ(name, path, cells))?;
+            (joined, true)
+        }
+        None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
+    };
     check_metadata_size(name, path, &*file.model, &coords)?;
     let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
-    let into = if appending {
-        "adding to the existing dataset"
-    } else {
-        "a new dataset"
+    let into = match (appending, &pending.metadata) {
+        (false, _) => "a new dataset",
+        (true, Some(_)) => "adding to what the files before it would load",
+        (true, None) => "adding to the existing dataset",
     };
+    pending.metadata = Some(file.model.metadata(&coords, &summary));
+    pending.coords = Some(coords);
     Ok(Report {
         path: path.to_path_buf(),
         status: Status::WouldLoad,
