@@ -468,7 +468,9 @@ fn a_dry_run_predicts_the_run_file_by_file() {
     }
 
     let abc = ["a.mat", "b.mat", "c.mat"];
-    let cases: [(Vec<&Path>, &str, [&str; 3], [&str; 3]); 4] = [
+    // The folders, NAME, the file names in load order and their statuses.
+    type Case<'a> = (Vec<&'a Path>, &'a str, [&'a str; 3], [&'a str; 3]);
+    let cases: [Case; 4] = [
         (vec![&d1], "n1", abc, ["loaded", "failed", "loaded"]),
         (vec![&d2], "n2", abc, ["loaded", "loaded", "failed"]),
         (
