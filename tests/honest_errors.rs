@@ -170,6 +170,9 @@ for name, src in [('vds_other.h5', 'plain.h5'), ('vds_other_not_utf8.h5', other)
         text = src.decode('utf-8', 'surrogateescape') if isinstance(src, bytes) else src
         lay[:] = h5py.VirtualSource(text, 'src', shape=m.shape)
         f.create_virtual_dataset('flux', lay)
+for libver, name in [('latest', 'newest_format.h5'), (('earliest', 'v110'), 'v110_format.h5')]:
+    with h5py.File(name, 'w', libver=libver) as f:
+        f.create_dataset('flux', data=m, chunks=(1, 4), compression='gzip')
 for fid, name in [(32123, 'filter_unknown.h5'), (307, 'filter_bzip2.h5')]:
     f = h5py.File(name, 'w')
     dcpl = h5p.create(h5p.DATASET_CREATE)
@@ -199,6 +202,14 @@ for fid, name in [(32123, 'filter_unknown.h5'), (307, 'filter_bzip2.h5')]:
         &load(&env, &d.join("filter_bzip2.h5"), "w"),
         &["filter_bzip2.h5", "filter 307", "cannot decode"],
     );
+    // A file of a newer HDF5 format than the library reads (h5py's HDF5
+    // 2.0 writes layout messages 1.10 does not know) says so; written in
+    // the older format it loads.
+    let r = load(&env, &d.join("newest_format.h5"), "n");
+    if r.code != 0 {
+        refused_not_damaged(&r, &["newest_format.h5", "newer HDF5", "libver"]);
+    }
+    load(&env, &d.join("v110_format.h5"), "o").ok();
     // A file that is damaged still says so.
     let bytes = std::fs::read(d.join("vds_here.h5")).unwrap();
     let cut = d.join("cut.h5");

@@ -195,6 +195,21 @@ impl Matrix for Hdf5Matrix {
 }
 
 /// The dataset at `var`, or an error that says what is there instead.
+/// The library's reason a dataset cannot be opened. A message of a version
+/// this library does not know was written by a newer HDF5 (2.0 writes
+/// layout messages 1.10 cannot read): the file is not damaged.
+fn describe_dataset_error(e: &str) -> String {
+    if e.contains("bad version number") {
+        let (major, minor, release) = ::hdf5::library_version();
+        format!(
+            "cannot be opened: it was written by a newer HDF5 than this build's library ({major}.{minor}.{release}) reads ({}); write it again with an older format (h5py: libver=('earliest', 'v110')), or `h5repack` it with HDF5 {major}.{minor}",
+            e.rsplit(": ").next().unwrap_or(e)
+        )
+    } else {
+        format!("cannot be opened: {e}")
+    }
+}
+
 /// The library's reason a file cannot be opened, as a sentence that says
 /// what to do: a truncated file (the common case: a copy or download cut
 /// short) says how much of it is there.
@@ -479,7 +494,7 @@ fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
     match file.loc_type_by_name(&at) {
         Ok(LocationType::Dataset) => file
             .dataset(&at)
-            .map_err(|e| Error::variable(path, var, format!("cannot be opened: {e}"))),
+            .map_err(|e| Error::variable(path, var, describe_dataset_error(&e.to_string()))),
         Ok(LocationType::Group) => {
             let g = file.group(&at).ok();
             let what = match g.as_ref().and_then(matlab_class_of_group) {
