@@ -67,7 +67,7 @@ impl Config {
     /// Name the data file this config is for, so that an error about a
     /// key that is missing everywhere names the file it was needed for.
     pub fn for_file(mut self, data: &Path) -> Self {
-        self.subject = data.display().to_string();
+        self.subject = crate::error::shown(data).to_string();
         self.file_name = data.file_name().map(|n| n.to_string_lossy().into_owned());
         self
     }
@@ -105,7 +105,7 @@ impl Config {
     /// Read a JSON config file and push it as a layer.
     pub fn push_file(&mut self, path: &Path) -> Result<()> {
         let map = read_config_file(path)?;
-        self.push(path.display().to_string(), map);
+        self.push(crate::error::shown(path).to_string(), map);
         Ok(())
     }
 
@@ -435,7 +435,7 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
     let depth = nesting_depth(text);
     if depth > MAX_NESTING {
         return Err(Error::ConfigSyntax {
-            origin: path.display().to_string(),
+            origin: crate::error::shown(path).to_string(),
             msg: format!("nests values {depth} levels deep; at most {MAX_NESTING} are read"),
         });
     }
@@ -446,11 +446,11 @@ pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
             .filter(|(k, _)| !k.starts_with("//"))
             .collect()),
         Ok(_) => Err(Error::ConfigSyntax {
-            origin: path.display().to_string(),
+            origin: crate::error::shown(path).to_string(),
             msg: "the config must be one JSON object, e.g. {\"timestamp\": \"2004-06-30\"}".into(),
         }),
         Err(e) => Err(Error::ConfigSyntax {
-            origin: path.display().to_string(),
+            origin: crate::error::shown(path).to_string(),
             msg: format!("not valid JSON ({e})"),
         }),
     }

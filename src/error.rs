@@ -5,14 +5,52 @@
 //! line `manage` prints on stderr, so it is written as a sentence that says
 //! what is wrong and, where it helps, what to do next.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A path as every message shows it: control characters escaped (`\n`,
+/// `\t`, `\u{1b}`) and bytes that are not UTF-8 as `\xNN`, so that a name
+/// cannot break a line, move the cursor, or pass for another; anything else
+/// as it is.
+pub fn shown(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        shown_bytes(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        shown_text(&path.to_string_lossy())
+    }
+}
+
+/// Text as [`shown`] shows a path.
+pub fn shown_text(s: &str) -> String {
+    shown_bytes(s.as_bytes())
+}
+
+fn shown_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input file cannot be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         path: PathBuf,
         #[source]
@@ -20,11 +58,11 @@ pub enum Error {
     },
 
     /// The file is not in a format `manage` reads, or it is damaged.
-    #[error("{}: {msg}", path.display())]
+    #[error("{}: {msg}", shown(path))]
     Format { path: PathBuf, msg: String },
 
     /// The variable (MAT) or dataset (HDF5) is missing or cannot be used.
-    #[error("{}: variable '{var}' {msg}", path.display())]
+    #[error("{}: variable '{}' {msg}", shown(path), shown_text(var))]
     Variable {
         path: PathBuf,
         var: String,

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cmd::plural;
 use crate::config::{self, Config};
-use crate::error::{Error, Result};
+use crate::error::{shown, shown_text, Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock;
@@ -307,7 +307,7 @@ impl Report {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "path": self.path.display().to_string(),
+            "path": shown(&self.path).to_string(),
             "status": self.status.as_str(),
             "documents": self.documents,
             "dates": self.dates,
@@ -355,11 +355,11 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
 /// The error's sentence, led by the file when it does not name it already.
 fn naming_the_file(path: &Path, e: &Error) -> String {
     let msg = e.to_string();
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    if msg.contains(&path.display().to_string()) || file_name.is_some_and(|n| msg.contains(&n)) {
+    let file_name = path.file_name().map(|n| shown(Path::new(n)));
+    if msg.contains(&shown(path)) || file_name.is_some_and(|n| msg.contains(&n)) {
         msg
     } else {
-        format!("{}: {msg}", path.display())
+        format!("{}: {msg}", shown(path))
     }
 }
 
@@ -392,7 +392,7 @@ fn print_summary(args: &Args, reports: &[Report]) {
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.status == Status::Failed)
-        .map(|r| r.path.display().to_string())
+        .map(|r| shown(&r.path).to_string())
         .collect();
     let failed = if failed.is_empty() {
         "0 failed".to_string()
@@ -421,10 +421,10 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                     arg.clone(),
                     format!(
                         "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
-                        arg.display()
+                        shown(arg)
                     ),
                 )),
-                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", arg.display()))),
+                Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", shown(arg)))),
             }
             continue;
         }
@@ -434,9 +434,22 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
             files.push(arg.clone());
             continue;
         }
+        if arg.to_str().is_none() {
+            unmatched.push((
+                arg.clone(),
+                format!(
+                    "{}: a pattern is matched as text, and this one is not UTF-8; name its folder or its files instead",
+                    shown(arg)
+                ),
+            ));
+            continue;
+        }
         let mut matched = 0;
         match glob::glob(&text) {
-            Err(e) => unmatched.push((arg.clone(), format!("{text}: not a valid pattern: {e}"))),
+            Err(e) => unmatched.push((
+                arg.clone(),
+                format!("{}: not a valid pattern: {e}", shown_text(&text)),
+            )),
             Ok(paths) => {
                 for p in paths {
                     match p {
@@ -447,12 +460,22 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                         }
                         Err(e) => {
                             matched += 1;
-                            unmatched.push((e.path().to_path_buf(), e.to_string()));
+                            let msg = format!("{}: {}", shown(e.path()), e.error());
+                            unmatched.push((e.path().to_path_buf(), msg));
                         }
                     }
                 }
+                // The glob crate matches only names that are UTF-8: the
+                // others it skips, silently. They are files like any other.
+                for p in not_utf8_matches(&text) {
+                    matched += 1;
+                    files.push(p);
+                }
                 if matched == 0 {
-                    unmatched.push((arg.clone(), format!("{text}: no file matches this pattern")));
+                    unmatched.push((
+                        arg.clone(),
+                        format!("{}: no file matches this pattern", shown_text(&text)),
+                    ));
                 }
             }
         }
@@ -460,6 +483,46 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     files.sort_by(|a, b| (a.file_name(), a).cmp(&(b.file_name(), b)));
     files.dedup();
     (files, unmatched)
+}
+
+/// The files whose names are not UTF-8 that `pattern`'s last component
+/// matches (as text, each byte that is not UTF-8 read as U+FFFD), in the
+/// folders its other components name.
+fn not_utf8_matches(pattern: &str) -> Vec<PathBuf> {
+    let (dirs, last) = match pattern.rsplit_once('/') {
+        Some((d, last)) => (Some(if d.is_empty() { "/" } else { d }), last),
+        None => (None, pattern),
+    };
+    let Ok(last) = glob::Pattern::new(last) else {
+        return Vec::new();
+    };
+    let folders: Vec<Option<PathBuf>> = match dirs {
+        None => vec![None],
+        Some(d) if !d.contains(['*', '?', '[']) => vec![Some(PathBuf::from(d))],
+        Some(d) => glob::glob(d)
+            .map(|g| g.flatten().filter(|p| p.is_dir()).map(Some).collect())
+            .unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(folder.as_deref().unwrap_or(Path::new("."))) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_str().is_some() || !last.matches(&name.to_string_lossy()) {
+                continue;
+            }
+            let p = match &folder {
+                Some(f) => f.join(&name),
+                None => PathBuf::from(&name),
+            };
+            if !p.is_dir() {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -484,6 +547,19 @@ struct Stores<'a> {
     read_only: bool,
     opened: Option<Option<Box<dyn Store>>>,
     failure: Option<String>,
+    /// `--dry-run`: what the files before this one would have made of NAME.
+    dry: Pending,
+}
+
+/// What the files a dry run has checked so far would have loaded into
+/// NAME, had it not been a dry run: so that each file is checked against
+/// the dataset as the real run would find it (their coordinates, model and
+/// precision, and the inputs the ingest log would hold).
+#[derive(Default)]
+struct Pending {
+    coords: Option<Vec<[f64; 2]>>,
+    metadata: Option<Document>,
+    inputs: HashSet<String>,
 }
 
 impl<'a> Stores<'a> {
@@ -493,6 +569,7 @@ impl<'a> Stores<'a> {
             read_only,
             opened: None,
             failure: None,
+            dry: Pending::default(),
         }
     }
 
@@ -589,14 +666,22 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
         eprintln!(
             "warning: {}: unknown config keys kept in the metadata as they are: {}",
-            path.display(),
+            shown(path),
             keys.join(", ")
         );
+    }
+    if !args.quiet {
+        for (key, origin, why) in kind.ignored_keys(&config) {
+            eprintln!("warning: {origin}: config key '{key}' is ignored: {why}");
+        }
     }
     let model = kind.build(&args.name, &config)?;
     if args.dry_run {
         let input = input_of(args, kind, &config, path)?;
         if !args.force {
+            if stores.dry.inputs.contains(&input.id) {
+                return Ok(skipped(args, path, &Document::new(), started));
+            }
             if let Some(store) = stores.get()? {
                 if let Some(entry) = already_loaded(store, &args.name, &input.id)? {
                     return Ok(skipped(args, path, &entry, started));
@@ -604,8 +689,22 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             }
         }
         let file = prepare(args, kind, &config, model, path)?;
+        let mut pending = std::mem::take(&mut stores.dry);
         let store = stores.get()?;
-        return dry_run(store.map(|s| &*s), args, path, file, started);
+        let report = dry_run(
+            store.map(|s| &*s),
+            &mut pending,
+            args,
+            kind,
+            path,
+            file,
+            started,
+        );
+        if report.is_ok() {
+            pending.inputs.insert(input.id);
+        }
+        stores.dry = pending;
+        return report;
     }
     // The lock is taken before the file is hashed, so that --lock-timeout
     // is the time waited, however large the file; and the check whether
@@ -632,7 +731,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
             }
         }
         let file = prepare(args, kind, &config, model, path)?;
-        locked_load(store, args, path, file, &input, started)
+        locked_load(store, args, kind, path, file, &input, started)
     });
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(
@@ -704,10 +803,87 @@ fn skipped(args: &Args, path: &Path, entry: &Document, started: Instant) -> Repo
         error: None,
         message: format!(
             "skipped {}: already loaded into {}{when} (same content and config); --force loads it again",
-            path.display(),
+            shown(path),
             args.name
         ),
     }
+}
+
+/// Refuse a file that would add to dataset `name` documents of another
+/// model, or values rounded to another precision, than it holds: the
+/// dataset's `metadata` says which (see [`ModelKind::of_metadata`]).
+fn check_fits_dataset(
+    md: Option<Document>,
+    name: &str,
+    kind: ModelKind,
+    model: &dyn Model,
+    path: &Path,
+) -> Result<()> {
+    let Some(md) = md else {
+        return Ok(());
+    };
+    if let Some(stored) = ModelKind::of_metadata(&md) {
+        if stored != kind.layout() {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "it holds {} data, and {} is loaded as {}; nothing was written (load it under another name)",
+                    stored.layout_name(),
+                    shown(path),
+                    kind.name()
+                ),
+            ));
+        }
+    }
+    let stored_precision = md.get("precision").and_then(|p| match p {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(x) if x.fract() == 0.0 => Some(*x as i64),
+        _ => None,
+    });
+    if let Some(p) = stored_precision {
+        if p != i64::from(model.precision()) {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "its values have precision {p}, and {} would add values with precision {}; nothing was written (set precision={p}, or load it under another name)",
+                    shown(path),
+                    model.precision()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse, before anything is written, a file whose `metadata` entry would
+/// be over the document limit even before its dates and statistics: what
+/// makes it so large is the config (a long title, units or unknown keys),
+/// which is stored in it.
+fn check_metadata_size(
+    name: &str,
+    path: &Path,
+    model: &dyn Model,
+    coords: &[[f64; 2]],
+) -> Result<()> {
+    let md = model.metadata(coords, &Summary::default());
+    let bytes = bson::to_vec(&md).map_or(usize::MAX, |b| b.len());
+    if bytes <= MAX_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    let largest = md
+        .iter()
+        .max_by_key(|(_, v)| bson::to_vec(&doc! {"v": *v}).map_or(usize::MAX, |b| b.len()))
+        .map(|(k, _)| k.as_str())
+        .unwrap_or("_id");
+    Err(Error::collection(
+        name,
+        format!(
+            "its metadata entry for {} would be {:.1} MiB, over MongoDB's 16 MiB document limit (its largest key, from the config, is '{largest}'); nothing was written",
+            shown(path),
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+    ))
 }
 
 /// The coordinates the dataset will have with this file, and whether the
@@ -736,18 +912,21 @@ fn joined_coordinates(
             let cells = coords.len();
             coordinates_of(entry)
                 .and_then(|old| model.join_coordinates(old, coords))
-                .ok_or_else(|| {
-                    Error::collection(
-                        name,
-                        format!(
-                            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
-                            path.display(),
-                        ),
-                    )
-                })?
+                .ok_or_else(|| coords_differ(name, path, cells))?
         }
     };
     Ok((coords, appending))
+}
+
+/// A grid file whose coordinates are not the dataset's.
+fn coords_differ(name: &str, path: &Path, cells: usize) -> Error {
+    Error::collection(
+        name,
+        format!(
+            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
+            shown(path),
+        ),
+    )
 }
 
 /// The digest of a dataset's coordinates, kept in its summary entry: the
@@ -864,6 +1043,7 @@ fn span_of(summary: &Summary) -> String {
 fn locked_load(
     store: &mut dyn Store,
     args: &Args,
+    kind: ModelKind,
     path: &Path,
     mut file: Prepared,
     input: &Input,
@@ -876,6 +1056,7 @@ fn locked_load(
         }
     }
     refuse_over_unfinished_append(&*store, name, &input.id)?;
+    check_fits_dataset(store.entry(METADATA, name)?, name, kind, &*file.model, path)?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(
@@ -886,6 +1067,8 @@ fn locked_load(
         coords,
         stored.as_ref().map(|(_, d)| d.as_str()),
     )?;
+
+    check_metadata_size(name, path, &*file.model, &coords)?;
 
     // The summary of the dataset as it will be: the stored one, less the
     // documents this load replaces, plus the file's. Only the replaced
@@ -959,7 +1142,7 @@ fn locked_load(
         message: format!(
             "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}{}",
             plural(documents as u64, "document"),
-            path.display(),
+            shown(path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),
@@ -1001,20 +1184,44 @@ fn ingest_entry(
 /// `--dry-run`: everything a load does but write; the store is only read.
 fn dry_run(
     store: Option<&dyn Store>,
+    pending: &mut Pending,
     args: &Args,
+    kind: ModelKind,
     path: &Path,
     mut file: Prepared,
     started: Instant,
 ) -> Result<Report> {
     let name = &args.name;
-    let coords = std::mem::take(&mut file.coords);
-    let (_, appending) = joined_coordinates(store, name, path, &*file.model, coords, None)?;
-    let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
-    let into = if appending {
-        "adding to the existing dataset"
-    } else {
-        "a new dataset"
+    let md = match &pending.metadata {
+        Some(md) => Some(md.clone()),
+        None => store
+            .map(|s| s.entry(METADATA, name))
+            .transpose()?
+            .flatten(),
     };
+    check_fits_dataset(md, name, kind, &*file.model, path)?;
+    let coords = std::mem::take(&mut file.coords);
+    let (coords, appending) = match pending.coords.take() {
+        // The files before this one would have made the coord_index.
+        Some(before) => {
+            let cells = coords.len();
+            let joined = file.model.join_coordinates(before.clone(), coords);
+            pending.coords = Some(before);
+            // The run's own words: the files before this one would be stored.
+            let joined = joined.ok_or_else(|| coords_differ(name, path, cells))?;
+            (joined, true)
+        }
+        None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
+    };
+    check_metadata_size(name, path, &*file.model, &coords)?;
+    let (summary, documents, _) = convert(&*file.model, &mut *file.matrix, args, &mut |_| Ok(()))?;
+    let into = match (appending, &pending.metadata) {
+        (false, _) => "a new dataset",
+        (true, Some(_)) => "adding to what the files before it would load",
+        (true, None) => "adding to the existing dataset",
+    };
+    pending.metadata = Some(file.model.metadata(&coords, &summary));
+    pending.coords = Some(coords);
     Ok(Report {
         path: path.to_path_buf(),
         status: Status::WouldLoad,
@@ -1022,7 +1229,7 @@ fn dry_run(
         message: format!(
             "dry run: would load {} from {} into {name} ({into}), {}{}; nothing written",
             plural(documents as u64, "document"),
-            path.display(),
+            shown(path),
             plural(summary.times.len() as u64, "time"),
             span_of(&summary),
         ),

@@ -88,7 +88,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     if !png {
         return Err(Error::Usage(format!(
             "--output {}: plot writes PNG images; give a file name ending in .png",
-            args.output.display()
+            crate::error::shown(&args.output)
         )));
     }
     let at = parse_at(args.at.as_deref())?;
@@ -115,7 +115,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     };
     println!(
         "wrote {} ({} x {height} px): {} at {}Z, {} {}{}, {range}",
-        args.output.display(),
+        crate::error::shown(&args.output),
         args.width,
         args.name,
         iso_date(snap.time),
@@ -715,8 +715,8 @@ fn write_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
             "--output {}: the folder {} does not exist",
-            path.display(),
-            dir.display()
+            crate::error::shown(path),
+            crate::error::shown(dir)
         )));
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy();

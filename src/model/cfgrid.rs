@@ -166,6 +166,10 @@ impl CfGrid {
 }
 
 impl Model for CfGrid {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -74,6 +74,11 @@ impl Kriged {
     }
 }
 
+/// The largest encoded size of the document of a map of `n` cells.
+fn document_bytes(n: usize) -> usize {
+    49 + 2 * super::bson_array_bytes(n, 8)
+}
+
 /// A stored number of seconds, whether written as an integer or a double.
 fn seconds_of(b: &Bson) -> Option<f64> {
     match b {
@@ -85,12 +90,18 @@ fn seconds_of(b: &Bson) -> Option<f64> {
 }
 
 impl Model for Kriged {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
 
     fn check(&self, info: &MatrixInfo) -> Result<()> {
-        check_columns(info, MODEL, &self.columns)
+        check_columns(info, MODEL, &self.columns)?;
+        // {_id: date, _span: double, values: [N doubles], errors: [N doubles]} at most.
+        super::check_document_sizes(info, &self.name, document_bytes)
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
@@ -304,6 +315,19 @@ mod tests {
                 .unwrap(),
             386.85
         );
+    }
+
+    #[test]
+    fn the_largest_document_size_is_computed_exactly() {
+        for n in [0, 1, 10, 11, 1000] {
+            let doc = doc! {
+                "_id": bson::DateTime::from_millis(0),
+                "_span": 0.5,
+                "values": vec![Bson::Double(1.0); n],
+                "errors": vec![Bson::Double(1.0); n],
+            };
+            assert_eq!(document_bytes(n), bson::to_vec(&doc).unwrap().len(), "{n}");
+        }
     }
 
     #[test]

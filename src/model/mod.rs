@@ -106,7 +106,11 @@ impl ModelKind {
         };
         let found = match info {
             Some(i) if matches!(self, Self::SpatioTemporalMatrix | Self::CfGrid) => {
-                format!(" ({} has {} time steps)", i.path.display(), i.cols - 2)
+                format!(
+                    " ({} has {} time steps)",
+                    crate::error::shown(&i.path),
+                    i.cols - 2
+                )
             }
             _ => String::new(),
         };
@@ -122,6 +126,80 @@ impl ModelKind {
         Self::Xco2Matrix,
         Self::CfGrid,
     ];
+
+    /// The model whose documents and metadata this model writes: CFGrid
+    /// writes SpatioTemporalMatrix's, so either adds to the other's datasets.
+    pub fn layout(self) -> ModelKind {
+        match self {
+            Self::CfGrid => Self::SpatioTemporalMatrix,
+            k => k,
+        }
+    }
+
+    /// The model layout a stored `metadata` entry was written by, told by
+    /// the fields only that model writes: `spans` (KrigedXCO2Matrix),
+    /// `steps` (SpatioTemporalMatrix and CFGrid), `gridded: false` with a
+    /// `geometry` (XCO2Matrix). `None` when it is none of them.
+    pub fn of_metadata(md: &Document) -> Option<ModelKind> {
+        let gridded = md.get_bool("gridded").ok();
+        if gridded == Some(false) || md.contains_key("geometry") {
+            Some(Self::Xco2Matrix)
+        } else if md.get_array("spans").is_ok() {
+            Some(Self::KrigedXco2Matrix)
+        } else if md.get_array("steps").is_ok() {
+            Some(Self::SpatioTemporalMatrix)
+        } else {
+            None
+        }
+    }
+
+    /// The layout's name as a dataset's model: CFGrid's datasets are
+    /// SpatioTemporalMatrix's.
+    pub fn layout_name(self) -> &'static str {
+        match self.layout() {
+            Self::SpatioTemporalMatrix => "SpatioTemporalMatrix (or CFGrid)",
+            k => k.name(),
+        }
+    }
+
+    /// The names of the parameters the model stores, in its documents and
+    /// the metadata `stats`.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            Self::SpatioTemporalMatrix | Self::CfGrid => &["values"],
+            Self::KrigedXco2Matrix => &["values", "errors"],
+            Self::Xco2Matrix => &["value", "error"],
+        }
+    }
+
+    /// The old tool's keys that change nothing here, given with another
+    /// value than the model's default: each `(key, where it was given,
+    /// why it is ignored)`. `header` named the coordinate columns of the old
+    /// tool's tables, `parameters` the stored fields, `formats` the text
+    /// format of each column; the models store fixed fields (see
+    /// [`ModelKind::parameters`]), coordinates as x and y with 5 decimals
+    /// and values with `precision` decimals.
+    pub fn ignored_keys(self, config: &Config) -> Vec<(&'static str, String, String)> {
+        let defaults = self.defaults();
+        let mut out = Vec::new();
+        for key in ["header", "parameters", "formats"] {
+            let Some((value, origin)) = config.get(key) else {
+                continue;
+            };
+            if defaults.get(key) == Some(value) {
+                continue;
+            }
+            let why = match key {
+                "header" => "coordinates are stored and exported as x and y".to_string(),
+                "parameters" => {
+                    format!("{} stores {}", self.name(), self.parameters().join(" and "))
+                }
+                _ => "values keep `precision` decimals and coordinates 5".to_string(),
+            };
+            out.push((key, origin.to_string(), why));
+        }
+        out
+    }
 
     /// The matrix the model reads, in words.
     pub fn shape(self) -> &'static str {
@@ -429,6 +507,9 @@ pub trait Model: Sync {
 
     /// The dataset name the model was built for.
     fn name(&self) -> &str;
+
+    /// The decimals its values are rounded to (the metadata's `precision`).
+    fn precision(&self) -> u32;
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.

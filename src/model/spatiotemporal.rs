@@ -184,7 +184,10 @@ impl SpatioTemporal {
             column.iter().map(|&x| {
                 x.is_finite().then(|| {
                     let v = round_to(x, self.precision);
-                    keys.push(stats.key(v));
+                    match stats.key(v) {
+                        Some(k) => keys.push(k),
+                        None => stats.add(v),
+                    }
                     v
                 })
             }),
@@ -201,6 +204,10 @@ impl SpatioTemporal {
 }
 
 impl Model for SpatioTemporal {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -234,7 +241,7 @@ impl Model for SpatioTemporal {
                         format!("{:e}", self.step_seconds)
                     },
                     last + 1,
-                    info.path.display()
+                    crate::error::shown(&info.path)
                 ),
             ));
         }

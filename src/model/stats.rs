@@ -5,14 +5,21 @@
 //! number of `10^-precision` units. The statistics are nothing but a table
 //! of how many times each such integer occurs: the exact median, the min and
 //! max come straight from it, and the mean and standard deviation are
-//! computed from it (the sum exactly, in integers). The table's size is the
+//! computed from it (the sum exactly, in integers). A value too large for
+//! its number of units to be an exact integer key (|x|·10^precision from
+//! 2^50, e.g. 1e20 at precision 2, or anything at precision 15 above 30) is
+//! counted in a second table by the value itself, so that every value of
+//! any magnitude is counted as what it is; the mean and standard deviation
+//! are then computed on the values scaled by a power of two, which cannot
+//! overflow (and gives the same bits as unscaled arithmetic wherever that
+//! does not overflow). The table's size is the
 //! number of distinct values (a few thousand for real fluxes), not the number
 //! of values (hundreds of millions for a year of a global grid). Because a
 //! table is a multiset, adding two is exact and so is taking a document's
 //! values out again: an append merges the new file into the stored table and
 //! subtracts the documents it replaces, without reading anything else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
@@ -46,12 +53,59 @@ type Counts = HashMap<i64, u64, BuildHasherDefault<IntHasher>>;
 /// by [`Stats::add_keys`]; others go to the hash table.
 const DENSE_SPAN: i64 = 1 << 16;
 
+/// Numbers of units from this magnitude on are not keys: `x·10^d` rounds
+/// back to the exact integer of units, and `k / 10^d` to the value, only
+/// well below 2^52.
+const KEY_LIMIT: f64 = (1u64 << 50) as f64;
+
+/// A value as an integer of the same order (`f64::total_cmp`'s): the key of
+/// the table of large values, and back.
+fn ordered(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    if b < 0 {
+        b ^ i64::MAX
+    } else {
+        b
+    }
+}
+
+fn from_ordered(k: i64) -> f64 {
+    f64::from_bits((if k < 0 { k ^ i64::MAX } else { k }) as u64)
+}
+
+/// 2^e, exactly, for e from -1074 to 1023.
+fn pow2(e: i32) -> f64 {
+    if e >= -1022 {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    } else {
+        f64::from_bits(1u64 << (e + 1074))
+    }
+}
+
+/// The binary exponent of a finite `m > 0` (of 2^-1022 for subnormals).
+fn exponent(m: f64) -> i32 {
+    (((m.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(-1022)
+}
+
+/// The mean of two values, also where their sum overflows.
+fn midpoint(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    if s.is_finite() {
+        s / 2.0
+    } else {
+        a / 2.0 + b / 2.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     decimals: u32,
     scale: f64,
     n: u64,
+    /// Values by their number of `10^-decimals` units.
     counts: Counts,
+    /// Values too large for [`Stats::key`], by [`ordered`] value.
+    large: BTreeMap<i64, u64>,
 }
 
 impl Stats {
@@ -62,13 +116,17 @@ impl Stats {
             scale: 10f64.powi(decimals as i32),
             n: 0,
             counts: Counts::default(),
+            large: BTreeMap::new(),
         }
     }
 
-    /// The key of a stored value: its number of `10^-decimals` units.
+    /// The key of a stored value: its number of `10^-decimals` units;
+    /// `None` for a value too large for that to be exact (see
+    /// [`Stats::add`], which counts it by itself).
     #[inline]
-    pub fn key(&self, x: f64) -> i64 {
-        (x * self.scale).round() as i64
+    pub fn key(&self, x: f64) -> Option<i64> {
+        let y = x * self.scale;
+        (y.abs() < KEY_LIMIT).then(|| y.round() as i64)
     }
 
     /// Add a stored value; null (non-finite) values are left out.
@@ -77,7 +135,10 @@ impl Stats {
             return;
         }
         self.n += 1;
-        *self.counts.entry(self.key(x)).or_default() += 1;
+        match self.key(x) {
+            Some(k) => *self.counts.entry(k).or_default() += 1,
+            None => *self.large.entry(ordered(x)).or_default() += 1,
+        }
     }
 
     /// Add the values whose keys ([`Stats::key`]) are `keys`: counted in an
@@ -87,7 +148,7 @@ impl Stats {
         let Some(&first) = keys.first() else {
             return;
         };
-        let base = first - DENSE_SPAN / 2;
+        let base = first.saturating_sub(DENSE_SPAN / 2);
         let mut dense = vec![0u64; DENSE_SPAN as usize];
         for &k in keys {
             let i = k.wrapping_sub(base);
@@ -126,6 +187,9 @@ impl Stats {
         for (k, c) in o.counts {
             *self.counts.entry(k).or_default() += c;
         }
+        for (k, c) in o.large {
+            *self.large.entry(k).or_default() += c;
+        }
     }
 
     /// Take the values of `o` out again (those of a document being
@@ -145,6 +209,15 @@ impl Stats {
                 Some(mine) if *mine > *c => *mine -= c,
                 Some(mine) if *mine == *c => {
                     self.counts.remove(k);
+                }
+                _ => return false,
+            }
+        }
+        for (k, c) in &o.large {
+            match self.large.get_mut(k) {
+                Some(mine) if *mine > *c => *mine -= c,
+                Some(mine) if *mine == *c => {
+                    self.large.remove(k);
                 }
                 _ => return false,
             }
@@ -178,62 +251,98 @@ impl Stats {
         if self.n == 0 {
             return None;
         }
-        Some(match self.key_sum() {
-            Some(s) => (s as f64 / self.n as f64) / self.scale,
-            None => {
-                self.counts
-                    .iter()
-                    .map(|(&k, &c)| self.value(k) * c as f64)
-                    .sum::<f64>()
-                    / self.n as f64
+        if self.large.is_empty() {
+            if let Some(s) = self.key_sum() {
+                return Some((s as f64 / self.n as f64) / self.scale);
             }
-        })
+        }
+        let (e, f) = self.scaling()?;
+        Some(self.scaled_mean(f) * pow2(e))
+    }
+
+    /// Every counted value and its count, in no order.
+    fn values(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let small = self.counts.iter().map(|(&k, &c)| (self.value(k), c));
+        let large = self.large.iter().map(|(&k, &c)| (from_ordered(k), c));
+        small.chain(large)
+    }
+
+    /// `(e, 2^-e)` for `e` the binary exponent of the largest magnitude:
+    /// values times `2^-e` are below 2 in magnitude, so neither their sum
+    /// nor their squares can overflow.
+    fn scaling(&self) -> Option<(i32, f64)> {
+        let m = self.values().map(|(v, _)| v.abs()).fold(0.0, f64::max);
+        let e = if m > 0.0 { exponent(m) } else { 0 };
+        Some((e, pow2(-e)))
+    }
+
+    /// The mean of the values times `f`, summed with compensation.
+    fn scaled_mean(&self, f: f64) -> f64 {
+        let (mut sum, mut carry) = (0.0f64, 0.0f64);
+        for (v, c) in self.values() {
+            let x = v * f * c as f64;
+            let t = sum + x;
+            carry += if sum.abs() >= x.abs() {
+                (sum - t) + x
+            } else {
+                (x - t) + sum
+            };
+            sum = t;
+        }
+        (sum + carry) / self.n as f64
     }
 
     /// Sample standard deviation (n − 1 in the denominator, as pandas),
-    /// in two passes over the table: the mean, then the squared distances.
+    /// in two passes over the table: the mean, then the squared distances;
+    /// both on the values scaled by a power of two (see [`Stats::scaling`]).
     pub fn std(&self) -> Option<f64> {
         if self.n < 2 {
             return None;
         }
-        let mean = self.mean()?;
+        let (e, f) = self.scaling()?;
+        let mean = self.mean()? * f;
         let m2: f64 = self
-            .counts
-            .iter()
-            .map(|(&k, &c)| {
-                let d = self.value(k) - mean;
+            .values()
+            .map(|(v, c)| {
+                let d = v * f - mean;
                 d * d * c as f64
             })
             .sum();
-        Some((m2 / (self.n - 1) as f64).sqrt())
+        Some((m2 / (self.n - 1) as f64).sqrt() * pow2(e))
     }
 
-    fn sorted(&self) -> Vec<(i64, u64)> {
-        let mut keys: Vec<(i64, u64)> = self.counts.iter().map(|(k, c)| (*k, *c)).collect();
-        keys.sort_unstable();
-        keys
+    /// Every value and its count, ascending.
+    fn sorted(&self) -> Vec<(f64, u64)> {
+        let mut values: Vec<(f64, u64)> = self.values().collect();
+        values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        values
     }
 
     pub fn min(&self) -> Option<f64> {
-        self.counts.keys().min().map(|&k| self.value(k))
+        let small = self.counts.keys().min().map(|&k| self.value(k));
+        let large = self.large.keys().next().map(|&k| from_ordered(k));
+        small.into_iter().chain(large).reduce(f64::min)
     }
 
     pub fn max(&self) -> Option<f64> {
-        self.counts.keys().max().map(|&k| self.value(k))
+        let small = self.counts.keys().max().map(|&k| self.value(k));
+        let large = self.large.keys().next_back().map(|&k| from_ordered(k));
+        small.into_iter().chain(large).reduce(f64::max)
     }
 
-    /// The middle value, or the mean of the two middle values (as numpy).
+    /// The middle value, or the mean of the two middle values (as numpy,
+    /// without its overflow where their sum is over the largest double).
     pub fn median(&self) -> Option<f64> {
         if self.n == 0 {
             return None;
         }
-        let keys = self.sorted();
+        let values = self.sorted();
         let nth = |i: u64| {
             let mut seen = 0;
-            for (k, c) in &keys {
+            for (v, c) in &values {
                 seen += c;
                 if i < seen {
-                    return self.value(*k);
+                    return *v;
                 }
             }
             unreachable!("index below the count")
@@ -242,7 +351,7 @@ impl Stats {
         Some(if self.n % 2 == 1 {
             nth(half)
         } else {
-            (nth(half - 1) + nth(half)) / 2.0
+            midpoint(nth(half - 1), nth(half))
         })
     }
 
@@ -258,19 +367,37 @@ impl Stats {
         }
     }
 
-    /// The table as stored: `{decimals, n, counts}`, `counts` the sorted
-    /// (key, count) pairs as little-endian i64/u64, 16 bytes each.
+    /// The table as stored: `{decimals, n, counts, large}`, `counts` the
+    /// sorted (key, count) pairs as little-endian i64/u64, 16 bytes each,
+    /// `large` (only when there are large values) the same of the values'
+    /// bits.
     pub fn to_stored(&self) -> Document {
-        let mut bytes = Vec::with_capacity(self.counts.len() * 16);
-        for (k, c) in self.sorted() {
-            bytes.extend_from_slice(&k.to_le_bytes());
-            bytes.extend_from_slice(&c.to_le_bytes());
-        }
-        doc! {
+        let pairs = |it: &mut dyn Iterator<Item = (i64, u64)>| {
+            let mut bytes = Vec::new();
+            for (k, c) in it {
+                bytes.extend_from_slice(&k.to_le_bytes());
+                bytes.extend_from_slice(&c.to_le_bytes());
+            }
+            Binary {
+                subtype: BinarySubtype::Generic,
+                bytes,
+            }
+        };
+        let mut keys: Vec<(i64, u64)> = self.counts.iter().map(|(k, c)| (*k, *c)).collect();
+        keys.sort_unstable();
+        let mut d = doc! {
             "decimals": self.decimals as i32,
             "n": self.n as i64,
-            "counts": Binary { subtype: BinarySubtype::Generic, bytes },
+            "counts": pairs(&mut keys.into_iter()),
+        };
+        if !self.large.is_empty() {
+            let mut bits = self
+                .large
+                .iter()
+                .map(|(k, c)| (from_ordered(*k).to_bits() as i64, *c));
+            d.insert("large", pairs(&mut bits));
         }
+        d
     }
 
     /// The table [`Stats::to_stored`] wrote; `None` when it is not one.
@@ -285,10 +412,29 @@ impl Stats {
         for pair in bytes.chunks_exact(16) {
             let k = i64::from_le_bytes(pair[..8].try_into().ok()?);
             let c = u64::from_le_bytes(pair[8..].try_into().ok()?);
-            if c == 0 || s.counts.insert(k, c).is_some() {
+            // A key from KEY_LIMIT on was written by a version that
+            // counted large values wrongly: not this table.
+            if c == 0 || (k as f64).abs() >= KEY_LIMIT || s.counts.insert(k, c).is_some() {
                 return None;
             }
             s.n = s.n.checked_add(c)?;
+        }
+        if let Ok(large) = d.get_binary_generic("large") {
+            if large.len() % 16 != 0 {
+                return None;
+            }
+            for pair in large.chunks_exact(16) {
+                let x = f64::from_bits(u64::from_le_bytes(pair[..8].try_into().ok()?));
+                let c = u64::from_le_bytes(pair[8..].try_into().ok()?);
+                if c == 0
+                    || !x.is_finite()
+                    || s.key(x).is_some()
+                    || s.large.insert(ordered(x), c).is_some()
+                {
+                    return None;
+                }
+                s.n = s.n.checked_add(c)?;
+            }
         }
         (s.n == n).then_some(s)
     }
@@ -354,7 +500,7 @@ mod tests {
             .chain([1e9, -1e9, 0.0])
             .collect();
         let mut s = Stats::new(2);
-        let keys: Vec<i64> = v.iter().map(|&x| s.key(x)).collect();
+        let keys: Vec<i64> = v.iter().map(|&x| s.key(x).unwrap()).collect();
         s.add_keys(&keys);
         assert_eq!(s, of(&v));
     }
@@ -375,5 +521,69 @@ mod tests {
         let d = Stats::new(2).document();
         assert_eq!(d.get("mean"), Some(&Bson::Null));
         assert_eq!(d.get("median"), Some(&Bson::Null));
+    }
+
+    #[test]
+    fn values_of_any_magnitude_are_counted_as_themselves() {
+        // 1e20 at 2 decimals, or 100 at 15, has more units than a key holds.
+        let mut s = Stats::new(2);
+        for x in [1e20, 3e20, 2e20, 1e20] {
+            s.add(x);
+        }
+        assert_eq!(s.median(), Some(1.5e20));
+        assert_eq!((s.min(), s.max()), (Some(1e20), Some(3e20)));
+        assert_eq!(s.mean(), Some(1.75e20));
+        let mut p = Stats::new(15);
+        for x in [100.25, 100.5, 99.0] {
+            p.add(x);
+        }
+        assert_eq!(p.median(), Some(100.25));
+        // Near the largest double: no overflow in the sum, squares or median.
+        let mut big = Stats::new(2);
+        for x in [1e308, 1.5e308, 1.2e308, 1.7e308] {
+            big.add(x);
+        }
+        // 1.2e308 + 1.5e308 is over the largest double; their mean is not.
+        assert!((big.median().unwrap() / 1.35e308 - 1.0).abs() < 1e-15);
+        assert!((big.mean().unwrap() / 1.35e308 - 1.0).abs() < 1e-15);
+        assert!(big.std().unwrap().is_finite() && big.mean().unwrap().is_finite());
+        // A mix of small and large values keeps both in order.
+        let mut mix = Stats::new(2);
+        for x in [-1e300, 0.5, 1e300] {
+            mix.add(x);
+        }
+        assert_eq!(mix.median(), Some(0.5));
+        assert_eq!((mix.min(), mix.max()), (Some(-1e300), Some(1e300)));
+        // Stored, merged and subtracted like any other.
+        let back = Stats::from_stored(&mix.to_stored()).unwrap();
+        assert_eq!(back, mix);
+        let mut m = mix.clone();
+        m.merge(big.clone());
+        assert!(m.subtract(&big));
+        assert_eq!(m, mix);
+    }
+
+    #[test]
+    fn a_stored_table_with_keys_an_older_version_saturated_is_not_read() {
+        let mut d = of(&[1.0]).to_stored();
+        let mut bytes = i64::MAX.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        d.insert(
+            "counts",
+            Binary {
+                subtype: BinarySubtype::Generic,
+                bytes,
+            },
+        );
+        assert!(Stats::from_stored(&d).is_none());
+    }
+
+    #[test]
+    fn scaling_by_a_power_of_two_changes_no_bit_of_ordinary_statistics() {
+        let v = [1.25, -3.5, 2.0, 0.08, 7.75, 2.0, 1e-2, 350.5];
+        let s = of(&v);
+        let mean = s.mean().unwrap();
+        let m2: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
+        assert_eq!(s.std().unwrap(), (m2 / 7.0).sqrt());
     }
 }

@@ -118,6 +118,10 @@ fn key(p: &[f64; 2]) -> (u64, u64) {
 }
 
 impl Model for Xco2 {
+    fn precision(&self) -> u32 {
+        self.precision
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -143,15 +147,32 @@ impl Model for Xco2 {
                 let r = block.row(i);
                 Ok((
                     point_id(self.date_of(&info, i, r[yrc], r[dc])?, p[0], p[1]),
+                    i,
                     p,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
         rows.sort_by(|a, b| a.0.cmp(&b.0));
+        // Two rows of one point on one day would be one document: the
+        // store would keep one of them while the report and the statistics
+        // counted both. The file is refused instead, naming them.
+        if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
+            let (a, b) = (w[0].1.min(w[1].1), w[0].1.max(w[1].1));
+            return Err(Error::variable(
+                &info.path,
+                &info.var_name,
+                format!(
+                    "rows {} and {} are the same point on the same day (document '{}', coordinates to 5 decimals); each point is one document, so remove one of the rows",
+                    a + 1,
+                    b + 1,
+                    w[0].0
+                ),
+            ));
+        }
         let mut seen = HashSet::new();
         Ok(rows
             .into_iter()
-            .map(|(_, p)| p)
+            .map(|(_, _, p)| p)
             .filter(|p| seen.insert(key(p)))
             .collect())
     }

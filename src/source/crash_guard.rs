@@ -27,7 +27,7 @@ pub fn reading(path: &Path) {
     install();
     let line = format!(
         "manage: error: {}: the HDF5 library crashed reading this file: it is damaged; copy it again or re-create it\n",
-        path.display()
+        crate::error::shown(path)
     );
     // The handler may read the line at any moment, so it is never freed
     // while it can be current: the lines live in a static (so no leak

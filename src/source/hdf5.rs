@@ -44,6 +44,7 @@ pub struct Hdf5Matrix {
     transposed: bool,
     /// Kept open for as long as the dataset is read.
     _file: File,
+    _opened: super::LibraryPath,
 }
 
 /// Make the library's own error printing silent, once: its messages become
@@ -61,12 +62,13 @@ impl Hdf5Matrix {
         silence_library();
         super::crash_guard::reading(path);
         let lib = |e: ::hdf5::Error| Error::format(path, describe_open_error(&e.to_string()));
+        let opened = super::LibraryPath::new(path)?;
         let file = File::with_options()
             .with_fapl(|p| {
                 p.sieve_buf_size(SIEVE_BYTES)
                     .chunk_cache(521, CHUNK_CACHE_BYTES, 1.0)
             })
-            .open(path)
+            .open(opened.path())
             .map_err(lib)?;
         let var = match var_name {
             Some(v) => v.trim_matches('/').to_string(),
@@ -153,6 +155,7 @@ impl Hdf5Matrix {
             dataset,
             transposed,
             _file: file,
+            _opened: opened,
         })
     }
 }
@@ -192,6 +195,21 @@ impl Matrix for Hdf5Matrix {
 }
 
 /// The dataset at `var`, or an error that says what is there instead.
+/// The library's reason a dataset cannot be opened. A message of a version
+/// this library does not know was written by a newer HDF5 (2.0 writes
+/// layout messages 1.10 cannot read): the file is not damaged.
+fn describe_dataset_error(e: &str) -> String {
+    if e.contains("bad version number") {
+        let (major, minor, release) = ::hdf5::library_version();
+        format!(
+            "cannot be opened: it was written by a newer HDF5 than this build's library ({major}.{minor}.{release}) reads ({}); write it again with an older format (h5py: libver=('earliest', 'v110')), or `h5repack` it with HDF5 {major}.{minor}",
+            e.rsplit(": ").next().unwrap_or(e)
+        )
+    } else {
+        format!("cannot be opened: {e}")
+    }
+}
+
 /// The library's reason a file cannot be opened, as a sentence that says
 /// what to do: a truncated file (the common case: a copy or download cut
 /// short) says how much of it is there.
@@ -213,6 +231,10 @@ fn describe_open_error(e: &str) -> String {
     ) {
         (true, Some(have), Some(want)) => format!(
             "truncated HDF5 file: {have} of its {want} bytes are there; copy or download it again"
+        ),
+        _ if e.contains("unable to lock file") => format!(
+            "is locked by a program writing it (HDF5 file locking: {}); try again when it is written, or set HDF5_USE_FILE_LOCKING=FALSE to read it anyway",
+            e.split("error message = ").nth(1).unwrap_or("locked").trim_matches(['\'', ')', ' '])
         ),
         _ => format!("cannot be read as HDF5 ({e}); the file may be damaged"),
     }
@@ -472,7 +494,7 @@ fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
     match file.loc_type_by_name(&at) {
         Ok(LocationType::Dataset) => file
             .dataset(&at)
-            .map_err(|e| Error::variable(path, var, format!("cannot be opened: {e}"))),
+            .map_err(|e| Error::variable(path, var, describe_dataset_error(&e.to_string()))),
         Ok(LocationType::Group) => {
             let g = file.group(&at).ok();
             let what = match g.as_ref().and_then(matlab_class_of_group) {

@@ -133,8 +133,9 @@ pub fn check_values_are_here(file: &File, d: &Dataset) -> Result<Vec<Dataset>, S
     ) {
         return Ok(vec![]);
     }
-    let map = virtual_sources(&dcpl)
-        .ok_or("is a virtual dataset whose sources cannot be read: the file is damaged")?;
+    let map = virtual_sources(&dcpl).ok_or(
+        "is a virtual dataset whose sources the HDF5 library cannot list (a mapping it does not read, or a damaged file)",
+    )?;
     if map.is_empty() {
         return Err("is a virtual dataset with no source".into());
     }
@@ -143,7 +144,12 @@ pub fn check_values_are_here(file: &File, d: &Dataset) -> Result<Vec<Dataset>, S
         if src_file != "." {
             return Err(format!(
                 "is a virtual dataset with values from another file ('{}'); manage reads only the file it is given",
-                shown(src_file)
+                shown(src_file.trim_start_matches(NOT_UTF8))
+            ));
+        }
+        if let Some(name) = src_dataset.strip_prefix(NOT_UTF8) {
+            return Err(format!(
+                "is a virtual dataset whose source dataset's name is not UTF-8 ('{name}'); manage cannot name it to read it"
             ));
         }
         let what = |msg: &str| {
@@ -181,6 +187,10 @@ pub fn check_values_are_here(file: &File, d: &Dataset) -> Result<Vec<Dataset>, S
     Ok(sources)
 }
 
+/// Leads a name from [`virtual_sources`] that is not UTF-8 (a NUL, which
+/// no HDF5 name holds).
+const NOT_UTF8: &str = "\0";
+
 /// The (file, dataset) of each source of a virtual dataset, read with the
 /// library's own calls (the crate's mapping reader also parses selections,
 /// and refuses some that are valid).
@@ -197,7 +207,11 @@ fn virtual_sources(dcpl: &::hdf5::plist::DatasetCreate) -> Option<Vec<(String, S
             return None;
         }
         buf.truncate(n);
-        String::from_utf8(buf).ok()
+        // A name that is not UTF-8 is valid HDF5: kept, its other bytes escaped.
+        Some(String::from_utf8(buf).unwrap_or_else(|e| {
+            let b = e.into_bytes();
+            format!("{NOT_UTF8}{}", b.escape_ascii())
+        }))
     };
     ::hdf5::sync::sync(|| {
         let mut count = 0usize;
@@ -251,13 +265,5 @@ fn link_value(g: &Group, name: &str) -> Option<String> {
 /// A name from the file, with control characters escaped so that it stays
 /// on the error's one line.
 pub fn shown(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::error::shown_text(s)
 }

@@ -23,6 +23,50 @@ use crate::error::{Error, Result};
 
 pub use self::netcdf::{parse_time_units, CfGridFacts};
 
+/// A path the C libraries (HDF5, NetCDF) can open, which take UTF-8 text
+/// only: the path itself when it is UTF-8; otherwise, on Linux, the file
+/// opened here and named by its `/proc/self/fd` entry, kept open as long as
+/// this value lives. Elsewhere a path that is not UTF-8 is refused, saying
+/// so (it is not a damaged file).
+pub(crate) struct LibraryPath {
+    path: PathBuf,
+    _held: Option<std::fs::File>,
+}
+
+impl LibraryPath {
+    pub(crate) fn new(path: &Path) -> Result<Self> {
+        if path.to_str().is_some() {
+            return Ok(Self {
+                path: path.to_path_buf(),
+                _held: None,
+            });
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(path).map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+            let alias = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            if alias.exists() {
+                return Ok(Self {
+                    path: alias,
+                    _held: Some(f),
+                });
+            }
+        }
+        Err(Error::format(
+            path,
+            "its path is not UTF-8, which the HDF5 and NetCDF libraries cannot open; rename the file",
+        ))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// What a source found in the file.
 #[derive(Debug, Clone)]
 pub struct MatrixInfo {

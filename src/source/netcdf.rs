@@ -49,6 +49,8 @@ pub struct CfGridFacts {
 pub struct NetCdfMatrix {
     info: MatrixInfo,
     file: netcdf::File,
+    /// The path the library opened, held as long as the file.
+    _opened: super::LibraryPath,
     facts: CfGridFacts,
     /// Length of each dimension of the variable, in file order.
     dims: Vec<usize>,
@@ -97,7 +99,10 @@ pub fn is_netcdf4(path: &Path) -> bool {
     ::hdf5::silence_errors(true);
     // Looking must not open what an external link names.
     super::hdf5_origin::forbid_external_links();
-    let Ok(file) = ::hdf5::File::open(path) else {
+    let Ok(opened) = super::LibraryPath::new(path) else {
+        return false;
+    };
+    let Ok(file) = ::hdf5::File::open(opened.path()) else {
         return false;
     };
     if file
@@ -290,7 +295,8 @@ impl NetCdfMatrix {
         if netcdf4 {
             super::crash_guard::reading(path);
         }
-        let file = netcdf::open(path).map_err(|e| {
+        let opened = super::LibraryPath::new(path)?;
+        let file = netcdf::open(opened.path()).map_err(|e| {
             Error::format(
                 path,
                 format!("cannot be read as NetCDF ({e}); the file may be damaged or truncated"),
@@ -522,6 +528,7 @@ impl NetCdfMatrix {
                 class,
             },
             file,
+            _opened: opened,
             facts: CfGridFacts {
                 times_ms,
                 title,

@@ -57,7 +57,7 @@ fn table(collection: &str) -> String {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::store(path.display().to_string(), e)
+    move |e| Error::store(crate::error::shown(path).to_string(), e)
 }
 
 /// Documents of at least this many BSON bytes are stored zstd-compressed.
@@ -77,8 +77,12 @@ const PACKED_TAG: [u8; 4] = [b'F', b'P', b'2', 0xff];
 const PACKED_DOUBLES_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
-    let damaged =
-        |e: String| Error::store(path.display().to_string(), format!("damaged document: {e}"));
+    let damaged = |e: String| {
+        Error::store(
+            crate::error::shown(path).to_string(),
+            format!("damaged document: {e}"),
+        )
+    };
     let compact = if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
         Some((z, super::packed::join as fn(&[u8]) -> Option<Vec<u8>>))
     } else {
@@ -169,13 +173,16 @@ fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The key and stored bytes of a document already encoded.
-fn encode_raw(doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>)> {
+/// Documents over MongoDB's limit are refused here too, so that a dataset
+/// loads into both stores or neither.
+fn encode_raw(collection: &str, doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>)> {
     let id = doc
         .get("_id")
         .ok()
         .flatten()
         .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
         .ok_or_else(|| Error::store("write", "a document has no readable _id"))?;
+    super::check_document_size(collection, Some(&id), doc.as_bytes().len())?;
     Ok((sort_key(&id), pack(doc.into_bytes())?))
 }
 
@@ -218,7 +225,7 @@ impl Embedded {
         };
         store.tables().map_err(|_| {
             Error::store(
-                path.display().to_string(),
+                crate::error::shown(path).to_string(),
                 "is not an embedded store (not a SQLite database)",
             )
         })?;
@@ -380,7 +387,10 @@ impl Embedded {
         .map_err(&err)?;
         while let Some(row) = rows.next().map_err(&err)? {
             let bytes = row.get_ref(0).map_err(&err)?.as_blob().map_err(|e| {
-                Error::store(path.display().to_string(), format!("damaged row: {e}"))
+                Error::store(
+                    crate::error::shown(path).to_string(),
+                    format!("damaged row: {e}"),
+                )
             })?;
             let doc = decode(path, bytes)?;
             if let Filter::Field(field, value) = filter {
@@ -614,7 +624,7 @@ impl Store for Embedded {
     }
 
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        crate::error::shown(&self.path).to_string()
     }
 }
 
@@ -670,7 +680,7 @@ impl Load for EmbeddedLoad<'_> {
     fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
         let rows = docs
             .into_par_iter()
-            .map(encode_raw)
+            .map(|d| encode_raw(&self.name, d))
             .collect::<Result<Vec<_>>>()?;
         self.upsert(&self.name, &rows)
     }
@@ -711,6 +721,11 @@ impl Load for EmbeddedLoad<'_> {
     }
 
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        for (entry, collection) in [(&coord_index, COORD_INDEX), (&metadata, METADATA)] {
+            let bytes = bson::to_vec(entry)
+                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+            super::check_document_size(collection, entry.get("_id"), bytes.len())?;
+        }
         self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
         let id = Bson::String(self.name.clone());
