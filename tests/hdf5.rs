@@ -230,7 +230,7 @@ fn documents(file: &Path, block_values: usize) -> (Vec<Vec<u8>>, usize) {
     model(block_values)
         .convert(&mut *src, &mut |b| {
             batches += 1;
-            docs.extend(b.docs.into_iter().map(|d| d.into_bytes()));
+            docs.extend(b.raw_documents().into_iter().map(|d| d.into_bytes()));
             Ok(())
         })
         .unwrap();

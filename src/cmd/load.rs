@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::cmd::plural;
 use crate::config::{self, Config};
 use crate::error::{shown, shown_text, Error, Result};
-use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
+use crate::model::{self, coord_index_document, coordinates_of, Batch, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock;
 use crate::store::{
@@ -1011,17 +1011,17 @@ fn convert(
     model: &dyn Model,
     matrix: &mut dyn Matrix,
     args: &Args,
-    out: &mut dyn FnMut(Vec<RawDocumentBuf>) -> Result<()>,
+    out: &mut dyn FnMut(Batch) -> Result<()>,
 ) -> Result<(Summary, usize, Progress)> {
     let mut summary = Summary::default();
     let mut documents = 0usize;
     let expected = model.expected_documents(matrix.info());
     let mut progress = Progress::new(&args.name, expected, args.quiet || args.json);
-    model.convert(matrix, &mut |batch| {
-        documents += batch.docs.len();
-        progress.inc(batch.docs.len());
-        summary = std::mem::take(&mut summary).merge(batch.summary);
-        out(batch.docs)
+    model.convert(matrix, &mut |mut batch| {
+        documents += batch.len();
+        progress.inc(batch.len());
+        summary = std::mem::take(&mut summary).merge(std::mem::take(&mut batch.summary));
+        out(batch)
     })?;
     Ok((summary, documents, progress))
 }
@@ -1083,13 +1083,18 @@ fn locked_load(
     let model = &*file.model;
     let mut load = store.begin_load(name)?;
     let (file_summary, documents, mut progress) =
-        convert(model, &mut *file.matrix, args, &mut |docs| {
+        convert(model, &mut *file.matrix, args, &mut |batch| {
             if appending && base.is_some() {
-                let ids: Vec<Bson> = docs.iter().filter_map(id_of).collect();
+                let ids: Vec<Bson> = batch
+                    .docs
+                    .iter()
+                    .filter_map(id_of)
+                    .chain(batch.packed.iter().map(|p| p.id.clone()))
+                    .collect();
                 // An _id twice in one load, or one that cannot be read:
                 // the merge cannot tell what is replaced; read everything.
                 let repeated =
-                    ids.len() != docs.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+                    ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
                 if repeated {
                     base = None;
                 } else {
@@ -1105,7 +1110,10 @@ fn locked_load(
                     }
                 }
             }
-            load.write_raw(docs)
+            if !batch.docs.is_empty() {
+                load.write_raw(batch.docs)?;
+            }
+            load.write_packed(batch.packed)
         })?;
     progress.committing(name);
     let summary = match base {

@@ -323,7 +323,7 @@ mod tests {
     fn docs(m: &CfGrid, src: &mut dyn Matrix) -> Vec<Document> {
         let mut out = vec![];
         m.convert(src, &mut |b| {
-            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
+            out.extend(b.raw_documents().iter().map(|d| d.to_document().unwrap()));
             Ok(())
         })
         .unwrap();

@@ -215,7 +215,7 @@ mod tests {
     fn docs(m: &Kriged) -> Vec<Document> {
         let mut out = vec![];
         m.convert(&mut mem(map()), &mut |b| {
-            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
+            out.extend(b.raw_documents().iter().map(|d| d.to_document().unwrap()));
             Ok(())
         })
         .unwrap();

@@ -443,10 +443,31 @@ impl Summary {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub docs: Vec<RawDocumentBuf>,
+    /// Documents written straight in the embedded store's compact form
+    /// (step documents), which a store that wants BSON joins back.
+    pub packed: Vec<crate::store::packed::PackedDoc>,
     pub summary: Summary,
 }
 
 impl Batch {
+    /// How many documents it holds.
+    pub fn len(&self) -> usize {
+        self.docs.len() + self.packed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every document as BSON.
+    pub fn raw_documents(&self) -> Vec<RawDocumentBuf> {
+        self.docs
+            .iter()
+            .cloned()
+            .chain(self.packed.iter().map(|p| p.to_raw()))
+            .collect()
+    }
+
     /// A batch of documents built as BSON documents (models with few
     /// documents per file): encoded and summarized in parallel.
     pub fn from_documents(model: &dyn Model, docs: Vec<Document>) -> Result<Batch> {

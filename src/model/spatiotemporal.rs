@@ -6,13 +6,12 @@
 
 use std::sync::mpsc::sync_channel;
 
-use bson::{doc, Bson, Document, RawDocumentBuf};
+use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::encode::{step_document_capacity, Writer};
 use super::{
     bbox, bboxmd5, extra_keys, gridres_of, iso_date, read_coordinates, round_to, seconds_bson,
     title_of, units_of, Batch, Model, Stats, Summary,
@@ -20,6 +19,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
+use crate::store::packed::{PackedDoc, StepWriter};
 
 /// Values read per block: 2 Mi doubles (16 MiB) at most, whatever the grid.
 /// A block is held three times over at most (being read, being converted,
@@ -155,13 +155,13 @@ impl SpatioTemporal {
 
     /// Steps `k..k + block.ncols()` as documents and their summary.
     fn convert_block(&self, k: usize, block: &Array2<f64>) -> Batch {
-        let parts: Vec<(RawDocumentBuf, Summary)> = (0..block.ncols())
+        let parts: Vec<(PackedDoc, Summary)> = (0..block.ncols())
             .into_par_iter()
             .map(|j| self.step_document(self.date_of_step(k + j), block.column(j)))
             .collect();
         let mut batch = Batch::default();
         for (doc, summary) in parts {
-            batch.docs.push(doc);
+            batch.packed.push(doc);
             batch.summary = std::mem::take(&mut batch.summary).merge(summary);
         }
         batch
@@ -170,30 +170,27 @@ impl SpatioTemporal {
     /// `{_id: date, values: [N numbers]}`, values rounded to the precision
     /// and non-finite ones null, with the same summary [`Model::summarize`]
     /// gives for the stored document.
-    fn step_document(
-        &self,
-        id: bson::DateTime,
-        column: ArrayView1<f64>,
-    ) -> (RawDocumentBuf, Summary) {
+    fn step_document(&self, id: bson::DateTime, column: ArrayView1<f64>) -> (PackedDoc, Summary) {
         let mut stats = Stats::new(self.precision);
         let mut keys = Vec::with_capacity(column.len());
-        let mut w = Writer::with_capacity(step_document_capacity(column.len()));
-        w.datetime("_id", id.timestamp_millis());
-        w.numbers(
-            "values",
-            column.iter().map(|&x| {
-                x.is_finite().then(|| {
-                    let v = round_to(x, self.precision);
-                    match stats.key(v) {
-                        Some(k) => keys.push(k),
-                        None => stats.add(v),
-                    }
-                    v
-                })
-            }),
-        );
+        // Written straight in the compact form: the embedded store keeps
+        // it as it is, MongoDB gets the BSON it stands for.
+        let mut w = StepWriter::new(column.len(), self.precision);
+        for &x in column {
+            if !x.is_finite() {
+                w.push(None, None);
+                continue;
+            }
+            let v = round_to(x, self.precision);
+            let key = stats.key(v);
+            match key {
+                Some(k) => keys.push(k),
+                None => stats.add(v),
+            }
+            w.push(Some(v), key);
+        }
         stats.add_keys(&keys);
-        let doc = RawDocumentBuf::from_bytes(w.finish()).expect("well-formed BSON");
+        let doc = w.finish(id.timestamp_millis(), "values");
         let summary = Summary::of_document(
             Some(id.timestamp_millis()),
             None,
@@ -372,7 +369,11 @@ mod tests {
     fn all_docs(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Document> {
         batches(m, data)
             .iter()
-            .flat_map(|b| b.docs.iter().map(|d| d.to_document().unwrap()))
+            .flat_map(|b| {
+                b.raw_documents()
+                    .into_iter()
+                    .map(|d| d.to_document().unwrap())
+            })
             .collect()
     }
 
@@ -414,7 +415,7 @@ mod tests {
         let mut k = 0;
         for b in batches(&m, data.clone()) {
             let mut per_doc = Summary::default();
-            for raw in &b.docs {
+            for raw in &b.raw_documents() {
                 let values: Vec<Bson> = data
                     .column(2 + k)
                     .iter()
@@ -454,7 +455,7 @@ mod tests {
         let mut written = 0;
         let e = m
             .convert(&mut Failing(info), &mut |b| {
-                written += b.docs.len();
+                written += b.len();
                 Ok(())
             })
             .unwrap_err();

@@ -305,7 +305,7 @@ mod tests {
     fn docs(m: &Xco2, data: Array2<f64>) -> Result<Vec<Document>> {
         let mut out = vec![];
         m.convert(&mut mem(data), &mut |b| {
-            out.extend(b.docs.iter().map(|d| d.to_document().unwrap()));
+            out.extend(b.raw_documents().iter().map(|d| d.to_document().unwrap()));
             Ok(())
         })?;
         Ok(out)

@@ -139,18 +139,29 @@ impl Packing {
     /// The compact form of `bson` compressed after its tag, or (for a
     /// document without an array of numbers) the zstd frame of `bson`.
     fn pack(&mut self, bson: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut packed = std::mem::take(&mut self.packed);
+        let out = if super::packed::split_into(bson, &mut packed, &mut self.doubles) {
+            self.compress(&PACKED_TAG, &packed)
+        } else {
+            self.compress(&[], bson)
+        };
+        self.packed = packed;
+        out
+    }
+
+    /// A document already in the compact form, compressed after its tag.
+    fn compress_packed(&mut self, packed: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.compress(&PACKED_TAG, packed)
+    }
+
+    /// `tag`, then the zstd frame of `source`.
+    fn compress(&mut self, tag: &[u8], source: &[u8]) -> std::io::Result<Vec<u8>> {
         let compressor = match &mut self.compressor {
             Some(c) => c,
             None => self
                 .compressor
                 .insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
         };
-        let (tag, source): (&[u8], &[u8]) =
-            if super::packed::split_into(bson, &mut self.packed, &mut self.doubles) {
-                (&PACKED_TAG, &self.packed)
-            } else {
-                (&[], bson)
-            };
         self.compressed.clear();
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(source.len()));
@@ -681,6 +692,24 @@ impl Load for EmbeddedLoad<'_> {
         let rows = docs
             .into_par_iter()
             .map(|d| encode_raw(&self.name, d))
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert(&self.name, &rows)
+    }
+
+    fn write_packed(&mut self, docs: Vec<super::packed::PackedDoc>) -> Result<()> {
+        let name = &self.name;
+        let rows = docs
+            .into_par_iter()
+            .map(|d| {
+                super::check_document_size(name, Some(&d.id), d.bson_len)?;
+                let stored = PACKING
+                    .with(|p| p.borrow_mut().compress_packed(&d.packed))
+                    .map_err(|e| {
+                        Error::store("write", format!("cannot compress a document: {e}"))
+                    })?;
+                crate::model::recycle(d.packed);
+                Ok((sort_key(&d.id), stored))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.upsert(&self.name, &rows)
     }

@@ -11,12 +11,13 @@ pub mod embedded;
 mod key;
 pub mod lock;
 pub mod mongo;
-mod packed;
+pub mod packed;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bson::{Bson, Document, RawDocumentBuf};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -235,6 +236,17 @@ pub trait Load {
     /// Insert documents already encoded as BSON (as models hand them on),
     /// replacing any stored document with the same `_id`.
     fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()>;
+
+    /// Insert documents written in the compact form (step documents),
+    /// replacing any stored document with the same `_id`. A store that
+    /// keeps BSON joins them back (the embedded store keeps the form).
+    fn write_packed(&mut self, docs: Vec<packed::PackedDoc>) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let raw = docs.into_par_iter().map(|d| d.to_raw()).collect();
+        self.write_raw(raw)
+    }
 
     /// Insert documents, replacing any stored document with the same `_id`.
     fn write(&mut self, docs: Vec<Document>) -> Result<()> {

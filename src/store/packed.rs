@@ -162,6 +162,173 @@ pub fn split_into(bson: &[u8], out: &mut Vec<u8>, doubles: &mut Vec<u8>) -> bool
     true
 }
 
+/// A document in the compact form, as a model hands it on: its `_id`, the
+/// length of the BSON it stands for, and the form itself ([`join`] gives
+/// the BSON back).
+#[derive(Debug, Clone)]
+pub struct PackedDoc {
+    pub id: bson::Bson,
+    pub bson_len: usize,
+    pub packed: Vec<u8>,
+}
+
+impl PackedDoc {
+    /// The BSON document.
+    pub fn to_raw(&self) -> bson::RawDocumentBuf {
+        let bytes = join(&self.packed).expect("a compact form this crate wrote");
+        bson::RawDocumentBuf::from_bytes(bytes).expect("well-formed BSON")
+    }
+}
+
+/// Each thread's buffers for [`StepWriter`], reused from one document to
+/// the next.
+#[derive(Default)]
+struct StepScratch {
+    types: Vec<u8>,
+    ints: Vec<i32>,
+    doubles: Vec<f64>,
+}
+
+thread_local! {
+    static STEP_SCRATCH: std::cell::RefCell<StepScratch> =
+        std::cell::RefCell::new(StepScratch::default());
+}
+
+/// Writes `{_id: <datetime>, KEY: [numbers or nulls]}` straight in the
+/// compact form, without its BSON: the numbers as decimal integers of
+/// `places` places while each one is exactly such an integer (checked bit
+/// for bit, as [`join`] computes it back), else as doubles.
+pub struct StepWriter {
+    scratch: StepScratch,
+    /// 10^places, while the numbers so far are decimal integers.
+    scale: Option<(u8, f64)>,
+    narrow: bool,
+}
+
+impl StepWriter {
+    pub fn new(values: usize, places: u32) -> Self {
+        let mut scratch = STEP_SCRATCH.with(|s| s.take());
+        scratch.types.clear();
+        scratch.ints.clear();
+        scratch.doubles.clear();
+        scratch.types.reserve(values);
+        let scale = POW10.get(places as usize).map(|&s| (places as u8, s));
+        if scale.is_some() {
+            scratch.ints.reserve(values);
+        } else {
+            scratch.doubles.reserve(values);
+        }
+        Self {
+            scratch,
+            scale,
+            narrow: true,
+        }
+    }
+
+    /// The next element: a number (with its decimal integer at `places`
+    /// places, if the caller has it) or null.
+    #[inline]
+    pub fn push(&mut self, value: Option<f64>, decimal: Option<i64>) {
+        let Some(x) = value else {
+            self.scratch.types.push(NULL);
+            return;
+        };
+        self.scratch.types.push(DOUBLE);
+        if let Some((_, scale)) = self.scale {
+            let k = decimal
+                .and_then(|k| i32::try_from(k).ok())
+                .filter(|&k| (f64::from(k) / scale).to_bits() == x.to_bits());
+            match k {
+                Some(k) => {
+                    self.narrow &= i16::try_from(k).is_ok();
+                    self.scratch.ints.push(k);
+                    return;
+                }
+                None => self.switch_to_doubles(scale),
+            }
+        }
+        self.scratch.doubles.push(x);
+    }
+
+    /// Go on with doubles: the integers so far become the very doubles
+    /// they stand for.
+    #[cold]
+    fn switch_to_doubles(&mut self, scale: f64) {
+        let s = &mut self.scratch;
+        s.doubles.reserve(s.types.capacity());
+        s.doubles
+            .extend(s.ints.iter().map(|&k| f64::from(k) / scale));
+        s.ints.clear();
+        self.scale = None;
+    }
+
+    /// The document, `_id` the datetime `ms`, the array under `key`.
+    pub fn finish(self, ms: i64, key: &str) -> PackedDoc {
+        let Self {
+            scratch,
+            scale,
+            narrow,
+        } = self;
+        let n = scratch.types.len();
+        let numbers = scratch.ints.len() + scratch.doubles.len();
+        let (places, width) = match scale {
+            Some((p, _)) => (p, if narrow { 2 } else { 4 }),
+            None => (0, 8),
+        };
+        // The BSON it stands for: the array's elements are a type, the
+        // decimal key and its NUL each, and 8 bytes per number.
+        let elements = 2 * n + key_digits(n) + 8 * numbers;
+        let array = 4 + elements + 1;
+        let head_len = 4 + (1 + 4 + 8) + (1 + key.len() + 1);
+        let bson_len = head_len + array + 1;
+        let mut out = crate::model::encode::buffer(8 + head_len + n + 2 + numbers * width + 1);
+        out.extend_from_slice(&(head_len as u32).to_le_bytes());
+        out.extend_from_slice(&(bson_len as i32).to_le_bytes());
+        out.push(0x09);
+        out.extend_from_slice(b"_id\0");
+        out.extend_from_slice(&ms.to_le_bytes());
+        out.push(0x04);
+        out.extend_from_slice(key.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        out.extend_from_slice(&scratch.types);
+        out.extend_from_slice(&[places, width as u8]);
+        match width {
+            2 => scratch
+                .ints
+                .iter()
+                .for_each(|&k| out.extend_from_slice(&(k as i16).to_le_bytes())),
+            4 => scratch
+                .ints
+                .iter()
+                .for_each(|&k| out.extend_from_slice(&k.to_le_bytes())),
+            _ => scratch
+                .doubles
+                .iter()
+                .for_each(|&x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+        out.push(0);
+        STEP_SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        PackedDoc {
+            id: bson::Bson::DateTime(bson::DateTime::from_millis(ms)),
+            bson_len,
+            packed: out,
+        }
+    }
+}
+
+/// The digits of the decimal keys "0", "1", …, of an array of `n` elements.
+fn key_digits(n: usize) -> usize {
+    let (mut total, mut low, mut digits) = (0, 0, 1);
+    while low < n {
+        let high = if digits == 1 { 10 } else { low * 10 };
+        total += (n.min(high) - low) * digits;
+        low = high;
+        digits += 1;
+    }
+    total
+}
+
 /// Exact powers of ten, as the decimal form scales by them.
 const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
@@ -316,6 +483,58 @@ mod tests {
             let n = xs.len() + 1;
             let at = 8 + head_len + n;
             assert_eq!((packed[at], packed[at + 1]), (places, width), "{what}");
+        }
+    }
+
+    #[test]
+    fn key_digits_add_up() {
+        for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 259_200, 1_000_001] {
+            let want: usize = (0..n).map(|i| i.to_string().len()).sum();
+            assert_eq!(key_digits(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn step_documents_written_compact_are_the_bson_of_the_same_document() {
+        let scale = 100.0;
+        let cases: [(&str, Vec<Option<f64>>, u32); 6] = [
+            (
+                "two places",
+                vec![Some(0.25), None, Some(-3.07), Some(12.5)],
+                2,
+            ),
+            (
+                "past 16 bits",
+                vec![Some(1234.56), Some(-99999.99), None],
+                2,
+            ),
+            (
+                "not rounded",
+                vec![Some(0.25), Some(1.0 / 3.0), None, Some(2.0)],
+                2,
+            ),
+            ("negative zero", vec![Some(1.5), Some(-0.0)], 2),
+            ("fifteen places", vec![Some(0.123456789012345), None], 15),
+            ("empty", vec![], 2),
+        ];
+        for (what, values, places) in cases {
+            let mut w = StepWriter::new(values.len(), places);
+            for v in &values {
+                // The caller's decimal integer, as Stats::key gives it.
+                w.push(*v, v.map(|x| (x * scale).round() as i64));
+            }
+            let d = w.finish(1_088_553_600_000, "values");
+            let array: Vec<Bson> = values
+                .iter()
+                .map(|v| v.map_or(Bson::Null, Bson::Double))
+                .collect();
+            let want = bytes(&doc! {
+                "_id": bson::DateTime::from_millis(1_088_553_600_000),
+                "values": array,
+            });
+            assert_eq!(d.bson_len, want.len(), "{what}");
+            assert_eq!(join(&d.packed).unwrap(), want, "{what}");
+            assert_eq!(d.to_raw().as_bytes(), &want[..], "{what}");
         }
     }
 
