@@ -9,6 +9,7 @@
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod interrupt;
 pub mod model;
 pub mod source;
 pub mod store;

@@ -121,6 +121,17 @@ fn main() -> ExitCode {
         *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}{at}"));
     }));
     let db = cli.db.as_deref();
+    // The commands that write under locks end on SIGINT/SIGTERM through
+    // their error path, undoing what is unfinished and releasing the locks.
+    if matches!(
+        cli.command,
+        Command::Load(_) | Command::Remove(_) | Command::Rename(_)
+    ) {
+        if let Err(e) = fluxpy::interrupt::catch() {
+            eprintln!("manage: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Load(a) => cmd::load::run(db, a),
         Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
@@ -147,6 +158,13 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(Ok(code)) => code,
+        Ok(Err(fluxpy::error::Error::Interrupted { signal })) => {
+            eprintln!(
+                "manage: interrupted: {} received; the unfinished work was undone and its locks released",
+                fluxpy::interrupt::signal_name(signal)
+            );
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Ok(Err(e)) => {
             // One line, whatever a library put in its message.
             let text = e.to_string();

@@ -209,9 +209,9 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
     let mut audit = Audit::default();
     let mut busy = BTreeSet::new();
     for (name, holder) in store.locks()? {
-        if holder.is_gone() {
+        if let Some(why) = holder.why_gone() {
             audit.findings.push(format!(
-                "stale lock on '{name}': held by {}, a process that is gone; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
+                "stale lock on '{name}': held by {}, {why}; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
                 holder.describe()
             ));
         } else {

@@ -29,7 +29,7 @@ use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
-use crate::store::lock;
+use crate::store::lock::{self, Lease};
 use crate::store::{
     self, ingest_id, sort_key, validate_name, Holder, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
     METADATA, SUMMARY,
@@ -338,9 +338,14 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
         reports.push(r);
     }
     for path in files {
+        crate::interrupt::check()?;
         let started = Instant::now();
-        let r = load_file(&mut stores, args, kind, &path)
-            .unwrap_or_else(|e| Report::failed(&path, naming_the_file(&path, &e), started));
+        let r = match load_file(&mut stores, args, kind, &path) {
+            Ok(r) => r,
+            // A signal ends the run, not only this file.
+            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) => Report::failed(&path, naming_the_file(&path, &e), started),
+        };
         print_report(args, &r);
         reports.push(r);
     }
@@ -530,6 +535,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
+        crate::interrupt::check()?;
         let n = match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -618,7 +624,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
     // to fail); taking the lock waits only what remains of it.
     store.set_busy_wait(args.lock_timeout.max(MIN_WRITE_WAIT));
     let me = Holder::this_process();
-    lock::acquire(
+    let lease = lock::acquire(
         store,
         &args.name,
         &me,
@@ -631,9 +637,12 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
                 return Ok(skipped(args, path, &entry, started));
             }
         }
+        lease.check()?;
         let file = prepare(args, kind, &config, model, path)?;
-        locked_load(store, args, path, file, &input, started)
+        locked_load(store, args, path, file, &input, &lease, started)
     });
+    // The renewals end before the lock goes.
+    drop(lease);
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(
             "warning: the lock of '{}' could not be released ({e}); `manage db -a --fix` removes it",
@@ -847,6 +856,7 @@ fn locked_load(
     path: &Path,
     mut file: Prepared,
     input: &Input,
+    lease: &Lease,
     started: Instant,
 ) -> Result<Report> {
     let name = &args.name;
@@ -880,6 +890,9 @@ fn locked_load(
     let mut load = store.begin_load(name)?;
     let (file_summary, documents, mut progress) =
         convert(model, &mut *file.matrix, args, &mut |docs| {
+            // A signal, or the lock lost: the load fails here, and its
+            // writes are undone with it.
+            lease.check()?;
             if appending && base.is_some() {
                 let ids: Vec<Bson> = docs.iter().filter_map(id_of).collect();
                 // An _id twice in one load, or one that cannot be read:
@@ -927,6 +940,7 @@ fn locked_load(
         documents,
         started.elapsed().as_secs_f64(),
     ))?;
+    lease.check()?;
     load.commit(coord_index_document(name, &coords), metadata)?;
     drop(progress);
 

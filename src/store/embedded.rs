@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bson::{Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Store,
-    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Renew,
+    Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -563,8 +564,53 @@ impl Store for Embedded {
         }
     }
 
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        let err = sql_err(&self.path);
+        let conn = Connection::open(&self.path).map_err(&err)?;
+        // While a load writes (one transaction), nothing else can: a
+        // renewal that finds the store busy is tried again next time, and
+        // no other process can take the lock over meanwhile either.
+        conn.busy_timeout(RENEW_WAIT).map_err(&err)?;
+        Ok(Box::new(EmbeddedRenew {
+            conn,
+            path: self.path.clone(),
+        }))
+    }
+
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+/// How long a lease renewal waits for the store's write lock.
+const RENEW_WAIT: Duration = Duration::from_millis(200);
+
+/// Renews leases on a connection of its own.
+struct EmbeddedRenew {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Renew for EmbeddedRenew {
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        match Embedded::lock_holder(&tx, &path, name)? {
+            Some(h) if h.token == token => {
+                let renewed = Holder {
+                    expires: Some(expires),
+                    ..h
+                };
+                Embedded::put(&tx, &path, LOCKS, &renewed.to_document(name))?;
+                tx.commit().map_err(&err)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 use crate::error::{Error, Result};
 
 pub use key::sort_key;
-pub use lock::{Attempt, Holder};
+pub use lock::{Attempt, Holder, Lease, Renew};
 
 /// The collection of one metadata document per dataset.
 pub const METADATA: &str = "metadata";
@@ -213,6 +213,10 @@ pub trait Store {
     /// Release the lock of `name` if `holder` (the same acquisition, by its
     /// token) still holds it; whether it did.
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
+
+    /// What renews the leases of locks in this store from another thread
+    /// (its own connection).
+    fn renewer(&self) -> Result<Box<dyn Renew>>;
 
     /// Every lock, as (dataset, holder), in dataset order.
     fn locks(&self) -> Result<Vec<(String, Holder)>> {

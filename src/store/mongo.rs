@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
 use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Collection, Database};
@@ -35,8 +36,8 @@ use rayon::prelude::*;
 
 use super::{
     check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal,
-    sort_key, staging_name, Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
-    INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    sort_key, staging_name, Attempt, Filter, Holder, Load, Renew, Store, COORD_INDEX,
+    DEFAULT_DB_NAME, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -642,6 +643,12 @@ impl Store for Mongo {
         })
     }
 
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        Ok(Box::new(MongoRenew {
+            locks: self.coll(LOCKS),
+        }))
+    }
+
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
         self.coll(LOCKS)
             .delete_one(doc! { "_id": name, "token": &holder.token })
@@ -1143,6 +1150,24 @@ impl Load for MongoLoad<'_> {
             store.put_entry(INGEST_LOG, entry)?;
         }
         Ok(())
+    }
+}
+
+/// Renews leases through a handle of its own on the locks collection.
+struct MongoRenew {
+    locks: Collection<Document>,
+}
+
+impl Renew for MongoRenew {
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
+        self.locks
+            .update_one(
+                doc! { "_id": name, "token": token },
+                doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
+            )
+            .run()
+            .map(|r| r.matched_count == 1)
+            .map_err(|e| Error::store(LOCKS, e))
     }
 }
 
