@@ -51,6 +51,11 @@ pub struct Embedded {
     path: PathBuf,
     /// How long a write waits for another process's write to finish.
     busy: Duration,
+    /// The `-shm` file, opened to ask whether another process holds the
+    /// write lock (see [`Store::writing_elsewhere`]). Kept open as long as
+    /// the connection, after it (closing a file drops every POSIX lock
+    /// this process holds on it, SQLite's own included).
+    shm: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 fn table(collection: &str) -> String {
@@ -166,6 +171,7 @@ impl Embedded {
             conn,
             path: path.to_path_buf(),
             busy: BUSY_TIMEOUT,
+            shm: std::sync::OnceLock::new(),
         };
         store.tables().map_err(|_| {
             Error::store(
@@ -577,10 +583,38 @@ impl Store for Embedded {
         }))
     }
 
+    fn writing_elsewhere(&self) -> bool {
+        // In WAL mode a writer holds an exclusive lock on byte 120 of the
+        // `-shm` file from the start of its transaction to its commit
+        // (SQLite's documented WAL-index format). Asked with F_GETLK,
+        // which takes no lock; without a `-shm` file nobody writes.
+        let shm = self.shm.get_or_init(|| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push("-shm");
+            std::fs::File::open(p).ok()
+        });
+        let Some(shm) = shm else {
+            return false;
+        };
+        // SAFETY: an all-zero flock is valid; fcntl(F_GETLK) only fills it in.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = WAL_WRITE_LOCK_BYTE;
+        lock.l_len = 1;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the call; `lock` is a valid flock.
+        let r = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
+        r == 0 && lock.l_type != libc::F_UNLCK as libc::c_short
+    }
+
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
 }
+
+/// The byte of the `-shm` file a WAL writer locks (WAL_WRITE_LOCK).
+const WAL_WRITE_LOCK_BYTE: libc::off_t = 120;
 
 /// How long a lease renewal waits for the store's write lock.
 const RENEW_WAIT: Duration = Duration::from_millis(200);

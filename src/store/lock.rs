@@ -183,7 +183,7 @@ impl Holder {
     /// Whether this holder's process can be checked from here: the same
     /// host name, boot and PID namespace (what is unknown on either side
     /// is taken to agree).
-    fn on_this_host(&self) -> bool {
+    pub fn on_this_host(&self) -> bool {
         let agree = |a: &Option<String>, b: Option<String>| match (a, b) {
             (Some(a), Some(b)) => *a == b,
             _ => true,

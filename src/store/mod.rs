@@ -218,6 +218,14 @@ pub trait Store {
     /// (its own connection).
     fn renewer(&self) -> Result<Box<dyn Renew>>;
 
+    /// Whether another connection is writing to the store right now, so
+    /// that no lease can be renewed meanwhile (the embedded store: one
+    /// writer at a time, and a load is one transaction). A lease that
+    /// looks lapsed then proves nothing.
+    fn writing_elsewhere(&self) -> bool {
+        false
+    }
+
     /// Every lock, as (dataset, holder), in dataset order.
     fn locks(&self) -> Result<Vec<(String, Holder)>> {
         let mut out = Vec::new();
