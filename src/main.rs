@@ -94,7 +94,25 @@ fn print_models() {
 /// (a panic a parser caught and reported is simply overwritten by the next).
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
+/// Whether file descriptor 1 was closed when the process started, as
+/// [`note_closed_stdout`] found before the Rust runtime put `/dev/null`
+/// there.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_closed_stdout() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Run before the Rust runtime starts (it opens `/dev/null` on a closed
+/// stdout, where writes succeed and reach nobody).
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
+
 fn main() -> ExitCode {
+    cmd::stdout_closed_at_start(STDOUT_CLOSED.load(std::sync::atomic::Ordering::SeqCst));
     // `manage help models` is the same as `manage models`.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "help" && args[2] == "models" {
