@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod interrupt;
 pub mod model;
+pub mod panics;
 pub mod source;
 pub mod store;
 pub mod synth;

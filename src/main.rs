@@ -1,7 +1,6 @@
 //! The `manage` binary: command-line parsing, exit codes, nothing else.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fluxpy::cmd;
@@ -88,12 +87,6 @@ fn print_models() {
     }
 }
 
-/// The message of the latest panic, in whichever thread it happened: a
-/// worker's panic reaches the main thread through rayon without running the
-/// hook again, so the hook keeps the text where the main thread can read it
-/// (a panic a parser caught and reported is simply overwritten by the next).
-static PANIC: Mutex<Option<String>> = Mutex::new(None);
-
 /// Whether file descriptor 1 was closed when the process started, as
 /// [`note_closed_stdout`] found before the Rust runtime put `/dev/null`
 /// there.
@@ -125,19 +118,7 @@ fn main() -> ExitCode {
     };
     // A panic is a bug; it still ends in one line and exit code 1, not a
     // backtrace (parsers of foreign formats catch their own and say why).
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let at = info
-            .location()
-            .map(|l| format!(" at {l}"))
-            .unwrap_or_default();
-        *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}{at}"));
-    }));
+    fluxpy::panics::install_hook();
     let db = cli.db.as_deref();
     // The commands that write under locks end on SIGINT/SIGTERM through
     // their error path, undoing what is unfinished and releasing the locks.
@@ -191,11 +172,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            let msg = PANIC
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .unwrap_or_default();
+            let msg = fluxpy::panics::take_message();
             eprintln!("manage: internal error (a bug, please report it): {msg}");
             ExitCode::FAILURE
         }
