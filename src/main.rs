@@ -17,7 +17,8 @@ Where to store: --db or FLUXPY_DB. A mongodb:// URI selects MongoDB (database
 `fluxvis` unless the URI names one); anything else is the path of the embedded
 store file, by default $XDG_DATA_HOME/fluxpy/fluxvis.db (~/.local/share/...).
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems."
+Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems,
+130/143 interrupted by SIGINT/SIGTERM."
 )]
 struct Cli {
     /// The store: a mongodb:// URI, or the path of an embedded store file
