@@ -401,3 +401,78 @@ fn a_lapsed_lease_of_another_host_is_taken_over_and_a_renewed_one_is_not_on_mong
         two_hosts(&target);
     }
 }
+
+/// A command waiting for a lock that another process holds stops at once
+/// on a signal, leaving that lock alone.
+fn interrupted_waits(target: &Target) {
+    let p = sample();
+    let mut store = target.store();
+    let w = Duration::from_secs(5);
+    let me = Holder::this_process();
+    // This very test process holds both locks.
+    let held = Holder {
+        token: "held".into(),
+        ..me.clone()
+    };
+    target
+        .run(&["load", "-p", s(&p), "-m", STM, "-n", "w"])
+        .ok();
+    assert_eq!(store.try_lock("w", &held, w).unwrap(), Attempt::Taken);
+    for (args, signal, code, name) in [
+        (
+            vec![
+                "load",
+                "-p",
+                s(&p),
+                "-m",
+                STM,
+                "-n",
+                "w",
+                "--force",
+                "--lock-timeout",
+                "60",
+            ],
+            Signal::SIGINT,
+            130,
+            "SIGINT",
+        ),
+        (vec!["remove", "-n", "w"], Signal::SIGTERM, 143, "SIGTERM"),
+    ] {
+        let child = target
+            .command(&args, None)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let started = Instant::now();
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_interrupted(&r, code, name);
+        assert!(secs < 5.0, "{args:?} took {secs} s to stop");
+        assert_eq!(target.locks(), [("w".to_string(), held.clone())]);
+    }
+    assert!(store.unlock("w", &held).unwrap());
+    assert_eq!(target.counts(), "w (8 records)\n");
+    assert_eq!(target.run(&["db", "-a"]).code, 0);
+}
+
+#[test]
+fn a_signal_while_waiting_for_a_lock_stops_the_wait_and_leaves_the_lock() {
+    let env = Env::new();
+    interrupted_waits(&Target::embedded(&env));
+}
+
+#[test]
+fn a_signal_while_waiting_for_a_lock_stops_the_wait_and_leaves_the_lock_on_mongodb() {
+    let env = Env::new();
+    if let Some(target) = Target::mongodb(&env) {
+        interrupted_waits(&target);
+    }
+}
