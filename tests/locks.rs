@@ -476,3 +476,25 @@ fn a_signal_while_waiting_for_a_lock_stops_the_wait_and_leaves_the_lock_on_mongo
         interrupted_waits(&target);
     }
 }
+
+#[test]
+fn a_lease_that_is_not_a_number_of_seconds_is_refused_by_name() {
+    let env = Env::new();
+    let target = Target::embedded(&env);
+    let p = sample();
+    for bad in ["0", "ten", "-5", "1e9"] {
+        let mut c = target.command(&["load", "-p", s(&p), "-m", STM, "-n", "e"], None);
+        c.env("FLUXPY_LOCK_LEASE_SECONDS", bad);
+        let r = run(c);
+        assert_eq!(r.code, 1, "{bad}");
+        assert!(
+            r.stderr.contains("FLUXPY_LOCK_LEASE_SECONDS")
+                && r.stderr.contains("0.1 to 604800")
+                && r.stderr.lines().count() == 1,
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(target.counts(), "");
+    assert!(target.locks().is_empty());
+}
