@@ -498,3 +498,56 @@ fn a_lease_that_is_not_a_number_of_seconds_is_refused_by_name() {
     assert_eq!(target.counts(), "");
     assert!(target.locks().is_empty());
 }
+
+/// MongoDB: a load whose lock another host took over (as after this host
+/// was paused for longer than the lease) fails before its commit, and
+/// leaves the staging collection, which the new holder's load uses, alone.
+#[test]
+fn a_load_whose_lock_was_taken_over_fails_and_leaves_the_staging_alone_on_mongodb() {
+    let env = Env::new();
+    let Some(target) = Target::mongodb(&env) else {
+        return;
+    };
+    let big = big_file(&env, 32);
+    let mut slow = target.command(&load_args(&big, "big"), Some("host-b"));
+    slow.env("FLUXPY_LOCK_LEASE_SECONDS", "0.5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = slow.spawn().unwrap();
+    let mut store = target.store();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let staging = "_load.big".to_string();
+    while !store.leftovers().unwrap().contains(&staging) {
+        assert!(Instant::now() < deadline, "the slow load wrote nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let locks = store.locks().unwrap();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let b = locks[0].1.clone();
+    assert_eq!(b.host, "host-b");
+    // Host A takes the lock over.
+    let a = Holder {
+        host: "host-a".into(),
+        token: "a".into(),
+        ..Holder::this_process()
+    }
+    .renewed(Duration::from_secs(600));
+    assert!(store.unlock("big", &b).unwrap());
+    assert_eq!(
+        store.try_lock("big", &a, Duration::from_secs(5)).unwrap(),
+        Attempt::Taken
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("'big'") && stderr.contains("took its lock over"),
+        "{stderr}"
+    );
+    assert_eq!(store.locks().unwrap(), [("big".to_string(), a.clone())]);
+    assert!(store.leftovers().unwrap().contains(&staging));
+    assert_eq!(target.counts(), "");
+    assert!(store.unlock("big", &a).unwrap());
+    target.run(&["db", "-a", "--fix"]).ok();
+    assert_eq!(target.run(&["db", "-a"]).code, 0);
+}

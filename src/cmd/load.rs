@@ -31,7 +31,7 @@ use crate::model::{self, coord_index_document, coordinates_of, Model, ModelKind,
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
 use crate::store::{
-    self, ingest_id, sort_key, validate_name, Holder, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
+    self, ingest_id, sort_key, validate_name, Holder, Load, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
     METADATA, SUMMARY,
 };
 
@@ -847,6 +847,46 @@ fn span_of(summary: &Summary) -> String {
     }
 }
 
+/// A load that, should it fail because another process took its lock
+/// over, is abandoned to that process rather than undone (see
+/// [`Load::abandon`]).
+struct Guarded<'l, 'a> {
+    load: Option<Box<dyn Load + 'l>>,
+    lease: &'a Lease,
+}
+
+impl<'l> Guarded<'l, '_> {
+    fn commit(mut self, coord_index: Document, metadata: Document) -> Result<()> {
+        match self.load.take() {
+            Some(l) => l.commit(coord_index, metadata),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'l> std::ops::Deref for Guarded<'l, '_> {
+    type Target = dyn Load + 'l;
+    fn deref(&self) -> &Self::Target {
+        self.load.as_deref().expect("a load not yet committed")
+    }
+}
+
+impl std::ops::DerefMut for Guarded<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.load.as_deref_mut().expect("a load not yet committed")
+    }
+}
+
+impl Drop for Guarded<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.load.take() {
+            if self.lease.lost() {
+                l.abandon();
+            }
+        }
+    }
+}
+
 /// The load itself, under NAME's lock. Whether NAME exists, its stored
 /// coordinates and the ingest log are read again here: another run may
 /// have loaded into NAME while this one waited for the lock.
@@ -887,7 +927,10 @@ fn locked_load(
     };
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     let model = &*file.model;
-    let mut load = store.begin_load(name)?;
+    let mut load = Guarded {
+        load: Some(store.begin_load(name)?),
+        lease,
+    };
     let (file_summary, documents, mut progress) =
         convert(model, &mut *file.matrix, args, &mut |docs| {
             // A signal, or the lock lost: the load fails here, and its

@@ -376,12 +376,17 @@ impl Lease {
         })
     }
 
+    /// Whether another process has taken the lock over.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
     /// Fail if another process has taken the lock over (its lease lapsed
     /// unrenewed, as when this host lost the store for longer than the
     /// lease), or if a signal came.
     pub fn check(&self) -> Result<()> {
         crate::interrupt::check()?;
-        if self.lost.load(Ordering::SeqCst) {
+        if self.lost() {
             return Err(Error::collection(
                 &self.name,
                 "another process took its lock over (the lease lapsed before it was renewed); nothing of this load was kept",

@@ -276,6 +276,12 @@ pub trait Load {
 
     /// Write the `coord_index` and `metadata` entries and make everything visible.
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;
+
+    /// Give up a load whose lock another process has taken over: nothing
+    /// of it is kept, and what it shares with that process's load (the
+    /// MongoDB staging collection) is left to it. Dropping a load instead
+    /// undoes it whole.
+    fn abandon(self: Box<Self>) {}
 }
 
 /// Where `--db`/`FLUXPY_DB` points.

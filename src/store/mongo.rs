@@ -1089,6 +1089,13 @@ impl Load for MongoLoad<'_> {
         Ok(())
     }
 
+    fn abandon(mut self: Box<Self>) {
+        // The staging collection is the new holder's now: only the insert
+        // in flight is waited for.
+        let _ = self.join();
+        self.committed = true;
+    }
+
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
             .into_iter()
