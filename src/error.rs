@@ -96,6 +96,11 @@ pub enum Error {
     /// Anything else the user asked for that makes no sense.
     #[error("{0}")]
     Usage(String),
+
+    /// SIGINT or SIGTERM came while the command worked (see
+    /// [`crate::interrupt`]).
+    #[error("interrupted by {}: the unfinished work was undone and its locks released", crate::interrupt::signal_name(*signal))]
+    Interrupted { signal: i32 },
 }
 
 impl Error {

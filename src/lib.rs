@@ -9,7 +9,9 @@
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod interrupt;
 pub mod model;
+pub mod panics;
 pub mod source;
 pub mod store;
 pub mod synth;

@@ -1,7 +1,6 @@
 //! The `manage` binary: command-line parsing, exit codes, nothing else.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fluxpy::cmd;
@@ -18,7 +17,8 @@ Where to store: --db or FLUXPY_DB. A mongodb:// URI selects MongoDB (database
 `fluxvis` unless the URI names one); anything else is the path of the embedded
 store file, by default $XDG_DATA_HOME/fluxpy/fluxvis.db (~/.local/share/...).
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems."
+Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems,
+130/143 interrupted by SIGINT/SIGTERM."
 )]
 struct Cli {
     /// The store: a mongodb:// URI, or the path of an embedded store file
@@ -88,13 +88,25 @@ fn print_models() {
     }
 }
 
-/// The message of the latest panic, in whichever thread it happened: a
-/// worker's panic reaches the main thread through rayon without running the
-/// hook again, so the hook keeps the text where the main thread can read it
-/// (a panic a parser caught and reported is simply overwritten by the next).
-static PANIC: Mutex<Option<String>> = Mutex::new(None);
+/// Whether file descriptor 1 was closed when the process started, as
+/// [`note_closed_stdout`] found before the Rust runtime put `/dev/null`
+/// there.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_closed_stdout() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Run before the Rust runtime starts (it opens `/dev/null` on a closed
+/// stdout, where writes succeed and reach nobody).
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
 
 fn main() -> ExitCode {
+    cmd::stdout_closed_at_start(STDOUT_CLOSED.load(std::sync::atomic::Ordering::SeqCst));
     // `manage help models` is the same as `manage models`.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "help" && args[2] == "models" {
@@ -107,20 +119,19 @@ fn main() -> ExitCode {
     };
     // A panic is a bug; it still ends in one line and exit code 1, not a
     // backtrace (parsers of foreign formats catch their own and say why).
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let at = info
-            .location()
-            .map(|l| format!(" at {l}"))
-            .unwrap_or_default();
-        *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}{at}"));
-    }));
+    fluxpy::panics::install_hook();
     let db = cli.db.as_deref();
+    // The commands that write under locks end on SIGINT/SIGTERM through
+    // their error path, undoing what is unfinished and releasing the locks.
+    if matches!(
+        cli.command,
+        Command::Load(_) | Command::Remove(_) | Command::Rename(_)
+    ) {
+        if let Err(e) = fluxpy::interrupt::catch() {
+            eprintln!("manage: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Load(a) => cmd::load::run(db, a),
         Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
@@ -147,6 +158,13 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(Ok(code)) => code,
+        Ok(Err(fluxpy::error::Error::Interrupted { signal })) => {
+            eprintln!(
+                "manage: interrupted: {} received; the unfinished work was undone and its locks released",
+                fluxpy::interrupt::signal_name(signal)
+            );
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Ok(Err(e)) => {
             // One line, whatever a library put in its message.
             let text = e.to_string();
@@ -155,11 +173,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            let msg = PANIC
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .unwrap_or_default();
+            let msg = fluxpy::panics::take_message();
             eprintln!("manage: internal error (a bug, please report it): {msg}");
             ExitCode::FAILURE
         }

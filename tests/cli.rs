@@ -436,3 +436,73 @@ fn an_unreachable_mongodb_fails_fast_in_one_line_without_the_password() {
     assert!(r.stderr.contains("alice:***@"), "{}", r.stderr);
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
 }
+
+/// `manage export` to a stdout that was closed (`>&-`) or a pipe nobody
+/// reads fails in one line, having written nothing; a reader that stops
+/// part way (`| head`) ends it quietly.
+#[test]
+fn export_to_a_closed_stdout_fails_and_to_a_reader_that_stops_ends_quietly() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::Stdio;
+
+    let env = Env::new();
+    let p = sample();
+    env.run(&[
+        "load",
+        "-p",
+        p.to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "s",
+    ])
+    .ok();
+    let closed_line = "manage: error: stdout is closed: nothing was written";
+
+    // `manage export -n s >&-`, through a shell.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "exec \"$0\" export -n s >&-"])
+        .arg(env!("CARGO_BIN_EXE_manage"))
+        .env("FLUXPY_DB", env.db())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), closed_line);
+
+    // A pipe whose reader is gone before anything is written.
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills in two new descriptors, each owned once below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let out = env
+        .command(&["export", "-n", "s"])
+        .stdout(Stdio::from(writer))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), closed_line);
+
+    // A reader that takes a few bytes and goes.
+    let mut child = env
+        .command(&["export", "-n", "s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first[..2], b"{\"");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+
+    // And to /dev/null, as asked, it succeeds.
+    let out = env
+        .command(&["export", "-n", "s"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bson::{doc, Bson, DateTime, Document};
 use common::FreshDb;
 use fluxpy::cmd::db::{audit_findings, audit_report, fix};
+use fluxpy::store::lock;
 use fluxpy::store::{
     embedded::Embedded, ingest_id, staging_name, Attempt, Filter, Holder, Store, COORD_INDEX,
     METADATA,
@@ -366,6 +367,7 @@ fn locks(store: &mut dyn Store) {
     // pid 1 always runs; no pid is this high; another host cannot be checked.
     let other = Holder {
         pid: 1,
+        pid_start: fluxpy::store::lock::process_start(1),
         token: "other".into(),
         ..me.clone()
     };
@@ -378,6 +380,11 @@ fn locks(store: &mut dyn Store) {
         host: "elsewhere.example".into(),
         token: "far".into(),
         ..gone.clone()
+    };
+    let lapsed = Holder {
+        expires: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        token: "lapsed".into(),
+        ..far.clone()
     };
 
     assert_eq!(store.try_lock("a", &me, w).unwrap(), Attempt::Taken);
@@ -404,21 +411,29 @@ fn locks(store: &mut dyn Store) {
     assert_eq!(store.locks().unwrap(), [("s".to_string(), me.clone())]);
     assert!(!store.unlock("s", &gone).unwrap());
     assert!(store.unlock("s", &me).unwrap());
-    // One held from another host is not.
+    // One held from another host is not while its lease runs; once its
+    // lease has lapsed, it is.
     assert_eq!(store.try_lock("f", &far, w).unwrap(), Attempt::Taken);
     assert_eq!(
         store.try_lock("f", &me, w).unwrap(),
         Attempt::Held(far.clone())
     );
+    assert_eq!(store.try_lock("l", &lapsed, w).unwrap(), Attempt::Taken);
+    assert_eq!(store.try_lock("l", &me, w).unwrap(), Attempt::Taken);
+    assert!(!store.unlock("l", &lapsed).unwrap());
+    assert!(store.unlock("l", &me).unwrap());
 
-    // The audit names a stale lock; a live one is a note. --fix removes
-    // the stale one only.
+    // The audit names the stale locks; a live one is a note. --fix
+    // removes the stale ones only.
     assert_eq!(store.try_lock("s", &gone, w).unwrap(), Attempt::Taken);
+    assert_eq!(store.try_lock("l", &lapsed, w).unwrap(), Attempt::Taken);
     let report = audit_report(store).unwrap();
-    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings.len(), 2, "{:?}", report.findings);
     assert!(
-        report.findings[0].contains("stale lock on 's'")
-            && report.findings[0].contains(&format!("pid {}", gone.pid)),
+        report.findings[0].contains("stale lock on 'l'")
+            && report.findings[0].contains("elsewhere.example")
+            && report.findings[1].contains("stale lock on 's'")
+            && report.findings[1].contains(&format!("pid {}", gone.pid)),
         "{:?}",
         report.findings
     );
@@ -429,11 +444,60 @@ fn locks(store: &mut dyn Store) {
     );
     let fixed = fix(store).unwrap();
     assert!(
-        fixed.len() == 1 && fixed[0].contains("stale lock on 's'"),
+        fixed.len() == 2
+            && fixed[0].contains("stale lock on 'l'")
+            && fixed[1].contains("stale lock on 's'"),
         "{fixed:?}"
     );
     assert_eq!(store.locks().unwrap(), [("f".to_string(), far.clone())]);
     assert!(store.unlock("f", &far).unwrap());
+    assert_clean(store);
+
+    // Two hosts: host B's lease is renewed while B holds the lock, so
+    // host A cannot take it over, however long B works; once B stops
+    // renewing, the lease lapses and A takes the lock over.
+    let lease = Duration::from_millis(1200);
+    let host_b = Holder {
+        host: "host-b.example".into(),
+        token: "b".into(),
+        ..me.clone()
+    };
+    let host_a = Holder {
+        host: "host-a.example".into(),
+        token: "a".into(),
+        ..me.clone()
+    };
+    let held = lock::acquire_leased(store, "r", &host_b, w, "", lease).unwrap();
+    std::thread::sleep(lease * 3);
+    match store.try_lock("r", &host_a.renewed(lease), w).unwrap() {
+        Attempt::Held(h) => {
+            assert_eq!(h.token, "b");
+            assert!(h.expires.unwrap() > chrono::Utc::now(), "{h:?}");
+        }
+        other => panic!("host A got {other:?} while host B renews"),
+    }
+    held.check().unwrap();
+    drop(held);
+    std::thread::sleep(lease + lease / 2);
+    assert_eq!(
+        store.try_lock("r", &host_a.renewed(lease), w).unwrap(),
+        Attempt::Taken
+    );
+    assert!(!store.unlock("r", &host_b).unwrap());
+
+    // A holder whose lock was taken over meanwhile learns it, and its
+    // renewals leave the new holder's lock alone.
+    let held = lock::acquire_leased(store, "t", &host_b, w, "", lease).unwrap();
+    assert!(store.unlock("t", &host_b).unwrap());
+    let a_lock = host_a.renewed(Duration::from_secs(600));
+    assert_eq!(store.try_lock("t", &a_lock, w).unwrap(), Attempt::Taken);
+    std::thread::sleep(lease);
+    let e = held.check().unwrap_err().to_string();
+    assert!(e.contains("'t'") && e.contains("took its lock over"), "{e}");
+    let locks = store.locks().unwrap();
+    assert_eq!(locks[1], ("t".to_string(), a_lock));
+    assert!(store.unlock("r", &host_a).unwrap());
+    assert!(store.unlock("t", &host_a).unwrap());
     assert_clean(store);
 }
 

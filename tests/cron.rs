@@ -358,6 +358,7 @@ fn a_lock_held_by_a_live_process_fails_the_file_and_a_stale_one_is_taken_over() 
     // pid 1 always runs; no pid is this high.
     let live = Holder {
         pid: 1,
+        pid_start: fluxpy::store::lock::process_start(1),
         token: "live".into(),
         ..me.clone()
     };

@@ -199,6 +199,18 @@ pub fn audit_findings(store: &dyn Store) -> Result<Vec<String>> {
     Ok(audit_report(store)?.findings)
 }
 
+/// Why the lock `holder` holds is stale, if it is: its holder is gone
+/// (see [`Holder::why_gone`]). A lease from another host that looks lapsed
+/// while another connection writes to the store may simply not have been
+/// renewable meanwhile: not stale yet.
+fn stale(store: &dyn Store, holder: &Holder) -> Option<String> {
+    let why = holder.why_gone()?;
+    if !holder.on_this_host() && store.writing_elsewhere() {
+        return None;
+    }
+    Some(why)
+}
+
 /// Audit the store. What concerns a dataset that a live process is loading
 /// right now (its lock is held) is a note, not a problem: that load is
 /// not finished yet.
@@ -209,9 +221,9 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
     let mut audit = Audit::default();
     let mut busy = BTreeSet::new();
     for (name, holder) in store.locks()? {
-        if holder.is_gone() {
+        if let Some(why) = stale(store, &holder) {
             audit.findings.push(format!(
-                "stale lock on '{name}': held by {}, a process that is gone; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
+                "stale lock on '{name}': held by {}, {why}; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
                 holder.describe()
             ));
         } else {
@@ -272,7 +284,7 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
 pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for (name, holder) in store.locks()? {
-        if holder.is_gone() && store.unlock(&name, &holder)? {
+        if stale(&*store, &holder).is_some() && store.unlock(&name, &holder)? {
             done.push(format!(
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()

@@ -29,9 +29,9 @@ use crate::config::{self, Config};
 use crate::error::{shown, shown_text, Error, Result};
 use crate::model::{self, coord_index_document, coordinates_of, Batch, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
-use crate::store::lock;
+use crate::store::lock::{self, Lease};
 use crate::store::{
-    self, ingest_id, sort_key, validate_name, Holder, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
+    self, ingest_id, sort_key, validate_name, Holder, Load, Store, COORD_INDEX, MAX_DOCUMENT_BYTES,
     METADATA, SUMMARY,
 };
 
@@ -338,9 +338,14 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
         reports.push(r);
     }
     for path in files {
+        crate::interrupt::check()?;
         let started = Instant::now();
-        let r = load_file(&mut stores, args, kind, &path)
-            .unwrap_or_else(|e| Report::failed(&path, naming_the_file(&path, &e), started));
+        let r = match load_file(&mut stores, args, kind, &path) {
+            Ok(r) => r,
+            // A signal ends the run, not only this file.
+            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) => Report::failed(&path, naming_the_file(&path, &e), started),
+        };
         print_report(args, &r);
         reports.push(r);
     }
@@ -607,6 +612,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
+        crate::interrupt::check()?;
         let n = match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -717,7 +723,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
     // to fail); taking the lock waits only what remains of it.
     store.set_busy_wait(args.lock_timeout.max(MIN_WRITE_WAIT));
     let me = Holder::this_process();
-    lock::acquire(
+    let lease = lock::acquire(
         store,
         &args.name,
         &me,
@@ -730,9 +736,12 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
                 return Ok(skipped(args, path, &entry, started));
             }
         }
+        lease.check()?;
         let file = prepare(args, kind, &config, model, path)?;
-        locked_load(store, args, kind, path, file, &input, started)
+        locked_load(store, args, kind, path, file, &input, &lease, started)
     });
+    // The renewals end before the lock goes.
+    drop(lease);
     if let Err(e) = store.unlock(&args.name, &me) {
         eprintln!(
             "warning: the lock of '{}' could not be released ({e}); `manage db -a --fix` removes it",
@@ -1037,6 +1046,46 @@ fn span_of(summary: &Summary) -> String {
     }
 }
 
+/// A load that, should it fail because another process took its lock
+/// over, is abandoned to that process rather than undone (see
+/// [`Load::abandon`]).
+struct Guarded<'l, 'a> {
+    load: Option<Box<dyn Load + 'l>>,
+    lease: &'a Lease,
+}
+
+impl<'l> Guarded<'l, '_> {
+    fn commit(mut self, coord_index: Document, metadata: Document) -> Result<()> {
+        match self.load.take() {
+            Some(l) => l.commit(coord_index, metadata),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'l> std::ops::Deref for Guarded<'l, '_> {
+    type Target = dyn Load + 'l;
+    fn deref(&self) -> &Self::Target {
+        self.load.as_deref().expect("a load not yet committed")
+    }
+}
+
+impl std::ops::DerefMut for Guarded<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.load.as_deref_mut().expect("a load not yet committed")
+    }
+}
+
+impl Drop for Guarded<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.load.take() {
+            if self.lease.lost() {
+                l.abandon();
+            }
+        }
+    }
+}
+
 /// The load itself, under NAME's lock. Whether NAME exists, its stored
 /// coordinates and the ingest log are read again here: another run may
 /// have loaded into NAME while this one waited for the lock.
@@ -1047,6 +1096,7 @@ fn locked_load(
     path: &Path,
     mut file: Prepared,
     input: &Input,
+    lease: &Lease,
     started: Instant,
 ) -> Result<Report> {
     let name = &args.name;
@@ -1081,9 +1131,15 @@ fn locked_load(
     };
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     let model = &*file.model;
-    let mut load = store.begin_load(name)?;
+    let mut load = Guarded {
+        load: Some(store.begin_load(name)?),
+        lease,
+    };
     let (file_summary, documents, mut progress) =
         convert(model, &mut *file.matrix, args, &mut |batch| {
+            // A signal, or the lock lost: the load fails here, and its
+            // writes are undone with it.
+            lease.check()?;
             if appending && base.is_some() {
                 let ids: Vec<Bson> = batch
                     .docs
@@ -1139,6 +1195,7 @@ fn locked_load(
         documents,
         started.elapsed().as_secs_f64(),
     ))?;
+    lease.check()?;
     load.commit(coord_index_document(name, &coords), metadata)?;
     drop(progress);
 

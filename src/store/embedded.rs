@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bson::{Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Store,
-    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Renew,
+    Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -50,6 +51,11 @@ pub struct Embedded {
     path: PathBuf,
     /// How long a write waits for another process's write to finish.
     busy: Duration,
+    /// The `-shm` file, opened to ask whether another process holds the
+    /// write lock (see [`Store::writing_elsewhere`]). Kept open as long as
+    /// the connection, after it (closing a file drops every POSIX lock
+    /// this process holds on it, SQLite's own included).
+    shm: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 fn table(collection: &str) -> String {
@@ -233,6 +239,7 @@ impl Embedded {
             conn,
             path: path.to_path_buf(),
             busy: BUSY_TIMEOUT,
+            shm: std::sync::OnceLock::new(),
         };
         store.tables().map_err(|_| {
             Error::store(
@@ -634,8 +641,81 @@ impl Store for Embedded {
         }
     }
 
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        let err = sql_err(&self.path);
+        let conn = Connection::open(&self.path).map_err(&err)?;
+        // While a load writes (one transaction), nothing else can: a
+        // renewal that finds the store busy is tried again next time, and
+        // no other process can take the lock over meanwhile either.
+        conn.busy_timeout(RENEW_WAIT).map_err(&err)?;
+        Ok(Box::new(EmbeddedRenew {
+            conn,
+            path: self.path.clone(),
+        }))
+    }
+
+    fn writing_elsewhere(&self) -> bool {
+        // In WAL mode a writer holds an exclusive lock on byte 120 of the
+        // `-shm` file from the start of its transaction to its commit
+        // (SQLite's documented WAL-index format). Asked with F_GETLK,
+        // which takes no lock; without a `-shm` file nobody writes.
+        let shm = self.shm.get_or_init(|| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push("-shm");
+            std::fs::File::open(p).ok()
+        });
+        let Some(shm) = shm else {
+            return false;
+        };
+        // SAFETY: an all-zero flock is valid; fcntl(F_GETLK) only fills it in.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = WAL_WRITE_LOCK_BYTE;
+        lock.l_len = 1;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the call; `lock` is a valid flock.
+        let r = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
+        r == 0 && lock.l_type != libc::F_UNLCK as libc::c_short
+    }
+
     fn describe(&self) -> String {
         crate::error::shown(&self.path).to_string()
+    }
+}
+
+/// The byte of the `-shm` file a WAL writer locks (WAL_WRITE_LOCK).
+const WAL_WRITE_LOCK_BYTE: libc::off_t = 120;
+
+/// How long a lease renewal waits for the store's write lock.
+const RENEW_WAIT: Duration = Duration::from_millis(200);
+
+/// Renews leases on a connection of its own.
+struct EmbeddedRenew {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Renew for EmbeddedRenew {
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        match Embedded::lock_holder(&tx, &path, name)? {
+            Some(h) if h.token == token => {
+                let renewed = Holder {
+                    expires: Some(expires),
+                    ..h
+                };
+                Embedded::put(&tx, &path, LOCKS, &renewed.to_document(name))?;
+                tx.commit().map_err(&err)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

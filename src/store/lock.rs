@@ -1,15 +1,21 @@
 //! Per-dataset locks: one writer of a dataset at a time, across processes
 //! and hosts sharing one store.
 //!
-//! A lock is the document `{_id: NAME, owner, host, pid, started, boot_id,
-//! token}` in the internal collection `_locks`; a backend takes it
-//! atomically (a unique `_id`, or a write transaction) in
-//! [`Store::try_lock`]. A lock whose holder is known to be gone (same host,
-//! and its process no longer runs or the host has rebooted since) is
-//! *stale*: the next writer takes it over, `db -a` reports it and
-//! `db -a --fix` removes it. A lock held from another host cannot be
-//! checked from here and is never taken over.
+//! A lock is the document `{_id: NAME, owner, host, pid, pid_start, pid_ns,
+//! started, boot_id, expires, token}` in the internal collection `_locks`;
+//! a backend takes it atomically (a unique `_id`, or a write transaction)
+//! in [`Store::try_lock`]. A lock is a *lease*: it holds until `expires`,
+//! which its holder moves forward every third of the lease while it works
+//! ([`Lease`]). A lock whose holder is known to be gone is *stale*: the
+//! next writer takes it over, `db -a` reports it and `db -a --fix` removes
+//! it. On the holder's own host (same host name, boot and PID namespace) a
+//! holder is gone when its process no longer runs, or when the pid now
+//! belongs to a process started at another time (the pid was reused);
+//! from any other host, when its lease has lapsed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -22,20 +28,45 @@ use crate::error::{Error, Result};
 /// How long a load waits for a dataset's lock unless `--lock-timeout` says.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a lock holds unless renewed, unless [`LEASE_VAR`] says.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The variable that sets the lease of the locks this process takes, in
+/// seconds.
+pub const LEASE_VAR: &str = "FLUXPY_LOCK_LEASE_SECONDS";
+
+/// The variable that names this host in locks instead of its host name
+/// (a container whose name changes every run can keep one).
+pub const HOST_VAR: &str = "FLUXPY_HOST_ID";
+
+/// The longest attempt at a lock between two looks at the signals.
+const ATTEMPT_SLICE: Duration = Duration::from_millis(500);
+
 /// Who holds (or wants) a lock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
     /// The user running the process.
     pub owner: String,
+    /// The host name, or [`HOST_VAR`] when set.
     pub host: String,
     pub pid: u32,
+    /// When the process started, in clock ticks since the host booted
+    /// (Linux: field 22 of `/proc/PID/stat`), when known: a live process
+    /// with the same pid but another start time is not the holder.
+    pub pid_start: Option<u64>,
+    /// The PID namespace `pid` is counted in (`pid:[N]`), when known: from
+    /// another namespace the pid cannot be checked.
+    pub pid_ns: Option<String>,
     /// When the process asked for the lock (milliseconds, as stored).
     pub started: DateTime<Utc>,
     /// Linux's boot id of the host, when known: a lock from an earlier boot
-    /// is stale whatever its pid.
+    /// is not checked by its pid.
     pub boot_id: Option<String>,
-    /// Unique per acquisition: a lock is released or taken over only by
-    /// naming the very acquisition that holds it.
+    /// Until when the lock holds unless renewed (milliseconds, as stored);
+    /// `None` in locks written before there were leases.
+    pub expires: Option<DateTime<Utc>>,
+    /// Unique per acquisition: a lock is released, renewed or taken over
+    /// only by naming the very acquisition that holds it.
     pub token: String,
 }
 
@@ -51,8 +82,32 @@ pub enum Attempt {
     Busy,
 }
 
+/// The lease of the locks this process takes: [`LEASE_VAR`] if set, else
+/// [`DEFAULT_LEASE`].
+pub fn lease() -> Result<Duration> {
+    let Ok(v) = std::env::var(LEASE_VAR) else {
+        return Ok(DEFAULT_LEASE);
+    };
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| (0.1..=604_800.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{LEASE_VAR}={v:?} is not a lease in seconds (0.1 to 604800)"
+            ))
+        })
+}
+
+/// `lease` from now, in milliseconds as stored.
+fn expiry(lease: Duration) -> DateTime<Utc> {
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    (Utc::now() + lease).trunc_subsecs(3)
+}
+
 impl Holder {
-    /// This process, now.
+    /// This process, now, its lease starting now.
     pub fn this_process() -> Self {
         let started = Utc::now().trunc_subsecs(3);
         let host = host_name();
@@ -66,8 +121,19 @@ impl Holder {
             token: format!("{host}:{pid}:{nanos}"),
             host,
             pid,
+            pid_start: process_start(pid),
+            pid_ns: pid_namespace(),
             started,
             boot_id: boot_id(),
+            expires: Some(expiry(lease().unwrap_or(DEFAULT_LEASE))),
+        }
+    }
+
+    /// The same holder, its lease starting now.
+    pub fn renewed(&self, lease: Duration) -> Self {
+        Self {
+            expires: Some(expiry(lease)),
+            ..self.clone()
         }
     }
 
@@ -81,8 +147,17 @@ impl Holder {
             "started": bson::DateTime::from_chrono(self.started),
             "token": &self.token,
         };
+        if let Some(t) = self.pid_start.and_then(|t| i64::try_from(t).ok()) {
+            d.insert("pid_start", t);
+        }
+        if let Some(ns) = &self.pid_ns {
+            d.insert("pid_ns", ns);
+        }
         if let Some(b) = &self.boot_id {
             d.insert("boot_id", b);
+        }
+        if let Some(e) = self.expires {
+            d.insert("expires", bson::DateTime::from_chrono(e));
         }
         d
     }
@@ -93,29 +168,73 @@ impl Holder {
             owner: d.get_str("owner").ok()?.to_string(),
             host: d.get_str("host").ok()?.to_string(),
             pid: u32::try_from(d.get_i64("pid").ok()?).ok()?,
+            pid_start: d
+                .get_i64("pid_start")
+                .ok()
+                .and_then(|t| u64::try_from(t).ok()),
+            pid_ns: d.get_str("pid_ns").ok().map(str::to_string),
             started: d.get_datetime("started").ok()?.to_chrono(),
             boot_id: d.get_str("boot_id").ok().map(str::to_string),
+            expires: d.get_datetime("expires").ok().map(|e| e.to_chrono()),
             token: d.get_str("token").ok()?.to_string(),
         })
     }
 
-    /// Whether this holder is known to be gone: it ran on this host and
-    /// its process no longer runs (or the host has rebooted since).
+    /// Whether this holder's process can be checked from here: the same
+    /// host name, boot and PID namespace (what is unknown on either side
+    /// is taken to agree).
+    pub fn on_this_host(&self) -> bool {
+        let agree = |a: &Option<String>, b: Option<String>| match (a, b) {
+            (Some(a), Some(b)) => *a == b,
+            _ => true,
+        };
+        self.host == host_name()
+            && agree(&self.boot_id, boot_id())
+            && agree(&self.pid_ns, pid_namespace())
+    }
+
+    /// Whether this holder is known to be gone. On this host: its process
+    /// no longer runs, or its pid now belongs to a process started at
+    /// another time. From another host (or an earlier boot, or another
+    /// PID namespace): its lease has lapsed.
     pub fn is_gone(&self) -> bool {
-        if self.host != host_name() {
-            return false;
-        }
-        if let (Some(then), Some(now)) = (&self.boot_id, boot_id()) {
-            if *then != now {
-                return true;
-            }
+        self.why_gone().is_some()
+    }
+
+    /// Why this holder is known to be gone (see [`Holder::is_gone`]), as
+    /// the end of a sentence; `None` while it may still work.
+    pub fn why_gone(&self) -> Option<String> {
+        if !self.on_this_host() {
+            return match self.expires {
+                Some(expires) if expires <= Utc::now() => Some(format!(
+                    "whose lease lapsed at {} unrenewed",
+                    expires.format("%Y-%m-%dT%H:%M:%SZ")
+                )),
+                Some(_) => None,
+                // A lock from before leases: gone only if this host has
+                // rebooted since; another host's cannot be checked.
+                None if self.host == host_name() => {
+                    Some("a process of an earlier boot of this host".into())
+                }
+                None => None,
+            };
         }
         if self.pid == std::process::id() {
             // Our own pid: either this very acquisition, or one of a process
             // that died before the pid came round to us.
-            return !self.token.starts_with(&this_token_prefix());
+            return (!self.token.starts_with(&this_token_prefix()))
+                .then(|| "a process that is gone".into());
         }
-        !process_alive(self.pid)
+        if !process_alive(self.pid) {
+            return Some("a process that is gone".into());
+        }
+        match (self.pid_start, process_start(self.pid)) {
+            (Some(then), Some(now)) if then != now => Some(format!(
+                "a process that is gone (pid {} now belongs to a process started later)",
+                self.pid
+            )),
+            _ => None,
+        }
     }
 
     /// `user@host (pid N) since TIME`, for messages.
@@ -150,8 +269,32 @@ fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The host's name.
+/// When process `pid` started, in clock ticks since boot: field 22 of
+/// `/proc/PID/stat` (counted after the command name, which may hold spaces
+/// and parentheses itself).
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (the state).
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// The PID namespace of this process, as `/proc/self/ns/pid` names it.
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The name of this host in locks: [`HOST_VAR`] when set, else the host's
+/// name.
 pub fn host_name() -> String {
+    if let Some(id) = std::env::var(HOST_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        return id.trim().to_string();
+    }
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // within it on success (and we stop at the first NUL or the end anyway).
@@ -163,7 +306,6 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Linux's id of the current boot, if the system has one.
 /// Who runs this process: the name the password database gives the real
 /// user id (so root is `root`, whatever the environment says), else
 /// `$USER`/`$LOGNAME`, else `uidN`.
@@ -177,6 +319,7 @@ pub fn user_name() -> String {
         .unwrap_or_else(|_| format!("uid{uid}"))
 }
 
+/// Linux's id of the current boot, if the system has one.
 fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
@@ -184,25 +327,114 @@ fn boot_id() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Renews a lock's lease from another thread than the one that works
+/// under it (see [`Store::renewer`]).
+pub trait Renew: Send {
+    /// Move the expiry of `name`'s lock to `expires` if acquisition `token`
+    /// still holds it; whether it does. An error says that the store could
+    /// not be reached or was busy: the next renewal tries again.
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool>;
+}
+
+/// A held lock's lease, renewed every third of it by a thread of its own
+/// until this is dropped.
+pub struct Lease {
+    name: String,
+    /// Dropped to stop the renewals.
+    _stop: mpsc::Sender<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Lease {
+    fn keep(mut renewer: Box<dyn Renew>, name: &str, token: &str, lease: Duration) -> Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let lost = Arc::new(AtomicBool::new(false));
+        let (n, t, l) = (name.to_string(), token.to_string(), Arc::clone(&lost));
+        std::thread::Builder::new()
+            .name(format!("lease of {name}"))
+            .spawn(move || {
+                // Stopped (the sender dropped) or the lock taken over: done.
+                // A renewal after the lock is released finds another token
+                // or none and changes nothing.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 3) {
+                    if let Ok(false) = renewer.renew(&n, &t, expiry(lease)) {
+                        l.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::collection(
+                    name,
+                    format!("cannot start the thread that renews its lock: {e}"),
+                )
+            })?;
+        Ok(Self {
+            name: name.to_string(),
+            _stop: stop,
+            lost,
+        })
+    }
+
+    /// Whether another process has taken the lock over.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Fail if another process has taken the lock over (its lease lapsed
+    /// unrenewed, as when this host lost the store for longer than the
+    /// lease), or if a signal came.
+    pub fn check(&self) -> Result<()> {
+        crate::interrupt::check()?;
+        if self.lost() {
+            return Err(Error::collection(
+                &self.name,
+                "another process took its lock over (the lease lapsed before it was renewed); nothing of this load was kept",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Take the lock of dataset `name` for `me`, waiting up to `timeout` for
 /// another process to release it; a stale lock is taken over. Fails with a
 /// message naming the holder when the time runs out, ending with `hint`
-/// (what to do about it).
+/// (what to do about it), or when a signal comes. The lease is renewed
+/// until the [`Lease`] returned is dropped; release the lock with
+/// [`Store::unlock`].
 pub fn acquire(
     store: &mut dyn Store,
     name: &str,
     me: &Holder,
     timeout: Duration,
     hint: &str,
-) -> Result<()> {
+) -> Result<Lease> {
+    acquire_leased(store, name, me, timeout, hint, lease()?)
+}
+
+/// [`acquire`], with a lease of `lease`.
+pub fn acquire_leased(
+    store: &mut dyn Store,
+    name: &str,
+    me: &Holder,
+    timeout: Duration,
+    hint: &str,
+    lease: Duration,
+) -> Result<Lease> {
+    let renewer = store.renewer()?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(20);
     loop {
+        crate::interrupt::check()?;
         // The store's own busy wait is part of the timeout: only what
-        // remains of it.
+        // remains of it, in slices short enough to notice a signal.
         let left = deadline.saturating_duration_since(Instant::now());
-        let seen = match store.try_lock(name, me, left)? {
-            Attempt::Taken => return Ok(()),
+        let seen = match store.try_lock(name, &me.renewed(lease), left.min(ATTEMPT_SLICE))? {
+            Attempt::Taken => {
+                return Lease::keep(renewer, name, &me.token, lease).inspect_err(|_| {
+                    let _ = store.unlock(name, me);
+                })
+            }
             Attempt::Held(h) => Some(h),
             Attempt::Busy => None,
         };
@@ -238,15 +470,24 @@ pub fn with_locks<T>(
     sorted.sort_unstable();
     sorted.dedup();
     let mut held = Vec::new();
+    let mut leases = Vec::new();
     let mut result = Ok(());
     for name in sorted {
-        result = acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT, "try again later");
-        if result.is_err() {
-            break;
+        match acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT, "try again later") {
+            Ok(lease) => {
+                leases.push(lease);
+                held.push(name);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
-        held.push(name);
     }
-    let result = result.and_then(|_| f(store));
+    let result = result
+        .and_then(|_| leases.iter().try_for_each(Lease::check))
+        .and_then(|_| f(store));
+    drop(leases);
     for name in held {
         if let Err(e) = store.unlock(name, &me) {
             eprintln!(
@@ -269,6 +510,35 @@ mod tests {
         assert_eq!(Holder::from_document(&d), Some(me.clone()));
         assert!(!me.is_gone(), "this process is alive");
         assert!(Holder::from_document(&doc! { "_id": "x" }).is_none());
+        // A lock written before start times, namespaces and leases.
+        let mut old = d.clone();
+        for k in ["pid_start", "pid_ns", "expires"] {
+            old.remove(k);
+        }
+        let read = Holder::from_document(&old).unwrap();
+        assert_eq!(
+            (read.pid_start, read.pid_ns, read.expires),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn the_start_time_of_this_process_is_read_from_proc() {
+        let me = process_start(std::process::id());
+        if std::path::Path::new("/proc/self/stat").exists() {
+            let t = me.expect("a start time");
+            // Started after the host booted and before now.
+            let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+            let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(t as f64 / ticks as f64 <= uptime + 1.0, "{t}");
+        }
+        assert_eq!(process_start(0x7fff_fff0), None);
     }
 
     #[test]
@@ -280,18 +550,62 @@ mod tests {
             ..me.clone()
         };
         assert!(dead.is_gone());
-        // pid 1 always runs.
+        // pid 1 always runs (since it started).
         let init = Holder {
             pid: 1,
+            pid_start: process_start(1),
             ..me.clone()
         };
         assert!(!init.is_gone());
-        // Another host cannot be checked: never taken for gone.
+        // Another host cannot be checked: its lease tells.
         let far = Holder {
             host: "elsewhere.example".into(),
             ..dead.clone()
         };
-        assert!(!far.is_gone());
+        assert!(!far.is_gone(), "its lease runs");
+        let lapsed = Holder {
+            expires: Some(Utc::now() - chrono::Duration::seconds(1)),
+            ..far.clone()
+        };
+        assert!(lapsed.is_gone(), "its lease lapsed");
+        // A lock from before leases, from another host: never gone.
+        let old_far = Holder {
+            expires: None,
+            ..far.clone()
+        };
+        assert!(!old_far.is_gone());
+        // On this host a lapsed lease does not matter while the process runs.
+        let init_lapsed = Holder {
+            expires: lapsed.expires,
+            ..init.clone()
+        };
+        assert!(!init_lapsed.is_gone());
+        // pid 1 started at another time than it did: the pid was reused.
+        if let Some(t) = process_start(1) {
+            let same = Holder {
+                pid_start: Some(t),
+                ..init.clone()
+            };
+            assert!(!same.is_gone());
+            let reused = Holder {
+                pid_start: Some(t + 1),
+                ..init.clone()
+            };
+            assert!(reused.is_gone());
+        }
+        // Another PID namespace: its pid means nothing here; the lease tells.
+        let other_ns = Holder {
+            pid_ns: Some("pid:[1]".into()),
+            ..dead.clone()
+        };
+        if me.pid_ns.is_some() {
+            assert!(!other_ns.is_gone());
+            assert!(Holder {
+                expires: lapsed.expires,
+                ..other_ns
+            }
+            .is_gone());
+        }
         // Our pid under a token this process did not make: a dead process
         // whose pid came round to us.
         let reused = Holder {
@@ -300,12 +614,20 @@ mod tests {
         };
         assert!(reused.is_gone());
         if me.boot_id.is_some() {
+            // An earlier boot: a lock from before leases is gone whatever
+            // its pid; a lease runs out.
             let old_boot = Holder {
                 boot_id: Some("an-earlier-boot".into()),
                 pid: 1,
+                expires: None,
                 ..me.clone()
             };
             assert!(old_boot.is_gone());
+            assert!(!Holder {
+                expires: me.expires,
+                ..old_boot.clone()
+            }
+            .is_gone());
         }
     }
 }

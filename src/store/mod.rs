@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 
 pub use key::sort_key;
-pub use lock::{Attempt, Holder};
+pub use lock::{Attempt, Holder, Lease, Renew};
 
 /// The collection of one metadata document per dataset.
 pub const METADATA: &str = "metadata";
@@ -215,6 +215,18 @@ pub trait Store {
     /// token) still holds it; whether it did.
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
 
+    /// What renews the leases of locks in this store from another thread
+    /// (its own connection).
+    fn renewer(&self) -> Result<Box<dyn Renew>>;
+
+    /// Whether another connection is writing to the store right now, so
+    /// that no lease can be renewed meanwhile (the embedded store: one
+    /// writer at a time, and a load is one transaction). A lease that
+    /// looks lapsed then proves nothing.
+    fn writing_elsewhere(&self) -> bool {
+        false
+    }
+
     /// Every lock, as (dataset, holder), in dataset order.
     fn locks(&self) -> Result<Vec<(String, Holder)>> {
         let mut out = Vec::new();
@@ -276,6 +288,12 @@ pub trait Load {
 
     /// Write the `coord_index` and `metadata` entries and make everything visible.
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;
+
+    /// Give up a load whose lock another process has taken over: nothing
+    /// of it is kept, and what it shares with that process's load (the
+    /// MongoDB staging collection) is left to it. Dropping a load instead
+    /// undoes it whole.
+    fn abandon(self: Box<Self>) {}
 }
 
 /// Where `--db`/`FLUXPY_DB` points.

@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
 use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Collection, Database};
@@ -36,8 +37,8 @@ use rayon::prelude::*;
 
 use super::{
     check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal,
-    sort_key, staging_name, Attempt, Filter, Holder, Load, Store, COORD_INDEX, DEFAULT_DB_NAME,
-    INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    sort_key, staging_name, Attempt, Filter, Holder, Load, Renew, Store, COORD_INDEX,
+    DEFAULT_DB_NAME, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -621,6 +622,12 @@ impl Store for Mongo {
         })
     }
 
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        Ok(Box::new(MongoRenew {
+            locks: self.coll(LOCKS),
+        }))
+    }
+
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
         self.coll(LOCKS)
             .delete_one(doc! { "_id": name, "token": &holder.token })
@@ -1125,6 +1132,13 @@ impl Load for MongoLoad<'_> {
         Ok(())
     }
 
+    fn abandon(mut self: Box<Self>) {
+        // The staging collection is the new holder's now: only the insert
+        // in flight is waited for.
+        let _ = self.join();
+        self.committed = true;
+    }
+
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
             .into_iter()
@@ -1293,6 +1307,24 @@ impl MongoLoad<'_> {
             store.put_entry(INGEST_LOG, entry)?;
         }
         Ok(())
+    }
+}
+
+/// Renews leases through a handle of its own on the locks collection.
+struct MongoRenew {
+    locks: Collection<Document>,
+}
+
+impl Renew for MongoRenew {
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
+        self.locks
+            .update_one(
+                doc! { "_id": name, "token": token },
+                doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
+            )
+            .run()
+            .map(|r| r.matched_count == 1)
+            .map_err(|e| Error::store(LOCKS, e))
     }
 }
 

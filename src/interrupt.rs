@@ -1,0 +1,72 @@
+//! SIGINT and SIGTERM while a command writes.
+//!
+//! Commands that take locks (load, remove, rename) catch both signals: the
+//! handler only sets a flag, which the work checks between its steps
+//! ([`check`]); the command then fails as any other failure does, so that
+//! an unfinished load is undone and every lock is released on the way out,
+//! and `manage` exits with 130 (SIGINT) or 143 (SIGTERM). A second signal
+//! while the first is being handled ends the process at once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
+
+use crate::error::{Error, Result};
+
+struct Flags {
+    /// Whether a signal came.
+    any: Arc<AtomicBool>,
+    /// The last signal that came.
+    which: Arc<AtomicUsize>,
+}
+
+static FLAGS: OnceLock<Flags> = OnceLock::new();
+
+/// Catch SIGINT and SIGTERM from now on (see the module's text).
+pub fn catch() -> Result<()> {
+    if FLAGS.get().is_some() {
+        return Ok(());
+    }
+    let flags = Flags {
+        any: Arc::new(AtomicBool::new(false)),
+        which: Arc::new(AtomicUsize::new(0)),
+    };
+    let failed = |e: std::io::Error| Error::Usage(format!("cannot catch SIGINT and SIGTERM: {e}"));
+    for signal in [SIGINT, SIGTERM] {
+        // The actions run in this order: a signal that finds the flag set
+        // already takes its default action (the process ends).
+        flag::register_conditional_default(signal, Arc::clone(&flags.any)).map_err(failed)?;
+        flag::register_usize(signal, Arc::clone(&flags.which), signal as usize).map_err(failed)?;
+        flag::register(signal, Arc::clone(&flags.any)).map_err(failed)?;
+    }
+    let _ = FLAGS.set(flags);
+    Ok(())
+}
+
+/// The signal that came, if one did since [`catch`].
+pub fn received() -> Option<i32> {
+    let flags = FLAGS.get()?;
+    if !flags.any.load(Ordering::SeqCst) {
+        return None;
+    }
+    i32::try_from(flags.which.load(Ordering::SeqCst)).ok()
+}
+
+/// Fail with [`Error::Interrupted`] if a signal came.
+pub fn check() -> Result<()> {
+    match received() {
+        Some(signal) => Err(Error::Interrupted { signal }),
+        None => Ok(()),
+    }
+}
+
+/// The name of a signal this module catches.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
