@@ -139,7 +139,7 @@ fn signal_mid_load(target: &Target, mut command: Command, signal: Signal) -> Run
             "the load finished before it could be interrupted"
         );
         if !target.locks().is_empty() {
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(100));
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "the load finished before it could be interrupted"
@@ -176,7 +176,10 @@ fn assert_interrupted(r: &Run, code: i32, signal: &str) {
 /// A new dataset interrupted by SIGINT leaves nothing; a reload interrupted
 /// by SIGTERM leaves the dataset as it was; neither leaves its lock.
 fn interrupted_loads(target: &Target) {
-    let big = big_file(target.env, 16);
+    // Global steps: over a second even for a fast build, so that the
+    // signal arrives mid-load (fewer into MongoDB's slow test server).
+    let steps = if target.mongo.is_some() { 16 } else { 64 };
+    let big = big_file(target.env, steps);
     let args = load_args(&big, "big");
     let r = signal_mid_load(target, target.command(&args, None), Signal::SIGINT);
     assert_interrupted(&r, 130, "SIGINT");
@@ -187,7 +190,7 @@ fn interrupted_loads(target: &Target) {
 
     target.run(&args).ok();
     let counts = target.counts();
-    assert_eq!(counts, "big (16 records)\n");
+    assert_eq!(counts, format!("big ({steps} records)\n"));
     let md = target.run(&["db", "-n", "big"]).ok().stdout;
     let forced = [&args[..], &["--force"]].concat();
     let r = signal_mid_load(target, target.command(&forced, None), Signal::SIGTERM);
@@ -345,11 +348,13 @@ fn two_hosts(target: &Target) {
     assert!(target.locks().is_empty());
     assert_eq!(target.counts(), "h (8 records)\n");
 
-    // A slow load as host B, its lease half a second: renewed, it holds
-    // for as long as the load runs.
-    let big = big_file(target.env, 32);
+    // A slow load as host B (global steps: seconds even for a fast build;
+    // fewer into MongoDB, whose test server is slow), its lease a fifth of
+    // a second: renewed, it holds for as long as the load runs.
+    let steps = if target.mongo.is_some() { 32 } else { 160 };
+    let big = big_file(target.env, steps);
     let mut slow = target.command(&load_args(&big, "big"), Some("host-b"));
-    slow.env("FLUXPY_LOCK_LEASE_SECONDS", "0.5")
+    slow.env("FLUXPY_LOCK_LEASE_SECONDS", "0.2")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = slow.spawn().unwrap();
@@ -359,7 +364,7 @@ fn two_hosts(target: &Target) {
         std::thread::sleep(Duration::from_millis(10));
     }
     // Four leases later, its first lease has long lapsed.
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(800));
     let locks = target.locks();
     let audit = target.run_as(a, &["db", "-a"]);
     let takeover = [
@@ -385,7 +390,10 @@ fn two_hosts(target: &Target) {
         r.stderr
     );
     assert!(target.locks().is_empty());
-    assert_eq!(target.counts(), "big (32 records)\nh (8 records)\n");
+    assert_eq!(
+        target.counts(),
+        format!("big ({steps} records)\nh (8 records)\n")
+    );
 }
 
 #[test]
