@@ -16,7 +16,7 @@ use fluxpy::synth::{self, Grid};
 const STM: &str = "SpatioTemporalMatrix";
 /// How long after the append takes its lock it is killed: from before its
 /// first document to (on a fast store) after its commit.
-const DELAYS_MS: [u64; 7] = [0, 30, 100, 250, 500, 1000, 2000];
+const DELAYS_MS: [u64; 8] = [0, 20, 50, 100, 200, 400, 800, 1600];
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -33,11 +33,11 @@ fn load_args<'a>(p: &'a Path, ts: &'a str) -> [&'a str; 9] {
     ["load", "-p", s(p), "-m", STM, "-n", "g", "-o", ts]
 }
 
-/// A band of the 0.5° grid around the equator: 720 × 80 cells, 8 steps.
-fn grid_file(env: &Env, name: &str, seed_steps: usize) -> PathBuf {
-    let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-180.0, 180.0, -20.0, 20.0);
+/// `steps` steps of the 0.5° grid between `lat`°S and `lat`°N.
+fn grid_file(env: &Env, name: &str, lat: f64, steps: usize) -> PathBuf {
+    let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-180.0, 180.0, -lat, lat);
     let p = env.path(name);
-    let m = synth::flux_matrix(&grid, seed_steps, 3.0);
+    let m = synth::flux_matrix(&grid, steps, 3.0);
     synth::write_mat_v5(&p, "flux", &m, false).unwrap();
     p
 }
@@ -78,13 +78,19 @@ fn kill_append(env: &Env, db: &str, args: &[&str], delay: Duration) -> bool {
     !finished
 }
 
-/// Every delay, on the store `fresh()` hands out (a new one each time).
-fn killed_appends(mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>)) {
+/// Every delay, on the store `fresh()` hands out (a new one each time),
+/// with files of `steps` steps between `lat`°S and `lat`°N: large enough
+/// that most kills land before the append's commit.
+fn killed_appends(
+    lat: f64,
+    steps: usize,
+    mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>),
+) {
     let env = Env::new();
-    let a = grid_file(&env, "a.mat", 8);
-    let b = grid_file(&env, "b.mat", 8);
+    let a = grid_file(&env, "a.mat", lat, steps);
+    let b = grid_file(&env, "b.mat", lat, steps);
     let first = load_args(&a, "timestamp=2004-01-01T00:00:00");
-    let append = load_args(&b, "timestamp=2004-01-02T00:00:00");
+    let append = load_args(&b, "timestamp=2004-01-05T00:00:00");
 
     // What the store holds after the first load, and after the append run
     // uninterrupted.
@@ -139,7 +145,7 @@ fn killed_appends(mut fresh: impl FnMut() -> (String, Box<dyn std::any::Any>)) {
 fn appends_killed_at_any_moment_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut n = 0;
-    killed_appends(|| {
+    killed_appends(30.0, 16, || {
         n += 1;
         let db = dir.path().join(format!("store{n}.db"));
         (db.to_str().unwrap().to_string(), Box::new(()))
@@ -151,7 +157,7 @@ fn appends_killed_at_any_moment_on_mongodb() {
     let Some(uri) = common::mongodb_test_uri(common::MONGODB_URI) else {
         return;
     };
-    killed_appends(|| {
+    killed_appends(20.0, 8, || {
         let db = FreshDb::new(&uri);
         (db.uri.clone(), Box::new(db))
     });
