@@ -642,6 +642,7 @@ fn input_digest(sha256: &str, kind: ModelKind, config: &Config) -> String {
 
 /// One file, read and checked, ready to convert.
 struct Prepared {
+    kind: ModelKind,
     model: Box<dyn Model>,
     matrix: Box<dyn Matrix>,
     coords: Vec<[f64; 2]>,
@@ -738,7 +739,7 @@ fn load_file(stores: &mut Stores, args: &Args, kind: ModelKind, path: &Path) -> 
         }
         lease.check()?;
         let file = prepare(args, kind, &config, model, path)?;
-        locked_load(store, args, kind, path, file, &input, &lease, started)
+        locked_load(store, args, path, file, &input, &lease, started)
     });
     // The renewals end before the lock goes.
     drop(lease);
@@ -783,6 +784,7 @@ fn prepare(
     }
     let coords = model.coordinates(&mut *matrix)?;
     Ok(Prepared {
+        kind,
         model,
         matrix,
         coords,
@@ -1092,7 +1094,6 @@ impl Drop for Guarded<'_, '_> {
 fn locked_load(
     store: &mut dyn Store,
     args: &Args,
-    kind: ModelKind,
     path: &Path,
     mut file: Prepared,
     input: &Input,
@@ -1106,7 +1107,13 @@ fn locked_load(
         }
     }
     refuse_over_unfinished_append(&*store, name, &input.id)?;
-    check_fits_dataset(store.entry(METADATA, name)?, name, kind, &*file.model, path)?;
+    check_fits_dataset(
+        store.entry(METADATA, name)?,
+        name,
+        file.kind,
+        &*file.model,
+        path,
+    )?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(

@@ -10,8 +10,10 @@
 pub mod embedded;
 mod key;
 pub mod lock;
+#[cfg(feature = "mongodb")]
 pub mod mongo;
 pub mod packed;
+mod uri;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -348,7 +350,7 @@ fn redact_loose(uri: &str) -> String {
     };
     let rest = uri[colon + 1..].trim_start_matches('/');
     let head = &uri[..uri.len() - rest.len()];
-    let redacted = mongo::redact_uri(&format!("x://{rest}"));
+    let redacted = uri::redact_uri(&format!("x://{rest}"));
     format!("{head}{}", &redacted[4..])
 }
 
@@ -356,8 +358,22 @@ fn redact_loose(uri: &str) -> String {
 pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
     match Location::parse(db)? {
         Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
-        Location::Mongo(uri) => Ok(Box::new(mongo::Mongo::open(&uri)?)),
+        Location::Mongo(uri) => open_mongo(&uri),
     }
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongo(uri: &str) -> Result<Box<dyn Store>> {
+    Ok(Box::new(mongo::Mongo::open(uri)?))
+}
+
+/// A build without the `mongodb` feature (the fuzz targets') has no driver.
+#[cfg(not(feature = "mongodb"))]
+fn open_mongo(uri: &str) -> Result<Box<dyn Store>> {
+    Err(Error::Usage(format!(
+        "--db '{}': this build of manage has no MongoDB support (it was built without the default feature `mongodb`)",
+        uri::redact_uri(uri)
+    )))
 }
 
 /// Open the store `--db`/`FLUXPY_DB` names for reading only, writing
@@ -367,7 +383,7 @@ pub fn open_read_only(db: Option<&str>) -> Result<Option<Box<dyn Store>>> {
     match Location::parse(db)? {
         Location::Embedded(path) if !path.exists() => Ok(None),
         Location::Embedded(path) => Ok(Some(Box::new(embedded::Embedded::open_read_only(&path)?))),
-        Location::Mongo(uri) => Ok(Some(Box::new(mongo::Mongo::open(&uri)?))),
+        Location::Mongo(uri) => open_mongo(&uri).map(Some),
     }
 }
 

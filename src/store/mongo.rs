@@ -35,6 +35,8 @@ use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Collection, Database};
 use rayon::prelude::*;
 
+pub use super::uri::redact_uri;
+use super::uri::{is_secret_option, password_span};
 use super::{
     check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal,
     sort_key, staging_name, Attempt, Filter, Holder, Load, Renew, Store, COORD_INDEX,
@@ -119,30 +121,6 @@ pub fn database_name(from_uri: Option<&str>) -> String {
     }
 }
 
-/// URI options whose values are secrets.
-const SECRET_OPTIONS: &[&str] = &["tlsCertificateKeyFilePassword", "authMechanismProperties"];
-
-/// Whether the value of URI option `k` is kept out of messages: the secret
-/// options, and any option whose name suggests a secret (a misspelled
-/// `tlsCertificateKeyFilePasword=…` is refused by the driver, and its value
-/// must not be echoed in that error either).
-fn is_secret_option(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(&k))
-        || ["pass", "pwd", "secret", "token", "cred", "auth", "key"]
-            .iter()
-            .any(|w| k.contains(w))
-}
-
-/// The `user:password@` part of a URI, if any: (start, end) of the password.
-fn password_span(uri: &str) -> Option<(usize, usize)> {
-    let start = uri.find("://")? + 3;
-    let end = uri[start..].find('?').map_or(uri.len(), |q| start + q);
-    let at = start + uri[start..end].rfind('@')?;
-    let colon = start + uri[start..at].find(':')?;
-    Some((colon + 1, at))
-}
-
 /// The hosts of a URI as written (after any `user:pass@`, before `/` or `?`).
 fn host_part(uri: &str) -> &str {
     let start = uri.find("://").map_or(0, |i| i + 3);
@@ -164,28 +142,6 @@ pub fn with_database(uri: &str, db: &str) -> String {
         .find('/')
         .map_or(query, |s| hosts_from + s);
     format!("{}/{db}{}", &uri[..path], &uri[query..])
-}
-
-/// The URI with its password and secret options replaced by `***`.
-pub fn redact_uri(uri: &str) -> String {
-    let mut out = match password_span(uri) {
-        Some((a, b)) => format!("{}***{}", &uri[..a], &uri[b..]),
-        None => uri.to_string(),
-    };
-    if let Some(q) = out.find('?') {
-        let query = out[q + 1..]
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if is_secret_option(k) => {
-                    format!("{k}=***")
-                }
-                _ => kv.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-        out = format!("{}?{query}", &out[..q]);
-    }
-    out
 }
 
 /// Removes a URI's secrets from any text, as written and percent-decoded.
