@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::cmd::plural;
 use crate::config::{self, Config};
 use crate::error::{shown, shown_text, Error, Result};
-use crate::model::{self, coord_index_document, coordinates_of, Batch, Model, ModelKind, Summary};
+use crate::model::{self, coordinates_of, Batch, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
 use crate::store::{
@@ -1057,9 +1057,9 @@ struct Guarded<'l, 'a> {
 }
 
 impl<'l> Guarded<'l, '_> {
-    fn commit(mut self, coord_index: Document, metadata: Document) -> Result<()> {
+    fn commit(mut self, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
         match self.load.take() {
-            Some(l) => l.commit(coord_index, metadata),
+            Some(l) => l.commit_raw(coord_index, metadata),
             None => Ok(()),
         }
     }
@@ -1203,7 +1203,7 @@ fn locked_load(
         started.elapsed().as_secs_f64(),
     ))?;
     lease.check()?;
-    load.commit(coord_index_document(name, &coords), metadata)?;
+    load.commit(model::coord_index_raw(name, &coords), metadata)?;
     drop(progress);
 
     let seconds = started.elapsed().as_secs_f64();

@@ -830,12 +830,17 @@ impl Load for EmbeddedLoad<'_> {
     }
 
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
-        for (entry, collection) in [(&coord_index, COORD_INDEX), (&metadata, METADATA)] {
-            let bytes = bson::to_vec(entry)
-                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-            super::check_document_size(collection, entry.get("_id"), bytes.len())?;
-        }
-        self.upsert(COORD_INDEX, &[encode(&coord_index)?])?;
+        let raw = RawDocumentBuf::from_document(&coord_index)
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        self.commit_raw(raw, metadata)
+    }
+
+    fn commit_raw(self: Box<Self>, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
+        let bytes = bson::to_vec(&metadata)
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        super::check_document_size(METADATA, metadata.get("_id"), bytes.len())?;
+        // encode_raw checks the size of coord_index.
+        self.upsert(COORD_INDEX, &[encode_raw(COORD_INDEX, coord_index)?])?;
         self.upsert(METADATA, &[encode(&metadata)?])?;
         let id = Bson::String(self.name.clone());
         match &self.summary {

@@ -291,6 +291,16 @@ pub trait Load {
     /// Write the `coord_index` and `metadata` entries and make everything visible.
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;
 
+    /// [`Load::commit`] with the `coord_index` entry already encoded (a
+    /// global grid's is megabytes, built without a `Document`): a store
+    /// that keeps BSON stores it as it is.
+    fn commit_raw(self: Box<Self>, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
+        let coord_index = coord_index
+            .to_document()
+            .map_err(|e| Error::store("write", format!("cannot decode a document: {e}")))?;
+        self.commit(coord_index, metadata)
+    }
+
     /// Give up a load whose lock another process has taken over: nothing
     /// of it is kept, and what it shares with that process's load (the
     /// MongoDB staging collection) is left to it. Dropping a load instead
