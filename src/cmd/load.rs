@@ -984,8 +984,10 @@ fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, Stri
         .ok()
         .and_then(Summary::from_stored);
     let digest = entry.get_str("coords_sha256").ok().map(str::to_string);
+    // Checked against the collection's document count as the store keeps
+    // it (an exact count reads every document on MongoDB).
     match (summary, digest) {
-        (Some(s), Some(d)) if s.documents == store.count(name)? => Ok(Some((s, d))),
+        (Some(s), Some(d)) if s.documents == store.count_kept(name)? => Ok(Some((s, d))),
         _ => Ok(None),
     }
 }

@@ -150,6 +150,14 @@ pub trait Store {
     fn drop_leftover(&mut self, collection: &str) -> Result<()>;
 
     /// Number of documents in a collection (0 if it does not exist).
+    /// The number of documents as the store keeps it, without reading
+    /// them: MongoDB's collection metadata (`estimatedDocumentCount`,
+    /// exact unless the server stopped uncleanly), an exact count where that
+    /// is as cheap.
+    fn count_kept(&self, collection: &str) -> Result<u64> {
+        self.count(collection)
+    }
+
     fn count(&self, collection: &str) -> Result<u64>;
 
     /// The `_id`s of a bookkeeping collection (`metadata`, `coord_index`), sorted.

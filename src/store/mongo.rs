@@ -54,6 +54,8 @@ pub const MAX_BATCH_DOCUMENTS: usize = 100_000;
 /// Bytes of documents per insert: well under the message limit, small
 /// enough that several batches are in flight on a typical load.
 const BATCH_BYTES: usize = 8 << 20;
+/// The field of a dataset's summary entry that notes its largest `_id`.
+const LAST_ID: &str = "last_id";
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -394,18 +396,6 @@ impl Mongo {
             .map_err(|e| self.err(from, e))?;
         Ok(())
     }
-
-    /// The sort key of the largest `_id` in `collection`.
-    fn last_key(&self, collection: &str) -> Result<Option<Vec<u8>>> {
-        let last = self
-            .coll(collection)
-            .find_one(doc! {})
-            .sort(doc! { "_id": -1 })
-            .projection(doc! { "_id": 1 })
-            .run()
-            .map_err(|e| self.err(collection, e))?;
-        Ok(last.and_then(|d| d.get("_id").map(sort_key)))
-    }
 }
 
 impl Target {
@@ -590,6 +580,13 @@ impl Store for Mongo {
             .run()
             .map(|r| r.deleted_count == 1)
             .map_err(|e| self.err(LOCKS, e))
+    }
+
+    fn count_kept(&self, collection: &str) -> Result<u64> {
+        self.coll(collection)
+            .estimated_document_count()
+            .run()
+            .map_err(|e| self.err(collection, e))
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
@@ -983,10 +980,8 @@ impl Load for MongoLoad<'_> {
             .into_par_iter()
             .map(|d| encode(name, d))
             .collect::<Result<Vec<_>>>()?;
-        if self.appending {
-            self.written
-                .extend(encoded.iter().map(|d| (d.key.clone(), d.id.clone())));
-        }
+        self.written
+            .extend(encoded.iter().map(|d| (d.key.clone(), d.id.clone())));
         self.pending.extend(encoded);
         self.flush(false)
     }
@@ -1139,7 +1134,7 @@ impl Load for MongoLoad<'_> {
         }
         self.committed = true;
         store.put_entry(COORD_INDEX, coord_index)?;
-        if let Some(summary) = self.summary.take() {
+        if let Some(summary) = self.summary_with_last(None) {
             store.put_entry(SUMMARY, summary)?;
         }
         store.put_entry(METADATA, metadata)?;
@@ -1171,38 +1166,67 @@ impl MongoLoad<'_> {
     /// Whether merging the staged documents into NAME keeps NAME's natural
     /// order its `_id` order: every staged `_id` below NAME's last one must
     /// replace a stored document (a replacement keeps its place), not add one.
-    fn merge_keeps_order(&self) -> Result<bool> {
-        let Some(last) = self.store.last_key(&self.name)? else {
+    fn merge_keeps_order(&self, stored_last: Option<&(Vec<u8>, Bson)>) -> Result<bool> {
+        let Some((last, _)) = stored_last else {
             return Ok(true);
         };
-        let before: Vec<&(Vec<u8>, Bson)> =
-            self.written.iter().filter(|(k, _)| *k < last).collect();
-        let Some((_, first)) = before.iter().min_by(|a, b| a.0.cmp(&b.0)) else {
-            return Ok(true);
-        };
-        if before
-            .iter()
-            .any(|(_, id)| id.element_type() != first.element_type())
-        {
-            return Ok(false);
-        }
-        // The stored `_id`s from the first staged one on: the tail a
-        // re-appended last day or two touches, not the whole collection.
+        // Each staged `_id` below the last stored one is looked up by
+        // itself (an `_id` range or sort is a scan of every document on
+        // some servers): none, for the nightly append of later times.
         let err = |e| self.store.err(&self.name, e);
-        let mut stored = HashSet::new();
-        for d in self
-            .store
-            .coll(&self.name)
-            .find(doc! { "_id": { "$gte": first.clone() } })
-            .projection(doc! { "_id": 1 })
-            .run()
-            .map_err(err)?
-        {
-            if let Some(id) = d.map_err(err)?.get("_id") {
-                stored.insert(sort_key(id));
+        for (_, id) in self.written.iter().filter(|(k, _)| k < last) {
+            let found = self
+                .store
+                .coll(&self.name)
+                .find_one(doc! { "_id": id.clone() })
+                .projection(doc! { "_id": 1 })
+                .run()
+                .map_err(err)?;
+            if found.is_none() {
+                return Ok(false);
             }
         }
-        Ok(before.iter().all(|(k, _)| stored.contains(k)))
+        Ok(true)
+    }
+
+    /// The largest `_id` of NAME before this load: noted in its summary
+    /// entry by the load that wrote it, else asked of the server.
+    fn stored_last(&self) -> Result<Option<(Vec<u8>, Bson)>> {
+        let noted = self
+            .store
+            .entry(SUMMARY, &self.name)?
+            .and_then(|e| e.get(LAST_ID).cloned());
+        let last = match noted {
+            Some(id) => Some(id),
+            None => self
+                .store
+                .coll(&self.name)
+                .find_one(doc! {})
+                .sort(doc! { "_id": -1 })
+                .projection(doc! { "_id": 1 })
+                .run()
+                .map_err(|e| self.store.err(&self.name, e))?
+                .and_then(|d| d.get("_id").cloned()),
+        };
+        Ok(last.map(|id| (sort_key(&id), id)))
+    }
+
+    /// The summary entry to write, with the largest `_id` NAME holds once
+    /// this load is committed (so that the next append need not ask).
+    fn summary_with_last(&mut self, stored_last: Option<(Vec<u8>, Bson)>) -> Option<Document> {
+        let mut summary = self.summary.take()?;
+        let last = self
+            .written
+            .iter()
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .cloned()
+            .into_iter()
+            .chain(stored_last)
+            .max_by(|a, b| a.0.cmp(&b.0));
+        if let Some((_, id)) = last {
+            summary.insert(LAST_ID, id);
+        }
+        Some(summary)
     }
 
     /// The commit of an append: only the staged documents are written into
@@ -1211,7 +1235,8 @@ impl MongoLoad<'_> {
     /// the load under way, and only that same load (run again) may go on.
     fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let store = self.store;
-        let keeps_order = self.merge_keeps_order()?;
+        let stored_last = self.stored_last()?;
+        let keeps_order = self.merge_keeps_order(stored_last.as_ref())?;
         self.drop_stale_geometry(&coord_index)?;
         store.delete_entry(METADATA, &self.name)?;
         let entry = |k: &str| {
@@ -1254,7 +1279,7 @@ impl MongoLoad<'_> {
         self.committed = true;
         store.drop_collection(&self.staging)?;
         store.put_entry(COORD_INDEX, coord_index)?;
-        match self.summary.take() {
+        match self.summary_with_last(stored_last) {
             Some(summary) => store.put_entry(SUMMARY, summary)?,
             None => store.delete_entry(SUMMARY, &self.name)?,
         }
