@@ -362,11 +362,13 @@ impl Walker {
     }
 }
 
-/// The MAT-file at `path` (already [`check`]ed) with each top-level
-/// compressed element replaced by the one element it declares, inflated:
-/// what the parser gets holds the declared variables and nothing more, so
-/// memory is bounded by them, not by what a compressed stream holds.
-pub fn inflated(path: &Path) -> Result<Vec<u8>> {
+/// The MAT-file at `path` (already [`check`]ed) cut down to its header and
+/// the `index`-th variable [`check`] listed, inflated if it was compressed:
+/// what the parser gets holds the declared variable and nothing more, so
+/// memory is bounded by it, not by what a compressed stream holds, and the
+/// parser never sees an element the walk did not bound (the other
+/// variables are not inflated at all).
+pub fn inflated(path: &Path, index: usize) -> Result<Vec<u8>> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -385,13 +387,14 @@ pub fn inflated(path: &Path) -> Result<Vec<u8>> {
         little: &file[126..128] == b"IM",
         vars: RefCell::new(Vec::new()),
     };
-    let mut out = Vec::with_capacity(file.len());
-    out.extend_from_slice(&file[..128]);
+    let mut out = file[..128].to_vec();
+    // Top-level variables seen so far: non-empty matrix elements, compressed
+    // or not, in file order, as `check` listed them.
+    let mut seen = 0usize;
     let mut pos = 128usize;
     while pos + 8 <= file.len() {
         let kind = w.word(&file[pos..pos + 4]);
         if kind >> 16 != 0 {
-            out.extend_from_slice(&file[pos..pos + 8]);
             pos += 8;
             continue;
         }
@@ -403,26 +406,38 @@ pub fn inflated(path: &Path) -> Result<Vec<u8>> {
                 .inner_tag(&mut z)
                 .map_err(|_| damaged("a compressed variable is corrupt".into()))?;
             if let Some((tag, declared)) = inner {
-                out.extend_from_slice(&tag);
-                let want = out.len() as u64 + declared;
-                z.take(declared)
-                    .read_to_end(&mut out)
-                    .map_err(|e| damaged(format!("a compressed variable is corrupt ({e})")))?;
-                if (out.len() as u64) < want {
-                    return Err(damaged("a compressed variable ends early".into()));
+                if w.word(&tag[..4]) == MI_MATRIX && declared > 0 {
+                    if seen == index {
+                        out.extend_from_slice(&tag);
+                        let want = out.len() as u64 + declared;
+                        z.take(declared).read_to_end(&mut out).map_err(|e| {
+                            damaged(format!("a compressed variable is corrupt ({e})"))
+                        })?;
+                        if (out.len() as u64) < want {
+                            return Err(damaged("a compressed variable ends early".into()));
+                        }
+                        out.resize(out.len().div_ceil(8) * 8, 0);
+                        return Ok(out);
+                    }
+                    seen += 1;
                 }
-                out.resize(out.len().div_ceil(8) * 8, 0);
             }
             pos = end;
         } else {
             let padded_end = (pos + 8)
                 .saturating_add(bytes.div_ceil(8) * 8)
                 .min(file.len());
-            out.extend_from_slice(&file[pos..padded_end]);
+            if kind == MI_MATRIX && bytes > 0 {
+                if seen == index {
+                    out.extend_from_slice(&file[pos..padded_end]);
+                    return Ok(out);
+                }
+                seen += 1;
+            }
             pos = padded_end;
         }
     }
-    Ok(out)
+    Err(damaged("a variable its structure lists is missing".into()))
 }
 
 fn skip(r: &mut dyn Read, n: u64) -> Walk<()> {

@@ -36,16 +36,18 @@ const DAMAGED: &str =
 impl MatV5Matrix {
     pub fn open(path: &Path, var_name: Option<&str>) -> Result<Self> {
         let vars = super::mat_structure::check(path)?;
-        let header = choose(path, &vars, var_name)?;
+        let (index, header) = choose(path, &vars, var_name)?;
         let var = header.name.clone();
         if let Some(why) = header.refusal() {
             return Err(Error::variable(path, &var, why));
         }
         check_shape(path, &var, &header.dims)?;
 
-        // The parser gets the declared variables, inflated, and nothing more:
-        // memory is bounded by them, whatever a compressed stream holds.
-        let bytes = super::mat_structure::inflated(path)?;
+        // The parsers get the chosen variable, inflated, and nothing more:
+        // memory is bounded by it, whatever a compressed stream holds, and
+        // no other variable (which the walk bounded less closely: it is
+        // not read) reaches them.
+        let bytes = super::mat_structure::inflated(path, index)?;
         // The parser is not ours; a damaged file must still end in an error
         // message rather than a crash.
         let parsed = catch_unwind(AssertUnwindSafe(|| {
@@ -77,15 +79,19 @@ impl MatV5Matrix {
 }
 
 /// The variable named `var_name`, else the first whose name does not start
-/// with `__` (as `scipy.io.loadmat` lists them, in file order).
-pub(crate) fn choose<'a>(
+/// with `__` (as `scipy.io.loadmat` lists them, in file order), with its
+/// place in that order.
+fn choose<'a>(
     path: &Path,
     vars: &'a [VarHeader],
     var_name: Option<&str>,
-) -> Result<&'a VarHeader> {
+) -> Result<(usize, &'a VarHeader)> {
     let found = match var_name {
-        Some(v) => vars.iter().find(|h| h.name == v),
-        None => vars.iter().find(|h| !h.name.starts_with("__")),
+        Some(v) => vars.iter().enumerate().find(|(_, h)| h.name == v),
+        None => vars
+            .iter()
+            .enumerate()
+            .find(|(_, h)| !h.name.starts_with("__")),
     };
     found.ok_or_else(|| match var_name {
         None => Error::format(path, "the MAT-file holds no variable"),
@@ -199,4 +205,78 @@ fn to_matrix(path: &Path, var: &str, a: &matfile::Array) -> Result<(Array2<f64>,
         )
     })?;
     Ok((data, class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Matrix;
+
+    /// A little-endian MAT v5 matrix element: a `rows × cols` double array
+    /// named `name`, values `0, 1, 2, …` in column-major order.
+    fn matrix_element(name: &[u8], rows: u32, cols: u32) -> Vec<u8> {
+        let mut body = vec![];
+        let tag = |b: &mut Vec<u8>, kind: u32, bytes: u32| {
+            b.extend_from_slice(&kind.to_le_bytes());
+            b.extend_from_slice(&bytes.to_le_bytes());
+        };
+        tag(&mut body, 6, 8); // array flags (miUINT32), class double
+        body.extend_from_slice(&6u32.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        tag(&mut body, 5, 8); // dimensions (miINT32)
+        body.extend_from_slice(&rows.to_le_bytes());
+        body.extend_from_slice(&cols.to_le_bytes());
+        tag(&mut body, 1, name.len() as u32); // name (miINT8)
+        body.extend_from_slice(name);
+        body.resize(body.len().div_ceil(8) * 8, 0);
+        let n = rows * cols;
+        tag(&mut body, 9, n * 8); // real part (miDOUBLE)
+        for v in 0..n {
+            body.extend_from_slice(&f64::from(v).to_le_bytes());
+        }
+        let mut e = vec![];
+        tag(&mut e, 14, body.len() as u32);
+        e.extend_from_slice(&body);
+        e
+    }
+
+    fn mat_file(elements: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = b"MATLAB 5.0 MAT-file, written by a test".to_vec();
+        f.resize(124, b' ');
+        f.extend_from_slice(&[0, 1, b'I', b'M']);
+        for e in elements {
+            f.extend_from_slice(e);
+        }
+        f
+    }
+
+    /// An element of a type MAT v5 does not define, beside the variable:
+    /// the structure walk skips it, and the parsers never see it. (Found by
+    /// fuzzing: given the whole file, the fallback parser took the element
+    /// for a variable whose name declared 2 GiB, and allocated it.)
+    #[test]
+    fn an_unknown_element_beside_the_variable_does_not_reach_the_parsers() {
+        let good = matrix_element(b"flux", 2, 3);
+        let mut odd = matrix_element(b"x", 1, 1);
+        odd[..4].copy_from_slice(&0xE504u32.to_le_bytes());
+        // The odd element's name tag declares 0x80000000 bytes.
+        odd[8 + 32 + 4..8 + 32 + 8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        for (name, elements) in [
+            ("after.mat", [good.clone(), odd.clone()]),
+            ("before.mat", [odd, good]),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, mat_file(&elements)).unwrap();
+            let mut m = MatV5Matrix::open(&path, Some("flux")).unwrap();
+            assert_eq!((m.info().rows, m.info().cols), (2, 3), "{name}");
+            let got = m.read_columns(0, 3).unwrap();
+            // Column-major 0..6: row r, column c holds 2c + r.
+            for r in 0..2 {
+                for c in 0..3 {
+                    assert_eq!(got[[r, c]], (2 * c + r) as f64, "{name} [{r},{c}]");
+                }
+            }
+        }
+    }
 }
