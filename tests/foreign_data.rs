@@ -64,6 +64,40 @@ def v73_link(f):
     f['m'] = h5py.ExternalLink(fifo, '/m')
 v73('v73_ext_raw.mat', v73_raw)
 v73('v73_ext_link.mat', v73_link)
+# NetCDF-4 files as libnetcdf reads them: HDF5 with dimension scales and the
+# _NCProperties mark; `tweak` makes one dataset of each hostile kind.
+def nc4(name, tweak=None):
+    b = np.bytes_
+    with h5py.File(p(name), 'w') as f:
+        f.attrs['_NCProperties'] = b('version=2,netcdf=4.9.0,hdf5=1.10.8')
+        coords = {'time': (np.arange(4.0) * 3 + 1.5, 'hours since 2004-06-30 00:00:00', 'time'),
+                  'latitude': (np.array([10.5, 11.5]), 'degrees_north', 'latitude'),
+                  'longitude': (np.array([-100.5, -99.5, -98.5]), 'degrees_east', 'longitude')}
+        for n, (v, units, std) in coords.items():
+            if tweak == 'ext_coord' and n == 'latitude':
+                ds = f.create_dataset(n, shape=v.shape, dtype='f8', external=[(fifo, 0, h5py.h5f.UNLIMITED)])
+            else:
+                ds = f.create_dataset(n, data=v)
+            ds.attrs['units'] = b(units)
+            ds.attrs['standard_name'] = b(std)
+            ds.make_scale(n)
+        shape = (4, 2, 3)
+        if tweak == 'ext_data':
+            ds = f.create_dataset('flux', shape=shape, dtype='f4', external=[(fifo, 0, h5py.h5f.UNLIMITED)])
+        elif tweak == 'vds':
+            lay = h5py.VirtualLayout(shape=shape, dtype='f4')
+            lay[...] = h5py.VirtualSource(fifo, 'flux', shape=shape)
+            ds = f.create_virtual_dataset('flux', lay)
+        else:
+            ds = f.create_dataset('flux', data=np.arange(24, dtype='f4').reshape(shape))
+        ds.attrs['units'] = b('mol m-2 s-1')
+        for i, n in enumerate(coords):
+            ds.dims[i].attach_scale(f[n])
+        if tweak == 'ext_link':
+            f.create_group('extra')['away'] = h5py.ExternalLink(fifo, '/flux')
+nc4('nc4_ok.nc')
+for t in ('ext_data', 'ext_coord', 'vds', 'ext_link'):
+    nc4('nc4_%s.nc' % t, t)
 "#;
 
 struct Hostile {
@@ -132,21 +166,27 @@ impl Hostile {
     /// Load `name` (with `var_name` when given): exit 1, one line naming
     /// the file, the variable and every needle, the store unchanged.
     fn refuse(&self, name: &str, var: Option<&str>, needles: &[&str]) {
-        let p = self.file(name);
         let mut o = "timestamp=2004-06-30".to_string();
         if let Some(v) = var {
             o.push_str(&format!(";var_name={v}"));
         }
+        self.refuse_as(STM, &o, name, needles);
+    }
+
+    /// Load `name` as `model` with the options `o`: refused as [`refuse`]
+    /// says.
+    fn refuse_as(&self, model: &str, o: &str, name: &str, needles: &[&str]) {
+        let p = self.file(name);
         let r = self.run(&[
             "load",
             "-p",
             p.to_str().unwrap(),
             "-m",
-            STM,
+            model,
             "-n",
             "s",
             "-o",
-            &o,
+            o,
         ]);
         assert_eq!(r.code, 1, "{name}: {}{}", r.stdout, r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{name}: {}", r.stderr);
@@ -252,5 +292,49 @@ fn a_virtual_dataset_of_the_same_file_loads_its_sources_values() {
             .map(|v| v.as_f64().unwrap())
             .collect();
         assert_eq!(got, want, "step {k}");
+    }
+}
+
+#[test]
+fn netcdf4_variables_stored_in_other_files_are_refused_by_name() {
+    let Some(mut h) = Hostile::new() else { return };
+    let fifo = h.file("secret.fifo");
+    let fifo = fifo.to_str().unwrap();
+    // The same builder's plain file loads: what is refused below is refused
+    // for what it points to, not for being a file libnetcdf cannot read.
+    let ok = h.file("nc4_ok.nc");
+    let r = h.run(&[
+        "load",
+        "-p",
+        ok.to_str().unwrap(),
+        "-m",
+        "CFGrid",
+        "-n",
+        "nc",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("4 documents"), "{}", r.stdout);
+    h.before = state(&h.env);
+    let refused = [
+        (
+            "nc4_ext_data.nc",
+            "'flux' keeps its values outside the file",
+        ),
+        (
+            "nc4_ext_coord.nc",
+            "'latitude' keeps its values outside the file",
+        ),
+        (
+            "nc4_vds.nc",
+            "'flux' is a virtual dataset with values from another file",
+        ),
+        ("nc4_ext_link.nc", "'extra/away' is an external link"),
+    ];
+    for (name, why) in refused {
+        let mut needles = vec![why];
+        if !name.contains("link") {
+            needles.push(fifo);
+        }
+        h.refuse_as("CFGrid", "var_name=flux", name, &needles);
     }
 }

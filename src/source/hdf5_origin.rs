@@ -187,6 +187,69 @@ pub fn check_values_are_here(file: &File, d: &Dataset) -> Result<Vec<Dataset>, S
     Ok(sources)
 }
 
+/// Objects visited by [`check_every_dataset`] before the file is called
+/// too large to check (a NetCDF-4 file holds tens of variables).
+const MAX_OBJECTS: usize = 100_000;
+
+/// Check every dataset of `file` as [`check_values_are_here`] does, walking
+/// its groups through hard links (each object once, however many links
+/// lead to it), and refuse an external link anywhere. For readers that open
+/// variables by themselves (libnetcdf reads a NetCDF-4 file's coordinates
+/// as well as its data, by its own walk): nothing any of them can reach
+/// comes from another file. `Err` holds the object's path and why.
+pub fn check_every_dataset(file: &File) -> Result<(), (String, String)> {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut groups = vec![String::new()];
+    while let Some(at) = groups.pop() {
+        let group = file
+            .group(if at.is_empty() { "/" } else { &at })
+            .map_err(|e| (at.clone(), format!("cannot be opened: {e}")))?;
+        let mut links = vec![];
+        group
+            .iter_visit_default(|n, info| {
+                links.push((n.to_string(), info.link_type));
+                Ok(())
+            })
+            .map_err(|e| (at.clone(), format!("cannot be listed: {e}")))?;
+        for (name, kind) in links {
+            let here = format!("{at}/{name}");
+            match kind {
+                // Its target, if any, is reached through its hard links.
+                LinkType::Soft => continue,
+                LinkType::External => return Err((
+                    here,
+                    "is an external link to another file; manage reads only the file it is given"
+                        .into(),
+                )),
+                LinkType::Hard => {}
+            }
+            let info = group
+                .loc_info_by_name(&name)
+                .map_err(|e| (here.clone(), format!("cannot be read: {e}")))?;
+            if !seen.insert(format!("{:?}", info.token)) {
+                continue;
+            }
+            if seen.len() > MAX_OBJECTS {
+                return Err((
+                    here,
+                    format!("is one object too many: the file holds more than {MAX_OBJECTS}, too many to check"),
+                ));
+            }
+            match info.loc_type {
+                ::hdf5::LocationType::Group => groups.push(here),
+                ::hdf5::LocationType::Dataset => {
+                    let d = file
+                        .dataset(&here)
+                        .map_err(|e| (here.clone(), format!("cannot be opened: {e}")))?;
+                    check_values_are_here(file, &d).map_err(|msg| (here.clone(), msg))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Leads a name from [`virtual_sources`] that is not UTF-8 (a NUL, which
 /// no HDF5 name holds).
 const NOT_UTF8: &str = "\0";

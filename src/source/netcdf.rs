@@ -119,6 +119,26 @@ pub fn is_netcdf4(path: &Path) -> bool {
     })
 }
 
+/// Refuse a NetCDF-4 file any of whose datasets is stored outside it, by
+/// the dataset's name.
+fn check_nothing_elsewhere(path: &Path, lib_path: &Path) -> Result<()> {
+    ::hdf5::silence_errors(true);
+    super::hdf5_origin::forbid_external_links();
+    let file = ::hdf5::File::open(lib_path).map_err(|e| {
+        Error::format(
+            path,
+            format!("cannot be read as NetCDF-4 ({e}); the file may be damaged or truncated"),
+        )
+    })?;
+    super::hdf5_origin::check_every_dataset(&file).map_err(|(at, why)| {
+        Error::variable(
+            path,
+            &super::hdf5_origin::shown(at.trim_start_matches('/')),
+            why,
+        )
+    })
+}
+
 /// Which CF axis a coordinate variable is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Axis {
@@ -296,6 +316,13 @@ impl NetCdfMatrix {
             super::crash_guard::reading(path);
         }
         let opened = super::LibraryPath::new(path)?;
+        if netcdf4 {
+            // libnetcdf opens the variables it needs by itself; first make
+            // sure that none of the file's datasets keeps its values in
+            // another file (HDF5 external storage, virtual sources), as for
+            // any HDF5 file.
+            check_nothing_elsewhere(path, opened.path())?;
+        }
         let file = netcdf::open(opened.path()).map_err(|e| {
             Error::format(
                 path,
