@@ -95,9 +95,16 @@ def nc4(name, tweak=None):
             ds.dims[i].attach_scale(f[n])
         if tweak == 'ext_link':
             f.create_group('extra')['away'] = h5py.ExternalLink(fifo, '/flux')
+        if tweak == 'loop':
+            f.create_group('extra')['up'] = f
 nc4('nc4_ok.nc')
-for t in ('ext_data', 'ext_coord', 'vds', 'ext_link'):
+for t in ('ext_data', 'ext_coord', 'vds', 'ext_link', 'loop'):
     nc4('nc4_%s.nc' % t, t)
+# A hard link from a group back up to the root, named to be walked before
+# the one dataset: HDF5 allows such loops of groups.
+with h5py.File(p('loop.h5'), 'w') as f:
+    f.create_group('a')['up'] = f
+    f['m'] = a
 "#;
 
 struct Hostile {
@@ -337,4 +344,74 @@ fn netcdf4_variables_stored_in_other_files_are_refused_by_name() {
         }
         h.refuse_as("CFGrid", "var_name=flux", name, &needles);
     }
+}
+
+#[test]
+fn a_hard_link_back_up_the_tree_is_walked_once() {
+    let Some(mut h) = Hostile::new() else { return };
+    let p = h.file("loop.h5");
+    let p = p.to_str().unwrap();
+    // No var_name: the walk for the first dataset passes the loop (a/up is
+    // the root again) and finds m.
+    let r = h.run(&[
+        "load",
+        "-p",
+        p,
+        "-m",
+        STM,
+        "-n",
+        "l",
+        "-o",
+        "timestamp=2004-06-30T00:00:00Z",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("8 documents"), "{}", r.stdout);
+    h.before = state(&h.env);
+    // A variable the file lacks: the message lists each dataset once.
+    let r = h.run(&[
+        "load",
+        "-p",
+        p,
+        "-m",
+        STM,
+        "-n",
+        "l2",
+        "-o",
+        "timestamp=2004-06-30T00:00:00Z;var_name=nope",
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .trim_end()
+            .ends_with("is not in the file; it holds: m"),
+        "{}",
+        r.stderr
+    );
+    // libnetcdf follows groups without looking for loops: a NetCDF-4 file
+    // with one is refused before libnetcdf opens it.
+    let nc = h.file("nc4_loop.nc");
+    let r = h.run(&[
+        "load",
+        "-p",
+        nc.to_str().unwrap(),
+        "-m",
+        "CFGrid",
+        "-n",
+        "nl",
+        "-o",
+        "var_name=flux",
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("nc4_loop.nc")
+            && r.stderr.contains("'extra/up' is a second link to a group"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        state(&h.env),
+        h.before,
+        "the refused loads changed the store"
+    );
 }

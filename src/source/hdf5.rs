@@ -20,7 +20,7 @@ use ::hdf5::types::{FixedAscii, TypeDescriptor};
 use ::hdf5::{Dataset, File, Group, LinkType, LocationType};
 use ndarray::{s, Array2};
 
-use super::hdf5_origin::{link_type, resolve, Refusal};
+use super::hdf5_origin::{link_type, resolve, Refusal, Visited};
 use super::{check_shape, Matrix, MatrixInfo};
 use crate::error::{Error, Result};
 
@@ -72,7 +72,7 @@ impl Hdf5Matrix {
             .map_err(lib)?;
         let var = match var_name {
             Some(v) => v.trim_matches('/').to_string(),
-            None => find_default(&file, &file, "")
+            None => find_default(&file, &file, "", &mut Visited::from_root(&file))
                 .map_err(lib)?
                 .ok_or_else(|| Error::format(path, "the HDF5 file holds no dataset"))?,
         };
@@ -472,7 +472,7 @@ fn check_deflated_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
 
 fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
     let missing = || {
-        let names = all_datasets(file, "").unwrap_or_default();
+        let names = all_datasets(file, "", &mut Visited::from_root(file)).unwrap_or_default();
         Error::variable(
             path,
             var,
@@ -527,7 +527,12 @@ fn hidden(name: &str) -> bool {
 /// groups in name order, skipping names that start with `__` or `#` (MATLAB's
 /// `#refs#` and `#subsystem#`) and not entering MATLAB structs or sparse
 /// matrices (groups with a `MATLAB_class` attribute).
-fn find_default(file: &File, g: &Group, prefix: &str) -> ::hdf5::Result<Option<String>> {
+fn find_default(
+    file: &File,
+    g: &Group,
+    prefix: &str,
+    seen: &mut Visited,
+) -> ::hdf5::Result<Option<String>> {
     for name in g.member_names()? {
         if hidden(&name) {
             continue;
@@ -548,10 +553,12 @@ fn find_default(file: &File, g: &Group, prefix: &str) -> ::hdf5::Result<Option<S
             },
             Some(LinkType::Hard) => match g.loc_type_by_name(&name)? {
                 LocationType::Dataset => return Ok(Some(full)),
-                LocationType::Group => {
+                // A group reached before (a hard link back up) is not
+                // entered again.
+                LocationType::Group if seen.first(g, &name) => {
                     let sub = g.group(&name)?;
                     if matlab_class_of_group(&sub).is_none() {
-                        if let Some(found) = find_default(file, &sub, &format!("{full}/"))? {
+                        if let Some(found) = find_default(file, &sub, &format!("{full}/"), seen)? {
                             return Ok(Some(found));
                         }
                     }
@@ -565,7 +572,7 @@ fn find_default(file: &File, g: &Group, prefix: &str) -> ::hdf5::Result<Option<S
 }
 
 /// Every dataset path, for the "not in the file" message.
-fn all_datasets(g: &Group, prefix: &str) -> ::hdf5::Result<Vec<String>> {
+fn all_datasets(g: &Group, prefix: &str, seen: &mut Visited) -> ::hdf5::Result<Vec<String>> {
     let mut out = vec![];
     for name in g.member_names()? {
         if hidden(&name) {
@@ -578,7 +585,9 @@ fn all_datasets(g: &Group, prefix: &str) -> ::hdf5::Result<Vec<String>> {
         }
         match g.loc_type_by_name(&name)? {
             LocationType::Dataset => out.push(full),
-            LocationType::Group => out.extend(all_datasets(&g.group(&name)?, &format!("{full}/"))?),
+            LocationType::Group if seen.first(g, &name) => {
+                out.extend(all_datasets(&g.group(&name)?, &format!("{full}/"), seen)?)
+            }
             _ => {}
         }
     }

@@ -187,6 +187,33 @@ pub fn check_values_are_here(file: &File, d: &Dataset) -> Result<Vec<Dataset>, S
     Ok(sources)
 }
 
+/// Objects a walk over a file's groups has reached, by address: a hard
+/// link can lead back to a group above it (HDF5 allows it), and a walk that
+/// entered it again would never end.
+pub struct Visited(std::collections::HashSet<String>);
+
+impl Visited {
+    /// A walk from the root group of `file`, which counts as reached.
+    pub fn from_root(file: &File) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        if let Ok(info) = file.loc_info() {
+            seen.insert(format!("{:?}", info.token));
+        }
+        Self(seen)
+    }
+
+    /// Whether the object linked as `name` in `g` is reached for the first
+    /// time (`false` also when its address cannot be read).
+    pub fn first(&mut self, g: &Group, name: &str) -> bool {
+        g.loc_info_by_name(name)
+            .is_ok_and(|info| self.0.insert(format!("{:?}", info.token)))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Objects visited by [`check_every_dataset`] before the file is called
 /// too large to check (a NetCDF-4 file holds tens of variables).
 const MAX_OBJECTS: usize = 100_000;
@@ -198,7 +225,7 @@ const MAX_OBJECTS: usize = 100_000;
 /// as well as its data, by its own walk): nothing any of them can reach
 /// comes from another file. `Err` holds the object's path and why.
 pub fn check_every_dataset(file: &File) -> Result<(), (String, String)> {
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut seen = Visited::from_root(file);
     let mut groups = vec![String::new()];
     while let Some(at) = groups.pop() {
         let group = file
@@ -223,10 +250,17 @@ pub fn check_every_dataset(file: &File) -> Result<(), (String, String)> {
                 )),
                 LinkType::Hard => {}
             }
-            let info = group
-                .loc_info_by_name(&name)
+            let kind = group
+                .loc_type_by_name(&name)
                 .map_err(|e| (here.clone(), format!("cannot be read: {e}")))?;
-            if !seen.insert(format!("{:?}", info.token)) {
+            if !seen.first(&group, &name) {
+                if kind == ::hdf5::LocationType::Group {
+                    // libnetcdf walks groups without looking for loops.
+                    return Err((
+                        here,
+                        "is a second link to a group already in the file (a loop of groups); a NetCDF-4 file's groups form a tree".into(),
+                    ));
+                }
                 continue;
             }
             if seen.len() > MAX_OBJECTS {
@@ -235,7 +269,7 @@ pub fn check_every_dataset(file: &File) -> Result<(), (String, String)> {
                     format!("is one object too many: the file holds more than {MAX_OBJECTS}, too many to check"),
                 ));
             }
-            match info.loc_type {
+            match kind {
                 ::hdf5::LocationType::Group => groups.push(here),
                 ::hdf5::LocationType::Dataset => {
                     let d = file
