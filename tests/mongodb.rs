@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use bson::{doc, Bson, Document};
 use common::{Env, FreshDb, Run};
@@ -437,7 +436,7 @@ fn documents_are_stored_in_id_order_whatever_the_batches() {
 }
 
 #[test]
-fn a_forced_reload_of_points_replaces_them_in_place_and_quickly() {
+fn a_forced_reload_of_points_replaces_them_in_place() {
     let Some(uri) = uri() else { return };
     let Some(mat) = common::fixture("xco2.mat") else {
         return;
@@ -454,17 +453,13 @@ fn a_forced_reload_of_points_replaces_them_in_place_and_quickly() {
     let before = natural_ids(&raw, "x");
     assert_eq!(before.len(), 1311);
     let export = manage(&env, &db.uri, &["export", "-n", "x"]).ok().stdout;
-    let started = Instant::now();
     manage(
         &env,
         &db.uri,
         &["load", "-p", s(&mat), "-m", XCO2, "-n", "x", "--force"],
     )
     .ok();
-    let seconds = started.elapsed().as_secs_f64();
-    // The `$in` delete alone took 5-7 s on this server; the whole reload
-    // (a debug binary, on a shared machine) stays well under that.
-    assert!(seconds < 4.0, "reload took {seconds:.1} s");
+    // (Its speed is the benchmark's to show, not a test's.)
     assert_eq!(natural_ids(&raw, "x"), before, "same documents, same order");
     assert_eq!(
         manage(&env, &db.uri, &["export", "-n", "x"]).ok().stdout,

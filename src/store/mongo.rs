@@ -56,6 +56,8 @@ pub const MAX_BATCH_DOCUMENTS: usize = 100_000;
 const BATCH_BYTES: usize = 8 << 20;
 /// The field of a dataset's summary entry that notes its largest `_id`.
 const LAST_ID: &str = "last_id";
+/// The field of a summary entry with the digest of the coordinates.
+const COORDS_SHA256: &str = "coords_sha256";
 /// MongoDB's duplicate key error.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -652,6 +654,7 @@ impl Store for Mongo {
             committed: false,
             appending: false,
             written: Vec::new(),
+            before: None,
         };
         // An append stages only what it writes; the commit merges it into
         // NAME, so that it costs what it adds, not what is stored.
@@ -815,6 +818,17 @@ struct MongoLoad<'s> {
     /// The sort key and `_id` of every document written (for an append,
     /// to tell whether the merge keeps NAME in `_id` order).
     written: Vec<(Vec<u8>, Bson)>,
+    /// What an append needs to know of NAME before it, read once.
+    before: Option<Before>,
+}
+
+/// NAME before an append, from its summary entry.
+#[derive(Clone)]
+struct Before {
+    /// The largest `_id` NAME holds, with its sort key.
+    last: Option<(Vec<u8>, Bson)>,
+    /// The digest of the coordinates its `coord_index` entry holds.
+    coords_sha256: Option<String>,
 }
 
 /// MongoDB's answer to an insert whose `_id` is taken.
@@ -991,23 +1005,32 @@ impl Load for MongoLoad<'_> {
         // only to its staging collection until it commits. They are read as
         // one `_id` range (an `$in` of many `_id`s is slow on some servers),
         // keeping those asked for; a range over `_id`s of several types is
-        // not one, so those are read one by one.
+        // not one, so those are read one by one. An `_id` above the largest
+        // one NAME holds is not stored: the nightly append of later times
+        // asks the server nothing.
+        let Some((stored_last, _)) = self.before()?.last else {
+            return Ok(());
+        };
+        let ids: Vec<&Bson> = ids
+            .iter()
+            .filter(|id| sort_key(id) <= stored_last)
+            .collect();
         let (Some(first), Some(last)) = (
             ids.iter().min_by_key(|id| sort_key(id)),
             ids.iter().max_by_key(|id| sort_key(id)),
         ) else {
             return Ok(());
         };
-        let wanted: HashSet<Vec<u8>> = ids.iter().map(sort_key).collect();
+        let wanted: HashSet<Vec<u8>> = ids.iter().map(|id| sort_key(id)).collect();
         let coll = self.store.coll(&self.name);
         let err = |e| self.store.err(&self.name, e);
         let queries: Vec<Document> = if ids
             .iter()
             .all(|id| id.element_type() == first.element_type())
         {
-            vec![doc! { "_id": { "$gte": first.clone(), "$lte": last.clone() } }]
+            vec![doc! { "_id": { "$gte": (*first).clone(), "$lte": (*last).clone() } }]
         } else {
-            ids.iter().map(|id| doc! { "_id": id.clone() }).collect()
+            ids.iter().map(|id| doc! { "_id": (*id).clone() }).collect()
         };
         for q in queries {
             for d in coll.find(q).run().map_err(err)? {
@@ -1189,13 +1212,15 @@ impl MongoLoad<'_> {
         Ok(true)
     }
 
-    /// The largest `_id` of NAME before this load: noted in its summary
-    /// entry by the load that wrote it, else asked of the server.
-    fn stored_last(&self) -> Result<Option<(Vec<u8>, Bson)>> {
-        let noted = self
-            .store
-            .entry(SUMMARY, &self.name)?
-            .and_then(|e| e.get(LAST_ID).cloned());
+    /// NAME before this load, read once: the largest `_id`, noted in its
+    /// summary entry by the load that wrote it, else asked of the server;
+    /// the digest of its coordinates, when the summary entry has one.
+    fn before(&mut self) -> Result<Before> {
+        if let Some(b) = &self.before {
+            return Ok(b.clone());
+        }
+        let entry = self.store.entry(SUMMARY, &self.name)?;
+        let noted = entry.as_ref().and_then(|e| e.get(LAST_ID).cloned());
         let last = match noted {
             Some(id) => Some(id),
             None => self
@@ -1208,7 +1233,15 @@ impl MongoLoad<'_> {
                 .map_err(|e| self.store.err(&self.name, e))?
                 .and_then(|d| d.get("_id").cloned()),
         };
-        Ok(last.map(|id| (sort_key(&id), id)))
+        let before = Before {
+            last: last.map(|id| (sort_key(&id), id)),
+            coords_sha256: entry
+                .as_ref()
+                .and_then(|e| e.get_str(COORDS_SHA256).ok())
+                .map(str::to_string),
+        };
+        self.before = Some(before.clone());
+        Ok(before)
     }
 
     /// The summary entry to write, with the largest `_id` NAME holds once
@@ -1235,9 +1268,21 @@ impl MongoLoad<'_> {
     /// the load under way, and only that same load (run again) may go on.
     fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let store = self.store;
-        let stored_last = self.stored_last()?;
+        let before = self.before()?;
+        let stored_last = before.last;
         let keeps_order = self.merge_keeps_order(stored_last.as_ref())?;
-        self.drop_stale_geometry(&coord_index)?;
+        // The coordinates are those NAME holds when the summary entry
+        // written with its coord_index says so: that entry (a few MB for a
+        // global grid) is not written again.
+        let same_coords = before.coords_sha256.is_some()
+            && before.coords_sha256.as_deref()
+                == self
+                    .summary
+                    .as_ref()
+                    .and_then(|s| s.get_str(COORDS_SHA256).ok());
+        if !same_coords {
+            self.drop_stale_geometry(&coord_index)?;
+        }
         store.delete_entry(METADATA, &self.name)?;
         let entry = |k: &str| {
             self.ingest
@@ -1278,7 +1323,9 @@ impl MongoLoad<'_> {
         }
         self.committed = true;
         store.drop_collection(&self.staging)?;
-        store.put_entry(COORD_INDEX, coord_index)?;
+        if !same_coords {
+            store.put_entry(COORD_INDEX, coord_index)?;
+        }
         match self.summary_with_last(stored_last) {
             Some(summary) => store.put_entry(SUMMARY, summary)?,
             None => store.delete_entry(SUMMARY, &self.name)?,
