@@ -415,6 +415,93 @@ fn regressions_found_by_fuzzing() {
     for f in files {
         g.refuse_file(&f, &[]);
     }
+    // libhdf5 1.10 wrote a chunk it found by offset into the buffer sized
+    // for another entry of the same offset: refused before any chunk read.
+    g.refuse_file(
+        &dir.join("hdf5-chunk-listed-twice.h5"),
+        &["'flux'", "[0, 0]", "the index lists it more than once"],
+    );
+    // libhdf5 1.10 looped forever on a global heap whose free space
+    // declares 0 bytes, on the first attribute libnetcdf read.
+    g.refuse_file(
+        &dir.join("netcdf4-global-heap-free-space-of-0-bytes.nc"),
+        &["damaged global heap", "at byte 2384", "declares 0 bytes"],
+    );
+}
+
+/// Variable-length data lives in global heap collections, which libhdf5
+/// 1.10 walks object by object without checking each step: a free space
+/// of 0 bytes made it loop forever, an object longer than its collection
+/// made it read outside it. Both are refused before the library opens the
+/// file; the same file undamaged loads.
+#[test]
+fn global_heaps_the_library_cannot_walk() {
+    let g = Guarded::new();
+    let good = g.env.path("vlen.h5");
+    {
+        let file = hdf5::File::create(&good).unwrap();
+        let d = file
+            .new_dataset_builder()
+            .with_data(&ndarray::Array2::<f64>::from_shape_fn((4, 10), |(r, c)| {
+                (r * 10 + c) as f64
+            }))
+            .create("flux")
+            .unwrap();
+        let units: hdf5::types::VarLenUnicode = "mol m-2 s-1".parse().unwrap();
+        d.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("units")
+            .unwrap()
+            .write_scalar(&units)
+            .unwrap();
+    }
+    let bytes = std::fs::read(&good).unwrap();
+    let heap = bytes
+        .windows(4)
+        .position(|w| w == b"GCOL")
+        .expect("the attribute is in a global heap");
+    // The collection's header is 16 bytes; object 1 (the string, padded to
+    // 16 bytes) follows it, then the free space, object 0.
+    let object = |bytes: &[u8], at: usize| {
+        (
+            u16::from_le_bytes([bytes[at], bytes[at + 1]]),
+            u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()),
+        )
+    };
+    assert_eq!(object(&bytes, heap + 16), (1, 11));
+    let free = heap + 16 + 16 + 16;
+    assert_eq!(object(&bytes, free).0, 0);
+    let with_size = |at: usize, size: u64| {
+        let mut b = bytes.clone();
+        b[at + 8..at + 16].copy_from_slice(&size.to_le_bytes());
+        b
+    };
+    g.refuse_file(
+        &g.file("free_space_of_0.h5", &with_size(free, 0)),
+        &[
+            "damaged global heap",
+            &format!("byte {heap}"),
+            "declares 0 bytes",
+        ],
+    );
+    g.refuse_file(
+        &g.file("object_past_the_end.h5", &with_size(heap + 16, 1 << 40)),
+        &[
+            "damaged global heap",
+            "object 1 declares 1099511627776 bytes",
+        ],
+    );
+    let r = g.env.run(&[
+        "load",
+        "-p",
+        good.to_str().unwrap(),
+        "-m",
+        STM,
+        "-n",
+        "vlen",
+        "-o",
+        "timestamp=2004-06-30",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 /// A MAT v4 variable: the 20-byte header (type, rows, columns, imaginary

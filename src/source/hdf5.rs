@@ -417,7 +417,7 @@ fn check_deflated_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
     let Some(count) = d.num_chunks().filter(|&n| n <= MAX_CHECKED_CHUNKS) else {
         return Ok(());
     };
-    let mut buf = Vec::new();
+    let mut chunks = Vec::with_capacity(count);
     for index in 0..count {
         let Some(info) = d.chunk_info(index) else {
             return Err(Error::variable(
@@ -426,7 +426,27 @@ fn check_deflated_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
                 format!("has a chunk ({index}) that cannot be located: the file is damaged"),
             ));
         };
-        let (at, size) = (info.offset, info.size);
+        chunks.push((info.offset, info.size));
+    }
+    // `H5Dread_chunk` finds a chunk by its offset, and writes as many bytes
+    // as the entry it finds gives, whatever the buffer holds. An index that
+    // lists one offset twice (or an offset between chunks, which the lookup
+    // rounds to another chunk's) makes that entry another than the walk's:
+    // a fuzzed file had it write 29 bytes into a buffer of 26.
+    let mut offsets: Vec<&[hsize_t]> = chunks.iter().map(|(at, _)| &at[..]).collect();
+    if let Some(at) = offsets.iter().find(|at| {
+        at.iter()
+            .zip(&chunk)
+            .any(|(&o, &c)| c == 0 || o % c as hsize_t != 0)
+    }) {
+        return damaged(at, format!("it is not on the chunk grid {chunk:?}"));
+    }
+    offsets.sort_unstable();
+    if let Some(w) = offsets.windows(2).find(|w| w[0] == w[1]) {
+        return damaged(w[0], "the index lists it more than once".into());
+    }
+    let mut buf = Vec::new();
+    for (at, size) in chunks {
         if size == 0 {
             continue;
         }

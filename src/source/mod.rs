@@ -8,6 +8,7 @@
 
 mod crash_guard;
 mod hdf5;
+mod hdf5_heaps;
 mod hdf5_origin;
 mod mat_structure;
 mod matv4;
@@ -175,6 +176,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         return Err(Error::format(path, "the file is empty"));
     }
     if head.starts_with(HDF5_SIGNATURE) {
+        hdf5_heaps::check(path, 0)?;
         crash_guard::reading(path);
         let netcdf4 = self::netcdf::is_netcdf4(path);
         crash_guard::clear();
@@ -205,6 +207,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         return match v {
             0x0100 => Ok(FileFormat::MatV5),
             0x0200 if head.len() >= 520 && &head[512..520] == HDF5_SIGNATURE => {
+                hdf5_heaps::check(path, 512)?;
                 Ok(FileFormat::MatV73)
             }
             0x0200 => Err(Error::format(
