@@ -6,12 +6,27 @@
 //! an unfinished load is undone and every lock is released on the way out,
 //! and `manage` exits with 130 (SIGINT) or 143 (SIGTERM). A second signal
 //! while the first is being handled ends the process at once.
+//!
+//! Work that does not reach a check, such as a library call that does not
+//! return on a damaged file or a wait inside SQLite for another program's
+//! write, would ignore a single signal (and `timeout` or cron's kill sends
+//! one): [`GRACE`] after the first signal the process ends itself, as a
+//! kill would end it. What it leaves is what a kill leaves: an unfinished
+//! load that the next run undoes, and a lock whose holder is gone, which
+//! the next command takes over.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use std::time::Duration;
+
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
+use signal_hook::iterator::Signals;
+
+/// How long the work has to stop after a signal before the process ends
+/// without it (see the module's text).
+pub const GRACE: Duration = Duration::from_secs(5);
 
 use crate::error::{Error, Result};
 
@@ -41,6 +56,24 @@ pub fn catch() -> Result<()> {
         flag::register_usize(signal, Arc::clone(&flags.which), signal as usize).map_err(failed)?;
         flag::register(signal, Arc::clone(&flags.any)).map_err(failed)?;
     }
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(failed)?;
+    std::thread::Builder::new()
+        .name("signal-grace".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                std::thread::sleep(GRACE);
+                eprintln!(
+                    "manage: {} came {} s ago and the work has not stopped; ending now (the next run undoes what is unfinished and takes over the lock)",
+                    signal_name(signal),
+                    GRACE.as_secs()
+                );
+                // SAFETY: `_exit` ends the process at once, without the
+                // exit handlers: libhdf5's would run while another thread
+                // may be inside the library.
+                unsafe { libc::_exit(128 + signal) };
+            }
+        })
+        .map_err(failed)?;
     let _ = FLAGS.set(flags);
     Ok(())
 }
