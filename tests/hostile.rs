@@ -421,6 +421,15 @@ fn regressions_found_by_fuzzing() {
         &dir.join("hdf5-chunk-listed-twice.h5"),
         &["'flux'", "[0, 0]", "the index lists it more than once"],
     );
+    // A chunk stored without filters in fewer bytes than a chunk holds:
+    // libhdf5 1.10 read the stored bytes, then copied a whole chunk.
+    g.refuse_file(
+        &dir.join("hdf5-unfiltered-chunk-stored-short.h5"),
+        &[
+            "'flux'",
+            "27 bytes stored for a chunk of 32, without compression",
+        ],
+    );
     // libhdf5 1.10 looped forever on a global heap whose free space
     // declares 0 bytes, on the first attribute libnetcdf read.
     g.refuse_file(

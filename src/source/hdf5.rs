@@ -125,7 +125,7 @@ impl Hdf5Matrix {
         if sources.is_empty() {
             check_storage(path, &var, &dataset, rows, cols)?;
             check_filters_available(path, &var, &dataset)?;
-            check_deflated_chunks(path, &var, &dataset)?;
+            check_chunks(path, &var, &dataset)?;
         } else {
             // A virtual dataset of this file: its values are its sources'.
             let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
@@ -141,7 +141,7 @@ impl Hdf5Matrix {
                     ));
                 }
                 check_filters_available(path, &var, src)?;
-                check_deflated_chunks(path, &var, src)?;
+                check_chunks(path, &var, src)?;
             }
         }
         Ok(Self {
@@ -373,36 +373,31 @@ fn check_filters_available(path: &Path, var: &str, d: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Inflate every gzip-compressed chunk once and check it gives exactly the
-/// chunk's bytes, before the library reads any. libhdf5 1.10 does not check
-/// this itself: given a chunk that inflates short it reads past its buffer
-/// (found by fuzzing). One chunk is held at a time; the cost is one more
-/// pass of decompression over a gzip-compressed dataset, and none for the
-/// others. Pipelines with filters other than deflate and shuffle are left to
-/// the library.
-/// Above this many chunks, [`check_deflated_chunks`] is skipped (see there).
+/// Check a chunked dataset's chunks as far as the library's reads of them
+/// depend on what the file says, before the library reads any: the index
+/// must list each chunk once, on the chunk grid; a chunk stored without
+/// filters must hold exactly the chunk's bytes (libhdf5 1.10 reads the
+/// stored size into a buffer, then copies a whole chunk out of it); and a
+/// gzip-compressed chunk must inflate to exactly the chunk's bytes (given
+/// a chunk that inflates short, libhdf5 1.10 reads past its buffer). All
+/// three were found by fuzzing. One chunk is held at a time; the cost is
+/// one more pass of decompression over a gzip-compressed dataset, and a walk
+/// of the index for the others. Pipelines with filters other than deflate
+/// and shuffle are left to the library.
+/// Above this many chunks, [`check_chunks`] is skipped (see there).
 const MAX_CHECKED_CHUNKS: usize = 4096;
 
-fn check_deflated_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
+fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
     use ::hdf5::filters::Filter;
     use hdf5_sys::h5::hsize_t;
     use hdf5_sys::h5d::H5Dread_chunk;
     use hdf5_sys::h5p::H5P_DEFAULT;
     use std::io::Read;
 
-    let filters = d.filters();
-    let Some(deflate_at) = filters.iter().position(|f| matches!(f, Filter::Deflate(_))) else {
-        return Ok(());
-    };
-    if !filters
-        .iter()
-        .all(|f| matches!(f, Filter::Deflate(_) | Filter::Shuffle))
-    {
-        return Ok(());
-    }
     let Some(chunk) = d.chunk() else {
         return Ok(());
     };
+    let filters = d.filters();
     let element = d.dtype().map(|t| t.size()).unwrap_or(8);
     let chunk_bytes = chunk.iter().fold(element, |a, &c| a.saturating_mul(c));
     let damaged = |at: &[hsize_t], msg: String| {
@@ -444,6 +439,24 @@ fn check_deflated_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
     offsets.sort_unstable();
     if let Some(w) = offsets.windows(2).find(|w| w[0] == w[1]) {
         return damaged(w[0], "the index lists it more than once".into());
+    }
+    if filters.is_empty() {
+        return match chunks.iter().find(|(_, size)| *size != chunk_bytes as u64) {
+            Some((at, size)) => damaged(
+                at,
+                format!("{size} bytes stored for a chunk of {chunk_bytes}, without compression"),
+            ),
+            None => Ok(()),
+        };
+    }
+    let Some(deflate_at) = filters.iter().position(|f| matches!(f, Filter::Deflate(_))) else {
+        return Ok(());
+    };
+    if !filters
+        .iter()
+        .all(|f| matches!(f, Filter::Deflate(_) | Filter::Shuffle))
+    {
+        return Ok(());
     }
     let mut buf = Vec::new();
     for (at, size) in chunks {
