@@ -430,6 +430,12 @@ fn regressions_found_by_fuzzing() {
             "27 bytes stored for a chunk of 32, without compression",
         ],
     );
+    // More rows than the dataspace's maximum: the library cannot count the
+    // chunks, and the reader allocated for 14 quadrillion rows.
+    g.refuse_file(
+        &dir.join("hdf5-more-rows-than-its-maximum.h5"),
+        &["'flux'", "a chunk index the library cannot read"],
+    );
     // libhdf5 1.10 looped forever on a global heap whose free space
     // declares 0 bytes, on the first attribute libnetcdf read.
     g.refuse_file(
