@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{sample, Env, Run};
+use common::{python_with, run_python, sample, Env, Run};
 use fluxpy::synth;
 use matrw::{matvar, MatVariable, MatlabType, NumericArray};
 
@@ -517,6 +517,113 @@ fn global_heaps_the_library_cannot_walk() {
         "timestamp=2004-06-30",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// NetCDF-3 headers are walked before libnetcdf reads them, which
+/// allocates what a count declares before checking the file holds it. The
+/// three NetCDF-3 formats as netCDF4-python writes them (classic, 64-bit
+/// offsets, CDF-5 with its 64-bit counts and unsigned types) load; every cut
+/// of their headers, and a count raised past the file's end, is refused.
+#[test]
+fn netcdf3_headers_that_declare_more_than_the_file_holds() {
+    let Some(py) = python_with(&["netCDF4", "numpy"]) else {
+        return;
+    };
+    let g = Guarded::new();
+    let script = r#"
+import sys, netCDF4, numpy as np
+path, fmt = sys.argv[1], sys.argv[2]
+d = netCDF4.Dataset(path, "w", format=fmt)
+d.title = "three bytes over"
+d.createDimension("time", None)
+d.createDimension("latitude", 3)
+d.createDimension("longitude", 4)
+t = d.createVariable("time", "f8", ("time",))
+t.units = "hours since 2004-06-30 00:00:00"
+t.standard_name = "time"
+la = d.createVariable("latitude", "f4", ("latitude",))
+la.units = "degrees_north"
+la.valid_range = np.array([-90, 90], "i2")
+la[:] = [10, 11, 12]
+lo = d.createVariable("longitude", "f4", ("longitude",))
+lo.units = "degrees_east"
+lo.setncattr("flags", np.array([1, 2, 3], "i1"))
+lo[:] = [1, 2, 3, 4]
+v = d.createVariable("flux", "f8", ("time", "latitude", "longitude"), fill_value=-999.0)
+v.units = "mol m-2 s-1"
+if fmt == "NETCDF3_64BIT_DATA":
+    for name, kind in [("a", "u1"), ("b", "u2"), ("c", "u4"), ("e", "i8"), ("f", "u8")]:
+        v.setncattr(name, np.array([1, 2], kind))
+t[:] = np.arange(5) * 3.0
+v[:] = np.arange(60.0).reshape(5, 3, 4)
+d.close()
+"#;
+    for (i, format) in [
+        "NETCDF3_CLASSIC",
+        "NETCDF3_64BIT_OFFSET",
+        "NETCDF3_64BIT_DATA",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = g.env.path(&format!("{format}.nc"));
+        run_python(&py, script, &[path.to_str().unwrap(), format]);
+        // Loaded into a store of its own: `g`'s must stay as it was.
+        let r = Env::new().run(&[
+            "load",
+            "-p",
+            path.to_str().unwrap(),
+            "-m",
+            "CFGrid",
+            "-n",
+            &format!("nc3_{i}"),
+        ]);
+        assert_eq!(r.code, 0, "{format}: {}", r.stderr);
+        let bytes = std::fs::read(&path).unwrap();
+        // Cut every 7 bytes: up to the last attribute's value the cut is
+        // in the header, and the walk refuses it; after it, the file is
+        // still refused (a header cut short, or values missing).
+        let units = bytes.windows(11).position(|w| w == b"mol m-2 s-1").unwrap();
+        for cut in (5..units + 64).step_by(7) {
+            let needles: &[&str] = if cut <= units {
+                &["is a damaged NetCDF-3 file"]
+            } else {
+                &[]
+            };
+            g.refuse(
+                &[
+                    "-p",
+                    g.file(&format!("{format}_{cut}.nc"), &bytes[..cut])
+                        .to_str()
+                        .unwrap(),
+                    "-m",
+                    "CFGrid",
+                ],
+                needles,
+            );
+        }
+        // The title's length, raised past the end of the file.
+        let at = bytes.windows(5).position(|w| w == b"title").unwrap() - if i == 2 { 8 } else { 4 };
+        let mut big = bytes.clone();
+        if i == 2 {
+            big[at..at + 8].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        } else {
+            big[at..at + 4].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+        }
+        g.refuse(
+            &[
+                "-p",
+                g.file(&format!("{format}_big.nc"), &big).to_str().unwrap(),
+                "-m",
+                "CFGrid",
+            ],
+            &[
+                "is a damaged NetCDF-3 file",
+                "bytes of a name",
+                "more than the",
+            ],
+        );
+    }
 }
 
 /// A MAT v4 variable: the 20-byte header (type, rows, columns, imaginary

@@ -77,7 +77,6 @@ impl Hdf5Matrix {
                 .ok_or_else(|| Error::format(path, "the HDF5 file holds no dataset"))?,
         };
         let dataset = open_dataset(path, &file, &var)?;
-        let vlib = |e: ::hdf5::Error| Error::variable(path, &var, format!("cannot be read: {e}"));
 
         let matlab_class = matlab_class(&dataset);
         let refuse = |what: &str| {
@@ -88,12 +87,7 @@ impl Hdf5Matrix {
             ))
         };
         if let Some(c) = &matlab_class {
-            if dataset
-                .attr_names()
-                .map_err(vlib)?
-                .iter()
-                .any(|a| a == "MATLAB_empty")
-            {
+            if super::hdf5_origin::has_attr(dataset.id(), "MATLAB_empty") {
                 return Err(Error::variable(path, &var, "is empty"));
             }
             match c.as_str() {
@@ -541,10 +535,8 @@ fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
             let what = match g.as_ref().and_then(matlab_class_of_group) {
                 Some(c) if c == "struct" => "a struct".to_string(),
                 Some(c) => format!("of MATLAB class '{c}'"),
-                None if g.is_some_and(|g| {
-                    g.attr_names()
-                        .is_ok_and(|a| a.iter().any(|n| n == "MATLAB_sparse"))
-                }) =>
+                None if g
+                    .is_some_and(|g| super::hdf5_origin::has_attr(g.id(), "MATLAB_sparse")) =>
                 {
                     "a sparse matrix".to_string()
                 }
@@ -643,19 +635,13 @@ fn read_class(attr: ::hdf5::Result<::hdf5::Attribute>) -> Option<String> {
 
 /// The `MATLAB_class` attribute of a dataset, when MATLAB wrote it.
 fn matlab_class(d: &Dataset) -> Option<String> {
-    d.attr_names()
-        .ok()?
-        .iter()
-        .any(|n| n == "MATLAB_class")
+    super::hdf5_origin::has_attr(d.id(), "MATLAB_class")
         .then(|| read_class(d.attr("MATLAB_class")))
         .flatten()
 }
 
 fn matlab_class_of_group(g: &Group) -> Option<String> {
-    g.attr_names()
-        .ok()?
-        .iter()
-        .any(|n| n == "MATLAB_class")
+    super::hdf5_origin::has_attr(g.id(), "MATLAB_class")
         .then(|| read_class(g.attr("MATLAB_class")))
         .flatten()
 }

@@ -364,3 +364,16 @@ fn link_value(g: &Group, name: &str) -> Option<String> {
 pub fn shown(s: &str) -> String {
     crate::error::shown_text(s)
 }
+
+/// Whether the object `id` (a file, group or dataset) has an attribute
+/// `name`. The crate's `attr_names` converts each attribute's info as it
+/// lists them, and aborts the process on a damaged character-set field
+/// (found by fuzzing); the library's own existence check reads no more than
+/// the name.
+pub fn has_attr(id: hdf5_sys::h5i::hid_t, name: &str) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `id` is an open object of the caller's; `c` is NUL-terminated.
+    ::hdf5::sync::sync(|| unsafe { hdf5_sys::h5a::H5Aexists(id, c.as_ptr()) }) > 0
+}

@@ -14,6 +14,7 @@ mod mat_structure;
 mod matv4;
 mod matv5;
 mod netcdf;
+mod netcdf3_header;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -187,6 +188,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         });
     }
     if head.len() >= 4 && &head[..3] == b"CDF" && matches!(head[3], 1 | 2 | 5) {
+        netcdf3_header::check(path, head[3])?;
         return Ok(FileFormat::NetCdf3);
     }
     if head.starts_with(b"MATLAB") && n < 128 {

@@ -105,17 +105,12 @@ pub fn is_netcdf4(path: &Path) -> bool {
     let Ok(file) = ::hdf5::File::open(opened.path()) else {
         return false;
     };
-    if file
-        .attr_names()
-        .is_ok_and(|a| a.iter().any(|n| n == "_NCProperties"))
-    {
+    if super::hdf5_origin::has_attr(file.id(), "_NCProperties") {
         return true;
     }
     file.datasets().is_ok_and(|ds| {
-        ds.iter().any(|d| {
-            d.attr_names()
-                .is_ok_and(|a| a.iter().any(|n| n == "_Netcdf4Dimid"))
-        })
+        ds.iter()
+            .any(|d| super::hdf5_origin::has_attr(d.id(), "_Netcdf4Dimid"))
     })
 }
 

@@ -1,0 +1,193 @@
+//! The header of a NetCDF-3 file, walked before libnetcdf reads it.
+//!
+//! libnetcdf allocates what the header declares (a name's length, a
+//! variable's number of dimensions, an attribute's number of values)
+//! before it checks that the file holds that much: a fuzzed 644-byte file
+//! made it ask for 16 GiB. The header is a sequence of counted lists
+//! (NetCDF classic and 64-bit offset format specification, and CDF-5's);
+//! every count is checked here against the bytes left in the file, as the
+//! header is read, so no count can send the library past the file's end.
+//! What the counts mean (dimension ids, types, offsets) is left to the
+//! library.
+
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+const DIMENSION: u32 = 0x0A;
+const VARIABLE: u32 = 0x0B;
+const ATTRIBUTE: u32 = 0x0C;
+
+struct Header {
+    r: BufReader<std::fs::File>,
+    at: u64,
+    len: u64,
+    /// CDF-5 counts are 8 bytes, CDF-1 and CDF-2 ones 4.
+    wide_counts: bool,
+    /// CDF-2 and CDF-5 offsets are 8 bytes, CDF-1 ones 4.
+    wide_offsets: bool,
+}
+
+/// Why the walk stopped: the file is cut short, or a count is impossible.
+enum Stop {
+    Io(std::io::Error),
+    Damaged(String),
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+type Walk<T> = std::result::Result<T, Stop>;
+
+impl Header {
+    fn left(&self) -> u64 {
+        self.len.saturating_sub(self.at)
+    }
+
+    fn bytes<const N: usize>(&mut self, what: &str) -> Walk<[u8; N]> {
+        if self.left() < N as u64 {
+            return Err(Stop::Damaged(format!(
+                "the header is cut short in {what} at byte {}",
+                self.at
+            )));
+        }
+        let mut b = [0u8; N];
+        self.r.read_exact(&mut b)?;
+        self.at += N as u64;
+        Ok(b)
+    }
+
+    fn u32(&mut self, what: &str) -> Walk<u32> {
+        Ok(u32::from_be_bytes(self.bytes::<4>(what)?))
+    }
+
+    fn count(&mut self, what: &str) -> Walk<u64> {
+        if self.wide_counts {
+            Ok(u64::from_be_bytes(self.bytes::<8>(what)?))
+        } else {
+            Ok(u64::from(self.u32(what)?))
+        }
+    }
+
+    /// Skip `n` items of `size` bytes, padded to 4, refusing a count the
+    /// file cannot hold.
+    fn skip(&mut self, n: u64, size: u64, what: &str) -> Walk<()> {
+        let bytes = n
+            .checked_mul(size)
+            .and_then(|b| b.checked_add(3))
+            .map(|b| b / 4 * 4)
+            .filter(|&b| b <= self.left())
+            .ok_or_else(|| self.too_many(n, what))?;
+        self.r.seek_relative(bytes as i64)?;
+        self.at += bytes;
+        Ok(())
+    }
+
+    fn too_many(&self, n: u64, what: &str) -> Stop {
+        Stop::Damaged(format!(
+            "its header declares {n} {what} at byte {}, more than the {} bytes left in the file hold",
+            self.at,
+            self.left()
+        ))
+    }
+
+    /// A list's tag and count; an absent list is two zeros. Each of the
+    /// list's items takes at least `least` bytes.
+    fn list(&mut self, tag: u32, least: u64, what: &str) -> Walk<u64> {
+        let found = self.u32(what)?;
+        let n = self.count(what)?;
+        if found == 0 && n == 0 {
+            return Ok(0);
+        }
+        if found != tag {
+            return Err(Stop::Damaged(format!(
+                "its header has tag {found:#x} where the {what} list starts, at byte {}",
+                self.at
+            )));
+        }
+        if n.checked_mul(least).is_none_or(|b| b > self.left()) {
+            return Err(self.too_many(n, what));
+        }
+        Ok(n)
+    }
+
+    fn name(&mut self) -> Walk<()> {
+        let n = self.count("a name")?;
+        self.skip(n, 1, "bytes of a name")
+    }
+
+    fn attributes(&mut self) -> Walk<()> {
+        for _ in 0..self.list(ATTRIBUTE, 12, "attributes")? {
+            self.name()?;
+            let kind = self.u32("an attribute's type")?;
+            let size = match kind {
+                1 | 2 | 7 => 1,
+                3 | 8 => 2,
+                4 | 5 | 9 => 4,
+                6 | 10 | 11 => 8,
+                other => {
+                    return Err(Stop::Damaged(format!(
+                        "its header gives an attribute type {other}, which is not a NetCDF type, at byte {}",
+                        self.at - 4
+                    )))
+                }
+            };
+            let n = self.count("an attribute's length")?;
+            self.skip(n, size, "values of an attribute")?;
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self) -> Walk<()> {
+        self.count("the number of records")?;
+        for _ in 0..self.list(DIMENSION, 8, "dimensions")? {
+            self.name()?;
+            self.count("a dimension's length")?;
+        }
+        self.attributes()?;
+        for _ in 0..self.list(VARIABLE, 16, "variables")? {
+            self.name()?;
+            let dims = self.count("a variable's number of dimensions")?;
+            let id = if self.wide_counts { 8 } else { 4 };
+            self.skip(dims, id, "dimensions of a variable")?;
+            self.attributes()?;
+            self.u32("a variable's type")?;
+            self.count("a variable's size")?;
+            if self.wide_offsets {
+                self.bytes::<8>("a variable's offset")?;
+            } else {
+                self.bytes::<4>("a variable's offset")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuse a NetCDF-3 file whose header declares more than the file holds.
+/// `version` is the byte after the `CDF` magic (1, 2 or 5).
+pub fn check(path: &Path, version: u8) -> Result<()> {
+    let io = |e: std::io::Error| Error::format(path, format!("cannot be read: {e}"));
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut r = BufReader::with_capacity(64 << 10, f);
+    r.seek(SeekFrom::Start(4)).map_err(io)?;
+    let mut h = Header {
+        r,
+        at: 4,
+        len,
+        wide_counts: version == 5,
+        wide_offsets: version != 1,
+    };
+    match h.walk() {
+        Ok(()) => Ok(()),
+        Err(Stop::Io(e)) => Err(io(e)),
+        Err(Stop::Damaged(why)) => Err(Error::format(
+            path,
+            format!("is a damaged NetCDF-3 file: {why}"),
+        )),
+    }
+}
