@@ -163,3 +163,48 @@ fn a_precision_of_2_0_is_the_whole_number_2() {
         assert_eq!(load("c", bad).code, 1, "precision={bad}");
     }
 }
+
+/// Another program's SQLite database given as `--db` is refused by every
+/// command, naming a table of its, and left byte for byte as it was (a
+/// load would have switched it to WAL and added tables).
+#[test]
+fn another_programs_sqlite_database_is_refused_unchanged() {
+    let env = Env::new();
+    let dir = env.path("theirs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("birds.sqlite");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("CREATE TABLE birds(name TEXT); INSERT INTO birds VALUES ('wren');")
+            .unwrap();
+    }
+    let before = files(&dir);
+    let db = db.to_str().unwrap();
+    let sample = sample();
+    let load: &[&str] = &[
+        "load",
+        "-p",
+        sample.to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "s",
+    ];
+    for cmd in READS.iter().copied().chain([
+        load,
+        &["db", "-a", "--fix"][..],
+        &["remove", "-n", "s"],
+        &["rename", "-n", "s", "-r", "t"],
+    ]) {
+        let mut args = cmd.to_vec();
+        args.extend(["--db", db]);
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("another program's SQLite database") && r.stderr.contains("'birds'"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(files(&dir), before, "{args:?} changed the file");
+    }
+}

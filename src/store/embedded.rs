@@ -214,6 +214,8 @@ impl Embedded {
         let err = sql_err(path);
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        // Before anything below writes to the file (the journal mode does).
+        Self::refuse_foreign(&conn, path)?;
         // Documents of a global grid are megabytes each: large pages keep
         // their overflow chains short. Only takes effect on a new file.
         conn.pragma_update(None, "page_size", PAGE_SIZE)
@@ -233,8 +235,35 @@ impl Embedded {
         Self::checked(conn, path)
     }
 
+    /// Refuse another program's SQLite database: one with a table whose
+    /// name is not a collection's. It is left as it was (a load would have
+    /// switched it to WAL and added tables).
+    fn refuse_foreign(conn: &Connection, path: &Path) -> Result<()> {
+        let other: Option<String> = match conn.query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, length(?1)) != ?1 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 1",
+            [TABLE_PREFIX],
+            |r| r.get(0),
+        ) {
+            Ok(name) => Some(name),
+            Err(rusqlite::Error::QueryReturnedNoRows) => None,
+            // Not a SQLite database: said as such by `checked`.
+            Err(_) => return Ok(()),
+        };
+        match other {
+            Some(table) => Err(Error::store(
+                crate::error::shown(path).to_string(),
+                format!(
+                    "is another program's SQLite database (it has a table '{}'), not an embedded store; it was left as it was: give --db a file of its own",
+                    crate::error::shown_text(&table)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The store on `conn`, once the file is known to be a SQLite database.
     fn checked(conn: Connection, path: &Path) -> Result<Self> {
+        Self::refuse_foreign(&conn, path)?;
         let store = Self {
             conn,
             path: path.to_path_buf(),
