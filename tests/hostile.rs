@@ -436,6 +436,11 @@ fn regressions_found_by_fuzzing() {
         &dir.join("hdf5-more-rows-than-its-maximum.h5"),
         &["'flux'", "a chunk index the library cannot read"],
     );
+    // A dimension name that is not UTF-8: the netcdf crate panicked.
+    g.refuse_file(
+        &dir.join("netcdf3-name-not-utf8.nc"),
+        &["a name that is not UTF-8", "latit\\xf5de"],
+    );
     // libhdf5 1.10 looped forever on a global heap whose free space
     // declares 0 bytes, on the first attribute libnetcdf read.
     g.refuse_file(

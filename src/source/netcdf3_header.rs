@@ -115,9 +115,29 @@ impl Header {
         Ok(n)
     }
 
+    /// A name: its bytes must be in the file, and UTF-8, as the format
+    /// requires (the `netcdf` crate panics on one that is not).
     fn name(&mut self) -> Walk<()> {
         let n = self.count("a name")?;
-        self.skip(n, 1, "bytes of a name")
+        let at = self.at;
+        let padded = n.div_ceil(4) * 4;
+        if n > 1 << 16 || padded > self.left() {
+            return self.skip(n, 1, "bytes of a name");
+        }
+        let mut bytes = vec![0u8; padded as usize];
+        self.r.read_exact(&mut bytes)?;
+        self.at += padded;
+        match std::str::from_utf8(&bytes[..n as usize]) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Stop::Damaged(format!(
+                "its header has a name that is not UTF-8 ({}) at byte {at}",
+                crate::error::shown(Path::new(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                        &bytes[..n as usize]
+                    )
+                ))
+            ))),
+        }
     }
 
     fn attributes(&mut self) -> Walk<()> {
