@@ -441,6 +441,12 @@ fn regressions_found_by_fuzzing() {
         &dir.join("netcdf3-name-not-utf8.nc"),
         &["a name that is not UTF-8", "latit\\xf5de"],
     );
+    // A NetCDF-4 variable libnetcdf cannot inquire: the netcdf crate's
+    // listing of variables unwrapped the error.
+    g.refuse_file(
+        &dir.join("netcdf4-variable-the-library-cannot-inquire.nc"),
+        &["the netcdf library failed on it"],
+    );
     // libhdf5 1.10 looped forever on a global heap whose free space
     // declares 0 bytes, on the first attribute libnetcdf read.
     g.refuse_file(

@@ -307,6 +307,13 @@ fn is_grid(file: &netcdf::File, v: &Variable) -> bool {
 
 impl NetCdfMatrix {
     pub fn open(path: &Path, var_name: Option<&str>, netcdf4: bool) -> Result<Self> {
+        // Some of the `netcdf` crate's listings unwrap the library's errors
+        // (a damaged NetCDF-4 variable made `variables()` panic; found by
+        // fuzzing): a damaged file must still end in a one-line refusal.
+        contained(path, || Self::open_unguarded(path, var_name, netcdf4))
+    }
+
+    fn open_unguarded(path: &Path, var_name: Option<&str>, netcdf4: bool) -> Result<Self> {
         if netcdf4 {
             super::crash_guard::reading(path);
         }
@@ -640,12 +647,8 @@ impl Drop for NetCdfMatrix {
     }
 }
 
-impl Matrix for NetCdfMatrix {
-    fn info(&self) -> &MatrixInfo {
-        &self.info
-    }
-
-    fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+impl NetCdfMatrix {
+    fn read_columns_unguarded(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
         let nlon = self.lons.len();
         let coords = 2usize.saturating_sub(start).min(count);
         let mut out = Array2::zeros((self.info.rows, count));
@@ -664,6 +667,28 @@ impl Matrix for NetCdfMatrix {
             out.slice_mut(ndarray::s![.., coords..]).assign(&steps);
         }
         Ok(out)
+    }
+}
+
+/// Run `f`, turning a panic of the `netcdf` crate into the refusal of a
+/// damaged file.
+fn contained<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Error::format(
+            path,
+            "cannot be read as NetCDF: the netcdf library failed on it; the file is damaged",
+        ))
+    })
+}
+
+impl Matrix for NetCdfMatrix {
+    fn info(&self) -> &MatrixInfo {
+        &self.info
+    }
+
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        let path = self.info.path.clone();
+        contained(&path, || self.read_columns_unguarded(start, count))
     }
 
     fn cf_grid(&self) -> Option<&CfGridFacts> {
