@@ -13,9 +13,8 @@
 //!
 //! So every `GCOL` in the file is walked first, as the library would walk
 //! it, and a collection it could not walk to its end is refused. The scan
-//! reads the file once, a block at a time.
+//! reads the file once, a block at a time, by offset.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -28,8 +27,8 @@ const BLOCK: usize = 8 << 20;
 /// header).
 pub fn check(path: &Path, base: u64) -> Result<()> {
     let io = |e: std::io::Error| Error::format(path, format!("cannot be read: {e}"));
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let Some(lengths) = size_of_lengths(&mut f, base).map_err(io)? else {
+    let f = std::fs::File::open(path).map_err(io)?;
+    let Some(lengths) = size_of_lengths(&f, base).map_err(io)? else {
         // A superblock this check does not know: the library judges it.
         return Ok(());
     };
@@ -39,9 +38,8 @@ pub fn check(path: &Path, base: u64) -> Result<()> {
     // Bytes of the previous block kept at the start of this one, so that a
     // signature across two blocks is found.
     let (mut kept, mut at) = (0usize, 0u64);
-    f.seek(SeekFrom::Start(0)).map_err(io)?;
     loop {
-        let n = read_full(&mut f, &mut block[kept..]).map_err(io)?;
+        let n = read_at(&f, &mut block[kept..], at).map_err(io)?;
         let filled = kept + n;
         let start = at - kept as u64;
         for hit in finder.find_iter(&block[..filled]) {
@@ -66,10 +64,9 @@ pub fn check(path: &Path, base: u64) -> Result<()> {
 
 /// The superblock's "size of lengths" (bytes), if the superblock at `base`
 /// is one of the versions this check knows (0 to 3).
-fn size_of_lengths(f: &mut std::fs::File, base: u64) -> std::io::Result<Option<usize>> {
+fn size_of_lengths(f: &std::fs::File, base: u64) -> std::io::Result<Option<usize>> {
     let mut head = [0u8; 16];
-    f.seek(SeekFrom::Start(base))?;
-    if read_full(f, &mut head)? < head.len() {
+    if read_at(f, &mut head, base)? < head.len() {
         return Ok(None);
     }
     let size = match head[8] {
@@ -140,19 +137,6 @@ fn align(n: u64) -> u64 {
 
 fn le(bytes: &[u8]) -> u64 {
     bytes.iter().rev().fold(0, |a, &b| (a << 8) | u64::from(b))
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
