@@ -3,12 +3,14 @@
 //! `manage.py` of flux-python-api and the Carbon Data Explorer that reads them.
 //!
 //! Data flows one way: [`source`] reads a file into a matrix, [`model`] turns
-//! it into documents, [`store`] writes them. [`cmd`] holds one module per
-//! command of the binary.
+//! it into documents, [`store`] writes them; [`ingest`] runs one file through
+//! them into one dataset. [`cmd`] holds one module per command of the binary.
 
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod expand;
+pub mod ingest;
 pub mod interrupt;
 pub mod model;
 pub mod panics;

@@ -72,7 +72,7 @@ fn command() -> clap::Command {
             .get_after_help()
             .map(|h| h.to_string())
             .unwrap_or_default();
-        c.after_help(format!("{}\n{after}", fluxpy::model::models_table()))
+        c.after_help(cmd::load::after_help(&after))
     })
 }
 

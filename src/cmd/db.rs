@@ -38,6 +38,7 @@ pub enum ListWhat {
     group = clap::ArgGroup::new("action").required(true).args(["list_ids", "name", "audit"]),
     after_help = "Examples:\n  manage db -l collections -x     # every dataset with its document count\n  manage db -n casa_2004          # its metadata document and the files it came from, as JSON\n  manage db -n casa_2004 --times  # every time it holds, one per line (what --at takes)\n  manage db -a                    # exit 3 if any dataset is incomplete\n  manage db -a --fix              # remove what interrupted loads left, then audit"
 )]
+#[command(mut_arg("name", |a| a.help("Print the metadata document of dataset NAME as one JSON object")))]
 pub struct Args {
     /// List the data collections, or the _ids in metadata or coord_index
     #[arg(
@@ -58,14 +59,8 @@ pub struct Args {
     )]
     pub include_counts: bool,
 
-    /// Print the metadata document of dataset NAME as one JSON object
-    #[arg(
-        short = 'n',
-        long = "collection_name",
-        visible_alias = "collection-name",
-        value_name = "NAME"
-    )]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub dataset: crate::cmd::args::MaybeName,
 
     /// With -n: list every stored time of NAME instead, one per line
     /// (YYYY-MM-DDTHH:MM:SS, UTC), followed by a tab and its span in seconds
@@ -92,7 +87,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
     };
     if let Some(what) = args.list_ids {
         list(&*store, what, args.include_counts)?;
-    } else if let Some(name) = &args.name {
+    } else if let Some(name) = &args.dataset.name {
         if args.times {
             times(&*store, name)?;
         } else {

@@ -3,6 +3,7 @@
 //! Every module holds its clap `Args` (so its `--help` lives beside the code
 //! that honours it) and one `run` function.
 
+pub mod args;
 pub mod coastlines;
 pub mod dataset;
 pub mod db;

@@ -7,23 +7,18 @@ use crate::store::{self, validate_name};
 /// Delete a dataset: its collection and its metadata and coord_index entries.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  manage remove -n casa_2004")]
+#[command(mut_arg("name", |a| a.help("The dataset to delete")))]
 pub struct Args {
-    /// The dataset to delete
-    #[arg(
-        short = 'n',
-        long = "collection_name",
-        visible_alias = "collection-name",
-        value_name = "NAME"
-    )]
-    pub name: String,
+    #[command(flatten)]
+    pub dataset: crate::cmd::args::Name,
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
-    validate_name(&args.name)?;
+    validate_name(&args.dataset.name)?;
     let mut store = store::open_existing(db)?;
-    crate::cmd::require_dataset(&*store, &args.name)?;
-    let name = args.name.as_str();
+    crate::cmd::require_dataset(&*store, &args.dataset.name)?;
+    let name = args.dataset.name.as_str();
     store::lock::with_locks(&mut *store, &[name], |s| s.remove(name))?;
-    println!("removed {}", args.name);
+    println!("removed {}", args.dataset.name);
     Ok(())
 }

@@ -7,15 +7,10 @@ use crate::store::{self, validate_name};
 /// Rename a dataset: its collection and its metadata and coord_index entries.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  manage rename -n casa_2004 -r casa_gfed_2004")]
+#[command(mut_arg("name", |a| a.help("The dataset to rename")))]
 pub struct Args {
-    /// The dataset to rename
-    #[arg(
-        short = 'n',
-        long = "collection_name",
-        visible_alias = "collection-name",
-        value_name = "NAME"
-    )]
-    pub name: String,
+    #[command(flatten)]
+    pub dataset: crate::cmd::args::Name,
 
     /// Its new name; refused if anything by that name exists
     #[arg(
@@ -28,17 +23,17 @@ pub struct Args {
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
-    validate_name(&args.name)?;
+    validate_name(&args.dataset.name)?;
     validate_name(&args.new_name)?;
-    if args.name == args.new_name {
+    if args.dataset.name == args.new_name {
         return Err(Error::Usage(
             "the new name is the same as the old one".into(),
         ));
     }
     let mut store = store::open_existing(db)?;
-    crate::cmd::require_dataset(&*store, &args.name)?;
-    let (from, to) = (args.name.as_str(), args.new_name.as_str());
+    crate::cmd::require_dataset(&*store, &args.dataset.name)?;
+    let (from, to) = (args.dataset.name.as_str(), args.new_name.as_str());
     store::lock::with_locks(&mut *store, &[from, to], |s| s.rename(from, to))?;
-    println!("renamed {} to {}", args.name, args.new_name);
+    println!("renamed {} to {}", args.dataset.name, args.new_name);
     Ok(())
 }

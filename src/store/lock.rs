@@ -256,17 +256,18 @@ fn this_token_prefix() -> String {
 
 /// Whether a process with this pid runs on this host.
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
     if pid <= 0 {
         return false;
     }
-    // Signal 0 checks for existence without sending anything; EPERM means it
-    // exists under another user.
-    // SAFETY: kill(2) with signal 0 has no effect on the target.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // No signal (signal 0) checks for existence without sending anything;
+    // EPERM means it exists under another user.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
 }
 
 /// When process `pid` started, in clock ticks since boot: field 22 of
@@ -295,15 +296,9 @@ pub fn host_name() -> String {
     {
         return id.trim().to_string();
     }
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it on success (and we stop at the first NUL or the end anyway).
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Who runs this process: the name the password database gives the real
@@ -465,6 +460,25 @@ pub fn with_locks<T>(
     names: &[&str],
     f: impl FnOnce(&mut dyn Store) -> Result<T>,
 ) -> Result<T> {
+    with_locks_waiting(
+        store,
+        names,
+        DEFAULT_LOCK_TIMEOUT,
+        "try again later",
+        |s, _| f(s),
+    )
+}
+
+/// [`with_locks`], waiting up to `timeout` for each lock and ending a
+/// timeout's error with `hint`; `f` is given the leases, in the sorted
+/// order of their names, to check (see [`Lease::check`]) as it goes.
+pub fn with_locks_waiting<T>(
+    store: &mut dyn Store,
+    names: &[&str],
+    timeout: Duration,
+    hint: &str,
+    f: impl FnOnce(&mut dyn Store, &[Lease]) -> Result<T>,
+) -> Result<T> {
     let me = Holder::this_process();
     let mut sorted = names.to_vec();
     sorted.sort_unstable();
@@ -473,7 +487,7 @@ pub fn with_locks<T>(
     let mut leases = Vec::new();
     let mut result = Ok(());
     for name in sorted {
-        match acquire(store, name, &me, DEFAULT_LOCK_TIMEOUT, "try again later") {
+        match acquire(store, name, &me, timeout, hint) {
             Ok(lease) => {
                 leases.push(lease);
                 held.push(name);
@@ -486,7 +500,8 @@ pub fn with_locks<T>(
     }
     let result = result
         .and_then(|_| leases.iter().try_for_each(Lease::check))
-        .and_then(|_| f(store));
+        .and_then(|_| f(store, &leases));
+    // The renewals end before the locks go.
     drop(leases);
     for name in held {
         if let Err(e) = store.unlock(name, &me) {
@@ -528,7 +543,9 @@ mod tests {
         if std::path::Path::new("/proc/self/stat").exists() {
             let t = me.expect("a start time");
             // Started after the host booted and before now.
-            let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+            let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+                .unwrap()
+                .unwrap() as u64;
             let uptime: f64 = std::fs::read_to_string("/proc/uptime")
                 .unwrap()
                 .split_whitespace()

@@ -1,0 +1,132 @@
+//! What refuses a file before anything is written: another model or
+//! precision than the dataset holds, a metadata entry over the document
+//! limit, coordinates that differ from the stored ones.
+
+use std::path::Path;
+
+use bson::{doc, Bson, Document};
+
+use super::summary::coords_digest;
+use crate::error::{shown, Error, Result};
+use crate::model::{coordinates_of, Model, ModelKind, Summary};
+use crate::store::{Store, COORD_INDEX, MAX_DOCUMENT_BYTES};
+
+/// Refuse a file that would add to dataset `name` documents of another
+/// model, or values rounded to another precision, than it holds: the
+/// dataset's `metadata` says which (see [`ModelKind::of_metadata`]).
+pub(crate) fn check_fits_dataset(
+    md: Option<Document>,
+    name: &str,
+    kind: ModelKind,
+    model: &dyn Model,
+    path: &Path,
+) -> Result<()> {
+    let Some(md) = md else {
+        return Ok(());
+    };
+    if let Some(stored) = ModelKind::of_metadata(&md) {
+        if stored != kind.layout() {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "it holds {} data, and {} is loaded as {}; nothing was written (load it under another name)",
+                    stored.layout_name(),
+                    shown(path),
+                    kind.name()
+                ),
+            ));
+        }
+    }
+    let stored_precision = md.get("precision").and_then(|p| match p {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(x) if x.fract() == 0.0 => Some(*x as i64),
+        _ => None,
+    });
+    if let Some(p) = stored_precision {
+        if p != i64::from(model.precision()) {
+            return Err(Error::collection(
+                name,
+                format!(
+                    "its values have precision {p}, and {} would add values with precision {}; nothing was written (set precision={p}, or load it under another name)",
+                    shown(path),
+                    model.precision()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse, before anything is written, a file whose `metadata` entry would
+/// be over the document limit even before its dates and statistics: what
+/// makes it so large is the config (a long title, units or unknown keys),
+/// which is stored in it.
+pub(crate) fn check_metadata_size(
+    name: &str,
+    path: &Path,
+    model: &dyn Model,
+    coords: &[[f64; 2]],
+) -> Result<()> {
+    let md = model.metadata(coords, &Summary::default());
+    let bytes = bson::to_vec(&md).map_or(usize::MAX, |b| b.len());
+    if bytes <= MAX_DOCUMENT_BYTES {
+        return Ok(());
+    }
+    let largest = md
+        .iter()
+        .max_by_key(|(_, v)| bson::to_vec(&doc! {"v": *v}).map_or(usize::MAX, |b| b.len()))
+        .map(|(k, _)| k.as_str())
+        .unwrap_or("_id");
+    Err(Error::collection(
+        name,
+        format!(
+            "its metadata entry for {} would be {:.1} MiB, over MongoDB's 16 MiB document limit (its largest key, from the config, is '{largest}'); nothing was written",
+            shown(path),
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+    ))
+}
+
+/// The coordinates the dataset will have with this file, and whether the
+/// dataset exists (so the metadata must cover what it holds already).
+pub(crate) fn joined_coordinates(
+    store: Option<&dyn Store>,
+    name: &str,
+    path: &Path,
+    model: &dyn Model,
+    coords: Vec<[f64; 2]>,
+    stored_digest: Option<&str>,
+) -> Result<(Vec<[f64; 2]>, bool)> {
+    let Some(store) = store else {
+        return Ok((coords, false));
+    };
+    // The same coordinates as stored: nothing to decode (and joining a
+    // grid or a point list with itself gives it back).
+    if stored_digest.is_some_and(|d| d == coords_digest(&coords)) {
+        return Ok((coords, true));
+    }
+    let stored = store.entry(COORD_INDEX, name)?;
+    let appending = stored.is_some() || store.count(name)? > 0;
+    let coords = match &stored {
+        None => coords,
+        Some(entry) => {
+            let cells = coords.len();
+            coordinates_of(entry)
+                .and_then(|old| model.join_coordinates(old, coords))
+                .ok_or_else(|| coords_differ(name, path, cells))?
+        }
+    };
+    Ok((coords, appending))
+}
+
+/// A grid file whose coordinates are not the dataset's.
+pub(crate) fn coords_differ(name: &str, path: &Path, cells: usize) -> Error {
+    Error::collection(
+        name,
+        format!(
+            "its stored coord_index differs from the coordinates of {} ({cells} cells); load it under another name",
+            shown(path),
+        ),
+    )
+}

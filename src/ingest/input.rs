@@ -1,0 +1,124 @@
+//! What identifies one input of a load, and the ingest-log entry that
+//! records it: the file's size and SHA-256, the digest of everything that
+//! decides its documents, and the entry written with the load.
+
+use std::io::Read;
+use std::path::Path;
+
+use bson::{doc, Document};
+use sha2::{Digest, Sha256};
+
+use super::Request;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::ModelKind;
+use crate::store::{ingest_id, Holder};
+
+/// The ingest-log facts of one file.
+pub(crate) struct Input {
+    pub size: u64,
+    pub sha256: String,
+    /// The ingest-log `_id` of this input in its dataset.
+    pub id: String,
+    /// The digest of the file's content, model and config.
+    pub input: String,
+}
+
+impl Input {
+    /// The file's size and hash, and the ingest-log identity of loading it
+    /// with this model and config into `name`.
+    pub fn of(name: &str, kind: ModelKind, config: &Config, path: &Path) -> Result<Self> {
+        let (size, sha256) = hash_file(path)?;
+        let input = input_digest(&sha256, kind, config);
+        Ok(Input {
+            size,
+            sha256,
+            id: ingest_id(name, &input),
+            input,
+        })
+    }
+
+    /// The ingest-log entry of this file, loaded as `request` says.
+    pub fn entry(
+        &self,
+        request: &Request,
+        path: &Path,
+        dates: &[String],
+        documents: usize,
+        seconds: f64,
+    ) -> Document {
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let me = Holder::this_process();
+        doc! {
+            "_id": &self.id,
+            "name": request.name,
+            "path": absolute.display().to_string(),
+            "size": self.size as i64,
+            "sha256": &self.sha256,
+            "input": &self.input,
+            "model": request.model,
+            "dates": dates,
+            "documents": documents as i64,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "version": env!("CARGO_PKG_VERSION"),
+            "loaded_at": bson::DateTime::from_chrono(me.started),
+            "loaded_by": format!("{}@{}", me.owner, me.host),
+            "force": request.force,
+        }
+    }
+}
+
+/// A file's size and SHA-256, read in pieces (never held whole), stopping
+/// at a signal between two pieces.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        crate::interrupt::check()?;
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// What identifies one load's input: the file's content, the model and
+/// the config (see [`Config::identity`]).
+fn input_digest(sha256: &str, kind: ModelKind, config: &Config) -> String {
+    let what = serde_json::json!({
+        "sha256": sha256,
+        "model": kind.name(),
+        "config": config.identity(),
+    });
+    hex::encode(Sha256::digest(what.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_hash_is_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            hash_file(&p).unwrap(),
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_string()
+            )
+        );
+    }
+}

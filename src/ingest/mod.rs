@@ -1,0 +1,591 @@
+//! One input into one dataset: config, matrix, model, store, summary,
+//! ingest-log entry, commit. It prints nothing: what happened is returned
+//! as an [`Outcome`], and what the user should see while it runs (warnings,
+//! progress) goes to an [`Observer`]. `manage load` (`cmd::load`) is the
+//! script around it: arguments, paths, reports.
+//!
+//! Everything that can be refused (model, config, file, variable, shape,
+//! coordinates that differ from the stored ones) is refused before the store
+//! is written. A load holds the dataset's lock in the store, so that two runs
+//! into one dataset take turns; the ingest log says which inputs a dataset
+//! holds already, so that a file loaded before is skipped.
+
+mod checks;
+mod input;
+mod summary;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, RawDocumentBuf};
+
+use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
+use self::input::Input;
+use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
+use crate::config::{self, Config};
+use crate::error::{shown, Error, Result};
+use crate::model::{self, Batch, Model, ModelKind, Summary};
+use crate::source::{self, Matrix};
+use crate::store::lock::{self, Lease};
+use crate::store::{self, sort_key, Load, Store, METADATA};
+
+pub use self::input::hash_file;
+
+/// The least a load's writes wait for another process's write to finish.
+const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// What to load, and how: everything of `manage load` but the paths.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The dataset.
+    pub name: &'a str,
+    pub kind: ModelKind,
+    /// The model as given (`-m`), recorded in the ingest log.
+    pub model: &'a str,
+    /// `-c`: the config file of every input, instead of each one's sidecar.
+    pub config_file: Option<&'a Path>,
+    /// `-o`: overrides of config keys.
+    pub options: Option<&'a str>,
+    /// `-d`: the old tool's mediator, checked against the model.
+    pub mediator: Option<&'a str>,
+    /// Load inputs the ingest log says were loaded already.
+    pub force: bool,
+    /// Read, check and convert, but write nothing.
+    pub dry_run: bool,
+    /// How long to wait for another load of the dataset.
+    pub lock_timeout: Duration,
+}
+
+/// What the user is told while an input loads. Every method does nothing
+/// by default.
+pub trait Observer {
+    /// A warning line (an ignored or unknown config key).
+    fn warn(&mut self, _line: &str) {}
+    /// Conversion starts: `total` documents are expected.
+    fn started(&mut self, _total: usize) {}
+    /// `n` more documents were converted (and, unless a dry run, written).
+    fn advanced(&mut self, _n: usize) {}
+    /// Every document is written; the commit is left.
+    fn committing(&mut self) {}
+}
+
+/// An observer that is told nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Where the dataset's documents went, for a dry run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Into {
+    /// A dataset that does not exist yet.
+    NewDataset,
+    /// The dataset as the inputs before this one would make it.
+    EarlierInputs,
+    /// The stored dataset.
+    ExistingDataset,
+}
+
+/// What became of one input.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Loaded: `documents` written, the dataset now spans `times` times
+    /// from `first` to `last`.
+    Loaded {
+        documents: usize,
+        /// The distinct times of the documents written, sorted.
+        dates: Vec<String>,
+        times: usize,
+        span: Option<(String, String)>,
+    },
+    /// Already loaded into the dataset (same content and config), at
+    /// `loaded_at` (`YYYY-MM-DDTHH:MM:SSZ`) when the log says.
+    Skipped { loaded_at: Option<String> },
+    /// A dry run that would load `documents`, of `times` times from
+    /// `first` to `last`.
+    WouldLoad {
+        documents: usize,
+        dates: Vec<String>,
+        times: usize,
+        span: Option<(String, String)>,
+        into: Into,
+    },
+}
+
+/// Loads inputs into one dataset, one after the other, each in its own
+/// atomic load. The store is opened on first use: for writing, or for a
+/// dry run for reading only. A store that cannot be opened fails every
+/// input that needs it, with the same message, without trying again.
+pub struct Loader<'a> {
+    request: Request<'a>,
+    db: Option<&'a str>,
+    opened: Option<Option<Box<dyn Store>>>,
+    failure: Option<String>,
+    /// A dry run: what the inputs before this one would have made of the dataset.
+    pending: Pending,
+}
+
+/// What the inputs a dry run has checked so far would have loaded into the
+/// dataset, had it not been a dry run: so that each input is checked
+/// against the dataset as the real run would find it (their coordinates,
+/// model and precision, and the inputs the ingest log would hold).
+#[derive(Default)]
+struct Pending {
+    coords: Option<Vec<[f64; 2]>>,
+    metadata: Option<Document>,
+    inputs: HashSet<String>,
+}
+
+/// One file, read and checked, ready to convert.
+struct Prepared {
+    model: Box<dyn Model>,
+    matrix: Box<dyn Matrix>,
+    coords: Vec<[f64; 2]>,
+}
+
+impl<'a> Loader<'a> {
+    /// A loader into the store `db` names (`--db`, see [`store::open`]).
+    pub fn new(db: Option<&'a str>, request: Request<'a>) -> Self {
+        return_large_buffers_to_the_system();
+        Self {
+            request,
+            db,
+            opened: None,
+            failure: None,
+            pending: Pending::default(),
+        }
+    }
+
+    /// The store; `None` only for a dry run on an embedded store that does
+    /// not exist yet.
+    fn store(&mut self) -> Result<Option<&mut (dyn Store + 'static)>> {
+        if let Some(f) = &self.failure {
+            return Err(Error::Usage(f.clone()));
+        }
+        if self.opened.is_none() {
+            let opened = if self.request.dry_run {
+                store::open_read_only(self.db)
+            } else {
+                store::open(self.db).map(Some)
+            };
+            match opened {
+                Ok(s) => self.opened = Some(s),
+                Err(e) => {
+                    self.failure = Some(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.opened.as_mut().and_then(|s| s.as_deref_mut()))
+    }
+
+    /// Load (or for a dry run, check) one input.
+    pub fn load(&mut self, path: &Path, observer: &mut dyn Observer) -> Result<Outcome> {
+        let started = Instant::now();
+        let r = self.request.clone();
+        // A missing or unreadable file is named before anything is said of its config.
+        source::detect(path)?;
+        let config = build_config(r.kind, path, r.config_file, r.options)?;
+        let unknown = config.unknown_keys();
+        if !unknown.is_empty() {
+            let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
+            observer.warn(&format!(
+                "warning: {}: unknown config keys kept in the metadata as they are: {}",
+                shown(path),
+                keys.join(", ")
+            ));
+        }
+        for (key, origin, why) in r.kind.ignored_keys(&config) {
+            observer.warn(&format!(
+                "warning: {origin}: config key '{key}' is ignored: {why}"
+            ));
+        }
+        let model = r.kind.build(r.name, &config)?;
+        if r.dry_run {
+            return self.dry_run(&config, model, path, observer);
+        }
+        // The lock is taken before the file is hashed, so that --lock-timeout
+        // is the time waited, however large the file; and the check whether
+        // the file was loaded already is made by the one holder of the lock.
+        let store = self
+            .store()?
+            .ok_or_else(|| Error::store("open", "no store to write to"))?;
+        // The writes of this load wait for the store as long as --lock-timeout
+        // says (a few seconds at least: another load's commit is not a reason
+        // to fail); taking the lock waits only what remains of it.
+        store.set_busy_wait(r.lock_timeout.max(MIN_WRITE_WAIT));
+        lock::with_locks_waiting(
+            store,
+            &[r.name],
+            r.lock_timeout,
+            "try again later, or wait longer with --lock-timeout",
+            |store, leases| {
+                let input = Input::of(r.name, r.kind, &config, path)?;
+                if !r.force {
+                    if let Some(entry) = already_loaded(store, r.name, &input.id)? {
+                        return Ok(skipped(&entry));
+                    }
+                }
+                leases[0].check()?;
+                let file = prepare(&r, &config, model, path)?;
+                locked_load(store, &r, path, file, &input, &leases[0], started, observer)
+            },
+        )
+    }
+
+    /// A dry run: everything a load does but write; the store is only read.
+    fn dry_run(
+        &mut self,
+        config: &Config,
+        model: Box<dyn Model>,
+        path: &Path,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome> {
+        let r = self.request.clone();
+        let input = Input::of(r.name, r.kind, config, path)?;
+        if !r.force {
+            if self.pending.inputs.contains(&input.id) {
+                return Ok(Outcome::Skipped { loaded_at: None });
+            }
+            if let Some(store) = self.store()? {
+                if let Some(entry) = already_loaded(store, r.name, &input.id)? {
+                    return Ok(skipped(&entry));
+                }
+            }
+        }
+        let file = prepare(&r, config, model, path)?;
+        let mut pending = std::mem::take(&mut self.pending);
+        let store = self.store()?;
+        let outcome = dry_run(store.map(|s| &*s), &mut pending, &r, path, file, observer);
+        if outcome.is_ok() {
+            pending.inputs.insert(input.id);
+        }
+        self.pending = pending;
+        outcome
+    }
+}
+
+/// The stacked config of one load: model defaults, file, then `-o`.
+fn build_config(
+    kind: ModelKind,
+    data: &Path,
+    file: Option<&Path>,
+    options: Option<&str>,
+) -> Result<Config> {
+    let mut c = Config::new().for_file(data);
+    c.push("defaults", kind.defaults());
+    match file {
+        Some(f) => c.push_file(f)?,
+        None => {
+            let sidecar = config::sidecar_path(data);
+            if sidecar.is_file() {
+                c.push_file(&sidecar)?;
+            }
+        }
+    }
+    if let Some(o) = options {
+        c.push("-o", config::parse_overrides(o)?);
+    }
+    Ok(c)
+}
+
+/// Large buffers (blocks of columns, batches of documents) are allocated and
+/// freed by several threads in turn. glibc's malloc raises its mmap
+/// threshold after each such free and then keeps the freed megabytes in
+/// per-thread arenas, which made the resident size of a load about double
+/// what it holds. A fixed threshold returns every large buffer when freed.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the
+    // load starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Open the matrix and check it against the model (and `-d`), reading its
+/// coordinates: everything that can refuse the file before the store is
+/// written.
+fn prepare(
+    r: &Request,
+    config: &Config,
+    mut model: Box<dyn Model>,
+    path: &Path,
+) -> Result<Prepared> {
+    let var = config.string("var_name")?;
+    let mut matrix = source::open(path, var.as_deref())?;
+    model.inspect(&mut *matrix)?;
+    model.check(matrix.info())?;
+    if let Some(m) = r.mediator {
+        r.kind.check_mediator(m, Some(matrix.info()))?;
+    }
+    let coords = model.coordinates(&mut *matrix)?;
+    Ok(Prepared {
+        model,
+        matrix,
+        coords,
+    })
+}
+
+/// The ingest-log entry of `id`, when that input was loaded into `name`
+/// and the dataset is complete.
+fn already_loaded(store: &dyn Store, name: &str, id: &str) -> Result<Option<Document>> {
+    match store.ingest_entry(id)? {
+        Some(e) if store.entry(METADATA, name)?.is_some() => Ok(Some(e)),
+        _ => Ok(None),
+    }
+}
+
+fn skipped(entry: &Document) -> Outcome {
+    Outcome::Skipped {
+        loaded_at: entry
+            .get_datetime("loaded_at")
+            .ok()
+            .map(|d| d.to_chrono().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+    }
+}
+
+/// A document's `_id`.
+fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
+    let id = doc.get("_id").ok().flatten()?;
+    Bson::try_from(id.to_raw_bson()).ok()
+}
+
+/// Convert the file, handing each batch of documents to `out`; the summary
+/// of the file's own documents and how many there were.
+fn convert(
+    model: &dyn Model,
+    matrix: &mut dyn Matrix,
+    observer: &mut dyn Observer,
+    out: &mut dyn FnMut(Batch) -> Result<()>,
+) -> Result<(Summary, usize)> {
+    let mut summary = Summary::default();
+    let mut documents = 0usize;
+    observer.started(model.expected_documents(matrix.info()));
+    model.convert(matrix, &mut |mut batch| {
+        documents += batch.len();
+        observer.advanced(batch.len());
+        summary = std::mem::take(&mut summary).merge(std::mem::take(&mut batch.summary));
+        out(batch)
+    })?;
+    Ok((summary, documents))
+}
+
+fn dates_of(summary: &Summary) -> Vec<String> {
+    summary.times.keys().map(|&t| model::iso_date(t)).collect()
+}
+
+/// The first and last time of a summary.
+fn span_of(summary: &Summary) -> Option<(String, String)> {
+    match (summary.times.keys().next(), summary.times.keys().last()) {
+        (Some(&a), Some(&b)) => Some((model::iso_date(a), model::iso_date(b))),
+        _ => None,
+    }
+}
+
+/// A load that, should it fail because another process took its lock
+/// over, is abandoned to that process rather than undone (see
+/// [`Load::abandon`]).
+struct Guarded<'l, 'a> {
+    load: Option<Box<dyn Load + 'l>>,
+    lease: &'a Lease,
+}
+
+impl<'l> Guarded<'l, '_> {
+    fn commit(mut self, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
+        match self.load.take() {
+            Some(l) => l.commit_raw(coord_index, metadata),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'l> std::ops::Deref for Guarded<'l, '_> {
+    type Target = dyn Load + 'l;
+    fn deref(&self) -> &Self::Target {
+        self.load.as_deref().expect("a load not yet committed")
+    }
+}
+
+impl std::ops::DerefMut for Guarded<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.load.as_deref_mut().expect("a load not yet committed")
+    }
+}
+
+impl Drop for Guarded<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.load.take() {
+            if self.lease.lost() {
+                l.abandon();
+            }
+        }
+    }
+}
+
+/// The load itself, under the dataset's lock. Whether it exists, its stored
+/// coordinates and the ingest log are read again here: another run may
+/// have loaded into it while this one waited for the lock.
+#[allow(clippy::too_many_arguments)]
+fn locked_load(
+    store: &mut dyn Store,
+    r: &Request,
+    path: &Path,
+    mut file: Prepared,
+    input: &Input,
+    lease: &Lease,
+    started: Instant,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    let name = r.name;
+    if !r.force {
+        if let Some(entry) = already_loaded(store, name, &input.id)? {
+            return Ok(skipped(&entry));
+        }
+    }
+    refuse_over_unfinished_append(&*store, name, &input.id)?;
+    check_fits_dataset(
+        store.entry(METADATA, name)?,
+        name,
+        r.kind,
+        &*file.model,
+        path,
+    )?;
+    let stored = stored_summary(&*store, name)?;
+    let coords = std::mem::take(&mut file.coords);
+    let (coords, appending) = joined_coordinates(
+        Some(&*store),
+        name,
+        path,
+        &*file.model,
+        coords,
+        stored.as_ref().map(|(_, d)| d.as_str()),
+    )?;
+
+    check_metadata_size(name, path, &*file.model, &coords)?;
+
+    // The summary of the dataset as it will be: the stored one, less the
+    // documents this load replaces, plus the file's. Only the replaced
+    // documents are read. Without a stored summary (a store written before
+    // there was one, or one that does not fit) every document is read once.
+    let mut base = match (appending, stored) {
+        (false, _) => Some(Summary::default()),
+        (true, Some((s, _))) => Some(s),
+        (true, None) => None,
+    };
+    let mut written: HashSet<Vec<u8>> = HashSet::new();
+    let model = &*file.model;
+    let mut load = Guarded {
+        load: Some(store.begin_load(name)?),
+        lease,
+    };
+    let (file_summary, documents) = convert(model, &mut *file.matrix, observer, &mut |batch| {
+        // A signal, or the lock lost: the load fails here, and its
+        // writes are undone with it.
+        lease.check()?;
+        if appending && base.is_some() {
+            let ids: Vec<Bson> = batch
+                .docs
+                .iter()
+                .filter_map(id_of)
+                .chain(batch.packed.iter().map(|p| p.id.clone()))
+                .collect();
+            // An _id twice in one load, or one that cannot be read:
+            // the merge cannot tell what is replaced; read everything.
+            let repeated =
+                ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+            if repeated {
+                base = None;
+            } else {
+                let mut fits = true;
+                load.stored(&ids, &mut |old| {
+                    if let Some(b) = &mut base {
+                        fits &= b.subtract(&model.summarize(&old));
+                    }
+                    Ok(())
+                })?;
+                if !fits {
+                    base = None;
+                }
+            }
+        }
+        if !batch.docs.is_empty() {
+            load.write_raw(batch.docs)?;
+        }
+        load.write_packed(batch.packed)
+    })?;
+    observer.committing();
+    let summary = match base {
+        Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
+        _ => {
+            // Dates and statistics describe the whole collection, old times too.
+            let mut all = Summary::default();
+            load.scan(&mut |d| {
+                all = std::mem::take(&mut all).merge(model.summarize(&d));
+                Ok(())
+            })?;
+            all
+        }
+    };
+    load.set_summary(summary_entry(name, &coords, &summary));
+    let dates = dates_of(&file_summary);
+    let metadata = model.metadata(&coords, &summary);
+    load.log_ingest(input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64()))?;
+    lease.check()?;
+    load.commit(model::coord_index_raw(name, &coords), metadata)?;
+    Ok(Outcome::Loaded {
+        documents,
+        dates,
+        times: summary.times.len(),
+        span: span_of(&summary),
+    })
+}
+
+/// A dry run of one prepared input, against the store as it is (`None`
+/// when it does not exist yet) and what the inputs before it would add.
+fn dry_run(
+    store: Option<&dyn Store>,
+    pending: &mut Pending,
+    r: &Request,
+    path: &Path,
+    mut file: Prepared,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    let name = r.name;
+    let md = match &pending.metadata {
+        Some(md) => Some(md.clone()),
+        None => store
+            .map(|s| s.entry(METADATA, name))
+            .transpose()?
+            .flatten(),
+    };
+    check_fits_dataset(md, name, r.kind, &*file.model, path)?;
+    let coords = std::mem::take(&mut file.coords);
+    let (coords, appending) = match pending.coords.take() {
+        // The files before this one would have made the coord_index.
+        Some(before) => {
+            let cells = coords.len();
+            let joined = file.model.join_coordinates(before.clone(), coords);
+            pending.coords = Some(before);
+            // The run's own words: the files before this one would be stored.
+            let joined = joined.ok_or_else(|| coords_differ(name, path, cells))?;
+            (joined, true)
+        }
+        None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
+    };
+    check_metadata_size(name, path, &*file.model, &coords)?;
+    let (summary, documents) = convert(&*file.model, &mut *file.matrix, observer, &mut |_| Ok(()))?;
+    let into = match (appending, &pending.metadata) {
+        (false, _) => Into::NewDataset,
+        (true, Some(_)) => Into::EarlierInputs,
+        (true, None) => Into::ExistingDataset,
+    };
+    pending.metadata = Some(file.model.metadata(&coords, &summary));
+    pending.coords = Some(coords);
+    Ok(Outcome::WouldLoad {
+        documents,
+        dates: dates_of(&summary),
+        times: summary.times.len(),
+        span: span_of(&summary),
+        into,
+    })
+}
