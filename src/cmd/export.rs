@@ -17,7 +17,7 @@ use crate::cmd::dataset::{
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
 use crate::error::{Error, Result};
-use crate::model::iso_date;
+use crate::model::{fields, iso_date};
 use crate::store;
 
 /// Output formats of `export`.
@@ -133,10 +133,10 @@ pub fn write_csv(
         let params = dataset
             .metadata
             .as_ref()
-            .and_then(|m| m.get_document("stats").ok())
+            .and_then(|m| m.get_document(fields::STATS).ok())
             .map(|s| s.keys().cloned().collect())
             .filter(|p: &Vec<String>| !p.is_empty())
-            .unwrap_or_else(|| vec!["values".to_string()]);
+            .unwrap_or_else(|| vec![fields::VALUES.to_string()]);
         csv.header(kind, with_time, &params)?;
     }
     csv.out.flush().map_err(write_error)
@@ -265,8 +265,8 @@ impl<W: Write> Csv<W> {
         self.text(&time_field(doc))?;
         self.number(Some(x))?;
         self.number(Some(y))?;
-        self.number(point_property(doc, "value"))?;
-        self.number(point_property(doc, "error"))?;
+        self.number(point_property(doc, fields::VALUE))?;
+        self.number(point_property(doc, fields::ERROR))?;
         self.end()
     }
 }

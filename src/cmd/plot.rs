@@ -21,7 +21,7 @@ use crate::cmd::dataset::{
 };
 use crate::cmd::export::{parse_at, shortest};
 use crate::error::{Error, Result};
-use crate::model::iso_date;
+use crate::model::{fields, iso_date};
 use crate::store;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/fonts/LICENSE`).
@@ -196,7 +196,7 @@ impl Snapshot {
         };
         let md = dataset.metadata.as_ref();
         Ok(Snapshot {
-            title: readable(dataset.metadata_str("title").unwrap_or(&dataset.name)),
+            title: readable(dataset.metadata_str(fields::TITLE).unwrap_or(&dataset.name)),
             units: md.map(|m| units_of(m, param)).unwrap_or_default(),
             param: param.to_string(),
             time,
@@ -279,7 +279,7 @@ fn grid_marks(
 /// The point of one point document. `--param values` names the property
 /// `value` (and `errors` the `error`), as gridded datasets name their arrays.
 fn point_mark(dataset: &Dataset, doc: &Document, param: &str, marks: &mut Vec<Mark>) -> Result<()> {
-    let props = doc.get_document("properties").ok();
+    let props = doc.get_document(fields::PROPERTIES).ok();
     let key = [param, param.strip_suffix('s').unwrap_or(param)]
         .into_iter()
         .find(|k| props.is_some_and(|p| p.contains_key(k)))
@@ -331,9 +331,9 @@ fn list_or_none(names: &[String]) -> String {
 /// parameter, or one string), made readable.
 fn units_of(md: &Document, param: &str) -> String {
     let singular = param.strip_suffix('s').unwrap_or(param);
-    match md.get("units") {
+    match md.get(fields::UNITS) {
         Some(Bson::String(s)) => readable(s),
-        Some(Bson::Document(u)) => [param, singular, "values", "value"]
+        Some(Bson::Document(u)) => [param, singular, fields::VALUES, fields::VALUE]
             .iter()
             .find_map(|k| u.get_str(k).ok())
             .map(readable)
@@ -345,7 +345,7 @@ fn units_of(md: &Document, param: &str) -> String {
 /// The metadata's `gridres` (or `grid`): `{x, y}` in degrees, or one number.
 fn gridres(md: &Document) -> (f64, f64) {
     let positive = |b: Option<&Bson>| b.and_then(number).filter(|v| *v > 0.0);
-    match md.get("gridres").or_else(|| md.get("grid")) {
+    match md.get(fields::GRIDRES).or_else(|| md.get(fields::GRID)) {
         Some(Bson::Document(g)) => {
             let x = positive(g.get("x")).unwrap_or(1.0);
             (x, positive(g.get("y")).unwrap_or(x))
@@ -534,7 +534,7 @@ fn render(snap: &Snapshot, width: u32, coastlines: bool) -> Result<(Vec<u8>, u32
         // Title: the dataset's title, the parameter unless it is the usual
         // one, and the time; smaller type if it would not fit.
         let mut title = snap.title.clone();
-        if snap.param != "values" {
+        if snap.param != fields::VALUES {
             title.push_str(&format!(" ({})", snap.param));
         }
         let when = bson::DateTime::from_millis(snap.time)

@@ -26,7 +26,7 @@ use ndarray::{Array2, Axis};
 use serde_json::json;
 
 use super::spatiotemporal::GridParts;
-use super::{extra_keys, round_to, Batch, Model, SpatioTemporal, Summary};
+use super::{extra_keys, fields, round_to, Batch, Model, SpatioTemporal, Summary};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
@@ -190,13 +190,13 @@ impl Model for CfGrid {
         // the values', so a reader cannot tell where the dataset came from.
         let units = match self.units.clone() {
             Some(Bson::String(values)) => {
-                bson::doc! { "x": "degrees", "y": "degrees", "values": values }.into()
+                bson::doc! { "x": "degrees", "y": "degrees", fields::VALUES: values }.into()
             }
             Some(given) => given,
             None => {
                 let mut u = bson::doc! { "x": "degrees", "y": "degrees" };
                 if let Some(values) = &facts.units {
-                    u.insert("values", values.clone());
+                    u.insert(fields::VALUES, values.clone());
                 }
                 u.into()
             }

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{
-    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, gridres_of, iso_date,
-    read_coordinates, seconds_bson, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
+    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, fields, gridres_of,
+    iso_date, read_coordinates, seconds_bson, title_of, units_of, value_bson, Batch, Model, Stats,
+    Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -128,10 +129,10 @@ impl Model for Kriged {
             },
         );
         let doc = doc! {
-            "_id": bson_date(self.time),
-            "_span": seconds_bson(self.span_seconds),
-            "values": values,
-            "errors": errors,
+            fields::ID: bson_date(self.time),
+            fields::SPAN: seconds_bson(self.span_seconds),
+            fields::VALUES: values,
+            fields::ERRORS: errors,
         };
         out(Batch::from_documents(self, vec![doc])?)
     }
@@ -141,7 +142,7 @@ impl Model for Kriged {
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
-        let stats = ["values", "errors"]
+        let stats = [fields::VALUES, fields::ERRORS]
             .into_iter()
             .map(|p| {
                 let mut s = Stats::new(self.precision);
@@ -151,8 +152,11 @@ impl Model for Kriged {
                 (p.to_string(), s)
             })
             .collect();
-        let t = doc.get_datetime("_id").ok().map(|t| t.timestamp_millis());
-        let span = t.and(doc.get("_span").and_then(seconds_of));
+        let t = doc
+            .get_datetime(fields::ID)
+            .ok()
+            .map(|t| t.timestamp_millis());
+        let span = t.and(doc.get(fields::SPAN).and_then(seconds_of));
         Summary::of_document(t, span, stats)
     }
 
@@ -165,18 +169,18 @@ impl Model for Kriged {
             .map(|s| s.map(seconds_bson).unwrap_or(Bson::Null))
             .collect();
         let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": true,
-            "grid": self.gridres.clone(),
-            "gridres": self.gridres.clone(),
-            "spans": spans,
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
+            fields::ID: &self.name,
+            fields::TITLE: &self.title,
+            fields::UNITS: self.units.clone(),
+            fields::PRECISION: self.precision as i32,
+            fields::GRIDDED: true,
+            fields::GRID: self.gridres.clone(),
+            fields::GRIDRES: self.gridres.clone(),
+            fields::SPANS: spans,
+            fields::DATES: dates,
+            fields::BBOX: b.to_vec(),
+            fields::BBOXMD5: bboxmd5(&b),
+            fields::STATS: summary.stats_document(),
         };
         d.extend(self.extra.clone());
         d

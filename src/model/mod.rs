@@ -7,6 +7,7 @@
 
 mod cfgrid;
 pub(crate) mod encode;
+pub mod fields;
 mod kriged;
 mod spatiotemporal;
 mod stats;
@@ -141,12 +142,12 @@ impl ModelKind {
     /// `steps` (SpatioTemporalMatrix and CFGrid), `gridded: false` with a
     /// `geometry` (XCO2Matrix). `None` when it is none of them.
     pub fn of_metadata(md: &Document) -> Option<ModelKind> {
-        let gridded = md.get_bool("gridded").ok();
-        if gridded == Some(false) || md.contains_key("geometry") {
+        let gridded = md.get_bool(fields::GRIDDED).ok();
+        if gridded == Some(false) || md.contains_key(fields::GEOMETRY) {
             Some(Self::Xco2Matrix)
-        } else if md.get_array("spans").is_ok() {
+        } else if md.get_array(fields::SPANS).is_ok() {
             Some(Self::KrigedXco2Matrix)
-        } else if md.get_array("steps").is_ok() {
+        } else if md.get_array(fields::STEPS).is_ok() {
             Some(Self::SpatioTemporalMatrix)
         } else {
             None
@@ -166,9 +167,9 @@ impl ModelKind {
     /// the metadata `stats`.
     pub fn parameters(self) -> &'static [&'static str] {
         match self {
-            Self::SpatioTemporalMatrix | Self::CfGrid => &["values"],
-            Self::KrigedXco2Matrix => &["values", "errors"],
-            Self::Xco2Matrix => &["value", "error"],
+            Self::SpatioTemporalMatrix | Self::CfGrid => &[fields::VALUES],
+            Self::KrigedXco2Matrix => &[fields::VALUES, fields::ERRORS],
+            Self::Xco2Matrix => &[fields::VALUE, fields::ERROR],
         }
     }
 
@@ -539,7 +540,7 @@ pub fn coord_index_document(name: &str, coords: &[[f64; 2]]) -> Document {
         .iter()
         .map(|[x, y]| Bson::Array(vec![Bson::Double(*x), Bson::Double(*y)]))
         .collect();
-    doc! { "_id": name, "i": i }
+    doc! { fields::ID: name, fields::CELLS: i }
 }
 
 /// [`coord_index_document`] encoded straight to BSON bytes: a global
@@ -583,7 +584,7 @@ pub fn coord_index_raw(name: &str, coords: &[[f64; 2]]) -> RawDocumentBuf {
 /// The coordinates of a `coord_index` entry, to compare with a new file's.
 pub fn coordinates_of(entry: &Document) -> Option<Vec<[f64; 2]>> {
     entry
-        .get_array("i")
+        .get_array(fields::CELLS)
         .ok()?
         .iter()
         .map(|p| match p {

@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::{
-    bbox, bboxmd5, extra_keys, gridres_of, iso_date, read_coordinates, round_to, seconds_bson,
-    title_of, units_of, Batch, Model, Stats, Summary,
+    bbox, bboxmd5, extra_keys, fields, gridres_of, iso_date, read_coordinates, round_to,
+    seconds_bson, title_of, units_of, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -190,11 +190,11 @@ impl SpatioTemporal {
             w.push(Some(v), key);
         }
         stats.add_keys(&keys);
-        let doc = w.finish(id.timestamp_millis(), "values");
+        let doc = w.finish(id.timestamp_millis(), fields::VALUES);
         let summary = Summary::of_document(
             Some(id.timestamp_millis()),
             None,
-            vec![("values".into(), stats)],
+            vec![(fields::VALUES.into(), stats)],
         );
         (doc, summary)
     }
@@ -298,13 +298,15 @@ impl Model for SpatioTemporal {
 
     fn summarize(&self, doc: &Document) -> Summary {
         let mut s = Stats::new(self.precision);
-        if let Ok(values) = doc.get_array("values") {
+        if let Ok(values) = doc.get_array(fields::VALUES) {
             s.add_bson(values);
         }
         Summary::of_document(
-            doc.get_datetime("_id").ok().map(|t| t.timestamp_millis()),
+            doc.get_datetime(fields::ID)
+                .ok()
+                .map(|t| t.timestamp_millis()),
             None,
-            vec![("values".into(), s)],
+            vec![(fields::VALUES.into(), s)],
         )
     }
 
@@ -315,18 +317,18 @@ impl Model for SpatioTemporal {
             _ => vec![],
         };
         let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": true,
-            "grid": self.gridres.clone(),
-            "gridres": self.gridres.clone(),
-            "steps": self.steps.iter().map(|&s| seconds_bson(s)).collect::<Vec<_>>(),
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
+            fields::ID: &self.name,
+            fields::TITLE: &self.title,
+            fields::UNITS: self.units.clone(),
+            fields::PRECISION: self.precision as i32,
+            fields::GRIDDED: true,
+            fields::GRID: self.gridres.clone(),
+            fields::GRIDRES: self.gridres.clone(),
+            fields::STEPS: self.steps.iter().map(|&s| seconds_bson(s)).collect::<Vec<_>>(),
+            fields::DATES: dates,
+            fields::BBOX: b.to_vec(),
+            fields::BBOXMD5: bboxmd5(&b),
+            fields::STATS: summary.stats_document(),
         };
         d.extend(self.extra.clone());
         d

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::{
-    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
+    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, fields, iso_date,
     read_coordinates, round_to, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
 };
 use crate::config::Config;
@@ -204,12 +204,12 @@ impl Model for Xco2 {
                     let (x, y) = (round_to(r[xc], 5), round_to(r[yc], 5));
                     let date = self.date_of(&info, i, r[yrc], r[dc])?;
                     Ok(doc! {
-                        "_id": point_id(date, x, y),
-                        "timestamp": bson_date(date),
-                        "coordinates": [x, y],
-                        "properties": {
-                            "value": value_bson(r[vc], self.precision),
-                            "error": value_bson(r[ec], ERROR_DECIMALS),
+                        fields::ID: point_id(date, x, y),
+                        fields::TIMESTAMP: bson_date(date),
+                        fields::COORDINATES: [x, y],
+                        fields::PROPERTIES: {
+                            fields::VALUE: value_bson(r[vc], self.precision),
+                            fields::ERROR: value_bson(r[ec], ERROR_DECIMALS),
                         },
                     })
                 })
@@ -227,20 +227,20 @@ impl Model for Xco2 {
     fn summarize(&self, doc: &Document) -> Summary {
         let mut value = Stats::new(self.precision);
         let mut error = Stats::new(ERROR_DECIMALS);
-        if let Ok(p) = doc.get_document("properties") {
-            if let Some(v) = p.get("value").and_then(Bson::as_f64) {
+        if let Ok(p) = doc.get_document(fields::PROPERTIES) {
+            if let Some(v) = p.get(fields::VALUE).and_then(Bson::as_f64) {
                 value.add(v);
             }
-            if let Some(e) = p.get("error").and_then(Bson::as_f64) {
+            if let Some(e) = p.get(fields::ERROR).and_then(Bson::as_f64) {
                 error.add(e);
             }
         }
         Summary::of_document(
-            doc.get_datetime("timestamp")
+            doc.get_datetime(fields::TIMESTAMP)
                 .ok()
                 .map(|t| t.timestamp_millis()),
             None,
-            vec![("value".into(), value), ("error".into(), error)],
+            vec![(fields::VALUE.into(), value), (fields::ERROR.into(), error)],
         )
     }
 
@@ -248,16 +248,16 @@ impl Model for Xco2 {
         let b = bbox(coords);
         let dates: Vec<Bson> = summary.times.keys().map(|&t| iso_date(t).into()).collect();
         let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": false,
-            "geometry": {"type": "Point"},
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
+            fields::ID: &self.name,
+            fields::TITLE: &self.title,
+            fields::UNITS: self.units.clone(),
+            fields::PRECISION: self.precision as i32,
+            fields::GRIDDED: false,
+            fields::GEOMETRY: {"type": "Point"},
+            fields::DATES: dates,
+            fields::BBOX: b.to_vec(),
+            fields::BBOXMD5: bboxmd5(&b),
+            fields::STATS: summary.stats_document(),
         };
         d.extend(self.extra.clone());
         d
