@@ -4,7 +4,7 @@
 //!
 //! Data flows one way: [`source`] reads a file into a matrix, [`model`] turns
 //! it into documents, [`store`] writes them. [`cmd`] holds one module per
-//! command of the binary.
+//! command of the binary; [`plot`] draws the maps of `manage plot`.
 
 pub mod cmd;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod error;
 pub mod interrupt;
 pub mod model;
 pub mod panics;
+pub mod plot;
 pub mod source;
 pub mod store;
 pub mod synth;

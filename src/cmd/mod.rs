@@ -3,7 +3,6 @@
 //! Every module holds its clap `Args` (so its `--help` lives beside the code
 //! that honours it) and one `run` function.
 
-pub mod coastlines;
 pub mod dataset;
 pub mod db;
 pub mod export;
