@@ -15,4 +15,5 @@ pub mod panics;
 pub mod plot;
 pub mod source;
 pub mod store;
+#[cfg(feature = "synth")]
 pub mod synth;
