@@ -143,6 +143,19 @@ impl<'s> Dataset<'s> {
         }
     }
 
+    /// A point document's `[x, y]`; a point without them is an error.
+    pub fn point_xy(&self, doc: &Document) -> Result<[f64; 2]> {
+        point_coordinates(doc).ok_or_else(|| {
+            Error::collection(
+                &self.name,
+                format!(
+                    "point document {} has no coordinates [x, y]",
+                    describe_id(doc)
+                ),
+            )
+        })
+    }
+
     /// The error for a time at which the dataset has no document.
     pub fn nothing_at(&self, at: i64) -> Error {
         Error::collection(

@@ -11,8 +11,7 @@ use std::io::Write;
 use bson::Document;
 
 use crate::cmd::dataset::{
-    array_fields, describe_id, document_time, number, point_coordinates, point_property, Dataset,
-    Kind,
+    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
@@ -253,15 +252,7 @@ impl<W: Write> Csv<W> {
     }
 
     fn point(&mut self, dataset: &Dataset, doc: &Document) -> Result<()> {
-        let [x, y] = point_coordinates(doc).ok_or_else(|| {
-            Error::collection(
-                &dataset.name,
-                format!(
-                    "point document {} has no coordinates [x, y]",
-                    describe_id(doc)
-                ),
-            )
-        })?;
+        let [x, y] = dataset.point_xy(doc)?;
         self.text(&time_field(doc))?;
         self.number(Some(x))?;
         self.number(Some(y))?;

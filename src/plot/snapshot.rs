@@ -5,8 +5,7 @@
 use bson::{Bson, Document};
 
 use crate::cmd::dataset::{
-    array_fields, describe_id, document_time, number, point_coordinates, point_property, Dataset,
-    Kind,
+    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
 use crate::error::{Error, Result};
 use crate::model::fields;
@@ -176,15 +175,7 @@ fn point_mark(dataset: &Dataset, doc: &Document, param: &str, marks: &mut Vec<Ma
                 ),
             )
         })?;
-    let [x, y] = point_coordinates(doc).ok_or_else(|| {
-        Error::collection(
-            &dataset.name,
-            format!(
-                "point document {} has no coordinates [x, y]",
-                describe_id(doc)
-            ),
-        )
-    })?;
+    let [x, y] = dataset.point_xy(doc)?;
     marks.push(Mark {
         x,
         y,
