@@ -306,3 +306,55 @@ pub fn models_table() -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn the_known_keys_are_the_common_ones_and_the_models() {
+        for key in [
+            "var_name",
+            "timestamp",
+            "step",
+            "steps",
+            "span",
+            "spans",
+            "columns",
+            "gridres",
+            "grid",
+            "header",
+            "parameters",
+            "title",
+            "units",
+            "precision",
+            "formats",
+            "regex",
+            "drop_empty_cells",
+        ] {
+            assert!(is_known_key(key), "{key}");
+        }
+        assert!(!is_known_key("colour"));
+    }
+
+    #[test]
+    fn a_stored_metadata_entry_names_its_layout() {
+        let of = |md: Document| ModelKind::of_metadata(&md).map(ModelKind::name);
+        assert_eq!(of(doc! {"gridded": false}), Some("XCO2Matrix"));
+        assert_eq!(of(doc! {"steps": [1], "geometry": {}}), Some("XCO2Matrix"));
+        assert_eq!(of(doc! {"spans": [1]}), Some("KrigedXCO2Matrix"));
+        assert_eq!(of(doc! {"steps": [1]}), Some("SpatioTemporalMatrix"));
+        assert_eq!(of(doc! {"gridded": true}), None);
+        let cf = ModelKind::parse("CFGrid").unwrap();
+        assert_eq!(
+            cf.layout(),
+            ModelKind::parse("SpatioTemporalMatrix").unwrap()
+        );
+        assert_eq!(cf.layout_name(), "SpatioTemporalMatrix (or CFGrid)");
+        assert_eq!(
+            ModelKind::parse("XCO2Matrix").unwrap().layout_name(),
+            "XCO2Matrix"
+        );
+    }
+}
