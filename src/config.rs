@@ -16,28 +16,6 @@ use crate::error::{Error, Result};
 /// (`-o timestamp=2004-06-30`, `-o title=2004`).
 const STRING_KEYS: &[&str] = &["title", "timestamp", "var_name"];
 
-/// Every key `manage` understands; anything else is kept in the metadata
-/// document and named in a warning.
-pub const KNOWN_KEYS: &[&str] = &[
-    "var_name",
-    "timestamp",
-    "step",
-    "steps",
-    "span",
-    "spans",
-    "columns",
-    "gridres",
-    "grid",
-    "header",
-    "parameters",
-    "title",
-    "units",
-    "precision",
-    "formats",
-    "regex",
-    "drop_empty_cells",
-];
-
 /// `data.mat` → `data.json`.
 pub fn sidecar_path(data: &Path) -> PathBuf {
     data.with_extension("json")
@@ -137,7 +115,7 @@ impl Config {
         let mut out = Map::new();
         for l in &self.layers {
             for (k, v) in &l.map {
-                if !KNOWN_KEYS.contains(&k.as_str()) && k != "map" {
+                if !crate::model::is_known_key(k) && k != "map" {
                     out.insert(k.clone(), v.clone());
                 }
             }

@@ -4,7 +4,8 @@
 //!
 //! Data flows one way: [`source`] reads a file into a matrix, [`model`] turns
 //! it into documents, [`store`] writes them; [`ingest`] runs one file through
-//! them into one dataset. [`cmd`] holds one module per command of the binary.
+//! them into one dataset. [`cmd`] holds one module per command of the binary;
+//! [`plot`] draws the maps of `manage plot`.
 
 pub mod cmd;
 pub mod config;
@@ -14,6 +15,8 @@ pub mod ingest;
 pub mod interrupt;
 pub mod model;
 pub mod panics;
+pub mod plot;
 pub mod source;
 pub mod store;
+#[cfg(feature = "synth")]
 pub mod synth;

@@ -94,7 +94,7 @@ impl TypedValueParser for ModelName {
 
 impl clap::ValueEnum for ModelKind {
     fn value_variants<'a>() -> &'a [Self] {
-        &ModelKind::ALL
+        ModelKind::ALL
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {

@@ -14,7 +14,7 @@ use bson::{Bson, Document};
 
 use crate::cmd::require_dataset;
 use crate::error::{Error, Result};
-use crate::model::iso_date;
+use crate::model::{fields, iso_date};
 use crate::store::{Filter, Store, COORD_INDEX, METADATA};
 
 /// How the documents of a dataset are laid out.
@@ -29,7 +29,9 @@ pub enum Kind {
 impl Kind {
     /// The layout of one document, by its shape.
     pub fn of_document(doc: &Document) -> Kind {
-        if doc.get_array("coordinates").is_ok() || doc.get_document("properties").is_ok() {
+        if doc.get_array(fields::COORDINATES).is_ok()
+            || doc.get_document(fields::PROPERTIES).is_ok()
+        {
             Kind::Points
         } else {
             Kind::Gridded
@@ -59,7 +61,7 @@ impl<'s> Dataset<'s> {
 
     /// The layout the metadata declares (`gridded: true|false`), if it does.
     pub fn declared_kind(&self) -> Option<Kind> {
-        match self.metadata.as_ref()?.get_bool("gridded") {
+        match self.metadata.as_ref()?.get_bool(fields::GRIDDED) {
             Ok(true) => Some(Kind::Gridded),
             Ok(false) => Some(Kind::Points),
             Err(_) => None,
@@ -97,7 +99,7 @@ impl<'s> Dataset<'s> {
     pub fn first_listed_time(&self) -> Option<i64> {
         self.metadata
             .as_ref()?
-            .get_array("dates")
+            .get_array(fields::DATES)
             .ok()?
             .iter()
             .filter_map(|d| match d {
@@ -126,7 +128,7 @@ impl<'s> Dataset<'s> {
             Some(ms) if self.declared_kind() == Some(Kind::Points) => self.store.scan(
                 &self.name,
                 &Filter::Field(
-                    "timestamp".into(),
+                    fields::TIMESTAMP.into(),
                     Bson::DateTime(bson::DateTime::from_millis(ms)),
                 ),
                 f,
@@ -139,6 +141,19 @@ impl<'s> Dataset<'s> {
                 }
             }),
         }
+    }
+
+    /// A point document's `[x, y]`; a point without them is an error.
+    pub fn point_xy(&self, doc: &Document) -> Result<[f64; 2]> {
+        point_coordinates(doc).ok_or_else(|| {
+            Error::collection(
+                &self.name,
+                format!(
+                    "point document {} has no coordinates [x, y]",
+                    describe_id(doc)
+                ),
+            )
+        })
     }
 
     /// The error for a time at which the dataset has no document.
@@ -157,7 +172,7 @@ impl<'s> Dataset<'s> {
 /// The time of a document, in ms: its `timestamp` (points), else its `_id`
 /// (one document per time).
 pub fn document_time(doc: &Document) -> Option<i64> {
-    match doc.get("timestamp").or_else(|| doc.get("_id"))? {
+    match doc.get(fields::TIMESTAMP).or_else(|| doc.get(fields::ID))? {
         Bson::DateTime(d) => Some(d.timestamp_millis()),
         _ => None,
     }
@@ -165,7 +180,7 @@ pub fn document_time(doc: &Document) -> Option<i64> {
 
 /// A point document's `[x, y]`.
 pub fn point_coordinates(doc: &Document) -> Option<[f64; 2]> {
-    match doc.get_array("coordinates").ok()?.as_slice() {
+    match doc.get_array(fields::COORDINATES).ok()?.as_slice() {
         [x, y] => Some([number(x)?, number(y)?]),
         _ => None,
     }
@@ -174,7 +189,7 @@ pub fn point_coordinates(doc: &Document) -> Option<[f64; 2]> {
 /// A point document's property `key` (`value`, `error`); `None` when it is
 /// null, missing or not a number.
 pub fn point_property(doc: &Document, key: &str) -> Option<f64> {
-    number(doc.get_document("properties").ok()?.get(key)?)
+    number(doc.get_document(fields::PROPERTIES).ok()?.get(key)?)
 }
 
 /// The per-cell arrays of a gridded document, in document order
@@ -199,7 +214,7 @@ pub fn number(b: &Bson) -> Option<f64> {
 
 /// A document's `_id` for error messages.
 pub fn describe_id(doc: &Document) -> String {
-    match doc.get("_id") {
+    match doc.get(fields::ID) {
         Some(Bson::DateTime(d)) => format!("{}Z", iso_date(d.timestamp_millis())),
         Some(b) => b.to_string(),
         None => "(no _id)".into(),

@@ -11,13 +11,11 @@ use std::io::Write;
 use bson::Document;
 
 use crate::cmd::dataset::{
-    array_fields, describe_id, document_time, number, point_coordinates, point_property, Dataset,
-    Kind,
+    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
 use crate::cmd::{extended_json, stdout_lines, write_error};
-use crate::config::parse_timestamp;
 use crate::error::{Error, Result};
-use crate::model::iso_date;
+use crate::model::{fields, iso_date};
 use crate::store;
 
 /// Output formats of `export`.
@@ -42,43 +40,24 @@ Examples:
   manage export -n casa_2004 > casa_2004.jsonl
   manage export -n casa_2004 --at 2004-06-30T03:00:00
   manage export -n casa_2004 --at 2004-06-30T03:00:00 --format csv > casa_0300.csv")]
+#[command(mut_arg("name", |a| a.help("The dataset to export")))]
+#[command(mut_arg("at", |a| a.help("Only the document(s) of this time (ISO 8601, UTC unless an offset is given)")))]
 pub struct Args {
-    /// The dataset to export
-    #[arg(
-        short = 'n',
-        long = "collection_name",
-        visible_alias = "collection-name",
-        value_name = "NAME"
-    )]
-    pub name: String,
+    #[command(flatten)]
+    pub dataset: crate::cmd::args::Name,
 
-    /// Only the document(s) of this time (ISO 8601, UTC unless an offset is given)
-    #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
+    #[command(flatten)]
+    pub at: crate::cmd::args::At,
 
     /// Output format
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
 }
 
-/// `--at` as ms since the epoch.
-pub fn parse_at(at: Option<&str>) -> Result<Option<i64>> {
-    at.map(|t| {
-        parse_timestamp(t)
-            .map(|t| t.timestamp_millis())
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "--at '{t}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"
-                ))
-            })
-    })
-    .transpose()
-}
-
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
-    let at = parse_at(args.at.as_deref())?;
+    let at = args.at.millis()?;
     let store = store::open_for_reading(db)?;
-    let dataset = Dataset::open(&*store, &args.name)?;
+    let dataset = Dataset::open(&*store, &args.dataset.name)?;
     let mut written = 0u64;
     stdout_lines(|out| match args.format {
         Format::Jsonl => dataset.scan(at, &mut |doc| {
@@ -133,10 +112,10 @@ pub fn write_csv(
         let params = dataset
             .metadata
             .as_ref()
-            .and_then(|m| m.get_document("stats").ok())
+            .and_then(|m| m.get_document(fields::STATS).ok())
             .map(|s| s.keys().cloned().collect())
             .filter(|p: &Vec<String>| !p.is_empty())
-            .unwrap_or_else(|| vec!["values".to_string()]);
+            .unwrap_or_else(|| vec![fields::VALUES.to_string()]);
         csv.header(kind, with_time, &params)?;
     }
     csv.out.flush().map_err(write_error)
@@ -253,20 +232,12 @@ impl<W: Write> Csv<W> {
     }
 
     fn point(&mut self, dataset: &Dataset, doc: &Document) -> Result<()> {
-        let [x, y] = point_coordinates(doc).ok_or_else(|| {
-            Error::collection(
-                &dataset.name,
-                format!(
-                    "point document {} has no coordinates [x, y]",
-                    describe_id(doc)
-                ),
-            )
-        })?;
+        let [x, y] = dataset.point_xy(doc)?;
         self.text(&time_field(doc))?;
         self.number(Some(x))?;
         self.number(Some(y))?;
-        self.number(point_property(doc, "value"))?;
-        self.number(point_property(doc, "error"))?;
+        self.number(point_property(doc, fields::VALUE))?;
+        self.number(point_property(doc, fields::ERROR))?;
         self.end()
     }
 }

@@ -114,14 +114,14 @@ pub struct Args {
 }
 
 /// `load --help`'s closing text: the models' table (from the models' own
-/// definitions), the config keys (from [`config::KNOWN_KEYS`]) and `after`
+/// definitions), the config keys (from the same table) and `after`
 /// (the text of [`Args`]).
 pub fn after_help(after: &str) -> String {
     format!(
         "{}\nThe config is read from the JSON file beside each data file (data.mat -> data.json) \
          or from -c; -o overrides its keys. Keys: {}.\n\n{after}",
         crate::model::models_table(),
-        config::KNOWN_KEYS.join(", "),
+        crate::model::known_keys().join(", "),
     )
 }
 

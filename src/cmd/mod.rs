@@ -4,7 +4,6 @@
 //! that honours it) and one `run` function.
 
 pub mod args;
-pub mod coastlines;
 pub mod dataset;
 pub mod db;
 pub mod export;

@@ -25,11 +25,28 @@ use bson::{Bson, Document};
 use ndarray::{Array2, Axis};
 use serde_json::json;
 
+use super::base::{self, extra_keys, gridres_of, Common};
 use super::spatiotemporal::GridParts;
-use super::{extra_keys, round_to, Batch, Model, SpatioTemporal, Summary};
+use super::{fields, round_to, Batch, Model, ModelSpec, SpatioTemporal, Summary};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
+
+/// CFGrid in the table of models.
+pub(crate) const SPEC: ModelSpec = ModelSpec {
+    name: "CFGrid",
+    mediator: "Grid4D",
+    steps_in_columns: true,
+    writes_as: Some(&super::spatiotemporal::SPEC),
+    parameters: &[fields::VALUES],
+    keys: &["step", "steps", "drop_empty_cells"],
+    mark: None,
+    shape: "a NetCDF variable over time, latitude and longitude (CF); one document per time",
+    required: "none (times, grid and units come from the file)",
+    example_config: include_str!("../../configs/CFGrid.json"),
+    defaults: CfGrid::defaults,
+    build: |name, config| Ok(Box::new(CfGrid::from_config(name, config)?)),
+};
 
 /// Values read per block when looking for empty cells.
 const SCAN_VALUES: usize = 2 << 20;
@@ -81,19 +98,12 @@ impl Matrix for Rows<'_> {
 }
 
 impl CfGrid {
-    pub const SHAPE: &'static str =
-        "a NetCDF variable over time, latitude and longitude (CF); one document per time";
-    pub const REQUIRED: &'static str = "none (times, grid and units come from the file)";
-
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
-        json!({
+        base::defaults(json!({
             "parameters": ["values"],
             "precision": 10,
             "drop_empty_cells": false,
-        })
-        .as_object()
-        .cloned()
-        .expect("object")
+        }))
     }
 
     pub fn from_config(name: &str, config: &Config) -> Result<Self> {
@@ -112,7 +122,7 @@ impl CfGrid {
             name: name.to_string(),
             title: config.string("title")?,
             units: config.value("units").map(|v| super::to_bson(&v)),
-            gridres: match super::gridres_of(config)? {
+            gridres: match gridres_of(config)? {
                 Bson::Null => None,
                 b => Some(b),
             },
@@ -190,13 +200,13 @@ impl Model for CfGrid {
         // the values', so a reader cannot tell where the dataset came from.
         let units = match self.units.clone() {
             Some(Bson::String(values)) => {
-                bson::doc! { "x": "degrees", "y": "degrees", "values": values }.into()
+                bson::doc! { "x": "degrees", "y": "degrees", fields::VALUES: values }.into()
             }
             Some(given) => given,
             None => {
                 let mut u = bson::doc! { "x": "degrees", "y": "degrees" };
                 if let Some(values) = &facts.units {
-                    u.insert("values", values.clone());
+                    u.insert(fields::VALUES, values.clone());
                 }
                 u.into()
             }
@@ -208,14 +218,16 @@ impl Model for CfGrid {
             .unwrap_or_else(|| self.name.clone());
         let steps = self.steps_of(&facts.times_ms);
         let inner = SpatioTemporal::with_times(GridParts {
-            name: self.name.clone(),
-            title,
+            common: Common {
+                name: self.name.clone(),
+                title,
+                units,
+                precision: self.precision,
+                gridres: Some(gridres),
+                extra: self.extra.clone(),
+            },
             times_ms: facts.times_ms,
             steps,
-            precision: self.precision,
-            gridres,
-            units,
-            extra: self.extra.clone(),
         });
         let keep = if self.drop_empty {
             let keep = Self::cells_with_values(m)?;

@@ -10,38 +10,43 @@ use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::base::{self, every_date, Common};
 use super::{
-    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, gridres_of, iso_date,
-    read_coordinates, seconds_bson, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
+    bson_date, check_columns, column_positions, fields, read_coordinates, seconds_bson, value_bson,
+    Batch, Mark, Model, ModelSpec, Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
 use crate::source::{Matrix, MatrixInfo};
 
-const MODEL: &str = "KrigedXCO2Matrix";
+/// KrigedXCO2Matrix in the table of models.
+pub(crate) const SPEC: ModelSpec = ModelSpec {
+    name: "KrigedXCO2Matrix",
+    mediator: "Grid3D",
+    steps_in_columns: false,
+    writes_as: None,
+    parameters: &[fields::VALUES, fields::ERRORS],
+    keys: &["columns", "span", "spans"],
+    mark: Some(Mark::List(fields::SPANS)),
+    shape: "N x 9: y, x, values, errors, 5 unused; one time per file",
+    required: "timestamp, or a file name the regex dates",
+    example_config: include_str!("../../configs/KrigedXCO2Matrix.json"),
+    defaults: Kriged::defaults,
+    build: |name, config| Ok(Box::new(Kriged::from_config(name, config)?)),
+};
 
 pub struct Kriged {
-    name: String,
-    title: String,
+    common: Common,
     time: DateTime<Utc>,
     span_seconds: f64,
-    precision: u32,
     columns: Vec<String>,
     /// Positions of x, y, values and errors in `columns`.
     at: [usize; 4],
-    gridres: Bson,
-    units: Bson,
-    extra: Document,
 }
 
 impl Kriged {
-    /// The matrix it reads, for `--help` and `manage models`.
-    pub const SHAPE: &'static str = "N x 9: y, x, values, errors, 5 unused; one time per file";
-    /// The keys a load cannot do without.
-    pub const REQUIRED: &'static str = "timestamp, or a file name the regex dates";
-
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
-        json!({
+        base::defaults(json!({
             "var_name": "krigedData",
             "title": "Kriged XCO2",
             "columns": ["y", "x", "values", "errors", "4", "5", "6", "7", "8"],
@@ -51,25 +56,17 @@ impl Kriged {
             "spans": [518400],
             "units": {"x": "degrees", "y": "degrees", "values": "ppm", "errors": "ppm"},
             "regex": {"regex": "^Kriged_(\\d{8})_", "map": {"timestamp": "%Y%m%d"}},
-        })
-        .as_object()
-        .cloned()
-        .expect("object")
+        }))
     }
 
     pub fn from_config(name: &str, config: &Config) -> Result<Self> {
         let (columns, at) = column_positions(config, 9, ["x", "y", "values", "errors"])?;
         Ok(Self {
-            name: name.to_string(),
-            title: title_of(config, name)?,
             time: config.require_timestamp()?,
             span_seconds: config.seconds(&["span", "spans"])?.unwrap_or(518400.0),
-            precision: config.unsigned("precision", 15)?.unwrap_or(1),
+            common: Common::from_config(name, config, 1, true)?,
             columns,
             at,
-            gridres: gridres_of(config)?,
-            units: units_of(config),
-            extra: extra_keys(config),
         })
     }
 }
@@ -91,17 +88,17 @@ fn seconds_of(b: &Bson) -> Option<f64> {
 
 impl Model for Kriged {
     fn precision(&self) -> u32 {
-        self.precision
+        self.common.precision
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.common.name
     }
 
     fn check(&self, info: &MatrixInfo) -> Result<()> {
-        check_columns(info, MODEL, &self.columns)?;
+        check_columns(info, SPEC.name, &self.columns)?;
         // {_id: date, _span: double, values: [N doubles], errors: [N doubles]} at most.
-        super::check_document_sizes(info, &self.name, document_bytes)
+        super::check_document_sizes(info, &self.common.name, document_bytes)
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
@@ -115,7 +112,7 @@ impl Model for Kriged {
                 block
                     .column(self.at[2])
                     .iter()
-                    .map(|&v| value_bson(v, self.precision))
+                    .map(|&v| value_bson(v, self.common.precision))
                     .collect::<Vec<_>>()
             },
             || {
@@ -123,15 +120,15 @@ impl Model for Kriged {
                 block
                     .column(self.at[3])
                     .iter()
-                    .map(|&v| value_bson(v.sqrt(), self.precision))
+                    .map(|&v| value_bson(v.sqrt(), self.common.precision))
                     .collect::<Vec<_>>()
             },
         );
         let doc = doc! {
-            "_id": bson_date(self.time),
-            "_span": seconds_bson(self.span_seconds),
-            "values": values,
-            "errors": errors,
+            fields::ID: bson_date(self.time),
+            fields::SPAN: seconds_bson(self.span_seconds),
+            fields::VALUES: values,
+            fields::ERRORS: errors,
         };
         out(Batch::from_documents(self, vec![doc])?)
     }
@@ -141,45 +138,19 @@ impl Model for Kriged {
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
-        let stats = ["values", "errors"]
-            .into_iter()
-            .map(|p| {
-                let mut s = Stats::new(self.precision);
-                if let Ok(values) = doc.get_array(p) {
-                    s.add_bson(values);
-                }
-                (p.to_string(), s)
-            })
-            .collect();
-        let t = doc.get_datetime("_id").ok().map(|t| t.timestamp_millis());
-        let span = t.and(doc.get("_span").and_then(seconds_of));
-        Summary::of_document(t, span, stats)
+        let span = doc.get(fields::SPAN).and_then(seconds_of);
+        self.common
+            .summarize_arrays(doc, &[fields::VALUES, fields::ERRORS], span)
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
-        let b = bbox(coords);
-        let dates: Vec<Bson> = summary.times.keys().map(|&t| iso_date(t).into()).collect();
         let spans: Vec<Bson> = summary
             .times
             .values()
             .map(|s| s.map(seconds_bson).unwrap_or(Bson::Null))
             .collect();
-        let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": true,
-            "grid": self.gridres.clone(),
-            "gridres": self.gridres.clone(),
-            "spans": spans,
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
-        };
-        d.extend(self.extra.clone());
-        d
+        let own = doc! { fields::SPANS: spans, fields::DATES: every_date(summary) };
+        self.common.metadata(own, coords, summary)
     }
 }
 

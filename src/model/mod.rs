@@ -5,8 +5,11 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod base;
 mod cfgrid;
 pub(crate) mod encode;
+pub mod fields;
+mod kind;
 mod kriged;
 mod spatiotemporal;
 mod stats;
@@ -24,272 +27,11 @@ use crate::source::{Matrix, MatrixInfo};
 
 pub use cfgrid::CfGrid;
 pub use encode::recycle;
+pub use kind::{is_known_key, known_keys, models_table, Mark, ModelKind, ModelSpec};
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
 pub use stats::Stats;
 pub use xco2::Xco2;
-
-/// The `-m` values, as the old tool named its model classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    SpatioTemporalMatrix,
-    KrigedXco2Matrix,
-    Xco2Matrix,
-    /// A NetCDF (CF) variable over time, latitude and longitude.
-    CfGrid,
-}
-
-impl ModelKind {
-    pub const NAMES: &'static [&'static str] = &[
-        "SpatioTemporalMatrix",
-        "KrigedXCO2Matrix",
-        "XCO2Matrix",
-        "CFGrid",
-    ];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "SpatioTemporalMatrix" => Ok(Self::SpatioTemporalMatrix),
-            "KrigedXCO2Matrix" => Ok(Self::KrigedXco2Matrix),
-            "XCO2Matrix" => Ok(Self::Xco2Matrix),
-            "CFGrid" => Ok(Self::CfGrid),
-            _ => Err(Error::Usage(format!(
-                "unknown model '{s}': use one of {}",
-                Self::NAMES.join(", ")
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// The mediator the old tool paired with the model (`-d` default).
-    pub fn mediator(self) -> &'static str {
-        match self {
-            Self::SpatioTemporalMatrix | Self::CfGrid => "Grid4D",
-            Self::KrigedXco2Matrix => "Grid3D",
-            Self::Xco2Matrix => "Unstructured3D",
-        }
-    }
-
-    /// Check a `-d` mediator against the model. A mediator names a shape of
-    /// data: Grid4D a grid with many times, Grid3D a grid at one time,
-    /// Unstructured3D points. Without `info` only the name and the pairing
-    /// are checked; with it, the matrix must also have that shape (a
-    /// SpatioTemporalMatrix is Grid3D when it holds a single step).
-    pub fn check_mediator(self, mediator: &str, info: Option<&MatrixInfo>) -> Result<()> {
-        const MEDIATORS: [&str; 3] = ["Grid4D", "Grid3D", "Unstructured3D"];
-        // The old tool's class names (Grid3DMediator) are accepted too.
-        let m = mediator.strip_suffix("Mediator").unwrap_or(mediator);
-        if !MEDIATORS.contains(&m) {
-            return Err(Error::Usage(format!(
-                "unknown mediator '{mediator}': use one of {}",
-                MEDIATORS.join(", ")
-            )));
-        }
-        let fits = match (self, m) {
-            (_, m) if m == self.mediator() => true,
-            (Self::SpatioTemporalMatrix | Self::CfGrid, "Grid3D") => {
-                info.is_none_or(|i| i.cols == 3)
-            }
-            _ => false,
-        };
-        if fits {
-            return Ok(());
-        }
-        let shape = match self {
-            Self::SpatioTemporalMatrix | Self::CfGrid => {
-                "Grid4D, or Grid3D for a file of a single time step"
-            }
-            _ => self.mediator(),
-        };
-        let found = match info {
-            Some(i) if matches!(self, Self::SpatioTemporalMatrix | Self::CfGrid) => {
-                format!(
-                    " ({} has {} time steps)",
-                    crate::error::shown(&i.path),
-                    i.cols - 2
-                )
-            }
-            _ => String::new(),
-        };
-        Err(Error::Usage(format!(
-            "mediator '{mediator}' does not fit model {}{found}; it takes {shape}",
-            self.name()
-        )))
-    }
-
-    pub const ALL: [ModelKind; 4] = [
-        Self::SpatioTemporalMatrix,
-        Self::KrigedXco2Matrix,
-        Self::Xco2Matrix,
-        Self::CfGrid,
-    ];
-
-    /// The model whose documents and metadata this model writes: CFGrid
-    /// writes SpatioTemporalMatrix's, so either adds to the other's datasets.
-    pub fn layout(self) -> ModelKind {
-        match self {
-            Self::CfGrid => Self::SpatioTemporalMatrix,
-            k => k,
-        }
-    }
-
-    /// The model layout a stored `metadata` entry was written by, told by
-    /// the fields only that model writes: `spans` (KrigedXCO2Matrix),
-    /// `steps` (SpatioTemporalMatrix and CFGrid), `gridded: false` with a
-    /// `geometry` (XCO2Matrix). `None` when it is none of them.
-    pub fn of_metadata(md: &Document) -> Option<ModelKind> {
-        let gridded = md.get_bool("gridded").ok();
-        if gridded == Some(false) || md.contains_key("geometry") {
-            Some(Self::Xco2Matrix)
-        } else if md.get_array("spans").is_ok() {
-            Some(Self::KrigedXco2Matrix)
-        } else if md.get_array("steps").is_ok() {
-            Some(Self::SpatioTemporalMatrix)
-        } else {
-            None
-        }
-    }
-
-    /// The layout's name as a dataset's model: CFGrid's datasets are
-    /// SpatioTemporalMatrix's.
-    pub fn layout_name(self) -> &'static str {
-        match self.layout() {
-            Self::SpatioTemporalMatrix => "SpatioTemporalMatrix (or CFGrid)",
-            k => k.name(),
-        }
-    }
-
-    /// The names of the parameters the model stores, in its documents and
-    /// the metadata `stats`.
-    pub fn parameters(self) -> &'static [&'static str] {
-        match self {
-            Self::SpatioTemporalMatrix | Self::CfGrid => &["values"],
-            Self::KrigedXco2Matrix => &["values", "errors"],
-            Self::Xco2Matrix => &["value", "error"],
-        }
-    }
-
-    /// The old tool's keys that change nothing here, given with another
-    /// value than the model's default: each `(key, where it was given,
-    /// why it is ignored)`. `header` named the coordinate columns of the old
-    /// tool's tables, `parameters` the stored fields, `formats` the text
-    /// format of each column; the models store fixed fields (see
-    /// [`ModelKind::parameters`]), coordinates as x and y with 5 decimals
-    /// and values with `precision` decimals.
-    pub fn ignored_keys(self, config: &Config) -> Vec<(&'static str, String, String)> {
-        let defaults = self.defaults();
-        let mut out = Vec::new();
-        for key in ["header", "parameters", "formats"] {
-            let Some((value, origin)) = config.get(key) else {
-                continue;
-            };
-            if defaults.get(key) == Some(value) {
-                continue;
-            }
-            let why = match key {
-                "header" => "coordinates are stored and exported as x and y".to_string(),
-                "parameters" => {
-                    format!("{} stores {}", self.name(), self.parameters().join(" and "))
-                }
-                _ => "values keep `precision` decimals and coordinates 5".to_string(),
-            };
-            out.push((key, origin.to_string(), why));
-        }
-        out
-    }
-
-    /// The matrix the model reads, in words.
-    pub fn shape(self) -> &'static str {
-        match self {
-            Self::SpatioTemporalMatrix => SpatioTemporal::SHAPE,
-            Self::KrigedXco2Matrix => Kriged::SHAPE,
-            Self::Xco2Matrix => Xco2::SHAPE,
-            Self::CfGrid => CfGrid::SHAPE,
-        }
-    }
-
-    /// The config keys a load of the model cannot do without.
-    pub fn required(self) -> &'static str {
-        match self {
-            Self::SpatioTemporalMatrix => SpatioTemporal::REQUIRED,
-            Self::KrigedXco2Matrix => Kriged::REQUIRED,
-            Self::Xco2Matrix => Xco2::REQUIRED,
-            Self::CfGrid => CfGrid::REQUIRED,
-        }
-    }
-
-    /// The commented example config shipped in `configs/` (tested to load
-    /// the sample data it names).
-    pub fn example_config(self) -> &'static str {
-        match self {
-            Self::SpatioTemporalMatrix => include_str!("../../configs/SpatioTemporalMatrix.json"),
-            Self::KrigedXco2Matrix => include_str!("../../configs/KrigedXCO2Matrix.json"),
-            Self::Xco2Matrix => include_str!("../../configs/XCO2Matrix.json"),
-            Self::CfGrid => include_str!("../../configs/CFGrid.json"),
-        }
-    }
-
-    /// The model's default config, the bottom layer under the user's.
-    pub fn defaults(self) -> serde_json::Map<String, serde_json::Value> {
-        match self {
-            Self::SpatioTemporalMatrix => SpatioTemporal::defaults(),
-            Self::KrigedXco2Matrix => Kriged::defaults(),
-            Self::Xco2Matrix => Xco2::defaults(),
-            Self::CfGrid => CfGrid::defaults(),
-        }
-    }
-
-    /// Build the model from its config; every config error surfaces here,
-    /// before any file or store is touched.
-    pub fn build(self, name: &str, config: &Config) -> Result<Box<dyn Model>> {
-        Ok(match self {
-            Self::SpatioTemporalMatrix => Box::new(SpatioTemporal::from_config(name, config)?),
-            Self::KrigedXco2Matrix => Box::new(Kriged::from_config(name, config)?),
-            Self::Xco2Matrix => Box::new(Xco2::from_config(name, config)?),
-            Self::CfGrid => Box::new(CfGrid::from_config(name, config)?),
-        })
-    }
-}
-
-/// The models, their matrices, required keys and defaults, as one table
-/// built from the models' own definitions (for `load --help` and
-/// `manage models`).
-pub fn models_table() -> String {
-    let mut out = String::from("Models (-m), the matrix each reads, and its config:\n");
-    for kind in ModelKind::ALL {
-        out.push_str(&format!(
-            "\n  {} (mediator {})\n    matrix:   {}\n    required: {}\n",
-            kind.name(),
-            kind.mediator(),
-            kind.shape(),
-            kind.required()
-        ));
-        let defaults: Vec<String> = kind
-            .defaults()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let mut line = String::from("    defaults:");
-        for d in defaults {
-            if line.len() + d.len() > 78 && !line.ends_with(':') {
-                out.push_str(&line);
-                out.push('\n');
-                line = String::from("             ");
-            }
-            line.push(' ');
-            line.push_str(&d);
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out.push_str(
-        "\nWithout a var_name, the first variable whose name does not start with __ is read.\n",
-    );
-    out
-}
 
 /// What the documents of a collection add up to: the times they cover and
 /// the statistics of each parameter. Built per document and merged, so it is
@@ -539,7 +281,7 @@ pub fn coord_index_document(name: &str, coords: &[[f64; 2]]) -> Document {
         .iter()
         .map(|[x, y]| Bson::Array(vec![Bson::Double(*x), Bson::Double(*y)]))
         .collect();
-    doc! { "_id": name, "i": i }
+    doc! { fields::ID: name, fields::CELLS: i }
 }
 
 /// [`coord_index_document`] encoded straight to BSON bytes: a global
@@ -583,7 +325,7 @@ pub fn coord_index_raw(name: &str, coords: &[[f64; 2]]) -> RawDocumentBuf {
 /// The coordinates of a `coord_index` entry, to compare with a new file's.
 pub fn coordinates_of(entry: &Document) -> Option<Vec<[f64; 2]>> {
     entry
-        .get_array("i")
+        .get_array(fields::CELLS)
         .ok()?
         .iter()
         .map(|p| match p {
@@ -676,36 +418,6 @@ pub(crate) fn seconds_bson(s: f64) -> Bson {
     } else {
         Bson::Double(s)
     }
-}
-
-/// The grid resolution (`gridres`, alias `grid`) as BSON for the metadata.
-pub(crate) fn gridres_of(config: &Config) -> Result<Bson> {
-    Ok(config
-        .object(&["gridres", "grid"])?
-        .map(|m| to_bson(&serde_json::Value::Object(m)))
-        .unwrap_or(Bson::Null))
-}
-
-/// The `units` key as BSON, null when absent.
-pub(crate) fn units_of(config: &Config) -> Bson {
-    config
-        .value("units")
-        .map(|v| to_bson(&v))
-        .unwrap_or(Bson::Null)
-}
-
-/// The display title: the config's `title`, else the dataset name.
-pub(crate) fn title_of(config: &Config, name: &str) -> Result<String> {
-    Ok(config.string("title")?.unwrap_or_else(|| name.to_string()))
-}
-
-/// The config keys no model understands, as BSON for the metadata document.
-pub(crate) fn extra_keys(config: &Config) -> Document {
-    config
-        .unknown_keys()
-        .iter()
-        .map(|(k, v)| (k.clone(), to_bson(v)))
-        .collect()
 }
 
 /// Encoded size of a BSON array of `n` elements whose values take

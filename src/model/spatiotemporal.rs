@@ -12,9 +12,10 @@ use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde_json::json;
 
+use super::base::{self, Common};
 use super::{
-    bbox, bboxmd5, extra_keys, gridres_of, iso_date, read_coordinates, round_to, seconds_bson,
-    title_of, units_of, Batch, Model, Stats, Summary,
+    fields, iso_date, read_coordinates, round_to, seconds_bson, Batch, Mark, Model, ModelSpec,
+    Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -28,21 +29,31 @@ use crate::store::packed::{PackedDoc, StepWriter};
 /// measurable.
 const BLOCK_VALUES: usize = 2 << 20;
 
+/// SpatioTemporalMatrix in the table of models.
+pub(crate) const SPEC: ModelSpec = ModelSpec {
+    name: "SpatioTemporalMatrix",
+    mediator: "Grid4D",
+    steps_in_columns: true,
+    writes_as: None,
+    parameters: &[fields::VALUES],
+    keys: &["columns", "step", "steps"],
+    mark: Some(Mark::List(fields::STEPS)),
+    shape: "N x (2+T): x, y, then T time steps",
+    required: "timestamp (time of the first step)",
+    example_config: include_str!("../../configs/SpatioTemporalMatrix.json"),
+    defaults: SpatioTemporal::defaults,
+    build: |name, config| Ok(Box::new(SpatioTemporal::from_config(name, config)?)),
+};
+
 /// What a grid with its own times is built from (see [`SpatioTemporal::with_times`]).
 pub(crate) struct GridParts {
-    pub name: String,
-    pub title: String,
+    pub common: Common,
     pub times_ms: Vec<i64>,
     pub steps: Vec<f64>,
-    pub precision: u32,
-    pub gridres: Bson,
-    pub units: Bson,
-    pub extra: Document,
 }
 
 pub struct SpatioTemporal {
-    name: String,
-    title: String,
+    common: Common,
     start: DateTime<Utc>,
     step_seconds: f64,
     /// Where `step` was given, for the error that says it runs out of years.
@@ -52,24 +63,15 @@ pub struct SpatioTemporal {
     times: Option<Vec<i64>>,
     /// The metadata's `steps`.
     steps: Vec<f64>,
-    precision: u32,
     columns: Vec<String>,
     x_col: usize,
     y_col: usize,
-    gridres: Bson,
-    units: Bson,
-    extra: Document,
     block_values: usize,
 }
 
 impl SpatioTemporal {
-    /// The matrix it reads, for `--help` and `manage models`.
-    pub const SHAPE: &'static str = "N x (2+T): x, y, then T time steps";
-    /// The keys a load cannot do without.
-    pub const REQUIRED: &'static str = "timestamp (time of the first step)";
-
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
-        json!({
+        base::defaults(json!({
             "columns": ["x", "y"],
             "gridres": {"units": "degrees", "x": 1.0, "y": 1.0},
             "header": ["lng", "lat"],
@@ -77,10 +79,7 @@ impl SpatioTemporal {
             "precision": 2,
             "steps": [10800],
             "units": {"x": "degrees", "y": "degrees"},
-        })
-        .as_object()
-        .cloned()
-        .expect("object")
+        }))
     }
 
     pub fn from_config(name: &str, config: &Config) -> Result<Self> {
@@ -97,20 +96,15 @@ impl SpatioTemporal {
         let (x_col, y_col) = (find("x")?, find("y")?);
         let step_seconds = config.seconds(&["step", "steps"])?.unwrap_or(10800.0);
         Ok(Self {
-            name: name.to_string(),
-            title: title_of(config, name)?,
             start: config.require_timestamp()?,
+            common: Common::from_config(name, config, 2, true)?,
             step_seconds,
             step_origin: config.origin(&["step", "steps"]),
             times: None,
             steps: vec![step_seconds],
-            precision: config.unsigned("precision", 15)?.unwrap_or(2),
             x_col,
             y_col,
             columns,
-            gridres: gridres_of(config)?,
-            units: units_of(config),
-            extra: extra_keys(config),
             block_values: BLOCK_VALUES,
         })
     }
@@ -119,20 +113,15 @@ impl SpatioTemporal {
     /// are `x`, `y`, then the steps (the NetCDF source's layout).
     pub(crate) fn with_times(parts: GridParts) -> Self {
         Self {
-            name: parts.name,
-            title: parts.title,
+            common: parts.common,
             start: DateTime::<Utc>::UNIX_EPOCH,
             step_seconds: parts.steps.first().copied().unwrap_or(0.0),
             step_origin: "the file's time axis".into(),
             times: Some(parts.times_ms),
             steps: parts.steps,
-            precision: parts.precision,
             columns: vec!["x".into(), "y".into()],
             x_col: 0,
             y_col: 1,
-            gridres: parts.gridres,
-            units: parts.units,
-            extra: parts.extra,
             block_values: BLOCK_VALUES,
         }
     }
@@ -171,17 +160,18 @@ impl SpatioTemporal {
     /// and non-finite ones null, with the same summary [`Model::summarize`]
     /// gives for the stored document.
     fn step_document(&self, id: bson::DateTime, column: ArrayView1<f64>) -> (PackedDoc, Summary) {
-        let mut stats = Stats::new(self.precision);
+        let precision = self.common.precision;
+        let mut stats = Stats::new(precision);
         let mut keys = Vec::with_capacity(column.len());
         // Written straight in the compact form: the embedded store keeps
         // it as it is, MongoDB gets the BSON it stands for.
-        let mut w = StepWriter::new(column.len(), self.precision);
+        let mut w = StepWriter::new(column.len(), precision);
         for &x in column {
             if !x.is_finite() {
                 w.push(None, None);
                 continue;
             }
-            let v = round_to(x, self.precision);
+            let v = round_to(x, precision);
             let key = stats.key(v);
             match key {
                 Some(k) => keys.push(k),
@@ -190,11 +180,11 @@ impl SpatioTemporal {
             w.push(Some(v), key);
         }
         stats.add_keys(&keys);
-        let doc = w.finish(id.timestamp_millis(), "values");
+        let doc = w.finish(id.timestamp_millis(), fields::VALUES);
         let summary = Summary::of_document(
             Some(id.timestamp_millis()),
             None,
-            vec![("values".into(), stats)],
+            vec![(fields::VALUES.into(), stats)],
         );
         (doc, summary)
     }
@@ -202,11 +192,11 @@ impl SpatioTemporal {
 
 impl Model for SpatioTemporal {
     fn precision(&self) -> u32 {
-        self.precision
+        self.common.precision
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.common.name
     }
 
     fn check(&self, info: &MatrixInfo) -> Result<()> {
@@ -243,7 +233,9 @@ impl Model for SpatioTemporal {
             ));
         }
         // {_id: date, values: [N doubles]} at most (nulls are smaller).
-        super::check_document_sizes(info, &self.name, |n| 26 + super::bson_array_bytes(n, 8))
+        super::check_document_sizes(info, &self.common.name, |n| {
+            26 + super::bson_array_bytes(n, 8)
+        })
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {
@@ -297,39 +289,17 @@ impl Model for SpatioTemporal {
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
-        let mut s = Stats::new(self.precision);
-        if let Ok(values) = doc.get_array("values") {
-            s.add_bson(values);
-        }
-        Summary::of_document(
-            doc.get_datetime("_id").ok().map(|t| t.timestamp_millis()),
-            None,
-            vec![("values".into(), s)],
-        )
+        self.common.summarize_arrays(doc, &[fields::VALUES], None)
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
-        let b = bbox(coords);
         let dates: Vec<Bson> = match (summary.times.keys().next(), summary.times.keys().last()) {
             (Some(&first), Some(&last)) => vec![iso_date(first).into(), iso_date(last).into()],
             _ => vec![],
         };
-        let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": true,
-            "grid": self.gridres.clone(),
-            "gridres": self.gridres.clone(),
-            "steps": self.steps.iter().map(|&s| seconds_bson(s)).collect::<Vec<_>>(),
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
-        };
-        d.extend(self.extra.clone());
-        d
+        let steps: Vec<Bson> = self.steps.iter().map(|&s| seconds_bson(s)).collect();
+        let own = doc! { fields::STEPS: steps, fields::DATES: dates };
+        self.common.metadata(own, coords, summary)
     }
 }
 

@@ -16,64 +16,63 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rayon::prelude::*;
 use serde_json::json;
 
+use super::base::{self, every_date, Common};
 use super::{
-    bbox, bboxmd5, bson_date, check_columns, column_positions, extra_keys, iso_date,
-    read_coordinates, round_to, title_of, units_of, value_bson, Batch, Model, Stats, Summary,
+    bson_date, check_columns, column_positions, fields, read_coordinates, round_to, value_bson,
+    Batch, Mark, Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
-const MODEL: &str = "XCO2Matrix";
+/// XCO2Matrix in the table of models.
+pub(crate) const SPEC: ModelSpec = ModelSpec {
+    name: "XCO2Matrix",
+    mediator: "Unstructured3D",
+    steps_in_columns: false,
+    writes_as: None,
+    parameters: &[fields::VALUE, fields::ERROR],
+    keys: &["columns"],
+    mark: Some(Mark::Points),
+    shape: "N x 6: x, y, value, day of year, year, error; a point per row",
+    required: "none (each row carries its date)",
+    example_config: include_str!("../../configs/XCO2Matrix.json"),
+    defaults: Xco2::defaults,
+    build: |name, config| Ok(Box::new(Xco2::from_config(name, config)?)),
+};
 /// Decimals kept in the retrieval errors.
 const ERROR_DECIMALS: u32 = 4;
 /// Documents handed to the store at a time.
 const BATCH: usize = 20_000;
 
 pub struct Xco2 {
-    name: String,
-    title: String,
-    precision: u32,
+    common: Common,
     /// The file's time (`timestamp` or file name), for rows without a date.
     file_time: Option<DateTime<Utc>>,
     columns: Vec<String>,
     /// Positions of x, y, value, day, year and error in `columns`.
     at: [usize; 6],
-    units: Bson,
-    extra: Document,
 }
 
 impl Xco2 {
-    /// The matrix it reads, for `--help` and `manage models`.
-    pub const SHAPE: &'static str = "N x 6: x, y, value, day of year, year, error; a point per row";
-    /// The keys a load cannot do without.
-    pub const REQUIRED: &'static str = "none (each row carries its date)";
-
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
-        json!({
+        base::defaults(json!({
             "columns": ["x", "y", "value", "day", "year", "error"],
             "parameters": ["value", "error"],
             "precision": 2,
             "units": {"x": "degrees", "y": "degrees", "value": "ppm", "error": "ppm"},
             "regex": {"regex": "^XCO2_(\\d{8})_", "map": {"timestamp": "%Y%m%d"}},
-        })
-        .as_object()
-        .cloned()
-        .expect("object")
+        }))
     }
 
     pub fn from_config(name: &str, config: &Config) -> Result<Self> {
         let (columns, at) =
             column_positions(config, 6, ["x", "y", "value", "day", "year", "error"])?;
         Ok(Self {
-            name: name.to_string(),
-            title: title_of(config, name)?,
-            precision: config.unsigned("precision", 15)?.unwrap_or(2),
             file_time: config.timestamp()?,
+            common: Common::from_config(name, config, 2, false)?,
             columns,
             at,
-            units: units_of(config),
-            extra: extra_keys(config),
         })
     }
 
@@ -119,15 +118,15 @@ fn key(p: &[f64; 2]) -> (u64, u64) {
 
 impl Model for Xco2 {
     fn precision(&self) -> u32 {
-        self.precision
+        self.common.precision
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.common.name
     }
 
     fn check(&self, info: &MatrixInfo) -> Result<()> {
-        check_columns(info, MODEL, &self.columns)
+        check_columns(info, SPEC.name, &self.columns)
     }
 
     /// Every distinct point of the file, in the order of the first document
@@ -204,12 +203,12 @@ impl Model for Xco2 {
                     let (x, y) = (round_to(r[xc], 5), round_to(r[yc], 5));
                     let date = self.date_of(&info, i, r[yrc], r[dc])?;
                     Ok(doc! {
-                        "_id": point_id(date, x, y),
-                        "timestamp": bson_date(date),
-                        "coordinates": [x, y],
-                        "properties": {
-                            "value": value_bson(r[vc], self.precision),
-                            "error": value_bson(r[ec], ERROR_DECIMALS),
+                        fields::ID: point_id(date, x, y),
+                        fields::TIMESTAMP: bson_date(date),
+                        fields::COORDINATES: [x, y],
+                        fields::PROPERTIES: {
+                            fields::VALUE: value_bson(r[vc], self.common.precision),
+                            fields::ERROR: value_bson(r[ec], ERROR_DECIMALS),
                         },
                     })
                 })
@@ -225,42 +224,28 @@ impl Model for Xco2 {
     }
 
     fn summarize(&self, doc: &Document) -> Summary {
-        let mut value = Stats::new(self.precision);
+        let mut value = Stats::new(self.common.precision);
         let mut error = Stats::new(ERROR_DECIMALS);
-        if let Ok(p) = doc.get_document("properties") {
-            if let Some(v) = p.get("value").and_then(Bson::as_f64) {
+        if let Ok(p) = doc.get_document(fields::PROPERTIES) {
+            if let Some(v) = p.get(fields::VALUE).and_then(Bson::as_f64) {
                 value.add(v);
             }
-            if let Some(e) = p.get("error").and_then(Bson::as_f64) {
+            if let Some(e) = p.get(fields::ERROR).and_then(Bson::as_f64) {
                 error.add(e);
             }
         }
         Summary::of_document(
-            doc.get_datetime("timestamp")
+            doc.get_datetime(fields::TIMESTAMP)
                 .ok()
                 .map(|t| t.timestamp_millis()),
             None,
-            vec![("value".into(), value), ("error".into(), error)],
+            vec![(fields::VALUE.into(), value), (fields::ERROR.into(), error)],
         )
     }
 
     fn metadata(&self, coords: &[[f64; 2]], summary: &Summary) -> Document {
-        let b = bbox(coords);
-        let dates: Vec<Bson> = summary.times.keys().map(|&t| iso_date(t).into()).collect();
-        let mut d = doc! {
-            "_id": &self.name,
-            "title": &self.title,
-            "units": self.units.clone(),
-            "precision": self.precision as i32,
-            "gridded": false,
-            "geometry": {"type": "Point"},
-            "dates": dates,
-            "bbox": b.to_vec(),
-            "bboxmd5": bboxmd5(&b),
-            "stats": summary.stats_document(),
-        };
-        d.extend(self.extra.clone());
-        d
+        let own = doc! { fields::DATES: every_date(summary) };
+        self.common.metadata(own, coords, summary)
     }
 }
 
