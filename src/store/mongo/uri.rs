@@ -145,23 +145,12 @@ impl Redactor {
     }
 }
 
+/// `s` with its `%XX` escapes decoded (an incomplete or non-hex escape is
+/// kept as written; bytes that are not UTF-8 become U+FFFD).
 fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -266,5 +255,13 @@ mod tests {
         assert_eq!(percent_decode("p%40ss%3A"), "p@ss:");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn percent_decoding_of_partial_escapes_and_other_bytes() {
+        assert_eq!(percent_decode("%%41"), "%A");
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%C3%A9%2f"), "\u{e9}/");
+        assert_eq!(percent_decode("x%ffy"), "x\u{fffd}y");
     }
 }
