@@ -1,0 +1,385 @@
+//! A load's commit: the staging collection swapped in (a first load) or
+//! merged into the dataset (an append), its entries written `metadata`
+//! last; and the documents a load reads back before it commits.
+
+use std::collections::HashSet;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use rayon::prelude::*;
+
+use super::writer::encode;
+use super::{scan, Before, MongoLoad};
+use crate::error::{Error, Result};
+use crate::store::{
+    check_document_size, geom_name, sort_key, Filter, Load, Store, COORD_INDEX, INGEST_LOG,
+    METADATA, SUMMARY,
+};
+
+/// The field of a dataset's summary entry that notes its largest `_id`.
+const LAST_ID: &str = "last_id";
+/// The field of a summary entry with the digest of the coordinates.
+const COORDS_SHA256: &str = "coords_sha256";
+
+impl Load for MongoLoad<'_> {
+    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
+        let name = &self.name;
+        // Every document is checked before any of them is sent.
+        let encoded = docs
+            .into_par_iter()
+            .map(|d| encode(name, d))
+            .collect::<Result<Vec<_>>>()?;
+        self.written
+            .extend(encoded.iter().map(|d| (d.key.clone(), d.id.clone())));
+        self.pending.extend(encoded);
+        self.flush(false)
+    }
+
+    fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        // The stored documents are those of NAME itself: this load writes
+        // only to its staging collection until it commits. They are read as
+        // one `_id` range (an `$in` of many `_id`s is slow on some servers),
+        // keeping those asked for; a range over `_id`s of several types is
+        // not one, so those are read one by one. An `_id` above the largest
+        // one NAME holds is not stored: the nightly append of later times
+        // asks the server nothing.
+        let Some((stored_last, _)) = self.before()?.last else {
+            return Ok(());
+        };
+        let ids: Vec<&Bson> = ids
+            .iter()
+            .filter(|id| sort_key(id) <= stored_last)
+            .collect();
+        let (Some(first), Some(last)) = (
+            ids.iter().min_by_key(|id| sort_key(id)),
+            ids.iter().max_by_key(|id| sort_key(id)),
+        ) else {
+            return Ok(());
+        };
+        let wanted: HashSet<Vec<u8>> = ids.iter().map(|id| sort_key(id)).collect();
+        let coll = self.store.coll(&self.name);
+        let err = |e| self.store.err(&self.name, e);
+        let queries: Vec<Document> = if ids
+            .iter()
+            .all(|id| id.element_type() == first.element_type())
+        {
+            vec![doc! { "_id": { "$gte": (*first).clone(), "$lte": (*last).clone() } }]
+        } else {
+            ids.iter().map(|id| doc! { "_id": (*id).clone() }).collect()
+        };
+        for q in queries {
+            for d in coll.find(q).run().map_err(err)? {
+                let d = d.map_err(err)?;
+                if d.get("_id")
+                    .is_some_and(|id| wanted.contains(&sort_key(id)))
+                {
+                    f(d)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_summary(&mut self, entry: Option<Document>) {
+        self.summary = entry;
+    }
+
+    fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        self.settle()?;
+        if !self.appending {
+            return scan(self.store, &self.staging, &Filter::All, f);
+        }
+        // NAME as the merge will leave it: its documents, those staged
+        // replacing the ones with the same `_id`, in `_id` order.
+        let sorted = |c: &str| -> Result<_> {
+            let err = |e| self.store.err(c, e);
+            let cursor = self
+                .store
+                .coll(c)
+                .find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .run()
+                .map_err(err)?;
+            let c = c.to_string();
+            Ok(cursor.map(move |d| {
+                let d = d.map_err(|e| Error::collection(&c, e.to_string()))?;
+                let key = d.get("_id").map(sort_key).unwrap_or_default();
+                Ok::<_, Error>((key, d))
+            }))
+        };
+        let mut stored = sorted(&self.name)?.peekable();
+        let mut staged = sorted(&self.staging)?.peekable();
+        loop {
+            let take_staged = match (stored.peek(), staged.peek()) {
+                (None, None) => return Ok(()),
+                (Some(Err(_)), _) => return stored.next().map_or(Ok(()), |r| r.map(|_| ())),
+                (_, Some(Err(_))) => return staged.next().map_or(Ok(()), |r| r.map(|_| ())),
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(Ok((a, _))), Some(Ok((b, _)))) => match a.cmp(b) {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => {
+                        stored.next(); // replaced by the staged one
+                        true
+                    }
+                },
+            };
+            let next = if take_staged {
+                staged.next()
+            } else {
+                stored.next()
+            };
+            if let Some(item) = next {
+                f(item?.1)?;
+            }
+        }
+    }
+
+    fn log_ingest(&mut self, entry: Document) -> Result<()> {
+        self.ingest.push(entry);
+        Ok(())
+    }
+
+    fn abandon(mut self: Box<Self>) {
+        // The staging collection is the new holder's now: only the insert
+        // in flight is waited for.
+        let _ = self.join();
+        self.committed = true;
+    }
+
+    fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
+            .into_iter()
+            .chain(self.summary.iter().map(|e| (e, SUMMARY)))
+            .chain(self.ingest.iter().map(|e| (e, INGEST_LOG)));
+        for entry in entries {
+            let bytes = bson::to_vec(entry.0)
+                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+            check_document_size(entry.1, entry.0.get("_id"), bytes.len())?;
+        }
+        self.settle()?;
+        if self.appending {
+            return self.commit_append(coord_index, metadata);
+        }
+        let store = self.store;
+        if !self.in_order {
+            // Documents written out of `_id` order (or a time added before
+            // stored ones): rewrite the staging collection sorted, on the
+            // server, so that an unsorted `find` reads a time series.
+            store.sort_into(&self.staging, &self.staging)?;
+        }
+        self.drop_stale_geometry(&coord_index)?;
+        // Without its metadata entry the dataset is incomplete to `db -a`
+        // until the new entry is written, last.
+        let old_metadata = store.entry(METADATA, &self.name)?;
+        store.delete_entry(METADATA, &self.name)?;
+        // The summary goes with it, and comes back before it: a summary
+        // beside a metadata entry is always that of the collection.
+        let old_summary = store.entry(SUMMARY, &self.name)?;
+        store.delete_entry(SUMMARY, &self.name)?;
+        if let Err(e) = store.rename_collection(&self.staging, &self.name, true) {
+            // The stored collection is untouched: its entries go back, so
+            // the dataset stays whole and listed. (Should this fail too,
+            // `db -a` reports the missing entry and the same load repairs it.)
+            if let Some(s) = old_summary {
+                let _ = store.put_entry(SUMMARY, s);
+            }
+            if let Some(md) = old_metadata {
+                let _ = store.put_entry(METADATA, md);
+            }
+            return Err(e);
+        }
+        self.committed = true;
+        store.put_entry(COORD_INDEX, coord_index)?;
+        if let Some(summary) = self.summary_with_last(None) {
+            store.put_entry(SUMMARY, summary)?;
+        }
+        store.put_entry(METADATA, metadata)?;
+        // The ingest log last: an entry exists only for a load that is
+        // complete, so a load cut short before it is not skipped when run
+        // again (and one cut short after the metadata is merely redone).
+        for entry in std::mem::take(&mut self.ingest) {
+            store.put_entry(INGEST_LOG, entry)?;
+        }
+        Ok(())
+    }
+}
+
+impl MongoLoad<'_> {
+    /// Drop flux-server's geometry cache of NAME when the coordinates
+    /// change: it is made from coord_index. Dropping it is always safe (it
+    /// is made again on the next geometry request).
+    fn drop_stale_geometry(&self, coord_index: &Document) -> Result<()> {
+        let geom = geom_name(&self.name);
+        if self.store.exists(&geom)? {
+            let stored = self.store.entry(COORD_INDEX, &self.name)?;
+            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
+                self.store.drop_collection(&geom)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether merging the staged documents into NAME keeps NAME's natural
+    /// order its `_id` order: every staged `_id` below NAME's last one must
+    /// replace a stored document (a replacement keeps its place), not add one.
+    fn merge_keeps_order(&self, stored_last: Option<&(Vec<u8>, Bson)>) -> Result<bool> {
+        let Some((last, _)) = stored_last else {
+            return Ok(true);
+        };
+        // Each staged `_id` below the last stored one is looked up by
+        // itself (an `_id` range or sort is a scan of every document on
+        // some servers): none, for the nightly append of later times.
+        let err = |e| self.store.err(&self.name, e);
+        for (_, id) in self.written.iter().filter(|(k, _)| k < last) {
+            let found = self
+                .store
+                .coll(&self.name)
+                .find_one(doc! { "_id": id.clone() })
+                .projection(doc! { "_id": 1 })
+                .run()
+                .map_err(err)?;
+            if found.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// NAME before this load, read once: the largest `_id`, noted in its
+    /// summary entry by the load that wrote it, else asked of the server;
+    /// the digest of its coordinates, when the summary entry has one.
+    fn before(&mut self) -> Result<Before> {
+        if let Some(b) = &self.before {
+            return Ok(b.clone());
+        }
+        let entry = self.store.entry(SUMMARY, &self.name)?;
+        let noted = entry.as_ref().and_then(|e| e.get(LAST_ID).cloned());
+        let last = match noted {
+            Some(id) => Some(id),
+            None => self
+                .store
+                .coll(&self.name)
+                .find_one(doc! {})
+                .sort(doc! { "_id": -1 })
+                .projection(doc! { "_id": 1 })
+                .run()
+                .map_err(|e| self.store.err(&self.name, e))?
+                .and_then(|d| d.get("_id").cloned()),
+        };
+        let before = Before {
+            last: last.map(|id| (sort_key(&id), id)),
+            coords_sha256: entry
+                .as_ref()
+                .and_then(|e| e.get_str(COORDS_SHA256).ok())
+                .map(str::to_string),
+        };
+        self.before = Some(before.clone());
+        Ok(before)
+    }
+
+    /// The summary entry to write, with the largest `_id` NAME holds once
+    /// this load is committed (so that the next append need not ask).
+    fn summary_with_last(&mut self, stored_last: Option<(Vec<u8>, Bson)>) -> Option<Document> {
+        let mut summary = self.summary.take()?;
+        let last = self
+            .written
+            .iter()
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .cloned()
+            .into_iter()
+            .chain(stored_last)
+            .max_by(|a, b| a.0.cmp(&b.0));
+        if let Some((_, id)) = last {
+            summary.insert(LAST_ID, id);
+        }
+        Some(summary)
+    }
+
+    /// The commit of an append: only the staged documents are written into
+    /// NAME. `metadata` goes first and comes back last, so NAME looks
+    /// complete only once the merge is; in between, the summary entry names
+    /// the load under way, and only that same load (run again) may go on.
+    fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        let store = self.store;
+        let before = self.before()?;
+        let stored_last = before.last;
+        let keeps_order = self.merge_keeps_order(stored_last.as_ref())?;
+        // The coordinates are those NAME holds when the summary entry
+        // written with its coord_index says so: that entry (a few MB for a
+        // global grid) is not written again.
+        let same_coords = before.coords_sha256.is_some()
+            && before.coords_sha256.as_deref()
+                == self
+                    .summary
+                    .as_ref()
+                    .and_then(|s| s.get_str(COORDS_SHA256).ok());
+        if !same_coords {
+            self.drop_stale_geometry(&coord_index)?;
+        }
+        store.delete_entry(METADATA, &self.name)?;
+        let entry = |k: &str| {
+            self.ingest
+                .first()
+                .and_then(|e| e.get(k))
+                .cloned()
+                .unwrap_or(Bson::Null)
+        };
+        let pending = doc! { "_id": &self.name, "pending": entry("_id"), "path": entry("path") };
+        store.put_entry(SUMMARY, pending)?;
+        let merged = store
+            .coll(&self.staging)
+            .aggregate([
+                doc! { "$sort": { "_id": 1 } },
+                doc! { "$merge": {
+                    "into": &self.name,
+                    "on": "_id",
+                    "whenMatched": "replace",
+                    "whenNotMatched": "insert",
+                } },
+            ])
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(e));
+        if let Err(e) = merged {
+            return Err(Error::collection(
+                &self.name,
+                format!(
+                    "{e}; the append was cut short, so '{}' has no metadata entry until the same load is run again",
+                    self.name
+                ),
+            ));
+        }
+        if !keeps_order {
+            // A time added before stored ones: NAME is rewritten sorted, on
+            // the server, so that an unsorted `find` reads a time series.
+            store.sort_into(&self.name, &self.name)?;
+        }
+        self.committed = true;
+        store.drop_collection(&self.staging)?;
+        if !same_coords {
+            store.put_entry(COORD_INDEX, coord_index)?;
+        }
+        match self.summary_with_last(stored_last) {
+            Some(summary) => store.put_entry(SUMMARY, summary)?,
+            None => store.delete_entry(SUMMARY, &self.name)?,
+        }
+        store.put_entry(METADATA, metadata)?;
+        for entry in std::mem::take(&mut self.ingest) {
+            store.put_entry(INGEST_LOG, entry)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MongoLoad<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        // An uncommitted load leaves the store as it was: the staging
+        // collection goes. Should this fail too, `db -a` reports it.
+        let _ = self.join();
+        let _ = self.store.drop_collection(&self.staging);
+    }
+}

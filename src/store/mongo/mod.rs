@@ -1,0 +1,517 @@
+//! The MongoDB store, on the official driver's blocking API.
+//!
+//! It holds the very documents the embedded store holds (the models build
+//! them; this file only moves them) in the layout the Carbon Data Explorer
+//! reads: one collection per dataset, plus `metadata` and `coord_index`.
+//!
+//! A load never shows a half dataset. It writes into a staging collection
+//! `_load.NAME` only the documents it writes. A first load then renames the
+//! staging collection to NAME (`renameCollection`, atomic on the server),
+//! writes the `coord_index` entry and, last, the `metadata` entry. An
+//! append deletes NAME's `metadata` entry, notes itself in NAME's summary
+//! entry, merges the staged documents into NAME (`$merge` on `_id`) and
+//! writes the entries, `metadata` last: it costs what it adds. Whatever the
+//! moment a load dies, `db -a` sees either the leftover `_load.NAME` or a
+//! collection without its `metadata` entry, and running the same load again
+//! completes the dataset; a load of another file is refused meanwhile.
+//!
+//! Documents reach the server in `_id` order (one insert in flight, each
+//! sorted; a collection written out of order is rewritten sorted before
+//! the swap), so that its natural order is time order: the Carbon Data
+//! Explorer reads some ranges with an unsorted `find`.
+//!
+//! The URI's password never leaves this module: [`Redactor`] scrubs it (and
+//! the other secrets a URI can carry) from every message.
+
+mod errors;
+mod load;
+mod uri;
+mod writer;
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
+use mongodb::sync::{Client, Collection, Database};
+
+use super::{
+    geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal, staging_name, Attempt,
+    Filter, Holder, Load, Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+};
+use crate::error::{Error, Result};
+pub use crate::store::uri::redact_uri;
+use errors::{is_duplicate_key, map_err, Subject};
+pub use uri::{database_name, with_database, Redactor, Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
+pub use writer::{split_batches, MAX_BATCH_DOCUMENTS, MAX_MESSAGE_BYTES};
+use writer::{BatchError, Encoded, Inserted};
+
+/// A connection to one database of a MongoDB deployment.
+pub struct Mongo {
+    client: Client,
+    db: Database,
+    target: Target,
+}
+
+impl Mongo {
+    /// Connect to the URI's database (`fluxvis` when it names none), and make
+    /// sure a server answers within the server selection timeout.
+    pub fn open(uri: &str) -> Result<Self> {
+        Self::connect(Target::parse(uri)?)
+    }
+
+    /// Connect to `db_name` on the URI's deployment, whatever the URI names.
+    pub fn open_database(uri: &str, db_name: &str) -> Result<Self> {
+        let mut target = Target::parse(uri)?;
+        target.db_name = db_name.to_string();
+        Self::connect(target)
+    }
+
+    fn connect(target: Target) -> Result<Self> {
+        let client = Client::with_options(target.options.clone()).map_err(|e| {
+            Error::store(
+                target.where_(),
+                target.redactor.message(&e.kind.to_string()),
+            )
+        })?;
+        let db = client.database(&target.db_name);
+        let store = Self { client, db, target };
+        store
+            .db
+            .run_command(doc! { "ping": 1 })
+            .run()
+            .map_err(|e| store.command_err("ping", e))?;
+        Ok(store)
+    }
+
+    /// The database name in use.
+    pub fn database_name(&self) -> &str {
+        &self.target.db_name
+    }
+
+    /// Drop the whole database (test clean-up).
+    pub fn drop_database(&self) -> Result<()> {
+        self.db
+            .drop()
+            .run()
+            .map_err(|e| self.command_err("dropDatabase", e))
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    /// One line for a driver error: which server or collection, what failed.
+    fn err(&self, collection: &str, e: mongodb::error::Error) -> Error {
+        map_err(&self.target, Subject::Collection(collection), e)
+    }
+
+    /// One line for a driver error of a database command.
+    fn command_err(&self, command: &str, e: mongodb::error::Error) -> Error {
+        map_err(&self.target, Subject::Command(command), e)
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        let names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "name": name })
+            .run()
+            .map_err(|e| self.err(name, e))?;
+        Ok(!names.is_empty())
+    }
+
+    fn all_collections(&self) -> Result<Vec<String>> {
+        let mut names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "type": "collection" })
+            .run()
+            .map_err(|e| self.command_err("listCollections", e))?;
+        names.retain(|n| !n.starts_with("system."));
+        names.sort();
+        Ok(names)
+    }
+
+    fn drop_collection(&self, name: &str) -> Result<()> {
+        self.coll(name).drop().run().map_err(|e| self.err(name, e))
+    }
+
+    fn rename_collection(&self, from: &str, to: &str, drop_target: bool) -> Result<()> {
+        let db = &self.target.db_name;
+        self.client
+            .database("admin")
+            .run_command(doc! {
+                "renameCollection": format!("{db}.{from}"),
+                "to": format!("{db}.{to}"),
+                "dropTarget": drop_target,
+            })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(from, e))
+    }
+
+    fn put_entry(&self, bookkeeping: &str, entry: Document) -> Result<()> {
+        let id = entry.get("_id").cloned().unwrap_or(Bson::Null);
+        self.coll(bookkeeping)
+            .replace_one(doc! { "_id": id }, entry)
+            .upsert(true)
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    fn delete_entry(&self, bookkeeping: &str, name: &str) -> Result<()> {
+        self.coll(bookkeeping)
+            .delete_one(doc! { "_id": name })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    /// Write the documents of `from` into `to` (which may be `from`) in
+    /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
+    /// indexes, and inserts in the pipeline's order.
+    fn sort_into(&self, from: &str, to: &str) -> Result<()> {
+        self.coll(from)
+            .aggregate([doc! { "$sort": { "_id": 1 } }, doc! { "$out": to }])
+            .run()
+            .map_err(|e| self.err(from, e))?;
+        Ok(())
+    }
+}
+
+impl Store for Mongo {
+    fn collections(&self) -> Result<Vec<String>> {
+        let mut names = self.all_collections()?;
+        names.retain(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'));
+        Ok(names)
+    }
+
+    fn leftovers(&self) -> Result<Vec<String>> {
+        let all = self.all_collections()?;
+        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
+        // flux-server's geometry cache of a dataset that exists is kept.
+        let is_dataset = |d: &str| {
+            !d.starts_with('_')
+                && (all.iter().any(|c| c == d)
+                    || metadata.iter().any(|m| m == d)
+                    || coords.iter().any(|c| c == d))
+        };
+        Ok(all
+            .iter()
+            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
+            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
+            .cloned()
+            .collect())
+    }
+
+    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
+        if !self.leftovers()?.iter().any(|l| l == collection) {
+            return Err(Error::collection(collection, "is not a leftover of a load"));
+        }
+        self.drop_collection(collection)
+    }
+
+    fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
+        let locks = self.coll(LOCKS);
+        // The lock is the document {_id: name}: the unique _id makes the
+        // insert succeed for exactly one of the processes racing for it.
+        match locks.insert_one(me.to_document(name)).run() {
+            Ok(_) => return Ok(Attempt::Taken),
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(self.err(LOCKS, e)),
+        }
+        let Some(found) = locks
+            .find_one(doc! { "_id": name })
+            .run()
+            .map_err(|e| self.err(LOCKS, e))?
+        else {
+            // Released in between: try again.
+            return Ok(Attempt::Busy);
+        };
+        let holder = Holder::from_document(&found).ok_or_else(|| {
+            Error::collection(
+                LOCKS,
+                format!("the lock of '{name}' is not one manage wrote; remove it from {LOCKS}"),
+            )
+        })?;
+        if holder.token == me.token {
+            // Our own insert, retried by the driver after it had succeeded.
+            return Ok(Attempt::Taken);
+        }
+        if !holder.is_gone() {
+            return Ok(Attempt::Held(holder));
+        }
+        // A stale lock is taken over only if it is still that very lock:
+        // of several processes taking it over, one replaces it.
+        let replaced = locks
+            .find_one_and_replace(
+                doc! { "_id": name, "token": &holder.token },
+                me.to_document(name),
+            )
+            .run()
+            .map_err(|e| self.err(LOCKS, e))?;
+        Ok(match replaced {
+            Some(_) => Attempt::Taken,
+            None => Attempt::Busy,
+        })
+    }
+
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        Ok(Box::new(MongoRenew {
+            locks: self.coll(LOCKS),
+        }))
+    }
+
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
+        self.coll(LOCKS)
+            .delete_one(doc! { "_id": name, "token": &holder.token })
+            .run()
+            .map(|r| r.deleted_count == 1)
+            .map_err(|e| self.err(LOCKS, e))
+    }
+
+    fn count_kept(&self, collection: &str) -> Result<u64> {
+        self.coll(collection)
+            .estimated_document_count()
+            .run()
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn count(&self, collection: &str) -> Result<u64> {
+        self.coll(collection)
+            .count_documents(doc! {})
+            .run()
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn entry_ids(&self, bookkeeping: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let cursor = self
+            .coll(bookkeeping)
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .sort(doc! { "_id": 1 })
+            .run()
+            .map_err(|e| self.err(bookkeeping, e))?;
+        for d in cursor {
+            let d = d.map_err(|e| self.err(bookkeeping, e))?;
+            if let Ok(id) = d.get_str("_id") {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
+        self.coll(bookkeeping)
+            .find_one(doc! { "_id": name })
+            .run()
+            .map_err(|e| self.err(bookkeeping, e))
+    }
+
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(Document) -> Result<()>,
+    ) -> Result<()> {
+        scan(self, collection, filter, f)
+    }
+
+    fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        let staging = staging_name(name);
+        // A leftover of a load that died is dropped: this load redoes it.
+        self.drop_collection(&staging)?;
+        self.db
+            .create_collection(&staging)
+            .run()
+            .map_err(|e| self.err(&staging, e))?;
+        let mut load = MongoLoad {
+            raw: self.db.collection(&staging),
+            store: self,
+            name: name.to_string(),
+            staging,
+            pending: Vec::new(),
+            in_flight: None,
+            last_key: None,
+            in_order: true,
+            ingest: Vec::new(),
+            summary: None,
+            committed: false,
+            appending: false,
+            written: Vec::new(),
+            before: None,
+        };
+        // An append stages only what it writes; the commit merges it into
+        // NAME, so that it costs what it adds, not what is stored.
+        load.appending = load.store.exists(name)?;
+        Ok(Box::new(load))
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        // The metadata entry goes first, so that a remove cut short leaves a
+        // dataset `db -a` reports, and that removing again finishes.
+        self.drop_collection(&staging_name(name))?;
+        self.delete_entry(METADATA, name)?;
+        self.delete_entry(SUMMARY, name)?;
+        self.drop_collection(name)?;
+        self.drop_collection(&geom_name(name))?;
+        self.delete_entry(COORD_INDEX, name)?;
+        self.coll(INGEST_LOG)
+            .delete_many(doc! { "name": name })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(INGEST_LOG, e))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let renamed = |d: Option<Document>, id: &str| {
+            d.map(|mut d| {
+                d.insert("_id", id);
+                d
+            })
+        };
+        let (from_meta, from_ci) = (self.entry(METADATA, from)?, self.entry(COORD_INDEX, from)?);
+        let (to_meta, to_ci) = (self.entry(METADATA, to)?, self.entry(COORD_INDEX, to)?);
+        let (from_coll, to_coll) = (self.exists(from)?, self.exists(to)?);
+        let moved_meta = renamed(from_meta.clone(), to);
+        let moved_ci = renamed(from_ci.clone(), to);
+        // A rename cut short after moving the collection: the metadata entry
+        // (moved last) is still under `from`, and what `to` has is a copy.
+        let resuming = !from_coll
+            && to_coll
+            && from_meta.is_some()
+            && (to_meta.is_none() || to_meta == moved_meta)
+            && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci);
+        if !resuming && (to_coll || to_meta.is_some() || to_ci.is_some()) {
+            return Err(Error::collection(
+                to,
+                "already exists; remove it first or choose another name",
+            ));
+        }
+        // The summary is not moved: the next load of `to` computes it again.
+        self.delete_entry(SUMMARY, from)?;
+        self.delete_entry(SUMMARY, to)?;
+        if from_coll {
+            self.rename_collection(from, to, false)?;
+        }
+        // flux-server's geometry cache moves with the coordinates; one
+        // under `to` can only be stale (nothing named `to` exists).
+        if self.exists(&geom_name(from))? {
+            self.rename_collection(&geom_name(from), &geom_name(to), true)?;
+        }
+        if let Some(ci) = moved_ci {
+            self.put_entry(COORD_INDEX, ci)?;
+            self.delete_entry(COORD_INDEX, from)?;
+        }
+        // Each ingest-log entry is copied under its new _id before the old
+        // one goes, so a rename cut short loses none and running it again
+        // moves the rest.
+        for mut entry in self.ingest_log(from)? {
+            let Some(old) = entry.get("_id").cloned() else {
+                continue;
+            };
+            let input = ingest_input(&entry, from);
+            entry.insert("_id", ingest_id(to, &input));
+            entry.insert("name", to);
+            self.put_entry(INGEST_LOG, entry)?;
+            self.coll(INGEST_LOG)
+                .delete_one(doc! { "_id": old })
+                .run()
+                .map_err(|e| self.err(INGEST_LOG, e))?;
+        }
+        if let Some(md) = moved_meta {
+            self.put_entry(METADATA, md)?;
+            self.delete_entry(METADATA, from)?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "MongoDB database '{}' at {}",
+            self.target.db_name, self.target.hosts
+        )
+    }
+}
+
+fn scan(
+    store: &Mongo,
+    collection: &str,
+    filter: &Filter,
+    f: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<()> {
+    let query = match filter {
+        Filter::All => doc! {},
+        Filter::Id(id) => doc! { "_id": id.clone() },
+        Filter::Field(field, value) => doc! { field.as_str(): value.clone() },
+    };
+    let cursor = store
+        .coll(collection)
+        .find(query)
+        .sort(doc! { "_id": 1 })
+        .run()
+        .map_err(|e| store.err(collection, e))?;
+    for d in cursor {
+        f(d.map_err(|e| store.err(collection, e))?)?;
+    }
+    Ok(())
+}
+
+struct MongoLoad<'s> {
+    store: &'s Mongo,
+    raw: Collection<RawDocumentBuf>,
+    name: String,
+    staging: String,
+    /// Documents not yet sent: less than one batch.
+    pending: Vec<Encoded>,
+    /// The one insert in flight: the server keeps documents in the order
+    /// they arrive (its natural order), so inserts go one after another.
+    in_flight: Option<JoinHandle<std::result::Result<Inserted, BatchError>>>,
+    /// The largest sort key in the staging collection.
+    last_key: Option<Vec<u8>>,
+    /// Whether the staging collection's natural order is still `_id` order.
+    in_order: bool,
+    /// Ingest-log entries, written last by the commit.
+    ingest: Vec<Document>,
+    /// The summary entry, written before the metadata by the commit.
+    summary: Option<Document>,
+    committed: bool,
+    /// NAME existed when the load began: the staging collection holds only
+    /// the documents this load writes, merged into NAME by the commit.
+    appending: bool,
+    /// The sort key and `_id` of every document written (for an append,
+    /// to tell whether the merge keeps NAME in `_id` order).
+    written: Vec<(Vec<u8>, Bson)>,
+    /// What an append needs to know of NAME before it, read once.
+    before: Option<Before>,
+}
+
+/// NAME before an append, from its summary entry.
+#[derive(Clone)]
+struct Before {
+    /// The largest `_id` NAME holds, with its sort key.
+    last: Option<(Vec<u8>, Bson)>,
+    /// The digest of the coordinates its `coord_index` entry holds.
+    coords_sha256: Option<String>,
+}
+
+/// Renews leases through a handle of its own on the locks collection.
+struct MongoRenew {
+    locks: Collection<Document>,
+}
+
+impl Renew for MongoRenew {
+    fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
+        self.locks
+            .update_one(
+                doc! { "_id": name, "token": token },
+                doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
+            )
+            .run()
+            .map(|r| r.matched_count == 1)
+            .map_err(|e| Error::store(LOCKS, e))
+    }
+}

@@ -1,0 +1,267 @@
+//! What a `mongodb://` URI names, and the secrets it carries: the
+//! deployment and database to connect to, and a [`Redactor`] that keeps the
+//! password (and the other secrets of the URI) out of every message.
+
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+
+use crate::error::{Error, Result};
+use crate::store::uri::{is_secret_option, password_span, redact_uri};
+use crate::store::DEFAULT_DB_NAME;
+
+/// Server selection timeout when the URI sets no `serverSelectionTimeoutMS`:
+/// an unreachable server is reported after this long, not the driver's 30 s.
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a `mongodb://` URI resolves to, without touching the network
+/// (except the DNS lookups a `mongodb+srv://` URI asks for).
+pub struct Target {
+    pub options: ClientOptions,
+    /// The database: the URI's, else `fluxvis`.
+    pub db_name: String,
+    /// `host:port,…`, for messages.
+    pub hosts: String,
+    pub redactor: Redactor,
+    /// Whether the URI sets `authSource` (the driver fills it in otherwise).
+    pub auth_source_given: bool,
+}
+
+impl Target {
+    pub fn parse(uri: &str) -> Result<Self> {
+        let redactor = Redactor::for_uri(uri);
+        let mut options = ClientOptions::parse(uri).run().map_err(|e| {
+            Error::Usage(format!(
+                "--db {}: not a valid MongoDB URI: {}",
+                redact_uri(uri),
+                redactor.message(&e.kind.to_string())
+            ))
+        })?;
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        }
+        if options.app_name.is_none() {
+            options.app_name = Some("fluxpy-manage".into());
+        }
+        let db_name = database_name(options.default_database.as_deref());
+        let hosts = options
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let hosts = if hosts.is_empty() {
+            // mongodb+srv:// resolves hosts only when connecting.
+            host_part(uri).to_string()
+        } else {
+            hosts
+        };
+        let auth_source_given = uri.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("authsource="))
+        });
+        Ok(Self {
+            options,
+            db_name,
+            hosts: redactor.message(&hosts),
+            redactor,
+            auth_source_given,
+        })
+    }
+
+    pub(super) fn where_(&self) -> String {
+        format!("MongoDB at {}", self.hosts)
+    }
+}
+
+/// The database a URI names, or `fluxvis`.
+pub fn database_name(from_uri: Option<&str>) -> String {
+    match from_uri {
+        Some(d) if !d.is_empty() => d.to_string(),
+        _ => DEFAULT_DB_NAME.to_string(),
+    }
+}
+
+/// The hosts of a URI as written (after any `user:pass@`, before `/` or `?`).
+fn host_part(uri: &str) -> &str {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let end = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let from = uri[start..end].rfind('@').map_or(start, |a| start + a + 1);
+    let to = uri[from..end].find('/').map_or(end, |s| from + s);
+    &uri[from..to]
+}
+
+/// The same URI naming database `db` (what the test suite uses to work in a
+/// fresh database of the deployment `FLUXPY_TEST_MONGODB_URI` names).
+pub fn with_database(uri: &str, db: &str) -> String {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let query = uri[start..].find('?').map_or(uri.len(), |q| start + q);
+    let hosts_from = uri[start..query]
+        .rfind('@')
+        .map_or(start, |a| start + a + 1);
+    let path = uri[hosts_from..query]
+        .find('/')
+        .map_or(query, |s| hosts_from + s);
+    format!("{}/{db}{}", &uri[..path], &uri[query..])
+}
+
+/// Removes a URI's secrets from any text, as written and percent-decoded.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn for_uri(uri: &str) -> Self {
+        let mut secrets = Vec::new();
+        if let Some((a, b)) = password_span(uri) {
+            secrets.push(uri[a..b].to_string());
+        }
+        if let Some(q) = uri.find('?') {
+            for kv in uri[q + 1..].split('&') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    if is_secret_option(k) {
+                        secrets.push(v.to_string());
+                    }
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so that a secret containing another is scrubbed whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// `text` on one line, without any secret.
+    pub fn message(&self, text: &str) -> String {
+        let mut t = text.replace(['\n', '\r'], " ");
+        for s in &self.secrets {
+            t = t.replace(s.as_str(), "***");
+        }
+        t
+    }
+}
+
+/// `s` with its `%XX` escapes decoded (an incomplete or non-hex escape is
+/// kept as written; bytes that are not UTF-8 become U+FFFD).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_defaults_to_fluxvis() {
+        assert_eq!(database_name(None), "fluxvis");
+        assert_eq!(database_name(Some("")), "fluxvis");
+        assert_eq!(database_name(Some("carbon")), "carbon");
+        assert_eq!(Target::parse("mongodb://h").unwrap().db_name, "fluxvis");
+        assert_eq!(Target::parse("mongodb://h/").unwrap().db_name, "fluxvis");
+        assert_eq!(
+            Target::parse("mongodb://u:p@h:27018/carbon?authSource=admin")
+                .unwrap()
+                .db_name,
+            "carbon"
+        );
+    }
+
+    #[test]
+    fn uri_parsing() {
+        let t = Target::parse("mongodb://u:s3cret@db1:27018,db2/carbon?replicaSet=rs0").unwrap();
+        assert_eq!(t.hosts, "db1:27018,db2:27017");
+        assert_eq!(t.options.repl_set_name.as_deref(), Some("rs0"));
+        let cred = t.options.credential.as_ref().unwrap();
+        assert_eq!(cred.username.as_deref(), Some("u"));
+        assert_eq!(cred.password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            t.options.server_selection_timeout,
+            Some(DEFAULT_SERVER_SELECTION_TIMEOUT)
+        );
+        let t = Target::parse("mongodb://h/?serverSelectionTimeoutMS=250").unwrap();
+        assert_eq!(
+            t.options.server_selection_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            host_part("mongodb+srv://u:p@cluster0.example.net/db"),
+            "cluster0.example.net"
+        );
+    }
+
+    #[test]
+    fn a_bad_uri_is_refused_without_its_password() {
+        let e = Target::parse("mongodb://u:hunter2@h/db?maxPoolSize=many")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("maxPoolSize"), "{e}");
+        let e = Target::parse("mongodb://u:hunter2@/db")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("u:***@"), "{e}");
+    }
+
+    #[test]
+    fn another_database_of_the_same_deployment() {
+        assert_eq!(with_database("mongodb://h", "t1"), "mongodb://h/t1");
+        assert_eq!(with_database("mongodb://h:1/", "t1"), "mongodb://h:1/t1");
+        assert_eq!(
+            with_database("mongodb://u:p/x@h1,h2/old?replicaSet=rs", "t1"),
+            "mongodb://u:p/x@h1,h2/t1?replicaSet=rs"
+        );
+        assert_eq!(with_database("mongodb://h?w=1", "t1"), "mongodb://h/t1?w=1");
+        let t = Target::parse(&with_database("mongodb://h/old?w=1", "t1")).unwrap();
+        assert_eq!(t.db_name, "t1");
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_uri("mongodb://alice:p%40ss:w@h1,h2/db?tls=true"),
+            "mongodb://alice:***@h1,h2/db?tls=true"
+        );
+        assert_eq!(redact_uri("mongodb://h/db"), "mongodb://h/db");
+        assert_eq!(redact_uri("mongodb://alice@h/db"), "mongodb://alice@h/db");
+        assert_eq!(
+            redact_uri("mongodb+srv://a:b@c/?tlsCertificateKeyFilePassword=kp&appName=x"),
+            "mongodb+srv://a:***@c/?tlsCertificateKeyFilePassword=***&appName=x"
+        );
+        let r = Redactor::for_uri("mongodb://alice:p%40ss@h/db");
+        let m = r.message("auth failed for p@ss and p%40ss\nsecond line");
+        assert_eq!(m, "auth failed for *** and *** second line");
+        assert_eq!(Redactor::for_uri("mongodb://h/").message("a\nb"), "a b");
+    }
+
+    #[test]
+    fn describe_and_errors_never_show_the_password() {
+        let t = Target::parse("mongodb://alice:topsecret@topsecret-host:1/db").unwrap();
+        // The host happens to contain the password: scrubbing wins.
+        assert!(!t.hosts.contains("topsecret"), "{}", t.hosts);
+        let t = Target::parse("mongodb://alice:pw123@localhost:1/db").unwrap();
+        assert_eq!(t.where_(), "MongoDB at localhost:1");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("p%40ss%3A"), "p@ss:");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn percent_decoding_of_partial_escapes_and_other_bytes() {
+        assert_eq!(percent_decode("%%41"), "%A");
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%C3%A9%2f"), "\u{e9}/");
+        assert_eq!(percent_decode("x%ffy"), "x\u{fffd}y");
+    }
+}
