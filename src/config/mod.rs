@@ -293,6 +293,30 @@ fn nesting_depth(v: &str) -> usize {
     deepest
 }
 
+/// The stacked config of one load: model defaults, file, then `-o`.
+pub fn for_load(
+    kind: crate::model::ModelKind,
+    data: &Path,
+    file: Option<&Path>,
+    options: Option<&str>,
+) -> Result<Config> {
+    let mut c = Config::new().for_file(data);
+    c.push("defaults", kind.defaults());
+    match file {
+        Some(f) => c.push_file(f)?,
+        None => {
+            let sidecar = sidecar_path(data);
+            if sidecar.is_file() {
+                c.push_file(&sidecar)?;
+            }
+        }
+    }
+    if let Some(o) = options {
+        c.push("-o", parse_overrides(o)?);
+    }
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

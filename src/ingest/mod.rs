@@ -184,7 +184,7 @@ impl<'a> Loader<'a> {
         let r = self.request.clone();
         // A missing or unreadable file is named before anything is said of its config.
         source::detect(path)?;
-        let config = build_config(r.kind, path, r.config_file, r.options)?;
+        let config = config::for_load(r.kind, path, r.config_file, r.options)?;
         let unknown = config.unknown_keys();
         if !unknown.is_empty() {
             let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
@@ -262,30 +262,6 @@ impl<'a> Loader<'a> {
         self.pending = pending;
         outcome
     }
-}
-
-/// The stacked config of one load: model defaults, file, then `-o`.
-fn build_config(
-    kind: ModelKind,
-    data: &Path,
-    file: Option<&Path>,
-    options: Option<&str>,
-) -> Result<Config> {
-    let mut c = Config::new().for_file(data);
-    c.push("defaults", kind.defaults());
-    match file {
-        Some(f) => c.push_file(f)?,
-        None => {
-            let sidecar = config::sidecar_path(data);
-            if sidecar.is_file() {
-                c.push_file(&sidecar)?;
-            }
-        }
-    }
-    if let Some(o) = options {
-        c.push("-o", config::parse_overrides(o)?);
-    }
-    Ok(c)
 }
 
 /// Large buffers (blocks of columns, batches of documents) are allocated and

@@ -8,17 +8,21 @@
 //! of MATLAB columns is a block of HDF5 rows, contiguous on disk, and the
 //! array read back is transposed (without copying) to `rows × count`. In a
 //! plain HDF5 dataset the rows are the cells and a block of columns is a
-//! column hyperslab.
+//! column hyperslab: a few values out of every row, which the library picks
+//! at a cost per row far above the copy itself.
 //!
 //! Blocks are read with hyperslab selections, so only the block is ever in
 //! memory; the library converts single and integer elements to `f64` as it
-//! reads.
+//! reads. A row-major matrix of little-endian doubles stored in one
+//! contiguous piece without filters (what h5py and numpy write) is read
+//! straight from the file instead, mapped a window of rows at a time (see
+//! [`Mapped`]), once the library has shown where its values are.
 
 use std::path::Path;
 
 use ::hdf5::types::{FixedAscii, TypeDescriptor};
 use ::hdf5::{Dataset, File, Group, LinkType, LocationType};
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, ShapeBuilder};
 
 use super::hdf5_origin::{link_type, resolve, Refusal, Visited};
 use super::{check_shape, Matrix, MatrixInfo};
@@ -36,12 +40,24 @@ const CHUNK_CACHE_BYTES: usize = 32 << 20;
 /// Sieve buffer for contiguous datasets: a column block of a plain HDF5
 /// matrix is many short strided runs, read through this buffer.
 const SIEVE_BYTES: usize = 4 << 20;
+/// How much of a mapped matrix is mapped at a time: the pages of one window
+/// are what a block of columns adds to the resident memory.
+const WINDOW_BYTES: usize = 8 << 20;
+/// How many bytes of columns of a mapped matrix are read in one pass over
+/// it. Each pass maps every page of the matrix, whatever the number of
+/// columns it copies, so fewer, wider passes read faster: the blocks asked
+/// for are served from the columns read ahead.
+const READ_AHEAD_BYTES: usize = 64 << 20;
 
 pub struct Hdf5Matrix {
     info: MatrixInfo,
     dataset: Dataset,
     /// MATLAB orientation on disk: HDF5 dims are `cols × rows`.
     transposed: bool,
+    /// A row-major matrix read from the file mapped in memory.
+    mapped: Option<Mapped>,
+    /// Of a mapped matrix: the columns read ahead, from the first one given.
+    ahead: Option<(usize, Array2<f64>)>,
     /// Kept open for as long as the dataset is read.
     _file: File,
     _opened: super::LibraryPath,
@@ -138,7 +154,7 @@ impl Hdf5Matrix {
                 check_chunks(path, &var, src)?;
             }
         }
-        Ok(Self {
+        let mut matrix = Self {
             info: MatrixInfo {
                 path: path.to_path_buf(),
                 var_name: var,
@@ -148,9 +164,15 @@ impl Hdf5Matrix {
             },
             dataset,
             transposed,
+            mapped: None,
+            ahead: None,
             _file: file,
             _opened: opened,
-        })
+        };
+        if !transposed && sources.is_empty() {
+            matrix.mapped = Mapped::of(&matrix, &file_for_mapping(&matrix._opened));
+        }
+        Ok(matrix)
     }
 }
 
@@ -166,6 +188,33 @@ impl Matrix for Hdf5Matrix {
     }
 
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        let Some(m) = &self.mapped else {
+            return self.read_slab(start, count);
+        };
+        if let Some((first, ahead)) = &self.ahead {
+            if start >= *first && start + count <= first + ahead.ncols() {
+                let from = start - first;
+                return Ok(ahead.slice(s![.., from..from + count]).to_owned());
+            }
+        }
+        self.ahead = None;
+        let wide = (READ_AHEAD_BYTES / (8 * self.info.rows))
+            .max(count)
+            .min(self.info.cols - start);
+        let block = m.read_columns(&self.info, start, wide)?;
+        if wide == count {
+            return Ok(block);
+        }
+        let out = block.slice(s![.., ..count]).to_owned();
+        self.ahead = Some((start, block));
+        Ok(out)
+    }
+}
+
+impl Hdf5Matrix {
+    /// Columns `start..start + count` through the library: HDF5 rows of a
+    /// MATLAB matrix, HDF5 columns of a row-major one.
+    fn read_slab(&self, start: usize, count: usize) -> Result<Array2<f64>> {
         let read = if self.transposed {
             self.dataset
                 .read_slice_2d::<f64, _>(s![start..start + count, ..])
@@ -184,6 +233,125 @@ impl Matrix for Hdf5Matrix {
                     start + count
                 ),
             )
+        })
+    }
+}
+
+/// The file as the library opened it, for mapping.
+fn file_for_mapping(opened: &super::LibraryPath) -> Option<std::fs::File> {
+    std::fs::File::open(opened.path()).ok()
+}
+
+/// A row-major matrix of little-endian doubles stored in one contiguous
+/// piece without filters, read from the file mapped in memory: a block of
+/// columns is a few values out of each row, copied from a window of rows
+/// mapped at a time (so that at most [`WINDOW_BYTES`] of the file is
+/// resident), with the bits as stored, as the library would give them.
+struct Mapped {
+    file: std::fs::File,
+    /// Where the values start in the file.
+    offset: u64,
+    /// How many bytes of rows are mapped at a time ([`WINDOW_BYTES`]).
+    window: usize,
+}
+
+impl Mapped {
+    /// The mapping of `m`'s dataset when it is stored so, and the library
+    /// agrees, value for value, on the first and last rows it maps.
+    fn of(m: &Hdf5Matrix, file: &Option<std::fs::File>) -> Option<Self> {
+        use ::hdf5::dataset::Layout;
+        use ::hdf5::datatype::ByteOrder;
+        use ::hdf5::types::FloatSize;
+        let d = &m.dataset;
+        let dtype = d.dtype().ok()?;
+        let plain = d.layout() == Layout::Contiguous
+            && d.filters().is_empty()
+            && dtype.to_descriptor().ok()? == TypeDescriptor::Float(FloatSize::U8)
+            && dtype.byte_order() == ByteOrder::LittleEndian;
+        let (rows, cols) = (m.info.rows, m.info.cols);
+        let bytes = (rows as u64).checked_mul(cols as u64)?.checked_mul(8)?;
+        let file = file.as_ref()?.try_clone().ok()?;
+        let offset = d.offset()?;
+        let fits = offset
+            .checked_add(bytes)
+            .is_some_and(|end| end <= file.metadata().map_or(0, |md| md.len()));
+        if !plain || rows == 0 || d.storage_size() != bytes || !fits {
+            return None;
+        }
+        let mapped = Mapped {
+            file,
+            offset,
+            window: WINDOW_BYTES,
+        };
+        let n = cols.min(16);
+        for row in [0, rows - 1] {
+            let ours = mapped.read_rows(&m.info, row, 1, 0, n).ok()?;
+            let library = d.read_slice_2d::<f64, _>(s![row..row + 1, 0..n]).ok()?;
+            let same = ours
+                .iter()
+                .zip(library.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            if !same {
+                return None;
+            }
+        }
+        Some(mapped)
+    }
+
+    fn read_columns(&self, info: &MatrixInfo, start: usize, count: usize) -> Result<Array2<f64>> {
+        self.read_rows(info, 0, info.rows, start, count)
+    }
+
+    /// Columns `start..start + count` of rows `first..first + rows`.
+    fn read_rows(
+        &self,
+        info: &MatrixInfo,
+        first: usize,
+        rows: usize,
+        start: usize,
+        count: usize,
+    ) -> Result<Array2<f64>> {
+        let row_bytes = info.cols * 8;
+        let per_window = (self.window / row_bytes).max(1);
+        // Column-major, as a MATLAB matrix's blocks are: each column (a
+        // time step) is contiguous for the conversion that walks it.
+        let mut out = vec![0f64; rows * count];
+        for r0 in (0..rows).step_by(per_window) {
+            let n = per_window.min(rows - r0);
+            let at = self.offset + ((first + r0) * row_bytes + start * 8) as u64;
+            let len = (n - 1) * row_bytes + count * 8;
+            // SAFETY: the mapping is read only while `map` lives, and only
+            // within its length. Another process truncating the file while
+            // it is read ends this one with SIGBUS, which the crash guard
+            // reports as a damaged file; one writing it changes the values,
+            // as it would under the library's reads.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(at)
+                    .len(len)
+                    .populate()
+                    .map(&self.file)
+            }
+            .map_err(|e| {
+                Error::variable(
+                    &info.path,
+                    &info.var_name,
+                    format!(
+                        "columns {}..{} cannot be read: {e}",
+                        start + 1,
+                        start + count
+                    ),
+                )
+            })?;
+            for i in 0..n {
+                let src = &map[i * row_bytes..i * row_bytes + count * 8];
+                for (j, b) in src.chunks_exact(8).enumerate() {
+                    out[j * rows + r0 + i] = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+                }
+            }
+        }
+        Array2::from_shape_vec((rows, count).f(), out).map_err(|e| {
+            Error::variable(&info.path, &info.var_name, format!("cannot be read: {e}"))
         })
     }
 }
@@ -687,5 +855,44 @@ fn describe_type(t: &TypeDescriptor) -> String {
             "an array-typed dataset".into()
         }
         other => format!("of HDF5 type {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row-major matrix of doubles, contiguous, read straight from the
+    /// file in windows of a few rows (the last one shorter), in blocks of
+    /// columns served from the columns read ahead, gives the library's
+    /// values bit for bit.
+    #[test]
+    fn mapped_reads_give_the_library_values() {
+        std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.h5");
+        let (rows, cols) = (1001, 13);
+        let m = Array2::from_shape_fn((rows, cols), |(r, c)| {
+            ((r * 31 + c * 7) as f64).sin() * 1e3 + if c == 5 { f64::NAN } else { 0.0 }
+        });
+        {
+            let f = File::create(&path).unwrap();
+            f.new_dataset_builder().with_data(&m).create("m").unwrap();
+        }
+        let mut h = Hdf5Matrix::open(&path, Some("m")).unwrap();
+        assert!(
+            h.mapped.is_some(),
+            "a contiguous little-endian matrix is mapped"
+        );
+        // Windows of 3 rows and a bit: 334 windows, the last of 2 rows.
+        h.mapped.as_mut().unwrap().window = 3 * cols * 8 + 5;
+        for (start, count) in [(0, 2), (2, 4), (6, 7), (0, 13), (12, 1), (3, 3)] {
+            let ours = h.read_columns(start, count).unwrap();
+            let library = h.read_slab(start, count).unwrap();
+            assert_eq!(ours.dim(), (rows, count));
+            for (a, b) in ours.iter().zip(library.iter()) {
+                assert_eq!(a.to_bits(), b.to_bits(), "columns {start}..+{count}");
+            }
+        }
     }
 }
