@@ -10,7 +10,8 @@ use crate::config::parse_timestamp;
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
 
-/// `-n NAME`: the dataset a command works on.
+/// `-n NAME`: the dataset a command works on (flattened as an `Option` where
+/// it may be left out, as in `db`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Name {
     /// The dataset (MongoDB collection)
@@ -21,19 +22,6 @@ pub struct Name {
         value_name = "NAME"
     )]
     pub name: String,
-}
-
-/// `-n NAME` where it may be left out (`db`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct MaybeName {
-    /// The dataset (MongoDB collection)
-    #[arg(
-        short = 'n',
-        long = "collection_name",
-        visible_alias = "collection-name",
-        value_name = "NAME"
-    )]
-    pub name: Option<String>,
 }
 
 /// `--at TIME`: one time step of a dataset.

@@ -60,7 +60,7 @@ pub struct Args {
     pub include_counts: bool,
 
     #[command(flatten)]
-    pub dataset: crate::cmd::args::MaybeName,
+    pub dataset: Option<crate::cmd::args::Name>,
 
     /// With -n: list every stored time of NAME instead, one per line
     /// (YYYY-MM-DDTHH:MM:SS, UTC), followed by a tab and its span in seconds
@@ -87,7 +87,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
     };
     if let Some(what) = args.list_ids {
         list(&*store, what, args.include_counts)?;
-    } else if let Some(name) = &args.dataset.name {
+    } else if let Some(name) = args.dataset.as_ref().map(|d| &d.name) {
         if args.times {
             times(&*store, name)?;
         } else {

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ingest_id, ingest_input, is_kept_internal, sort_key, Attempt, Filter, Holder, Load, Renew,
-    Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    collected, ingest_entries_of, renamed_ingest_entry, sort_key, Attempt, Filter, Holder, Load,
+    Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -364,18 +364,7 @@ impl Embedded {
 
     /// The ingest-log entries of dataset `name`.
     fn ingest_rows(conn: &Connection, path: &Path, name: &str) -> Result<Vec<Document>> {
-        let mut out = Vec::new();
-        Self::scan_conn(
-            conn,
-            path,
-            INGEST_LOG,
-            &Filter::Field("name".into(), Bson::String(name.into())),
-            &mut |d| {
-                out.push(d);
-                Ok(())
-            },
-        )?;
-        Ok(out)
+        collected(|f| Self::scan_conn(conn, path, INGEST_LOG, &ingest_entries_of(name), f))
     }
 
     fn delete(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<()> {
@@ -452,28 +441,11 @@ impl Embedded {
 }
 
 impl Store for Embedded {
-    fn collections(&self) -> Result<Vec<String>> {
-        Ok(self
-            .tables()?
-            .into_iter()
-            .filter(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'))
-            .collect())
+    fn all_collections(&self) -> Result<Vec<String>> {
+        self.tables()
     }
 
-    fn leftovers(&self) -> Result<Vec<String>> {
-        // A load is one transaction, so no staging data is left behind by
-        // this store; a table like this was put there by something else.
-        Ok(self
-            .tables()?
-            .into_iter()
-            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
-            .collect())
-    }
-
-    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
-        if !self.leftovers()?.iter().any(|l| l == collection) {
-            return Err(Error::collection(collection, "is not a leftover of a load"));
-        }
+    fn drop_collection(&mut self, collection: &str) -> Result<()> {
         self.conn
             .execute_batch(&format!("DROP TABLE IF EXISTS {}", table(collection)))
             .map_err(self.err())
@@ -605,13 +577,10 @@ impl Store for Embedded {
                 .map_err(&err)?;
             }
         }
-        for mut entry in Self::ingest_rows(&tx, &path, from)? {
-            let Some(old) = entry.get("_id").cloned() else {
+        for entry in Self::ingest_rows(&tx, &path, from)? {
+            let Some((old, entry)) = renamed_ingest_entry(entry, from, to) else {
                 continue;
             };
-            let input = ingest_input(&entry, from);
-            entry.insert("_id", ingest_id(to, &input));
-            entry.insert("name", to);
             Self::delete(&tx, INGEST_LOG, &old).map_err(&err)?;
             Self::put(&tx, &path, INGEST_LOG, &entry)?;
         }

@@ -78,6 +78,44 @@ pub(crate) fn ingest_input(entry: &Document, name: &str) -> String {
     }
 }
 
+/// Whether `collection` holds a dataset's documents: not a bookkeeping
+/// collection, and not an internal one (a name starting with `_`).
+pub fn is_data_collection(collection: &str) -> bool {
+    ![METADATA, COORD_INDEX, SUMMARY].contains(&collection) && !collection.starts_with('_')
+}
+
+/// An ingest-log entry of dataset `from` as it is once the dataset is
+/// renamed `to`: its `_id` (see [`ingest_id`]) and `name` say `to`. With
+/// the `_id` it had, to delete; `None` for an entry without one.
+pub(crate) fn renamed_ingest_entry(
+    mut entry: Document,
+    from: &str,
+    to: &str,
+) -> Option<(Bson, Document)> {
+    let old = entry.get("_id").cloned()?;
+    let input = ingest_input(&entry, from);
+    entry.insert("_id", ingest_id(to, &input));
+    entry.insert("name", to);
+    Some((old, entry))
+}
+
+/// Which ingest-log entries are dataset `name`'s: those whose `name` it is.
+pub(crate) fn ingest_entries_of(name: &str) -> Filter {
+    Filter::Field("name".into(), Bson::String(name.into()))
+}
+
+/// The documents a scan hands on, collected.
+pub(crate) fn collected(
+    scan: impl FnOnce(&mut dyn FnMut(Document) -> Result<()>) -> Result<()>,
+) -> Result<Vec<Document>> {
+    let mut out = Vec::new();
+    scan(&mut |d| {
+        out.push(d);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Whether `collection` is an internal one that a sound store keeps (the
 /// ingest log, the locks), as opposed to a leftover.
 pub fn is_kept_internal(collection: &str) -> bool {
@@ -133,21 +171,55 @@ pub enum Filter {
 
 /// The operations the commands need, and nothing more.
 pub trait Store {
+    /// Every collection of the store, internal ones included, sorted
+    /// (MongoDB's own `system.` collections left out).
+    fn all_collections(&self) -> Result<Vec<String>>;
+
+    /// Drop a collection; one that does not exist is no error.
+    fn drop_collection(&mut self, collection: &str) -> Result<()>;
+
     /// Names of the data collections, sorted; bookkeeping and internal
-    /// collections (`metadata`, `coord_index`, names starting with `_`) are
-    /// not among them.
-    fn collections(&self) -> Result<Vec<String>>;
+    /// collections (`metadata`, `coord_index`, `summary_stats`, names
+    /// starting with `_`) are not among them.
+    fn collections(&self) -> Result<Vec<String>> {
+        Ok(self
+            .all_collections()?
+            .into_iter()
+            .filter(|n| is_data_collection(n))
+            .collect())
+    }
 
     /// Internal collections (names starting with `_`) other than the
     /// ingest log, the locks and the geometry caches of existing datasets
     /// (see [`geom_name`]), sorted: what an interrupted load left behind
     /// (see [`staged_dataset`]), or a geometry cache whose dataset is gone.
     /// `db -a` reports them.
-    fn leftovers(&self) -> Result<Vec<String>>;
+    fn leftovers(&self) -> Result<Vec<String>> {
+        let all = self.all_collections()?;
+        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
+        // flux-server's geometry cache of a dataset that exists is kept.
+        let is_dataset = |d: &str| {
+            is_data_collection(d)
+                && (all.iter().any(|c| c == d)
+                    || metadata.iter().any(|m| m == d)
+                    || coords.iter().any(|c| c == d))
+        };
+        Ok(all
+            .iter()
+            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
+            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
+            .cloned()
+            .collect())
+    }
 
     /// Drop a leftover (a collection [`Store::leftovers`] lists); any other
     /// name is refused.
-    fn drop_leftover(&mut self, collection: &str) -> Result<()>;
+    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
+        if !self.leftovers()?.iter().any(|l| l == collection) {
+            return Err(Error::collection(collection, "is not a leftover of a load"));
+        }
+        self.drop_collection(collection)
+    }
 
     /// Number of documents in a collection (0 if it does not exist).
     /// The number of documents as the store keeps it, without reading
@@ -189,16 +261,7 @@ pub trait Store {
 
     /// The ingest-log entries of dataset `name`, in `_id` order.
     fn ingest_log(&self, name: &str) -> Result<Vec<Document>> {
-        let mut out = Vec::new();
-        self.scan(
-            INGEST_LOG,
-            &Filter::Field("name".into(), Bson::String(name.into())),
-            &mut |d| {
-                out.push(d);
-                Ok(())
-            },
-        )?;
-        Ok(out)
+        collected(|f| self.scan(INGEST_LOG, &ingest_entries_of(name), f))
     }
 
     /// The ingest-log entry whose `_id` is `id` (see [`ingest_id`]).

@@ -214,7 +214,7 @@ impl MongoLoad<'_> {
         if self.store.exists(&geom)? {
             let stored = self.store.entry(COORD_INDEX, &self.name)?;
             if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
-                self.store.drop_collection(&geom)?;
+                self.store.drop_coll(&geom)?;
             }
         }
         Ok(())
@@ -356,7 +356,7 @@ impl MongoLoad<'_> {
             store.sort_into(&self.name, &self.name)?;
         }
         self.committed = true;
-        store.drop_collection(&self.staging)?;
+        store.drop_coll(&self.staging)?;
         if !same_coords {
             store.put_entry(COORD_INDEX, coord_index)?;
         }
@@ -380,6 +380,6 @@ impl Drop for MongoLoad<'_> {
         // An uncommitted load leaves the store as it was: the staging
         // collection goes. Should this fail too, `db -a` reports it.
         let _ = self.join();
-        let _ = self.store.drop_collection(&self.staging);
+        let _ = self.store.drop_coll(&self.staging);
     }
 }

@@ -36,8 +36,8 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
 use super::{
-    geom_dataset, geom_name, ingest_id, ingest_input, is_kept_internal, staging_name, Attempt,
-    Filter, Holder, Load, Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    geom_name, renamed_ingest_entry, staging_name, Attempt, Filter, Holder, Load, Renew, Store,
+    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
@@ -121,19 +121,7 @@ impl Mongo {
         Ok(!names.is_empty())
     }
 
-    fn all_collections(&self) -> Result<Vec<String>> {
-        let mut names = self
-            .db
-            .list_collection_names()
-            .filter(doc! { "type": "collection" })
-            .run()
-            .map_err(|e| self.command_err("listCollections", e))?;
-        names.retain(|n| !n.starts_with("system."));
-        names.sort();
-        Ok(names)
-    }
-
-    fn drop_collection(&self, name: &str) -> Result<()> {
+    fn drop_coll(&self, name: &str) -> Result<()> {
         self.coll(name).drop().run().map_err(|e| self.err(name, e))
     }
 
@@ -182,35 +170,20 @@ impl Mongo {
 }
 
 impl Store for Mongo {
-    fn collections(&self) -> Result<Vec<String>> {
-        let mut names = self.all_collections()?;
-        names.retain(|n| n != METADATA && n != COORD_INDEX && n != SUMMARY && !n.starts_with('_'));
+    fn all_collections(&self) -> Result<Vec<String>> {
+        let mut names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "type": "collection" })
+            .run()
+            .map_err(|e| self.command_err("listCollections", e))?;
+        names.retain(|n| !n.starts_with("system."));
+        names.sort();
         Ok(names)
     }
 
-    fn leftovers(&self) -> Result<Vec<String>> {
-        let all = self.all_collections()?;
-        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
-        // flux-server's geometry cache of a dataset that exists is kept.
-        let is_dataset = |d: &str| {
-            !d.starts_with('_')
-                && (all.iter().any(|c| c == d)
-                    || metadata.iter().any(|m| m == d)
-                    || coords.iter().any(|c| c == d))
-        };
-        Ok(all
-            .iter()
-            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
-            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
-            .cloned()
-            .collect())
-    }
-
-    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
-        if !self.leftovers()?.iter().any(|l| l == collection) {
-            return Err(Error::collection(collection, "is not a leftover of a load"));
-        }
-        self.drop_collection(collection)
+    fn drop_collection(&mut self, collection: &str) -> Result<()> {
+        self.drop_coll(collection)
     }
 
     fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
@@ -323,7 +296,7 @@ impl Store for Mongo {
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
         let staging = staging_name(name);
         // A leftover of a load that died is dropped: this load redoes it.
-        self.drop_collection(&staging)?;
+        self.drop_coll(&staging)?;
         self.db
             .create_collection(&staging)
             .run()
@@ -353,11 +326,11 @@ impl Store for Mongo {
     fn remove(&mut self, name: &str) -> Result<()> {
         // The metadata entry goes first, so that a remove cut short leaves a
         // dataset `db -a` reports, and that removing again finishes.
-        self.drop_collection(&staging_name(name))?;
+        self.drop_coll(&staging_name(name))?;
         self.delete_entry(METADATA, name)?;
         self.delete_entry(SUMMARY, name)?;
-        self.drop_collection(name)?;
-        self.drop_collection(&geom_name(name))?;
+        self.drop_coll(name)?;
+        self.drop_coll(&geom_name(name))?;
         self.delete_entry(COORD_INDEX, name)?;
         self.coll(INGEST_LOG)
             .delete_many(doc! { "name": name })
@@ -409,13 +382,10 @@ impl Store for Mongo {
         // Each ingest-log entry is copied under its new _id before the old
         // one goes, so a rename cut short loses none and running it again
         // moves the rest.
-        for mut entry in self.ingest_log(from)? {
-            let Some(old) = entry.get("_id").cloned() else {
+        for entry in self.ingest_log(from)? {
+            let Some((old, entry)) = renamed_ingest_entry(entry, from, to) else {
                 continue;
             };
-            let input = ingest_input(&entry, from);
-            entry.insert("_id", ingest_id(to, &input));
-            entry.insert("name", to);
             self.put_entry(INGEST_LOG, entry)?;
             self.coll(INGEST_LOG)
                 .delete_one(doc! { "_id": old })
