@@ -183,7 +183,7 @@ impl<'a> Loader<'a> {
         let started = Instant::now();
         let r = self.request.clone();
         // A missing or unreadable file is named before anything is said of its config.
-        source::detect(path)?;
+        let format = source::detect(path)?;
         let config = config::for_load(r.kind, path, r.config_file, r.options)?;
         let unknown = config.unknown_keys();
         if !unknown.is_empty() {
@@ -219,14 +219,23 @@ impl<'a> Loader<'a> {
             r.lock_timeout,
             "try again later, or wait longer with --lock-timeout",
             |store, leases| {
-                let input = Input::of(r.name, r.kind, &config, path)?;
+                let (input, file) = if opens_lightly(format) {
+                    let (input, file) = hash_beside_prepare(&r, &config, model, path);
+                    (input?, Opening::Done(file))
+                } else {
+                    let input = Input::of(r.name, r.kind, &config, path)?;
+                    (input, Opening::Later(model))
+                };
                 if !r.force {
                     if let Some(entry) = already_loaded(store, r.name, &input.id)? {
                         return Ok(skipped(&entry));
                     }
                 }
                 leases[0].check()?;
-                let file = prepare(&r, &config, model, path)?;
+                let file = match file {
+                    Opening::Done(prepared) => prepared?,
+                    Opening::Later(model) => prepare(&r, &config, model, path)?,
+                };
                 locked_load(store, &r, path, file, &input, &leases[0], started, observer)
             },
         )
@@ -276,6 +285,44 @@ fn return_large_buffers_to_the_system() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
+}
+
+/// Whether opening a file of this format reads little of it, once its
+/// global heaps are checked: HDF5 and NetCDF files, whose blocks are read
+/// as they are converted. A MATLAB v4/v5 file's variable is read whole when
+/// it is opened.
+fn opens_lightly(format: source::FileFormat) -> bool {
+    use source::FileFormat::{Hdf5, MatV73, NetCdf3, NetCdf4};
+    matches!(format, Hdf5 | MatV73 | NetCdf3 | NetCdf4)
+}
+
+/// The file's ingest-log identity (see [`Input::of`]) and the file
+/// prepared (see [`prepare`]), side by side: hashing reads the whole file,
+/// and so does checking the global heaps of an HDF5 or NetCDF file before
+/// it is opened, so that a load does not take the time of both reads one
+/// after the other. The file prepared is thrown away when the hash says it
+/// was loaded already (a file skipped is read twice, at once).
+fn hash_beside_prepare(
+    r: &Request,
+    config: &Config,
+    model: Box<dyn Model>,
+    path: &Path,
+) -> (Result<Input>, Result<Prepared>) {
+    std::thread::scope(|s| {
+        let hashing = s.spawn(|| Input::of(r.name, r.kind, config, path));
+        let file = prepare(r, config, model, path);
+        let input = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (input, file)
+    })
+}
+
+/// A file opened beside its hash, or to be opened once the hash says it
+/// is not loaded already.
+enum Opening {
+    Done(Result<Prepared>),
+    Later(Box<dyn Model>),
 }
 
 /// Open the matrix and check it against the model (and `-d`), reading its
