@@ -255,10 +255,12 @@ impl Stats {
         Some((e, pow2(-e)))
     }
 
-    /// The mean of the values times `f`, summed with compensation.
+    /// The mean of the values times `f`, summed with compensation, in
+    /// ascending order (so that the same values give the same sum, however
+    /// the table came to hold them).
     fn scaled_mean(&self, f: f64) -> f64 {
         let (mut sum, mut carry) = (0.0f64, 0.0f64);
-        for (v, c) in self.values() {
+        for (v, c) in self.sorted() {
             let x = v * f * c as f64;
             let t = sum + x;
             carry += if sum.abs() >= x.abs() {
@@ -272,8 +274,11 @@ impl Stats {
     }
 
     /// Sample standard deviation (n − 1 in the denominator, as pandas),
-    /// in two passes over the table: the mean, then the squared distances;
-    /// both on the values scaled by a power of two (see [`Stats::scaling`]).
+    /// in two passes over the table: the mean, then the squared distances,
+    /// summed in ascending order of the values (a table's order depends on
+    /// how it was filled: a dataset appended to and one loaded at once must
+    /// give the same); both on the values scaled by a power of two (see
+    /// [`Stats::scaling`]).
     pub fn std(&self) -> Option<f64> {
         if self.n < 2 {
             return None;
@@ -281,7 +286,8 @@ impl Stats {
         let (e, f) = self.scaling()?;
         let mean = self.mean()? * f;
         let m2: f64 = self
-            .values()
+            .sorted()
+            .into_iter()
             .map(|(v, c)| {
                 let d = v * f - mean;
                 d * d * c as f64
@@ -454,6 +460,36 @@ mod tests {
         assert_eq!(a.median(), all.median());
         assert_eq!(a.document().get_f64("min").unwrap(), -4.0);
         assert_eq!(a.document().get_f64("max").unwrap(), 8.25);
+    }
+
+    /// The same values give the same statistics to the last bit, however the
+    /// table came to hold them: filled at once, in another order, in parts
+    /// merged, or with values added and taken out again (as an append that
+    /// replaces documents does).
+    #[test]
+    fn the_same_values_give_the_same_bits_whatever_the_history() {
+        let values: Vec<f64> = (0..5000)
+            .map(|i| ((i * 7919 % 10007) as f64 * 0.37).sin() * 100.0)
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect();
+        let bits = |s: &Stats| {
+            (
+                s.mean().map(f64::to_bits),
+                s.std().map(f64::to_bits),
+                s.median().map(f64::to_bits),
+            )
+        };
+        let whole = of(&values);
+        let reversed: Vec<f64> = values.iter().rev().copied().collect();
+        assert_eq!(bits(&of(&reversed)), bits(&whole));
+        let mut parts = of(&values[2500..]);
+        parts.merge(of(&values[..2500]));
+        assert_eq!(bits(&parts), bits(&whole));
+        let extra: Vec<f64> = (0..3000).map(|i| i as f64 * 0.25 - 300.0).collect();
+        let mut replaced = of(&extra);
+        replaced.merge(of(&values));
+        assert!(replaced.subtract(&of(&extra)));
+        assert_eq!(bits(&replaced), bits(&whole));
     }
 
     #[test]
