@@ -12,7 +12,7 @@ use super::Request;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
-use crate::store::{ingest_id, Holder};
+use crate::store::{ingest_id, Holder, INGEST_DATASET_FIELD};
 
 /// The ingest-log facts of one file.
 pub(crate) struct Input {
@@ -51,7 +51,7 @@ impl Input {
         let me = Holder::this_process();
         doc! {
             "_id": &self.id,
-            "name": request.name,
+            INGEST_DATASET_FIELD: request.name,
             "path": absolute.display().to_string(),
             "size": self.size as i64,
             "sha256": &self.sha256,

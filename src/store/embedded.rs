@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    collected, ingest_entries_of, renamed_ingest_entry, sort_key, Attempt, Filter, Holder, Load,
-    Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    collected, ingest_entries_of, parts_of, renamed_ingest_entry, sort_key, Attempt, Filter,
+    Holder, Load, Part, Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 
@@ -519,14 +519,20 @@ impl Store for Embedded {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
         let id = Bson::String(name.into());
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(name)))
-            .map_err(&err)?;
-        for c in [METADATA, COORD_INDEX, SUMMARY] {
-            Self::delete(&tx, c, &id).map_err(&err)?;
-        }
-        for entry in Self::ingest_rows(&tx, &path, name)? {
-            if let Some(id) = entry.get("_id") {
-                Self::delete(&tx, INGEST_LOG, id).map_err(&err)?;
+        // One transaction: the order of the parts does not matter here.
+        for part in parts_of(name) {
+            match part {
+                Part::Collection(c) => tx
+                    .execute_batch(&format!("DROP TABLE IF EXISTS {}", table(&c)))
+                    .map_err(&err)?,
+                Part::Entry(bookkeeping) => Self::delete(&tx, bookkeeping, &id).map_err(&err)?,
+                Part::IngestLog => {
+                    for entry in Self::ingest_rows(&tx, &path, name)? {
+                        if let Some(id) = entry.get("_id") {
+                            Self::delete(&tx, INGEST_LOG, id).map_err(&err)?;
+                        }
+                    }
+                }
             }
         }
         tx.commit().map_err(&err)

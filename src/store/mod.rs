@@ -95,13 +95,46 @@ pub(crate) fn renamed_ingest_entry(
     let old = entry.get("_id").cloned()?;
     let input = ingest_input(&entry, from);
     entry.insert("_id", ingest_id(to, &input));
-    entry.insert("name", to);
+    entry.insert(INGEST_DATASET_FIELD, to);
     Some((old, entry))
 }
 
-/// Which ingest-log entries are dataset `name`'s: those whose `name` it is.
+/// One part of a dataset, as `remove` deletes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Part {
+    /// A collection, dropped whole.
+    Collection(String),
+    /// The dataset's entry `{_id: NAME}` in this bookkeeping collection.
+    Entry(&'static str),
+    /// The dataset's ingest-log entries (see [`ingest_entries_of`]).
+    IngestLog,
+}
+
+/// Every part of dataset `name`, in the order a remove deletes them: what
+/// an interrupted load left first, then the `metadata` entry, so that a
+/// remove cut short (on a store without transactions) leaves a dataset
+/// `db -a` reports, and that removing it again finishes; then its summary,
+/// its documents, flux-server's geometry cache, its `coord_index` entry and
+/// its ingest log.
+pub(crate) fn parts_of(name: &str) -> [Part; 7] {
+    [
+        Part::Collection(staging_name(name)),
+        Part::Entry(METADATA),
+        Part::Entry(SUMMARY),
+        Part::Collection(name.to_string()),
+        Part::Collection(geom_name(name)),
+        Part::Entry(COORD_INDEX),
+        Part::IngestLog,
+    ]
+}
+
+/// The field of an ingest-log entry that names its dataset.
+pub(crate) const INGEST_DATASET_FIELD: &str = "name";
+
+/// Which ingest-log entries are dataset `name`'s: those whose
+/// [`INGEST_DATASET_FIELD`] it is.
 pub(crate) fn ingest_entries_of(name: &str) -> Filter {
-    Filter::Field("name".into(), Bson::String(name.into()))
+    Filter::Field(INGEST_DATASET_FIELD.into(), Bson::String(name.into()))
 }
 
 /// The documents a scan hands on, collected.

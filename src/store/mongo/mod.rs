@@ -36,8 +36,8 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
 use super::{
-    geom_name, renamed_ingest_entry, staging_name, Attempt, Filter, Holder, Load, Renew, Store,
-    COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    geom_name, parts_of, renamed_ingest_entry, staging_name, Attempt, Filter, Holder, Load, Part,
+    Renew, Store, COORD_INDEX, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS, METADATA, SUMMARY,
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
@@ -324,19 +324,21 @@ impl Store for Mongo {
     }
 
     fn remove(&mut self, name: &str) -> Result<()> {
-        // The metadata entry goes first, so that a remove cut short leaves a
-        // dataset `db -a` reports, and that removing again finishes.
-        self.drop_coll(&staging_name(name))?;
-        self.delete_entry(METADATA, name)?;
-        self.delete_entry(SUMMARY, name)?;
-        self.drop_coll(name)?;
-        self.drop_coll(&geom_name(name))?;
-        self.delete_entry(COORD_INDEX, name)?;
-        self.coll(INGEST_LOG)
-            .delete_many(doc! { "name": name })
-            .run()
-            .map(|_| ())
-            .map_err(|e| self.err(INGEST_LOG, e))
+        // In the order of the parts: the metadata entry early, so that a
+        // remove cut short leaves a dataset `db -a` reports.
+        for part in parts_of(name) {
+            match part {
+                Part::Collection(c) => self.drop_coll(&c)?,
+                Part::Entry(bookkeeping) => self.delete_entry(bookkeeping, name)?,
+                Part::IngestLog => {
+                    self.coll(INGEST_LOG)
+                        .delete_many(doc! { INGEST_DATASET_FIELD: name })
+                        .run()
+                        .map_err(|e| self.err(INGEST_LOG, e))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
