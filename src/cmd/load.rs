@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cmd::plural;
 use crate::config;
 use crate::error::{shown, Error, Result};
-use crate::ingest::{Into, Loader, Observer, Outcome, Request};
+use crate::ingest::{Destination, Loader, Observer, Outcome, Request};
 use crate::model::ModelKind;
 use crate::store::validate_name;
 
@@ -299,9 +299,9 @@ impl Report {
                 into,
             } => {
                 let into = match into {
-                    Into::NewDataset => "a new dataset",
-                    Into::EarlierInputs => "adding to what the files before it would load",
-                    Into::ExistingDataset => "adding to the existing dataset",
+                    Destination::NewDataset => "a new dataset",
+                    Destination::EarlierInputs => "adding to what the files before it would load",
+                    Destination::ExistingDataset => "adding to the existing dataset",
                 };
                 (
                     Status::WouldLoad,

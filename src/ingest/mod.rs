@@ -76,7 +76,7 @@ impl Observer for Silent {}
 
 /// Where the dataset's documents went, for a dry run.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Into {
+pub enum Destination {
     /// A dataset that does not exist yet.
     NewDataset,
     /// The dataset as the inputs before this one would make it.
@@ -107,7 +107,7 @@ pub enum Outcome {
         dates: Vec<String>,
         times: usize,
         span: Option<(String, String)>,
-        into: Into,
+        into: Destination,
     },
 }
 
@@ -598,9 +598,9 @@ fn dry_run(
     check_metadata_size(name, path, &*file.model, &coords)?;
     let (summary, documents) = convert(&*file.model, &mut *file.matrix, observer, &mut |_| Ok(()))?;
     let into = match (appending, &pending.metadata) {
-        (false, _) => Into::NewDataset,
-        (true, Some(_)) => Into::EarlierInputs,
-        (true, None) => Into::ExistingDataset,
+        (false, _) => Destination::NewDataset,
+        (true, Some(_)) => Destination::EarlierInputs,
+        (true, None) => Destination::ExistingDataset,
     };
     pending.metadata = Some(file.model.metadata(&coords, &summary));
     pending.coords = Some(coords);
