@@ -182,8 +182,9 @@ impl<'a> Loader<'a> {
     pub fn load(&mut self, path: &Path, observer: &mut dyn Observer) -> Result<Outcome> {
         let started = Instant::now();
         let r = self.request.clone();
-        // A missing or unreadable file is named before anything is said of its config.
-        let format = source::detect(path)?;
+        // A missing or unreadable file is named before anything is said of
+        // its config (what else is wrong with it, when it is opened).
+        let format = source::sniff(path)?;
         let config = config::for_load(r.kind, path, r.config_file, r.options)?;
         let unknown = config.unknown_keys();
         if !unknown.is_empty() {
@@ -287,10 +288,10 @@ fn return_large_buffers_to_the_system() {
     }
 }
 
-/// Whether opening a file of this format reads little of it, once its
-/// global heaps are checked: HDF5 and NetCDF files, whose blocks are read
-/// as they are converted. A MATLAB v4/v5 file's variable is read whole when
-/// it is opened.
+/// Whether opening a file of this format (as [`source::sniff`] tells it)
+/// reads little of it, once its global heaps are checked: HDF5 and NetCDF
+/// files, whose blocks are read as they are converted. A MATLAB v4/v5
+/// file's variable is read whole when it is opened.
 fn opens_lightly(format: source::FileFormat) -> bool {
     use source::FileFormat::{Hdf5, MatV73, NetCdf3, NetCdf4};
     matches!(format, Hdf5 | MatV73 | NetCdf3 | NetCdf4)

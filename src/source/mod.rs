@@ -115,8 +115,45 @@ pub enum FileFormat {
 
 const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
-/// Tell the format of a file from its first bytes.
+/// Tell the format of a file from its first bytes, and check what must be
+/// checked of it before a library opens it: an HDF5 file's global heaps,
+/// a NetCDF-3 header; an HDF5 file that libnetcdf wrote is NetCDF-4.
 pub fn detect(path: &Path) -> Result<FileFormat> {
+    let (format, version) = sniff_version(path)?;
+    match format {
+        FileFormat::Hdf5 => {
+            hdf5_heaps::check(path, 0)?;
+            crash_guard::reading(path);
+            let netcdf4 = self::netcdf::is_netcdf4(path);
+            crash_guard::clear();
+            Ok(if netcdf4 {
+                FileFormat::NetCdf4
+            } else {
+                FileFormat::Hdf5
+            })
+        }
+        FileFormat::NetCdf3 => {
+            netcdf3_header::check(path, version)?;
+            Ok(FileFormat::NetCdf3)
+        }
+        FileFormat::MatV73 => {
+            hdf5_heaps::check(path, 512)?;
+            Ok(FileFormat::MatV73)
+        }
+        other => Ok(other),
+    }
+}
+
+/// The format of a file as its first bytes tell it, without the checks of
+/// [`detect`] (which read the whole of an HDF5 file): what a file is, and
+/// that it can be read, before anything else is said of it. An HDF5 file
+/// is `Hdf5` here, whether libnetcdf wrote it or not.
+pub fn sniff(path: &Path) -> Result<FileFormat> {
+    sniff_version(path).map(|(format, _)| format)
+}
+
+/// [`sniff`], with the version byte of a NetCDF-3 file.
+fn sniff_version(path: &Path) -> Result<(FileFormat, u8)> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -177,19 +214,10 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         return Err(Error::format(path, "the file is empty"));
     }
     if head.starts_with(HDF5_SIGNATURE) {
-        hdf5_heaps::check(path, 0)?;
-        crash_guard::reading(path);
-        let netcdf4 = self::netcdf::is_netcdf4(path);
-        crash_guard::clear();
-        return Ok(if netcdf4 {
-            FileFormat::NetCdf4
-        } else {
-            FileFormat::Hdf5
-        });
+        return Ok((FileFormat::Hdf5, 0));
     }
     if head.len() >= 4 && &head[..3] == b"CDF" && matches!(head[3], 1 | 2 | 5) {
-        netcdf3_header::check(path, head[3])?;
-        return Ok(FileFormat::NetCdf3);
+        return Ok((FileFormat::NetCdf3, head[3]));
     }
     if head.starts_with(b"MATLAB") && n < 128 {
         return Err(Error::format(
@@ -207,10 +235,9 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
             u16::from_be_bytes(version)
         };
         return match v {
-            0x0100 => Ok(FileFormat::MatV5),
+            0x0100 => Ok((FileFormat::MatV5, 0)),
             0x0200 if head.len() >= 520 && &head[512..520] == HDF5_SIGNATURE => {
-                hdf5_heaps::check(path, 512)?;
-                Ok(FileFormat::MatV73)
+                Ok((FileFormat::MatV73, 0))
             }
             0x0200 => Err(Error::format(
                 path,
@@ -223,7 +250,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         };
     }
     if matv4::looks_like_v4(head) {
-        return Ok(FileFormat::MatV4);
+        return Ok((FileFormat::MatV4, 0));
     }
     Err(Error::format(
         path,
