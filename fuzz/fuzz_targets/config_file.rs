@@ -18,8 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = c.object(&["gridres", "grid"]);
         let _ = c.unknown_keys();
         // Every model built from it, as `load` does after reading the file.
-        for kind in fluxpy::model::ModelKind::NAMES {
-            let kind = fluxpy::model::ModelKind::parse(kind).unwrap();
+        for &kind in fluxpy::model::ModelKind::ALL {
             let mut layered = Config::new().for_file(&dir.path().join("Kriged_20090615_x.mat"));
             layered.push("defaults", kind.defaults());
             layered.push_file(&path).unwrap();
