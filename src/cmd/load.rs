@@ -259,9 +259,10 @@ impl Report {
     /// The report of what [`Loader::load`] did with `path` into `name`.
     fn of(name: &str, path: &Path, outcome: Outcome, started: Instant) -> Self {
         let seconds = started.elapsed().as_secs_f64();
-        let span = |span: &Option<(String, String)>| match span {
-            Some((a, b)) => format!(" ({a} to {b})"),
-            None => String::new(),
+        // `8 times (2004-06-30T00:00:00 to 2004-06-30T21:00:00)`.
+        let times_and_span = |times: usize, span: &Option<(String, String)>| match span {
+            Some((a, b)) => format!("{} ({a} to {b})", plural(times as u64, "time")),
+            None => plural(times as u64, "time"),
         };
         let (status, documents, dates, message) = match outcome {
             Outcome::Loaded {
@@ -274,11 +275,10 @@ impl Report {
                 documents,
                 dates,
                 format!(
-                    "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}{}",
+                    "loaded {name}: {} from {} in {seconds:.2} s; the collection now spans {}",
                     plural(documents as u64, "document"),
                     shown(path),
-                    plural(times as u64, "time"),
-                    span(&s),
+                    times_and_span(times, &s),
                 ),
             ),
             Outcome::Skipped { loaded_at } => (
@@ -308,11 +308,10 @@ impl Report {
                     documents,
                     dates,
                     format!(
-                        "dry run: would load {} from {} into {name} ({into}), {}{}; nothing written",
+                        "dry run: would load {} from {} into {name} ({into}), {}; nothing written",
                         plural(documents as u64, "document"),
                         shown(path),
-                        plural(times as u64, "time"),
-                        span(&s),
+                        times_and_span(times, &s),
                     ),
                 )
             }

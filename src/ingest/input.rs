@@ -70,7 +70,7 @@ impl Input {
 
 /// A file's size and SHA-256, read in pieces (never held whole), stopping
 /// at a signal between two pieces.
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+fn hash_file(path: &Path) -> Result<(u64, String)> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,

@@ -30,8 +30,6 @@ use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
 use crate::store::{self, sort_key, Load, Store, METADATA};
 
-pub use self::input::hash_file;
-
 /// The least a load's writes wait for another process's write to finish.
 const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
 
@@ -69,10 +67,6 @@ pub trait Observer {
     /// Every document is written; the commit is left.
     fn committing(&mut self) {}
 }
-
-/// An observer that is told nothing.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// Where the dataset's documents went, for a dry run.
 #[derive(Debug, Clone, Copy, PartialEq)]

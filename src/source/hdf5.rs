@@ -170,7 +170,7 @@ impl Hdf5Matrix {
             _opened: opened,
         };
         if !transposed && sources.is_empty() {
-            matrix.mapped = Mapped::of(&matrix, &file_for_mapping(&matrix._opened));
+            matrix.mapped = Mapped::of(&matrix);
         }
         Ok(matrix)
     }
@@ -201,7 +201,7 @@ impl Matrix for Hdf5Matrix {
         let wide = (READ_AHEAD_BYTES / (8 * self.info.rows))
             .max(count)
             .min(self.info.cols - start);
-        let block = m.read_columns(&self.info, start, wide)?;
+        let block = m.read_rows(&self.info, 0, self.info.rows, start, wide)?;
         if wide == count {
             return Ok(block);
         }
@@ -237,11 +237,6 @@ impl Hdf5Matrix {
     }
 }
 
-/// The file as the library opened it, for mapping.
-fn file_for_mapping(opened: &super::LibraryPath) -> Option<std::fs::File> {
-    std::fs::File::open(opened.path()).ok()
-}
-
 /// A row-major matrix of little-endian doubles stored in one contiguous
 /// piece without filters, read from the file mapped in memory: a block of
 /// columns is a few values out of each row, copied from a window of rows
@@ -258,7 +253,7 @@ struct Mapped {
 impl Mapped {
     /// The mapping of `m`'s dataset when it is stored so, and the library
     /// agrees, value for value, on the first and last rows it maps.
-    fn of(m: &Hdf5Matrix, file: &Option<std::fs::File>) -> Option<Self> {
+    fn of(m: &Hdf5Matrix) -> Option<Self> {
         use ::hdf5::dataset::Layout;
         use ::hdf5::datatype::ByteOrder;
         use ::hdf5::types::FloatSize;
@@ -270,7 +265,8 @@ impl Mapped {
             && dtype.byte_order() == ByteOrder::LittleEndian;
         let (rows, cols) = (m.info.rows, m.info.cols);
         let bytes = (rows as u64).checked_mul(cols as u64)?.checked_mul(8)?;
-        let file = file.as_ref()?.try_clone().ok()?;
+        // The file as the library opened it.
+        let file = std::fs::File::open(m._opened.path()).ok()?;
         let offset = d.offset()?;
         let fits = offset
             .checked_add(bytes)
@@ -296,10 +292,6 @@ impl Mapped {
             }
         }
         Some(mapped)
-    }
-
-    fn read_columns(&self, info: &MatrixInfo, start: usize, count: usize) -> Result<Array2<f64>> {
-        self.read_rows(info, 0, info.rows, start, count)
     }
 
     /// Columns `start..start + count` of rows `first..first + rows`.
