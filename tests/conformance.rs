@@ -14,8 +14,8 @@ use common::FreshDb;
 use fluxpy::cmd::db::{audit_findings, audit_report, fix};
 use fluxpy::store::lock;
 use fluxpy::store::{
-    embedded::Embedded, ingest_id, staging_name, Attempt, Filter, Holder, Store, COORD_INDEX,
-    METADATA,
+    embedded::Embedded, geom_name, ingest_id, staging_name, Attempt, Datasets, Filter, Holder,
+    Store, COORD_INDEX, METADATA, SUMMARY,
 };
 
 type Scenario = fn(&mut dyn Store);
@@ -36,6 +36,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ),
     ("rename moves all three parts", rename),
     ("remove deletes all three parts", remove),
+    (
+        "rename and remove take the summary and the geometry cache along",
+        rename_and_remove_every_part,
+    ),
     ("audit reports incomplete datasets", audit),
     (
         "ingest-log entries commit with their load and move with the dataset",
@@ -267,6 +271,46 @@ fn remove(store: &mut dyn Store) {
     // A dataset can be loaded again under a removed name.
     load(store, "a", vec![step(7000, 7.0)]);
     assert_eq!(ids(&all(store, "a")), [7000]);
+}
+
+fn rename_and_remove_every_part(store: &mut dyn Store) {
+    let summary = |name: &str| doc! { "_id": name, "coords_sha256": "c0ffee", "count": 2 };
+    let mut l = store.begin_load("a").unwrap();
+    l.write(vec![step(0, 1.0), step(1000, 2.0)]).unwrap();
+    l.set_summary(Some(summary("a")));
+    l.commit(coord_index("a"), metadata("a", &["a"])).unwrap();
+    // flux-server's geometry cache of `a`, and a stale summary under `b`
+    // (of a dataset `b` no longer there).
+    store
+        .put(&geom_name("a"), &doc! { "_id": 0, "type": "Point" })
+        .unwrap();
+    let stale = doc! { "_id": "b", "coords_sha256": "dead", "count": 99 };
+    store.put(SUMMARY, &stale).unwrap();
+    // As the store keeps it (MongoDB's notes the dataset's last `_id`).
+    let mut moved = store.entry(SUMMARY, "a").unwrap().unwrap();
+    assert_eq!(moved.get_str("coords_sha256").unwrap(), "c0ffee");
+    moved.insert("_id", "b");
+
+    store.rename("a", "b").unwrap();
+    assert_eq!(store.entry(SUMMARY, "a").unwrap(), None);
+    assert_eq!(store.entry(SUMMARY, "b").unwrap(), Some(moved));
+    assert!(!store.exists(&geom_name("a")).unwrap());
+    assert_eq!(store.count(&geom_name("b")).unwrap(), 1);
+    assert_clean(store);
+
+    // Without a summary of its own, the renamed dataset gets none: not the
+    // stale one left under the new name.
+    load(store, "c", vec![step(0, 1.0)]);
+    store.put(SUMMARY, &summary("d")).unwrap();
+    assert_eq!(store.entry(SUMMARY, "c").unwrap(), None);
+    store.rename("c", "d").unwrap();
+    assert_eq!(store.entry(SUMMARY, "d").unwrap(), None);
+
+    store.remove("b").unwrap();
+    assert_eq!(store.entry(SUMMARY, "b").unwrap(), None);
+    assert!(!store.exists(&geom_name("b")).unwrap());
+    assert_eq!(store.collections().unwrap(), ["d"]);
+    assert_clean(store);
 }
 
 fn audit(store: &mut dyn Store) {

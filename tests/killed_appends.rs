@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Env, FreshDb, Run};
+use fluxpy::store::Datasets;
 use fluxpy::synth::{self, Grid};
 
 const STM: &str = "SpatioTemporalMatrix";

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::{sample, Env, FreshDb, Run};
 use fluxpy::store::lock::process_start;
-use fluxpy::store::{Attempt, Holder, Store};
+use fluxpy::store::{Attempt, Datasets, Holder, Store};
 use fluxpy::synth::{self, Grid};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

@@ -17,7 +17,8 @@ use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_err
 use crate::error::{Error, Result};
 use crate::model::iso_date;
 use crate::store::{
-    self, geom_dataset, staged_dataset, Attempt, Holder, Store, COORD_INDEX, METADATA, SUMMARY,
+    self, geom_dataset, staged_dataset, Attempt, Datasets, Holder, Store, COORD_INDEX, METADATA,
+    SUMMARY,
 };
 
 /// What `-l` lists.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
-use crate::store::{staging_name, Store, COORD_INDEX, METADATA};
+use crate::store::{staging_name, Datasets, Store, COORD_INDEX, METADATA};
 
 /// A document as one line of relaxed MongoDB Extended JSON
 /// (dates as `{"$date": "…Z"}`), keys in stored order.

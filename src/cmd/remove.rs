@@ -1,10 +1,10 @@
-//! `manage remove -n NAME`: delete a dataset (its collection and its
-//! `metadata` and `coord_index` entries) in one step.
+//! `manage remove -n NAME`: delete a dataset (its collection, its entries,
+//! its ingest log; see `store::Datasets::remove`) in one step.
 
 use crate::error::Result;
-use crate::store::{self, validate_name};
+use crate::store::{self, validate_name, Datasets};
 
-/// Delete a dataset: its collection and its metadata and coord_index entries.
+/// Delete a dataset: its collection, its metadata, coord_index and summary entries, and its ingest log.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  manage remove -n casa_2004")]
 #[command(mut_arg("name", |a| a.help("The dataset to delete")))]

@@ -1,10 +1,10 @@
-//! `manage rename -n NAME -r NEW_NAME`: move a dataset and both of its
-//! entries to a new name, all or nothing.
+//! `manage rename -n NAME -r NEW_NAME`: move a dataset and every part of it
+//! to a new name, all or nothing (see `store::Datasets::rename`).
 
 use crate::error::{Error, Result};
-use crate::store::{self, validate_name};
+use crate::store::{self, validate_name, Datasets};
 
-/// Rename a dataset: its collection and its metadata and coord_index entries.
+/// Rename a dataset: its collection, its metadata, coord_index and summary entries, and its ingest log.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  manage rename -n casa_2004 -r casa_gfed_2004")]
 #[command(mut_arg("name", |a| a.help("The dataset to rename")))]

@@ -28,7 +28,7 @@ use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
-use crate::store::{self, sort_key, Load, Store, METADATA};
+use crate::store::{self, sort_key, Datasets, Load, Store, METADATA};
 
 /// The least a load's writes wait for another process's write to finish.
 const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);

@@ -17,8 +17,7 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    collected, ingest_entries_of, parts_of, renamed_ingest_entry, sort_key, Attempt, Filter,
-    Holder, Load, Part, Renew, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    sort_key, Attempt, Entries, Filter, Holder, Load, Renew, Store, COORD_INDEX, LOCKS, METADATA,
 };
 use crate::error::{Error, Result};
 
@@ -193,13 +192,7 @@ fn encode(doc: &Document) -> Result<(Vec<u8>, Vec<u8>)> {
 /// Documents over MongoDB's limit are refused here too, so that a dataset
 /// loads into both stores or neither.
 fn encode_raw(collection: &str, doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>)> {
-    let id = doc
-        .get("_id")
-        .ok()
-        .flatten()
-        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
-        .ok_or_else(|| Error::store("write", "a document has no readable _id"))?;
-    super::check_document_size(collection, Some(&id), doc.as_bytes().len())?;
+    let id = super::checked_id(collection, &doc)?;
     Ok((sort_key(&id), pack(doc.into_bytes())?))
 }
 
@@ -341,7 +334,11 @@ impl Embedded {
         ))
     }
 
-    fn get(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<Option<Vec<u8>>> {
+    fn get_bytes(
+        conn: &Connection,
+        collection: &str,
+        id: &Bson,
+    ) -> rusqlite::Result<Option<Vec<u8>>> {
         if !Self::has_table(conn, collection)? {
             return Ok(None);
         }
@@ -355,19 +352,15 @@ impl Embedded {
 
     /// The holder of the lock of `name`, if any.
     fn lock_holder(conn: &Connection, path: &Path, name: &str) -> Result<Option<Holder>> {
-        let bytes = Self::get(conn, LOCKS, &Bson::String(name.into())).map_err(sql_err(path))?;
+        let bytes =
+            Self::get_bytes(conn, LOCKS, &Bson::String(name.into())).map_err(sql_err(path))?;
         Ok(match bytes {
             Some(b) => Holder::from_document(&decode(path, &b)?),
             None => None,
         })
     }
 
-    /// The ingest-log entries of dataset `name`.
-    fn ingest_rows(conn: &Connection, path: &Path, name: &str) -> Result<Vec<Document>> {
-        collected(|f| Self::scan_conn(conn, path, INGEST_LOG, &ingest_entries_of(name), f))
-    }
-
-    fn delete(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<()> {
+    fn delete_key(conn: &Connection, collection: &str, id: &Bson) -> rusqlite::Result<()> {
         if Self::has_table(conn, collection)? {
             conn.execute(
                 &format!("DELETE FROM {} WHERE key = ?1", table(collection)),
@@ -377,7 +370,27 @@ impl Embedded {
         Ok(())
     }
 
-    fn put(conn: &Connection, path: &Path, collection: &str, doc: &Document) -> Result<()> {
+    /// Insert or replace encoded rows of `collection`, whose table exists.
+    fn upsert(
+        conn: &Connection,
+        path: &Path,
+        collection: &str,
+        rows: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<()> {
+        let err = sql_err(path);
+        let mut st = conn
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {} (key, doc) VALUES (?1, ?2)",
+                table(collection)
+            ))
+            .map_err(&err)?;
+        for (k, d) in rows {
+            st.execute(params![k, d]).map_err(&err)?;
+        }
+        Ok(())
+    }
+
+    fn put_doc(conn: &Connection, path: &Path, collection: &str, doc: &Document) -> Result<()> {
         let (key, bytes) = encode(doc)?;
         Self::create_table(conn, collection)
             .and_then(|_| {
@@ -451,6 +464,55 @@ impl Store for Embedded {
             .map_err(self.err())
     }
 
+    fn exists(&self, collection: &str) -> Result<bool> {
+        Self::has_table(&self.conn, collection).map_err(self.err())
+    }
+
+    fn rename_collection(&mut self, from: &str, to: &str) -> Result<()> {
+        self.conn
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS {to_table}; ALTER TABLE {} RENAME TO {to_table}",
+                table(from),
+                to_table = table(to),
+            ))
+            .map_err(self.err())
+    }
+
+    fn get(&self, collection: &str, id: &Bson) -> Result<Option<Document>> {
+        Self::get_bytes(&self.conn, collection, id)
+            .map_err(self.err())?
+            .map(|b| decode(&self.path, &b))
+            .transpose()
+    }
+
+    fn put_raw(&self, collection: &str, doc: RawDocumentBuf) -> Result<()> {
+        let row = encode_raw(collection, doc)?;
+        Self::create_table(&self.conn, collection).map_err(self.err())?;
+        Self::upsert(&self.conn, &self.path, collection, &[row])
+    }
+
+    fn delete(&self, collection: &str, id: &Bson) -> Result<()> {
+        Self::delete_key(&self.conn, collection, id).map_err(self.err())
+    }
+
+    fn begin_transaction(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(self.err())
+    }
+
+    fn commit_transaction(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(self.err())
+    }
+
+    fn rollback_transaction(&mut self) {
+        // Nothing to undo when SQLite has already rolled back (a failed
+        // COMMIT, a full disk).
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     fn count(&self, collection: &str) -> Result<u64> {
         if !Self::has_table(&self.conn, collection).map_err(self.err())? {
             return Ok(0);
@@ -476,13 +538,6 @@ impl Store for Embedded {
         Ok(ids)
     }
 
-    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
-        Self::get(&self.conn, bookkeeping, &Bson::String(name.into()))
-            .map_err(self.err())?
-            .map(|b| decode(&self.path, &b))
-            .transpose()
-    }
-
     fn scan(
         &self,
         collection: &str,
@@ -493,104 +548,20 @@ impl Store for Embedded {
     }
 
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
-        let path = self.path.clone();
-        let err = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
+        self.begin_transaction()?;
         for c in [name, METADATA, COORD_INDEX] {
-            Self::create_table(&tx, c).map_err(&err)?;
+            if let Err(e) = Self::create_table(&self.conn, c) {
+                self.rollback_transaction();
+                return Err(sql_err(&self.path)(e));
+            }
         }
         Ok(Box::new(EmbeddedLoad {
-            tx,
-            path: path.clone(),
+            store: self,
             name: name.to_string(),
             ingest: Vec::new(),
             summary: None,
+            committed: false,
         }))
-    }
-
-    fn remove(&mut self, name: &str) -> Result<()> {
-        let path = self.path.clone();
-        let err = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        let id = Bson::String(name.into());
-        // One transaction: the order of the parts does not matter here.
-        for part in parts_of(name) {
-            match part {
-                Part::Collection(c) => tx
-                    .execute_batch(&format!("DROP TABLE IF EXISTS {}", table(&c)))
-                    .map_err(&err)?,
-                Part::Entry(bookkeeping) => Self::delete(&tx, bookkeeping, &id).map_err(&err)?,
-                Part::IngestLog => {
-                    for entry in Self::ingest_rows(&tx, &path, name)? {
-                        if let Some(id) = entry.get("_id") {
-                            Self::delete(&tx, INGEST_LOG, id).map_err(&err)?;
-                        }
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(&err)
-    }
-
-    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
-        let path = self.path.clone();
-        let err = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        let (old_id, new_id) = (Bson::String(from.into()), Bson::String(to.into()));
-        let taken = Self::has_table(&tx, to).map_err(&err)?
-            || Self::get(&tx, METADATA, &new_id).map_err(&err)?.is_some()
-            || Self::get(&tx, COORD_INDEX, &new_id)
-                .map_err(&err)?
-                .is_some();
-        if taken {
-            return Err(Error::collection(
-                to,
-                "already exists; remove it first or choose another name",
-            ));
-        }
-        if Self::has_table(&tx, from).map_err(&err)? {
-            tx.execute_batch(&format!(
-                "ALTER TABLE {} RENAME TO {}",
-                table(from),
-                table(to)
-            ))
-            .map_err(&err)?;
-        }
-        Self::delete(&tx, SUMMARY, &new_id).map_err(&err)?;
-        for c in [METADATA, COORD_INDEX, SUMMARY] {
-            if let Some(bytes) = Self::get(&tx, c, &old_id).map_err(&err)? {
-                let mut doc = decode(&path, &bytes)?;
-                doc.insert("_id", to);
-                let (key, bytes) = encode(&doc)?;
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE key = ?1", table(c)),
-                    [sort_key(&old_id)],
-                )
-                .map_err(&err)?;
-                tx.execute(
-                    &format!("INSERT INTO {} (key, doc) VALUES (?1, ?2)", table(c)),
-                    params![key, bytes],
-                )
-                .map_err(&err)?;
-            }
-        }
-        for entry in Self::ingest_rows(&tx, &path, from)? {
-            let Some((old, entry)) = renamed_ingest_entry(entry, from, to) else {
-                continue;
-            };
-            Self::delete(&tx, INGEST_LOG, &old).map_err(&err)?;
-            Self::put(&tx, &path, INGEST_LOG, &entry)?;
-        }
-        tx.commit().map_err(&err)
     }
 
     fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt> {
@@ -611,7 +582,7 @@ impl Store for Embedded {
             // (or taking over a stale one) is atomic.
             Ok(tx) => match held_by_other(Self::lock_holder(&tx, &path, name)?) {
                 Some(h) => Ok(Attempt::Held(h)),
-                None => Self::put(&tx, &path, LOCKS, &me.to_document(name))
+                None => Self::put_doc(&tx, &path, LOCKS, &me.to_document(name))
                     .and_then(|_| tx.commit().map_err(&err))
                     .map(|_| Attempt::Taken),
             },
@@ -630,19 +601,9 @@ impl Store for Embedded {
 
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
         let path = self.path.clone();
-        let err = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        match Self::lock_holder(&tx, &path, name)? {
-            Some(h) if h.token == holder.token => {
-                Self::delete(&tx, LOCKS, &Bson::String(name.into())).map_err(&err)?;
-                tx.commit().map_err(&err)?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        with_own_lock(&mut self.conn, &path, name, &holder.token, |tx, _| {
+            Self::delete_key(tx, LOCKS, &Bson::String(name.into())).map_err(sql_err(&path))
+        })
     }
 
     fn renewer(&self) -> Result<Box<dyn Renew>> {
@@ -703,23 +664,36 @@ struct EmbeddedRenew {
 impl Renew for EmbeddedRenew {
     fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
         let path = self.path.clone();
-        let err = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        match Embedded::lock_holder(&tx, &path, name)? {
-            Some(h) if h.token == token => {
-                let renewed = Holder {
-                    expires: Some(expires),
-                    ..h
-                };
-                Embedded::put(&tx, &path, LOCKS, &renewed.to_document(name))?;
-                tx.commit().map_err(&err)?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        with_own_lock(&mut self.conn, &path, name, token, |tx, h| {
+            let renewed = Holder {
+                expires: Some(expires),
+                ..h
+            };
+            Embedded::put_doc(tx, &path, LOCKS, &renewed.to_document(name))
+        })
+    }
+}
+
+/// If the acquisition `token` still holds the lock of `name`, change it
+/// with `f` in one write transaction; whether it did.
+fn with_own_lock(
+    conn: &mut Connection,
+    path: &Path,
+    name: &str,
+    token: &str,
+    f: impl FnOnce(&Connection, Holder) -> Result<()>,
+) -> Result<bool> {
+    let err = sql_err(path);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    match Embedded::lock_holder(&tx, path, name)? {
+        Some(h) if h.token == token => {
+            f(&tx, h)?;
+            tx.commit().map_err(&err)?;
+            Ok(true)
         }
+        _ => Ok(false),
     }
 }
 
@@ -744,30 +718,23 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
+/// A load: one transaction of the store's connection, rolled back unless
+/// committed.
 struct EmbeddedLoad<'c> {
-    tx: rusqlite::Transaction<'c>,
-    path: PathBuf,
+    store: &'c mut Embedded,
     name: String,
     /// Ingest-log entries, written by the commit.
     ingest: Vec<Document>,
     /// The summary entry, written (or, when `None`, removed) by the commit.
     summary: Option<Document>,
+    committed: bool,
 }
 
-impl EmbeddedLoad<'_> {
-    fn upsert(&self, collection: &str, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-        let err = sql_err(&self.path);
-        let mut st = self
-            .tx
-            .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO {} (key, doc) VALUES (?1, ?2)",
-                table(collection)
-            ))
-            .map_err(&err)?;
-        for (k, d) in rows {
-            st.execute(params![k, d]).map_err(&err)?;
+impl Drop for EmbeddedLoad<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.store.rollback_transaction();
         }
-        Ok(())
     }
 }
 
@@ -777,7 +744,7 @@ impl Load for EmbeddedLoad<'_> {
             .into_par_iter()
             .map(|d| encode_raw(&self.name, d))
             .collect::<Result<Vec<_>>>()?;
-        self.upsert(&self.name, &rows)
+        Embedded::upsert(&self.store.conn, &self.store.path, &self.name, &rows)
     }
 
     fn write_packed(&mut self, docs: Vec<super::packed::PackedDoc>) -> Result<()> {
@@ -795,25 +762,14 @@ impl Load for EmbeddedLoad<'_> {
                 Ok((sort_key(&d.id), stored))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.upsert(&self.name, &rows)
+        Embedded::upsert(&self.store.conn, &self.store.path, name, &rows)
     }
 
     fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
-        let err = sql_err(&self.path);
-        let mut st = self
-            .tx
-            .prepare_cached(&format!(
-                "SELECT doc FROM {} WHERE key = ?1",
-                table(&self.name)
-            ))
-            .map_err(&err)?;
+        // Inside the load's transaction, before it writes these `_id`s.
         for id in ids {
-            let bytes: Option<Vec<u8>> = st
-                .query_row([sort_key(id)], |r| r.get(0))
-                .optional()
-                .map_err(&err)?;
-            if let Some(b) = bytes {
-                f(decode(&self.path, &b)?)?;
+            if let Some(d) = self.store.get(&self.name, id)? {
+                f(d)?;
             }
         }
         Ok(())
@@ -824,7 +780,7 @@ impl Load for EmbeddedLoad<'_> {
     }
 
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
-        Embedded::scan_conn(&self.tx, &self.path, &self.name, &Filter::All, f)
+        self.store.scan(&self.name, &Filter::All, f)
     }
 
     fn log_ingest(&mut self, entry: Document) -> Result<()> {
@@ -839,22 +795,22 @@ impl Load for EmbeddedLoad<'_> {
         self.commit_raw(raw, metadata)
     }
 
-    fn commit_raw(self: Box<Self>, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
-        let bytes = bson::to_vec(&metadata)
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-        super::check_document_size(METADATA, metadata.get("_id"), bytes.len())?;
-        // encode_raw checks the size of coord_index.
-        self.upsert(COORD_INDEX, &[encode_raw(COORD_INDEX, coord_index)?])?;
-        self.upsert(METADATA, &[encode(&metadata)?])?;
-        let id = Bson::String(self.name.clone());
-        match &self.summary {
-            Some(entry) => Embedded::put(&self.tx, &self.path, SUMMARY, entry)?,
-            None => Embedded::delete(&self.tx, SUMMARY, &id).map_err(sql_err(&self.path))?,
+    fn commit_raw(
+        mut self: Box<Self>,
+        coord_index: RawDocumentBuf,
+        metadata: Document,
+    ) -> Result<()> {
+        // One transaction: the order of the entries does not matter here.
+        Entries {
+            name: self.name.clone(),
+            coord_index: Some(coord_index),
+            summary: self.summary.take(),
+            metadata,
+            ingest: std::mem::take(&mut self.ingest),
         }
-        // The ingest log is in the same transaction as what it records.
-        for entry in &self.ingest {
-            Embedded::put(&self.tx, &self.path, INGEST_LOG, entry)?;
-        }
-        self.tx.commit().map_err(sql_err(&self.path))
+        .write(&*self.store)?;
+        self.store.commit_transaction()?;
+        self.committed = true;
+        Ok(())
     }
 }

@@ -1,12 +1,19 @@
 //! Stores: where documents go. The embedded SQLite file or MongoDB.
 //!
-//! The commands see only the [`Store`] trait. Both backends hold the same
-//! BSON documents, built once by the models; a backend only moves them.
+//! Two layers. A backend implements [`Store`]: primitives on collections
+//! and documents (get, put, delete, scan, count, drop, rename, a
+//! transaction where it has them, a lock) and [`Load`], the way it writes a
+//! load's documents out of sight and swaps them in. The dataset rules
+//! (what `remove` and `rename` do to a dataset's parts, which collections
+//! are datasets or leftovers, the entries a commit writes and their order)
+//! are written once above them, in [`Datasets`] (`dataset.rs`). Both
+//! backends hold the same BSON documents, built once by the models.
 //!
 //! A dataset NAME is three parts that must stay in step: the collection NAME
 //! (one document per time step or point), the entry `{_id: NAME}` in
 //! `metadata`, and the entry `{_id: NAME}` in `coord_index`.
 
+mod dataset;
 pub mod embedded;
 mod key;
 pub mod lock;
@@ -23,6 +30,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub use dataset::Datasets;
+pub(crate) use dataset::{collected, Entries, INGEST_DATASET_FIELD};
 pub use key::sort_key;
 pub use lock::{Attempt, Holder, Lease, Renew};
 
@@ -84,71 +93,6 @@ pub fn is_data_collection(collection: &str) -> bool {
     ![METADATA, COORD_INDEX, SUMMARY].contains(&collection) && !collection.starts_with('_')
 }
 
-/// An ingest-log entry of dataset `from` as it is once the dataset is
-/// renamed `to`: its `_id` (see [`ingest_id`]) and `name` say `to`. With
-/// the `_id` it had, to delete; `None` for an entry without one.
-pub(crate) fn renamed_ingest_entry(
-    mut entry: Document,
-    from: &str,
-    to: &str,
-) -> Option<(Bson, Document)> {
-    let old = entry.get("_id").cloned()?;
-    let input = ingest_input(&entry, from);
-    entry.insert("_id", ingest_id(to, &input));
-    entry.insert(INGEST_DATASET_FIELD, to);
-    Some((old, entry))
-}
-
-/// One part of a dataset, as `remove` deletes it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Part {
-    /// A collection, dropped whole.
-    Collection(String),
-    /// The dataset's entry `{_id: NAME}` in this bookkeeping collection.
-    Entry(&'static str),
-    /// The dataset's ingest-log entries (see [`ingest_entries_of`]).
-    IngestLog,
-}
-
-/// Every part of dataset `name`, in the order a remove deletes them: what
-/// an interrupted load left first, then the `metadata` entry, so that a
-/// remove cut short (on a store without transactions) leaves a dataset
-/// `db -a` reports, and that removing it again finishes; then its summary,
-/// its documents, flux-server's geometry cache, its `coord_index` entry and
-/// its ingest log.
-pub(crate) fn parts_of(name: &str) -> [Part; 7] {
-    [
-        Part::Collection(staging_name(name)),
-        Part::Entry(METADATA),
-        Part::Entry(SUMMARY),
-        Part::Collection(name.to_string()),
-        Part::Collection(geom_name(name)),
-        Part::Entry(COORD_INDEX),
-        Part::IngestLog,
-    ]
-}
-
-/// The field of an ingest-log entry that names its dataset.
-pub(crate) const INGEST_DATASET_FIELD: &str = "name";
-
-/// Which ingest-log entries are dataset `name`'s: those whose
-/// [`INGEST_DATASET_FIELD`] it is.
-pub(crate) fn ingest_entries_of(name: &str) -> Filter {
-    Filter::Field(INGEST_DATASET_FIELD.into(), Bson::String(name.into()))
-}
-
-/// The documents a scan hands on, collected.
-pub(crate) fn collected(
-    scan: impl FnOnce(&mut dyn FnMut(Document) -> Result<()>) -> Result<()>,
-) -> Result<Vec<Document>> {
-    let mut out = Vec::new();
-    scan(&mut |d| {
-        out.push(d);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
 /// Whether `collection` is an internal one that a sound store keeps (the
 /// ingest log, the locks), as opposed to a leftover.
 pub fn is_kept_internal(collection: &str) -> bool {
@@ -191,6 +135,20 @@ pub fn check_document_size(collection: &str, id: Option<&Bson>, bytes: usize) ->
     ))
 }
 
+/// The `_id` of an encoded document bound for `collection`, which is
+/// checked against [`MAX_DOCUMENT_BYTES`] as every store does before it
+/// writes one.
+pub(crate) fn checked_id(collection: &str, doc: &RawDocumentBuf) -> Result<Bson> {
+    let id = doc
+        .get("_id")
+        .ok()
+        .flatten()
+        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
+        .ok_or_else(|| Error::store("write", "a document has no readable _id"))?;
+    check_document_size(collection, Some(&id), doc.as_bytes().len())?;
+    Ok(id)
+}
+
 /// Which documents of a collection to read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -202,59 +160,28 @@ pub enum Filter {
     Field(String, Bson),
 }
 
-/// The operations the commands need, and nothing more.
+/// A backend: the primitives on collections and documents that the
+/// dataset rules ([`Datasets`]) and the loads are built from, and nothing
+/// more. It knows nothing of datasets: it moves documents and collections.
 pub trait Store {
     /// Every collection of the store, internal ones included, sorted
     /// (MongoDB's own `system.` collections left out).
     fn all_collections(&self) -> Result<Vec<String>>;
 
+    /// Whether `collection` exists.
+    fn exists(&self, collection: &str) -> Result<bool> {
+        Ok(self.all_collections()?.iter().any(|c| c == collection))
+    }
+
     /// Drop a collection; one that does not exist is no error.
     fn drop_collection(&mut self, collection: &str) -> Result<()>;
 
-    /// Names of the data collections, sorted; bookkeeping and internal
-    /// collections (`metadata`, `coord_index`, `summary_stats`, names
-    /// starting with `_`) are not among them.
-    fn collections(&self) -> Result<Vec<String>> {
-        Ok(self
-            .all_collections()?
-            .into_iter()
-            .filter(|n| is_data_collection(n))
-            .collect())
-    }
-
-    /// Internal collections (names starting with `_`) other than the
-    /// ingest log, the locks and the geometry caches of existing datasets
-    /// (see [`geom_name`]), sorted: what an interrupted load left behind
-    /// (see [`staged_dataset`]), or a geometry cache whose dataset is gone.
-    /// `db -a` reports them.
-    fn leftovers(&self) -> Result<Vec<String>> {
-        let all = self.all_collections()?;
-        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
-        // flux-server's geometry cache of a dataset that exists is kept.
-        let is_dataset = |d: &str| {
-            is_data_collection(d)
-                && (all.iter().any(|c| c == d)
-                    || metadata.iter().any(|m| m == d)
-                    || coords.iter().any(|c| c == d))
-        };
-        Ok(all
-            .iter()
-            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
-            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
-            .cloned()
-            .collect())
-    }
-
-    /// Drop a leftover (a collection [`Store::leftovers`] lists); any other
-    /// name is refused.
-    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
-        if !self.leftovers()?.iter().any(|l| l == collection) {
-            return Err(Error::collection(collection, "is not a leftover of a load"));
-        }
-        self.drop_collection(collection)
-    }
+    /// Rename collection `from` to `to`, replacing any collection `to`.
+    fn rename_collection(&mut self, from: &str, to: &str) -> Result<()>;
 
     /// Number of documents in a collection (0 if it does not exist).
+    fn count(&self, collection: &str) -> Result<u64>;
+
     /// The number of documents as the store keeps it, without reading
     /// them: MongoDB's collection metadata (`estimatedDocumentCount`,
     /// exact unless the server stopped uncleanly), an exact count where that
@@ -263,13 +190,17 @@ pub trait Store {
         self.count(collection)
     }
 
-    fn count(&self, collection: &str) -> Result<u64>;
+    /// The string `_id`s of a collection (`metadata`, `coord_index`), sorted,
+    /// without reading the documents whole.
+    fn entry_ids(&self, collection: &str) -> Result<Vec<String>>;
 
-    /// The `_id`s of a bookkeeping collection (`metadata`, `coord_index`), sorted.
-    fn entry_ids(&self, bookkeeping: &str) -> Result<Vec<String>>;
+    /// The document of `collection` whose `_id` is `id`.
+    fn get(&self, collection: &str, id: &Bson) -> Result<Option<Document>>;
 
     /// The entry `{_id: name}` of a bookkeeping collection.
-    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>>;
+    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
+        self.get(bookkeeping, &Bson::String(name.into()))
+    }
 
     /// Every document of `collection` matching `filter`, in `_id` order.
     fn scan(
@@ -279,43 +210,54 @@ pub trait Store {
         f: &mut dyn FnMut(Document) -> Result<()>,
     ) -> Result<()>;
 
+    /// Insert an encoded document into `collection` (made if need be),
+    /// replacing the one with the same `_id`.
+    fn put_raw(&self, collection: &str, doc: RawDocumentBuf) -> Result<()>;
+
+    /// [`Store::put_raw`] of a document.
+    fn put(&self, collection: &str, doc: &Document) -> Result<()> {
+        let raw = RawDocumentBuf::from_document(doc)
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        self.put_raw(collection, raw)
+    }
+
+    /// Delete the document of `collection` whose `_id` is `id`, if any.
+    fn delete(&self, collection: &str, id: &Bson) -> Result<()>;
+
+    /// Delete every document of `collection` matching `filter`.
+    fn delete_where(&self, collection: &str, filter: &Filter) -> Result<()> {
+        let ids = collected(|f| self.scan(collection, filter, f))?;
+        for id in ids.iter().filter_map(|d| d.get("_id")) {
+            self.delete(collection, id)?;
+        }
+        Ok(())
+    }
+
+    /// Begin a transaction: what follows, up to
+    /// [`Store::commit_transaction`], is written all or nothing. A store
+    /// without transactions does nothing here, and writes step by step.
+    fn begin_transaction(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Commit the transaction [`Store::begin_transaction`] began.
+    fn commit_transaction(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Undo the transaction [`Store::begin_transaction`] began.
+    fn rollback_transaction(&mut self) {}
+
     /// Start loading into dataset `name`. Nothing written through the
     /// returned [`Load`] is visible until it is committed; dropping it
     /// uncommitted leaves the store as it was.
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>>;
 
-    /// Delete the collection `name`, its two entries and its ingest-log
-    /// entries, all or nothing.
-    fn remove(&mut self, name: &str) -> Result<()>;
-
-    /// Move the collection `from`, its two entries and its ingest-log
-    /// entries to `to`, all or nothing; refused when anything named `to` exists.
-    fn rename(&mut self, from: &str, to: &str) -> Result<()>;
-
-    /// The ingest-log entries of dataset `name`, in `_id` order.
-    fn ingest_log(&self, name: &str) -> Result<Vec<Document>> {
-        collected(|f| self.scan(INGEST_LOG, &ingest_entries_of(name), f))
-    }
-
-    /// The ingest-log entry whose `_id` is `id` (see [`ingest_id`]).
-    fn ingest_entry(&self, id: &str) -> Result<Option<Document>> {
-        let mut out = None;
-        self.scan(INGEST_LOG, &Filter::Id(Bson::String(id.into())), &mut |d| {
-            out = Some(d);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// One atomic attempt at the lock of dataset `name` for `me`: take it if
-    /// it is free or stale (see [`Holder::is_gone`]), else say who holds it.
-    /// A backend may wait up to `wait` for the store itself to be free.
+    /// The lock primitive: one atomic attempt at the lock of dataset `name`
+    /// for `me`: take it if it is free or stale (see [`Holder::is_gone`]),
+    /// else say who holds it. A backend may wait up to `wait` for the store
+    /// itself to be free.
     fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
-
-    /// How long each later write may wait for another process's write to
-    /// finish (a load sets its `--lock-timeout`); backends whose server
-    /// queues writes itself ignore it.
-    fn set_busy_wait(&mut self, _wait: Duration) {}
 
     /// Release the lock of `name` if `holder` (the same acquisition, by its
     /// token) still holds it; whether it did.
@@ -325,24 +267,17 @@ pub trait Store {
     /// (its own connection).
     fn renewer(&self) -> Result<Box<dyn Renew>>;
 
+    /// How long each later write may wait for another process's write to
+    /// finish (a load sets its `--lock-timeout`); backends whose server
+    /// queues writes itself ignore it.
+    fn set_busy_wait(&mut self, _wait: Duration) {}
+
     /// Whether another connection is writing to the store right now, so
     /// that no lease can be renewed meanwhile (the embedded store: one
     /// writer at a time, and a load is one transaction). A lease that
     /// looks lapsed then proves nothing.
     fn writing_elsewhere(&self) -> bool {
         false
-    }
-
-    /// Every lock, as (dataset, holder), in dataset order.
-    fn locks(&self) -> Result<Vec<(String, Holder)>> {
-        let mut out = Vec::new();
-        self.scan(LOCKS, &Filter::All, &mut |d| {
-            if let (Ok(name), Some(h)) = (d.get_str("_id"), Holder::from_document(&d)) {
-                out.push((name.to_string(), h));
-            }
-            Ok(())
-        })?;
-        Ok(out)
     }
 
     /// A description of where the data is, safe to print (no password).
@@ -412,11 +347,34 @@ pub trait Load {
     fn abandon(self: Box<Self>) {}
 }
 
+/// A store reached by a URI rather than a file.
+pub struct Remote {
+    /// What its URIs start with (in lower case, as the drivers want them).
+    pub schemes: &'static [&'static str],
+    /// Connect to the URI.
+    pub open: fn(&str) -> Result<Box<dyn Store>>,
+}
+
+/// The stores reached by URI; any other `--db` is a file of the embedded
+/// store. Adding a store is a module implementing [`Store`] and [`Load`],
+/// and a line here.
+pub const REMOTES: &[Remote] = &[Remote {
+    schemes: &["mongodb://", "mongodb+srv://"],
+    open: open_mongo,
+}];
+
+/// The store of [`REMOTES`] whose scheme `uri` starts with.
+fn remote(uri: &str) -> Option<&'static Remote> {
+    REMOTES
+        .iter()
+        .find(|r| r.schemes.iter().any(|s| uri.starts_with(s)))
+}
+
 /// Where `--db`/`FLUXPY_DB` points.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Location {
-    /// `mongodb://` or `mongodb+srv://` URI.
-    Mongo(String),
+    /// A URI of one of the [`REMOTES`] (`mongodb://`, `mongodb+srv://`).
+    Remote(String),
     /// A file of the embedded store.
     Embedded(PathBuf),
 }
@@ -424,21 +382,41 @@ pub enum Location {
 impl Location {
     /// Interpret `--db`; without one, the embedded store's default file.
     pub fn parse(db: Option<&str>) -> Result<Self> {
+        let schemes = || {
+            let all: Vec<&str> = REMOTES.iter().flat_map(|r| r.schemes).copied().collect();
+            all.join(" or ")
+        };
         match db {
-            Some(uri) if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") => {
-                Ok(Location::Mongo(uri.to_string()))
-            }
-            Some(path) if path.trim().is_empty() => Err(Error::Usage(
-                "--db is empty: give a file path or a mongodb:// URI".into(),
-            )),
+            Some(uri) if remote(uri).is_some() => Ok(Location::Remote(uri.to_string())),
+            Some(path) if path.trim().is_empty() => Err(Error::Usage(format!(
+                "--db is empty: give a file path or a {} URI",
+                REMOTES[0].schemes[0]
+            ))),
             Some(uri) if looks_like_uri(uri) => Err(Error::Usage(format!(
-                "--db '{}' looks like a URI but is not a MongoDB one: write mongodb:// or mongodb+srv:// (in lower case); a store file whose name looks like this is given as ./NAME",
-                redact_loose(uri).escape_debug()
+                "--db '{}' looks like a URI but is not a MongoDB one: write {} (in lower case); a store file whose name looks like this is given as ./NAME",
+                redact_loose(uri).escape_debug(),
+                schemes()
             ))),
             Some(path) => Ok(Location::Embedded(PathBuf::from(path))),
             None => Ok(Location::Embedded(embedded::default_path()?)),
         }
     }
+
+    /// Open the store here.
+    fn open(self) -> Result<Box<dyn Store>> {
+        match self {
+            Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
+            Location::Remote(uri) => open_remote(&uri),
+        }
+    }
+}
+
+/// Connect to a URI of one of the [`REMOTES`].
+fn open_remote(uri: &str) -> Result<Box<dyn Store>> {
+    let r = remote(uri).ok_or_else(|| {
+        Error::Usage(format!("--db '{}' is no store's URI", uri::redact_uri(uri)))
+    })?;
+    (r.open)(uri)
 }
 
 /// `scheme:` followed by `/`: a URI, not a file name (RFC 3986 schemes are
@@ -470,10 +448,7 @@ fn redact_loose(uri: &str) -> String {
 
 /// Open the store `--db`/`FLUXPY_DB` names.
 pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
-    match Location::parse(db)? {
-        Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
-        Location::Mongo(uri) => open_mongo(&uri),
-    }
+    Location::parse(db)?.open()
 }
 
 #[cfg(feature = "mongodb")]
@@ -497,39 +472,36 @@ pub fn open_read_only(db: Option<&str>) -> Result<Option<Box<dyn Store>>> {
     match Location::parse(db)? {
         Location::Embedded(path) if !path.exists() => Ok(None),
         Location::Embedded(path) => Ok(Some(Box::new(embedded::Embedded::open_read_only(&path)?))),
-        Location::Mongo(uri) => open_mongo(&uri).map(Some),
+        Location::Remote(uri) => open_remote(&uri).map(Some),
+    }
+}
+
+/// The store `--db`/`FLUXPY_DB` names, refused when it is an embedded
+/// store file that does not exist (a mistyped path is never created).
+fn existing(db: Option<&str>) -> Result<Location> {
+    let location = Location::parse(db)?;
+    match &location {
+        Location::Embedded(path) if !path.exists() => Err(Error::store(
+            path.display().to_string().escape_debug().to_string(),
+            "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
+        )),
+        _ => Ok(location),
     }
 }
 
 /// Open the store `--db`/`FLUXPY_DB` names for a command that only reads
 /// (`db`, `export`, `plot`): an embedded store is opened read-only, so a
 /// read-only file or folder is no obstacle, and one that does not exist is
-/// an error (a mistyped path is never created).
+/// an error.
 pub fn open_for_reading(db: Option<&str>) -> Result<Box<dyn Store>> {
-    let location = Location::parse(db)?;
-    if let Location::Embedded(path) = &location {
-        if !path.exists() {
-            return Err(Error::store(
-                path.display().to_string().escape_debug().to_string(),
-                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
-            ));
-        }
-    }
+    existing(db)?;
     open_read_only(db)?.ok_or_else(|| Error::store("open", "the store does not exist"))
 }
 
 /// [`open`], for a command that changes an existing store (`db -a --fix`,
 /// `remove`, `rename`): a store file that does not exist is not created.
 pub fn open_existing(db: Option<&str>) -> Result<Box<dyn Store>> {
-    if let Location::Embedded(path) = Location::parse(db)? {
-        if !path.exists() {
-            return Err(Error::store(
-                path.display().to_string().escape_debug().to_string(),
-                "does not exist: nothing has been loaded into it (is --db or FLUXPY_DB mistyped?)",
-            ));
-        }
-    }
-    open(db)
+    existing(db)?.open()
 }
 
 /// Check a dataset name `-n`/`-r` against what MongoDB and this tool refuse.
@@ -622,7 +594,7 @@ mod tests {
     fn locations() {
         assert_eq!(
             Location::parse(Some("mongodb://h/db")).unwrap(),
-            Location::Mongo("mongodb://h/db".into())
+            Location::Remote("mongodb://h/db".into())
         );
         assert_eq!(
             Location::parse(Some("/tmp/x.db")).unwrap(),

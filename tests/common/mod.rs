@@ -257,7 +257,7 @@ pub struct FreshDb {
 
 impl FreshDb {
     pub fn new(uri: &str) -> Self {
-        use fluxpy::store::Store;
+        use fluxpy::store::Datasets;
         let name = fresh_db_name();
         let store = fluxpy::store::mongo::Mongo::open_database(uri, &name).unwrap();
         assert!(

@@ -11,8 +11,8 @@ use super::writer::encode;
 use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
 use crate::store::{
-    check_document_size, geom_name, sort_key, Filter, Load, Store, COORD_INDEX, INGEST_LOG,
-    METADATA, SUMMARY,
+    check_document_size, geom_name, sort_key, Entries, Filter, Load, Store, COORD_INDEX,
+    INGEST_LOG, METADATA, SUMMARY,
 };
 
 /// The field of a dataset's summary entry that notes its largest `_id`.
@@ -171,37 +171,28 @@ impl Load for MongoLoad<'_> {
         self.drop_stale_geometry(&coord_index)?;
         // Without its metadata entry the dataset is incomplete to `db -a`
         // until the new entry is written, last.
+        let id = Bson::String(self.name.clone());
         let old_metadata = store.entry(METADATA, &self.name)?;
-        store.delete_entry(METADATA, &self.name)?;
+        store.delete(METADATA, &id)?;
         // The summary goes with it, and comes back before it: a summary
         // beside a metadata entry is always that of the collection.
         let old_summary = store.entry(SUMMARY, &self.name)?;
-        store.delete_entry(SUMMARY, &self.name)?;
-        if let Err(e) = store.rename_collection(&self.staging, &self.name, true) {
+        store.delete(SUMMARY, &id)?;
+        if let Err(e) = store.rename_coll(&self.staging, &self.name) {
             // The stored collection is untouched: its entries go back, so
             // the dataset stays whole and listed. (Should this fail too,
             // `db -a` reports the missing entry and the same load repairs it.)
             if let Some(s) = old_summary {
-                let _ = store.put_entry(SUMMARY, s);
+                let _ = store.put(SUMMARY, &s);
             }
             if let Some(md) = old_metadata {
-                let _ = store.put_entry(METADATA, md);
+                let _ = store.put(METADATA, &md);
             }
             return Err(e);
         }
         self.committed = true;
-        store.put_entry(COORD_INDEX, coord_index)?;
-        if let Some(summary) = self.summary_with_last(None) {
-            store.put_entry(SUMMARY, summary)?;
-        }
-        store.put_entry(METADATA, metadata)?;
-        // The ingest log last: an entry exists only for a load that is
-        // complete, so a load cut short before it is not skipped when run
-        // again (and one cut short after the metadata is merely redone).
-        for entry in std::mem::take(&mut self.ingest) {
-            store.put_entry(INGEST_LOG, entry)?;
-        }
-        Ok(())
+        self.entries(Some(coord_index), None, metadata)?
+            .write(store)
     }
 }
 
@@ -278,6 +269,27 @@ impl MongoLoad<'_> {
         Ok(before)
     }
 
+    /// The entries the commit writes once the documents are in place (see
+    /// [`Entries`]): the summary with NAME's largest `_id`.
+    fn entries(
+        &mut self,
+        coord_index: Option<Document>,
+        stored_last: Option<(Vec<u8>, Bson)>,
+        metadata: Document,
+    ) -> Result<Entries> {
+        let coord_index = coord_index
+            .map(|ci| RawDocumentBuf::from_document(&ci))
+            .transpose()
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        Ok(Entries {
+            name: self.name.clone(),
+            coord_index,
+            summary: self.summary_with_last(stored_last),
+            metadata,
+            ingest: std::mem::take(&mut self.ingest),
+        })
+    }
+
     /// The summary entry to write, with the largest `_id` NAME holds once
     /// this load is committed (so that the next append need not ask).
     fn summary_with_last(&mut self, stored_last: Option<(Vec<u8>, Bson)>) -> Option<Document> {
@@ -317,7 +329,7 @@ impl MongoLoad<'_> {
         if !same_coords {
             self.drop_stale_geometry(&coord_index)?;
         }
-        store.delete_entry(METADATA, &self.name)?;
+        store.delete(METADATA, &Bson::String(self.name.clone()))?;
         let entry = |k: &str| {
             self.ingest
                 .first()
@@ -326,7 +338,7 @@ impl MongoLoad<'_> {
                 .unwrap_or(Bson::Null)
         };
         let pending = doc! { "_id": &self.name, "pending": entry("_id"), "path": entry("path") };
-        store.put_entry(SUMMARY, pending)?;
+        store.put(SUMMARY, &pending)?;
         let merged = store
             .coll(&self.staging)
             .aggregate([
@@ -357,18 +369,9 @@ impl MongoLoad<'_> {
         }
         self.committed = true;
         store.drop_coll(&self.staging)?;
-        if !same_coords {
-            store.put_entry(COORD_INDEX, coord_index)?;
-        }
-        match self.summary_with_last(stored_last) {
-            Some(summary) => store.put_entry(SUMMARY, summary)?,
-            None => store.delete_entry(SUMMARY, &self.name)?,
-        }
-        store.put_entry(METADATA, metadata)?;
-        for entry in std::mem::take(&mut self.ingest) {
-            store.put_entry(INGEST_LOG, entry)?;
-        }
-        Ok(())
+        let coord_index = (!same_coords).then_some(coord_index);
+        self.entries(coord_index, stored_last, metadata)?
+            .write(store)
     }
 }
 

@@ -35,10 +35,7 @@ use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
-use super::{
-    geom_name, parts_of, renamed_ingest_entry, staging_name, Attempt, Filter, Holder, Load, Part,
-    Renew, Store, COORD_INDEX, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS, METADATA, SUMMARY,
-};
+use super::{checked_id, staging_name, Attempt, Filter, Holder, Load, Renew, Store, LOCKS};
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
 use errors::{is_duplicate_key, map_err, Subject};
@@ -111,50 +108,23 @@ impl Mongo {
         map_err(&self.target, Subject::Command(command), e)
     }
 
-    fn exists(&self, name: &str) -> Result<bool> {
-        let names = self
-            .db
-            .list_collection_names()
-            .filter(doc! { "name": name })
-            .run()
-            .map_err(|e| self.err(name, e))?;
-        Ok(!names.is_empty())
-    }
-
     fn drop_coll(&self, name: &str) -> Result<()> {
         self.coll(name).drop().run().map_err(|e| self.err(name, e))
     }
 
-    fn rename_collection(&self, from: &str, to: &str, drop_target: bool) -> Result<()> {
+    /// `renameCollection`, replacing any collection `to`.
+    fn rename_coll(&self, from: &str, to: &str) -> Result<()> {
         let db = &self.target.db_name;
         self.client
             .database("admin")
             .run_command(doc! {
                 "renameCollection": format!("{db}.{from}"),
                 "to": format!("{db}.{to}"),
-                "dropTarget": drop_target,
+                "dropTarget": true,
             })
             .run()
             .map(|_| ())
             .map_err(|e| self.err(from, e))
-    }
-
-    fn put_entry(&self, bookkeeping: &str, entry: Document) -> Result<()> {
-        let id = entry.get("_id").cloned().unwrap_or(Bson::Null);
-        self.coll(bookkeeping)
-            .replace_one(doc! { "_id": id }, entry)
-            .upsert(true)
-            .run()
-            .map(|_| ())
-            .map_err(|e| self.err(bookkeeping, e))
-    }
-
-    fn delete_entry(&self, bookkeeping: &str, name: &str) -> Result<()> {
-        self.coll(bookkeeping)
-            .delete_one(doc! { "_id": name })
-            .run()
-            .map(|_| ())
-            .map_err(|e| self.err(bookkeeping, e))
     }
 
     /// Write the documents of `from` into `to` (which may be `from`) in
@@ -182,8 +152,56 @@ impl Store for Mongo {
         Ok(names)
     }
 
+    fn exists(&self, collection: &str) -> Result<bool> {
+        let names = self
+            .db
+            .list_collection_names()
+            .filter(doc! { "name": collection })
+            .run()
+            .map_err(|e| self.err(collection, e))?;
+        Ok(!names.is_empty())
+    }
+
     fn drop_collection(&mut self, collection: &str) -> Result<()> {
         self.drop_coll(collection)
+    }
+
+    fn rename_collection(&mut self, from: &str, to: &str) -> Result<()> {
+        self.rename_coll(from, to)
+    }
+
+    fn get(&self, collection: &str, id: &Bson) -> Result<Option<Document>> {
+        self.coll(collection)
+            .find_one(doc! { "_id": id })
+            .run()
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn put_raw(&self, collection: &str, doc: RawDocumentBuf) -> Result<()> {
+        let id = checked_id(collection, &doc)?;
+        self.db
+            .collection::<RawDocumentBuf>(collection)
+            .replace_one(doc! { "_id": id }, doc)
+            .upsert(true)
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn delete(&self, collection: &str, id: &Bson) -> Result<()> {
+        self.coll(collection)
+            .delete_one(doc! { "_id": id })
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(collection, e))
+    }
+
+    fn delete_where(&self, collection: &str, filter: &Filter) -> Result<()> {
+        self.coll(collection)
+            .delete_many(query(filter))
+            .run()
+            .map(|_| ())
+            .map_err(|e| self.err(collection, e))
     }
 
     fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
@@ -277,13 +295,6 @@ impl Store for Mongo {
         Ok(ids)
     }
 
-    fn entry(&self, bookkeeping: &str, name: &str) -> Result<Option<Document>> {
-        self.coll(bookkeeping)
-            .find_one(doc! { "_id": name })
-            .run()
-            .map_err(|e| self.err(bookkeeping, e))
-    }
-
     fn scan(
         &self,
         collection: &str,
@@ -323,89 +334,20 @@ impl Store for Mongo {
         Ok(Box::new(load))
     }
 
-    fn remove(&mut self, name: &str) -> Result<()> {
-        // In the order of the parts: the metadata entry early, so that a
-        // remove cut short leaves a dataset `db -a` reports.
-        for part in parts_of(name) {
-            match part {
-                Part::Collection(c) => self.drop_coll(&c)?,
-                Part::Entry(bookkeeping) => self.delete_entry(bookkeeping, name)?,
-                Part::IngestLog => {
-                    self.coll(INGEST_LOG)
-                        .delete_many(doc! { INGEST_DATASET_FIELD: name })
-                        .run()
-                        .map_err(|e| self.err(INGEST_LOG, e))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
-        let renamed = |d: Option<Document>, id: &str| {
-            d.map(|mut d| {
-                d.insert("_id", id);
-                d
-            })
-        };
-        let (from_meta, from_ci) = (self.entry(METADATA, from)?, self.entry(COORD_INDEX, from)?);
-        let (to_meta, to_ci) = (self.entry(METADATA, to)?, self.entry(COORD_INDEX, to)?);
-        let (from_coll, to_coll) = (self.exists(from)?, self.exists(to)?);
-        let moved_meta = renamed(from_meta.clone(), to);
-        let moved_ci = renamed(from_ci.clone(), to);
-        // A rename cut short after moving the collection: the metadata entry
-        // (moved last) is still under `from`, and what `to` has is a copy.
-        let resuming = !from_coll
-            && to_coll
-            && from_meta.is_some()
-            && (to_meta.is_none() || to_meta == moved_meta)
-            && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci);
-        if !resuming && (to_coll || to_meta.is_some() || to_ci.is_some()) {
-            return Err(Error::collection(
-                to,
-                "already exists; remove it first or choose another name",
-            ));
-        }
-        // The summary is not moved: the next load of `to` computes it again.
-        self.delete_entry(SUMMARY, from)?;
-        self.delete_entry(SUMMARY, to)?;
-        if from_coll {
-            self.rename_collection(from, to, false)?;
-        }
-        // flux-server's geometry cache moves with the coordinates; one
-        // under `to` can only be stale (nothing named `to` exists).
-        if self.exists(&geom_name(from))? {
-            self.rename_collection(&geom_name(from), &geom_name(to), true)?;
-        }
-        if let Some(ci) = moved_ci {
-            self.put_entry(COORD_INDEX, ci)?;
-            self.delete_entry(COORD_INDEX, from)?;
-        }
-        // Each ingest-log entry is copied under its new _id before the old
-        // one goes, so a rename cut short loses none and running it again
-        // moves the rest.
-        for entry in self.ingest_log(from)? {
-            let Some((old, entry)) = renamed_ingest_entry(entry, from, to) else {
-                continue;
-            };
-            self.put_entry(INGEST_LOG, entry)?;
-            self.coll(INGEST_LOG)
-                .delete_one(doc! { "_id": old })
-                .run()
-                .map_err(|e| self.err(INGEST_LOG, e))?;
-        }
-        if let Some(md) = moved_meta {
-            self.put_entry(METADATA, md)?;
-            self.delete_entry(METADATA, from)?;
-        }
-        Ok(())
-    }
-
     fn describe(&self) -> String {
         format!(
             "MongoDB database '{}' at {}",
             self.target.db_name, self.target.hosts
         )
+    }
+}
+
+/// The query of a filter.
+fn query(filter: &Filter) -> Document {
+    match filter {
+        Filter::All => doc! {},
+        Filter::Id(id) => doc! { "_id": id.clone() },
+        Filter::Field(field, value) => doc! { field.as_str(): value.clone() },
     }
 }
 
@@ -415,14 +357,9 @@ fn scan(
     filter: &Filter,
     f: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<()> {
-    let query = match filter {
-        Filter::All => doc! {},
-        Filter::Id(id) => doc! { "_id": id.clone() },
-        Filter::Field(field, value) => doc! { field.as_str(): value.clone() },
-    };
     let cursor = store
         .coll(collection)
-        .find(query)
+        .find(query(filter))
         .sort(doc! { "_id": 1 })
         .run()
         .map_err(|e| store.err(collection, e))?;

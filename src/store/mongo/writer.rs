@@ -12,7 +12,7 @@ use mongodb::sync::{Collection, Database};
 use super::errors::DUPLICATE_KEY;
 use super::MongoLoad;
 use crate::error::{Error, Result};
-use crate::store::{check_document_size, sort_key};
+use crate::store::{checked_id, sort_key};
 
 /// MongoDB's `maxMessageSizeBytes`: no insert may exceed it.
 pub const MAX_MESSAGE_BYTES: usize = 48_000_000;
@@ -50,13 +50,7 @@ pub(super) struct Encoded {
 }
 
 pub(super) fn encode(collection: &str, raw: RawDocumentBuf) -> Result<Encoded> {
-    let id = raw
-        .get("_id")
-        .ok()
-        .flatten()
-        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
-        .ok_or_else(|| Error::store("write", "a document has no _id"))?;
-    check_document_size(collection, Some(&id), raw.as_bytes().len())?;
+    let id = checked_id(collection, &raw)?;
     Ok(Encoded {
         key: sort_key(&id),
         id,

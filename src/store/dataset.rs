@@ -1,0 +1,319 @@
+//! The dataset rules, written once above the backends' primitives.
+//!
+//! A dataset NAME is its collection, its entries `{_id: NAME}` in
+//! `metadata`, `coord_index` and `summary_stats`, its ingest-log entries and
+//! flux-server's geometry cache `_geom_NAME`. What `remove` and `rename` do
+//! to these parts, which collections are datasets or leftovers, and which
+//! entries a load's commit writes, in which order, is said here alone; a
+//! backend ([`Store`]) only moves documents and collections.
+//!
+//! On a store with transactions (the embedded one) each operation is one
+//! transaction. On one without (MongoDB: `renameCollection` and `drop` are
+//! not allowed in a transaction) the steps run in the order given here,
+//! which is chosen so that an operation cut short leaves a state that
+//! `db -a` reports and that running the same operation again completes.
+
+use bson::{Bson, Document, RawDocumentBuf};
+
+use super::{
+    geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal,
+    staging_name, Filter, Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+};
+use crate::error::{Error, Result};
+
+/// The field of an ingest-log entry that names its dataset.
+pub(crate) const INGEST_DATASET_FIELD: &str = "name";
+
+/// Which ingest-log entries are dataset `name`'s: those whose
+/// [`INGEST_DATASET_FIELD`] it is.
+pub(crate) fn ingest_entries_of(name: &str) -> Filter {
+    Filter::Field(INGEST_DATASET_FIELD.into(), Bson::String(name.into()))
+}
+
+/// One part of a dataset, as `remove` deletes it.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    /// A collection, dropped whole.
+    Collection(String),
+    /// The dataset's entry `{_id: NAME}` in this bookkeeping collection.
+    Entry(&'static str),
+    /// The dataset's ingest-log entries (see [`ingest_entries_of`]).
+    IngestLog,
+}
+
+/// Every part of dataset `name`, in the order a remove deletes them: what
+/// an interrupted load left first, then the `metadata` entry, so that a
+/// remove cut short (on a store without transactions) leaves a dataset
+/// `db -a` reports, and that removing it again finishes; then its summary,
+/// its documents, flux-server's geometry cache, its `coord_index` entry and
+/// its ingest log.
+fn parts_of(name: &str) -> [Part; 7] {
+    [
+        Part::Collection(staging_name(name)),
+        Part::Entry(METADATA),
+        Part::Entry(SUMMARY),
+        Part::Collection(name.to_string()),
+        Part::Collection(geom_name(name)),
+        Part::Entry(COORD_INDEX),
+        Part::IngestLog,
+    ]
+}
+
+/// An entry `{_id: from, ...}` as it is under the name `to`.
+fn renamed(mut entry: Document, to: &str) -> Document {
+    entry.insert("_id", to);
+    entry
+}
+
+/// An ingest-log entry of dataset `from` as it is once the dataset is
+/// renamed `to`: its `_id` (see [`ingest_id`]) and `name` say `to`. With
+/// the `_id` it had, to delete; `None` for an entry without one.
+fn renamed_ingest_entry(mut entry: Document, from: &str, to: &str) -> Option<(Bson, Document)> {
+    let old = entry.get("_id").cloned()?;
+    let input = ingest_input(&entry, from);
+    entry.insert("_id", ingest_id(to, &input));
+    entry.insert(INGEST_DATASET_FIELD, to);
+    Some((old, entry))
+}
+
+/// The documents a scan hands on, collected.
+pub(crate) fn collected(
+    scan: impl FnOnce(&mut dyn FnMut(Document) -> Result<()>) -> Result<()>,
+) -> Result<Vec<Document>> {
+    let mut out = Vec::new();
+    scan(&mut |d| {
+        out.push(d);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The entries a load's commit writes once its documents are in place, in
+/// the order that keeps a store without transactions readable at every
+/// step: the `coord_index` entry (when the coordinates changed), the
+/// summary (removed when there is none), the `metadata` entry, which makes
+/// the dataset complete to readers and to `db -a`, and last the ingest log,
+/// so that an entry exists only for a load that is complete and a load cut
+/// short before it is not skipped when run again.
+pub(crate) struct Entries {
+    pub name: String,
+    pub coord_index: Option<RawDocumentBuf>,
+    pub summary: Option<Document>,
+    pub metadata: Document,
+    pub ingest: Vec<Document>,
+}
+
+impl Entries {
+    /// Write them, in that order.
+    pub(crate) fn write(self, store: &(impl Store + ?Sized)) -> Result<()> {
+        if let Some(ci) = self.coord_index {
+            store.put_raw(COORD_INDEX, ci)?;
+        }
+        match self.summary {
+            Some(summary) => store.put(SUMMARY, &summary)?,
+            None => store.delete(SUMMARY, &Bson::String(self.name.clone()))?,
+        }
+        store.put(METADATA, &self.metadata)?;
+        for entry in &self.ingest {
+            store.put(INGEST_LOG, entry)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the commands do to datasets, for every [`Store`].
+pub trait Datasets: Store {
+    /// Run `f` as one transaction where the store has them (all or
+    /// nothing); elsewhere, step by step.
+    fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.begin_transaction()?;
+        match f(self) {
+            Ok(v) => {
+                self.commit_transaction()?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback_transaction();
+                Err(e)
+            }
+        }
+    }
+
+    /// Names of the data collections, sorted; bookkeeping and internal
+    /// collections (`metadata`, `coord_index`, `summary_stats`, names
+    /// starting with `_`) are not among them.
+    fn collections(&self) -> Result<Vec<String>> {
+        Ok(self
+            .all_collections()?
+            .into_iter()
+            .filter(|n| is_data_collection(n))
+            .collect())
+    }
+
+    /// Internal collections (names starting with `_`) other than the
+    /// ingest log, the locks and the geometry caches of existing datasets
+    /// (see [`geom_name`]), sorted: what an interrupted load left behind
+    /// (see [`super::staged_dataset`]), or a geometry cache whose dataset is
+    /// gone. `db -a` reports them.
+    fn leftovers(&self) -> Result<Vec<String>> {
+        let all = self.all_collections()?;
+        let (metadata, coords) = (self.entry_ids(METADATA)?, self.entry_ids(COORD_INDEX)?);
+        // flux-server's geometry cache of a dataset that exists is kept.
+        let is_dataset = |d: &str| {
+            is_data_collection(d)
+                && (all.iter().any(|c| c == d)
+                    || metadata.iter().any(|m| m == d)
+                    || coords.iter().any(|c| c == d))
+        };
+        Ok(all
+            .iter()
+            .filter(|n| n.starts_with('_') && !is_kept_internal(n))
+            .filter(|n| !geom_dataset(n).is_some_and(is_dataset))
+            .cloned()
+            .collect())
+    }
+
+    /// Drop a leftover (a collection [`Datasets::leftovers`] lists); any
+    /// other name is refused.
+    fn drop_leftover(&mut self, collection: &str) -> Result<()> {
+        if !self.leftovers()?.iter().any(|l| l == collection) {
+            return Err(Error::collection(collection, "is not a leftover of a load"));
+        }
+        self.drop_collection(collection)
+    }
+
+    /// Delete every part of dataset `name` (see [`parts_of`]), all or
+    /// nothing where the store has transactions, else in that order.
+    fn remove(&mut self, name: &str) -> Result<()> {
+        let id = Bson::String(name.into());
+        self.atomically(|s| {
+            for part in parts_of(name) {
+                match part {
+                    Part::Collection(c) => s.drop_collection(&c)?,
+                    Part::Entry(bookkeeping) => s.delete(bookkeeping, &id)?,
+                    Part::IngestLog => s.delete_where(INGEST_LOG, &ingest_entries_of(name))?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Move every part of dataset `from` to `to`; refused when anything
+    /// named `to` exists. All or nothing where the store has transactions.
+    /// Elsewhere the `metadata` entry moves last: a rename cut short leaves
+    /// `from`'s metadata entry beside `to`'s collection, and running it
+    /// again completes it.
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.atomically(|s| {
+            let (from_meta, from_ci) = (s.entry(METADATA, from)?, s.entry(COORD_INDEX, from)?);
+            let (to_meta, to_ci) = (s.entry(METADATA, to)?, s.entry(COORD_INDEX, to)?);
+            let (from_coll, to_coll) = (s.exists(from)?, s.exists(to)?);
+            let moved_meta = from_meta.clone().map(|d| renamed(d, to));
+            let moved_ci = from_ci.clone().map(|d| renamed(d, to));
+            // A rename cut short after moving the collection: the metadata
+            // entry is still under `from`, and what `to` has is a copy.
+            let resuming = !from_coll
+                && to_coll
+                && from_meta.is_some()
+                && (to_meta.is_none() || to_meta == moved_meta)
+                && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci);
+            if !resuming && (to_coll || to_meta.is_some() || to_ci.is_some()) {
+                return Err(Error::collection(
+                    to,
+                    "already exists; remove it first or choose another name",
+                ));
+            }
+            if from_coll {
+                s.rename_collection(from, to)?;
+            }
+            // flux-server's geometry cache moves with the coordinates; one
+            // under `to` can only be stale (nothing named `to` exists).
+            if s.exists(&geom_name(from))? {
+                s.rename_collection(&geom_name(from), &geom_name(to))?;
+            }
+            let (from_id, to_id) = (Bson::String(from.into()), Bson::String(to.into()));
+            if let Some(ci) = moved_ci {
+                s.put(COORD_INDEX, &ci)?;
+                s.delete(COORD_INDEX, &from_id)?;
+            }
+            // The summary moves with the documents it describes. Without
+            // one under `from`, any under `to` is not this dataset's
+            // (unless a rename cut short has moved it already).
+            match s.entry(SUMMARY, from)? {
+                Some(summary) => {
+                    s.put(SUMMARY, &renamed(summary, to))?;
+                    s.delete(SUMMARY, &from_id)?;
+                }
+                None if !resuming => s.delete(SUMMARY, &to_id)?,
+                None => {}
+            }
+            // Each ingest-log entry is copied under its new _id before the
+            // old one goes, so a rename cut short loses none and running it
+            // again moves the rest.
+            for entry in s.ingest_log(from)? {
+                let Some((old, entry)) = renamed_ingest_entry(entry, from, to) else {
+                    continue;
+                };
+                s.put(INGEST_LOG, &entry)?;
+                s.delete(INGEST_LOG, &old)?;
+            }
+            if let Some(md) = moved_meta {
+                s.put(METADATA, &md)?;
+                s.delete(METADATA, &from_id)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The ingest-log entries of dataset `name`, in `_id` order.
+    fn ingest_log(&self, name: &str) -> Result<Vec<Document>> {
+        collected(|f| self.scan(INGEST_LOG, &ingest_entries_of(name), f))
+    }
+
+    /// The ingest-log entry whose `_id` is `id` (see [`ingest_id`]).
+    fn ingest_entry(&self, id: &str) -> Result<Option<Document>> {
+        self.get(INGEST_LOG, &Bson::String(id.into()))
+    }
+
+    /// Every lock, as (dataset, holder), in dataset order.
+    fn locks(&self) -> Result<Vec<(String, Holder)>> {
+        let mut out = Vec::new();
+        self.scan(LOCKS, &Filter::All, &mut |d| {
+            if let (Ok(name), Some(h)) = (d.get_str("_id"), Holder::from_document(&d)) {
+                out.push((name.to_string(), h));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+impl<S: Store + ?Sized> Datasets for S {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_takes_the_metadata_entry_before_the_documents() {
+        let parts = parts_of("casa");
+        let at = |p: &Part| parts.iter().position(|q| q == p).unwrap();
+        assert!(at(&Part::Entry(METADATA)) < at(&Part::Collection("casa".into())));
+        assert!(at(&Part::Collection(staging_name("casa"))) < at(&Part::Entry(METADATA)));
+        assert!(at(&Part::Collection("casa".into())) < at(&Part::Entry(COORD_INDEX)));
+    }
+
+    #[test]
+    fn renamed_ingest_entries_keep_their_input() {
+        let entry = bson::doc! { "_id": ingest_id("a", "f00d"), "name": "a", "input": "f00d" };
+        let (old, new) = renamed_ingest_entry(entry, "a", "b").unwrap();
+        assert_eq!(old, Bson::String("a/f00d".into()));
+        assert_eq!(new.get_str("_id").unwrap(), "b/f00d");
+        assert_eq!(new.get_str("name").unwrap(), "b");
+        // An entry without `input`: the input is read from its `_id`.
+        let entry = bson::doc! { "_id": "a/beef", "name": "a" };
+        let (_, new) = renamed_ingest_entry(entry, "a", "b").unwrap();
+        assert_eq!(new.get_str("_id").unwrap(), "b/beef");
+        assert!(renamed_ingest_entry(bson::doc! { "name": "a" }, "a", "b").is_none());
+    }
+}
