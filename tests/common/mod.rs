@@ -37,6 +37,8 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
+        // Before this test writes any HDF5 file (see the function).
+        without_hdf5_file_locks();
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -159,7 +161,9 @@ pub fn png_summary(path: &Path) -> (u32, u32, usize) {
 /// HDF5's lock on the file, for as long as it runs; a later read of that
 /// file then fails with "unable to lock file". The tests that write HDF5
 /// turn the library's file locking off for their own process (the children
-/// they start keep it on).
+/// they start keep it on). The library reads the variable once, when it
+/// starts: so every test calls this before it touches HDF5 (`Env::new`
+/// does), whichever test of the process touches it first.
 pub fn without_hdf5_file_locks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE"));
