@@ -365,9 +365,10 @@ struct Complex {
 
 /// A row-major matrix of little-endian doubles stored contiguously is read
 /// straight from the file, the others through the library. Written by h5py
-/// (an independent writer) in three layouts, each loads into the documents
-/// MAT v5 gives of the same matrix (the MAT v5 reader is another code path
-/// entirely).
+/// (an independent writer) in three layouts, and two of them behind a user
+/// block of h5py's (zeros, not MATLAB's header: the file starts with no
+/// signature at all), each loads into the documents MAT v5 gives of the
+/// same matrix (the MAT v5 reader is another code path entirely).
 #[test]
 fn row_major_files_read_straight_or_through_the_library_agree() {
     common::without_hdf5_file_locks();
@@ -393,8 +394,12 @@ layouts = {
     "le_chunked.h5": dict(dtype="<f8", chunks=(7, 2), compression="gzip"),
 }
 for name, how in layouts.items():
+    dtype = how.pop("dtype")
     with h5py.File(out + "/" + name, "w") as f:
-        f.create_dataset("fluxes/2004/flux", data=m.astype(how.pop("dtype")), **how)
+        f.create_dataset("fluxes/2004/flux", data=m.astype(dtype), **how)
+    if name != "be_contiguous.h5":
+        with h5py.File(out + "/userblock_" + name, "w", userblock_size=4096) as f:
+            f.create_dataset("fluxes/2004/flux", data=m.astype(dtype), **how)
 "#;
     let (rows, cols) = (m.nrows().to_string(), m.ncols().to_string());
     let out = dir.path().to_str().unwrap();
@@ -403,7 +408,13 @@ for name, how in layouts.items():
         script,
         &[text.to_str().unwrap(), out, &rows, &cols],
     );
-    for name in ["le_contiguous.h5", "be_contiguous.h5", "le_chunked.h5"] {
+    for name in [
+        "le_contiguous.h5",
+        "be_contiguous.h5",
+        "le_chunked.h5",
+        "userblock_le_contiguous.h5",
+        "userblock_le_chunked.h5",
+    ] {
         let (docs, md) = load(&dir.path().join(name), ";var_name=fluxes/2004/flux");
         assert_eq!(docs, want_docs, "documents of {name}");
         assert_eq!(md, want_md, "metadata of {name}");

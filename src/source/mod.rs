@@ -119,10 +119,14 @@ const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// checked of it before a library opens it: an HDF5 file's global heaps,
 /// a NetCDF-3 header; an HDF5 file that libnetcdf wrote is NetCDF-4.
 pub fn detect(path: &Path) -> Result<FileFormat> {
-    let (format, version) = sniff_version(path)?;
+    let Sniffed {
+        format,
+        netcdf_version,
+        hdf5_base,
+    } = sniffed(path)?;
     match format {
         FileFormat::Hdf5 => {
-            hdf5_heaps::check(path, 0)?;
+            hdf5_heaps::check(path, hdf5_base)?;
             crash_guard::reading(path);
             let netcdf4 = self::netcdf::is_netcdf4(path);
             crash_guard::clear();
@@ -133,11 +137,11 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
             })
         }
         FileFormat::NetCdf3 => {
-            netcdf3_header::check(path, version)?;
+            netcdf3_header::check(path, netcdf_version)?;
             Ok(FileFormat::NetCdf3)
         }
         FileFormat::MatV73 => {
-            hdf5_heaps::check(path, 512)?;
+            hdf5_heaps::check(path, hdf5_base)?;
             Ok(FileFormat::MatV73)
         }
         other => Ok(other),
@@ -149,11 +153,47 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
 /// that it can be read, before anything else is said of it. An HDF5 file
 /// is `Hdf5` here, whether libnetcdf wrote it or not.
 pub fn sniff(path: &Path) -> Result<FileFormat> {
-    sniff_version(path).map(|(format, _)| format)
+    sniffed(path).map(|s| s.format)
 }
 
-/// [`sniff`], with the version byte of a NetCDF-3 file.
-fn sniff_version(path: &Path) -> Result<(FileFormat, u8)> {
+/// What the first bytes of a file say.
+struct Sniffed {
+    format: FileFormat,
+    /// The version byte of a NetCDF-3 file (1, 2 or 5).
+    netcdf_version: u8,
+    /// Where the superblock of an HDF5 file starts: 0, or the size of its
+    /// user block (512 behind a MATLAB header; any power of two from 512
+    /// up, as h5py's `userblock_size` makes it).
+    hdf5_base: u64,
+}
+
+/// Where an HDF5 file whose first bytes are a user block has its
+/// signature: the library looks at 0, 512, 1024, 2048 and so on up to the
+/// end of the file, and so does this.
+fn hdf5_after_user_block(f: &std::fs::File) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut at = 512u64;
+    while at.saturating_add(8) <= len {
+        let mut sig = [0u8; 8];
+        f.read_exact_at(&mut sig, at)?;
+        if &sig == HDF5_SIGNATURE {
+            return Ok(Some(at));
+        }
+        at *= 2;
+    }
+    Ok(None)
+}
+
+/// [`sniff`], with what [`detect`] needs to know beyond the format.
+fn sniffed(path: &Path) -> Result<Sniffed> {
+    let found = |format, netcdf_version, hdf5_base| {
+        Ok(Sniffed {
+            format,
+            netcdf_version,
+            hdf5_base,
+        })
+    };
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -214,10 +254,10 @@ fn sniff_version(path: &Path) -> Result<(FileFormat, u8)> {
         return Err(Error::format(path, "the file is empty"));
     }
     if head.starts_with(HDF5_SIGNATURE) {
-        return Ok((FileFormat::Hdf5, 0));
+        return found(FileFormat::Hdf5, 0, 0);
     }
     if head.len() >= 4 && &head[..3] == b"CDF" && matches!(head[3], 1 | 2 | 5) {
-        return Ok((FileFormat::NetCdf3, head[3]));
+        return found(FileFormat::NetCdf3, head[3], 0);
     }
     if head.starts_with(b"MATLAB") && n < 128 {
         return Err(Error::format(
@@ -235,9 +275,9 @@ fn sniff_version(path: &Path) -> Result<(FileFormat, u8)> {
             u16::from_be_bytes(version)
         };
         return match v {
-            0x0100 => Ok((FileFormat::MatV5, 0)),
+            0x0100 => found(FileFormat::MatV5, 0, 0),
             0x0200 if head.len() >= 520 && &head[512..520] == HDF5_SIGNATURE => {
-                Ok((FileFormat::MatV73, 0))
+                found(FileFormat::MatV73, 0, 512)
             }
             0x0200 => Err(Error::format(
                 path,
@@ -249,8 +289,13 @@ fn sniff_version(path: &Path) -> Result<(FileFormat, u8)> {
             )),
         };
     }
+    // A user block of the writer's own (h5py's `userblock_size`), not
+    // MATLAB's header: the HDF5 signature follows it.
+    if let Some(base) = hdf5_after_user_block(&f).map_err(io)? {
+        return found(FileFormat::Hdf5, 0, base);
+    }
     if matv4::looks_like_v4(head) {
-        return Ok((FileFormat::MatV4, 0));
+        return found(FileFormat::MatV4, 0, 0);
     }
     Err(Error::format(
         path,
