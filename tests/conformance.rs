@@ -15,7 +15,7 @@ use fluxpy::cmd::db::{audit_findings, audit_report, fix};
 use fluxpy::store::lock;
 use fluxpy::store::{
     embedded::Embedded, geom_name, ingest_id, staging_name, Attempt, Datasets, Filter, Holder,
-    Store, COORD_INDEX, METADATA, SUMMARY,
+    Store, COORD_INDEX, METADATA, SUMMARY, SUMMARY_PENDING,
 };
 
 type Scenario = fn(&mut dyn Store);
@@ -305,6 +305,22 @@ fn rename_and_remove_every_part(store: &mut dyn Store) {
     assert_eq!(store.entry(SUMMARY, "c").unwrap(), None);
     store.rename("c", "d").unwrap();
     assert_eq!(store.entry(SUMMARY, "d").unwrap(), None);
+
+    // A summary that names an append cut short (on a store without
+    // transactions) names it by its new ingest-log `_id` once renamed, so
+    // that the same load into the new name may finish it.
+    load(store, "e", vec![step(0, 1.0)]);
+    let pending =
+        doc! { "_id": "e", SUMMARY_PENDING: ingest_id("e", "f00d"), "path": "/data/e.mat" };
+    store.put(SUMMARY, &pending).unwrap();
+    store.rename("e", "f").unwrap();
+    let moved = store.entry(SUMMARY, "f").unwrap().unwrap();
+    assert_eq!(
+        moved.get_str(SUMMARY_PENDING).unwrap(),
+        ingest_id("f", "f00d")
+    );
+    assert_eq!(moved.get_str("path").unwrap(), "/data/e.mat");
+    store.remove("f").unwrap();
 
     store.remove("b").unwrap();
     assert_eq!(store.entry(SUMMARY, "b").unwrap(), None);

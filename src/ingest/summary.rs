@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::Summary;
-use crate::store::{Store, MAX_DOCUMENT_BYTES, METADATA, SUMMARY};
+use crate::store::{Store, MAX_DOCUMENT_BYTES, METADATA, SUMMARY, SUMMARY_PENDING};
 
 /// Which summary entries this version writes and reads.
 const SUMMARY_VERSION: i32 = 1;
@@ -73,7 +73,7 @@ pub(crate) fn refuse_over_unfinished_append(store: &dyn Store, name: &str, id: &
     let Some(entry) = store.entry(SUMMARY, name)? else {
         return Ok(());
     };
-    match entry.get("pending") {
+    match entry.get(SUMMARY_PENDING) {
         Some(Bson::String(p)) if p != id => Err(Error::collection(
             name,
             format!(

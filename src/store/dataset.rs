@@ -18,6 +18,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 use super::{
     geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal,
     staging_name, Filter, Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    SUMMARY_PENDING,
 };
 use crate::error::{Error, Result};
 
@@ -240,7 +241,13 @@ pub trait Datasets: Store {
             // one under `from`, any under `to` is not this dataset's
             // (unless a rename cut short has moved it already).
             match s.entry(SUMMARY, from)? {
-                Some(summary) => {
+                Some(mut summary) => {
+                    // An append cut short names itself by its ingest-log
+                    // `_id`, which the rename changes as it changes the log's.
+                    let pending = summary.get_str(SUMMARY_PENDING).ok();
+                    if let Some(input) = pending.and_then(|p| p.strip_prefix(&format!("{from}/"))) {
+                        summary.insert(SUMMARY_PENDING, ingest_id(to, input));
+                    }
                     s.put(SUMMARY, &renamed(summary, to))?;
                     s.delete(SUMMARY, &from_id)?;
                 }

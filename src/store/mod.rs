@@ -45,6 +45,11 @@ pub const COORD_INDEX: &str = "coord_index";
 /// reading every stored document. Written with each load; a dataset without
 /// one gets it from its next load.
 pub const SUMMARY: &str = "summary_stats";
+/// The field of a summary entry that names (by its ingest-log `_id`, see
+/// [`ingest_id`]) the load whose commit is under way on a store without
+/// transactions: only that load, run again, may go on (see
+/// `ingest::summary`).
+pub const SUMMARY_PENDING: &str = "pending";
 /// The database name when the URI names none, as in the old tool.
 pub const DEFAULT_DB_NAME: &str = "fluxvis";
 /// The largest document MongoDB stores (its `maxBsonObjectSize`). Both

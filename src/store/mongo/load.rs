@@ -12,7 +12,7 @@ use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
 use crate::store::{
     check_document_size, geom_name, sort_key, Entries, Filter, Load, Store, COORD_INDEX,
-    INGEST_LOG, METADATA, SUMMARY,
+    INGEST_LOG, METADATA, SUMMARY, SUMMARY_PENDING,
 };
 
 /// The field of a dataset's summary entry that notes its largest `_id`.
@@ -337,7 +337,8 @@ impl MongoLoad<'_> {
                 .cloned()
                 .unwrap_or(Bson::Null)
         };
-        let pending = doc! { "_id": &self.name, "pending": entry("_id"), "path": entry("path") };
+        let pending =
+            doc! { "_id": &self.name, SUMMARY_PENDING: entry("_id"), "path": entry("path") };
         store.put(SUMMARY, &pending)?;
         let merged = store
             .coll(&self.staging)
