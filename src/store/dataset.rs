@@ -89,6 +89,17 @@ pub(crate) fn collected(
     Ok(out)
 }
 
+/// What a load records beside its documents, for its commit to write (see
+/// [`Entries`]); every backend's load keeps one.
+#[derive(Debug, Default)]
+pub struct Bookkeeping {
+    /// The dataset's summary entry; without one the commit removes the
+    /// stored one.
+    pub summary: Option<Document>,
+    /// The load's ingest-log entries.
+    pub ingest: Vec<Document>,
+}
+
 /// The entries a load's commit writes once its documents are in place, in
 /// the order that keeps a store without transactions readable at every
 /// step: the `coord_index` entry (when the coordinates changed), the

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    sort_key, Attempt, Entries, Filter, Holder, Load, Renew, Store, COORD_INDEX, LOCKS, METADATA,
+    sort_key, Attempt, Bookkeeping, Entries, Filter, Holder, Load, Renew, Store, COORD_INDEX,
+    LOCKS, METADATA,
 };
 use crate::error::{Error, Result};
 
@@ -558,8 +559,7 @@ impl Store for Embedded {
         Ok(Box::new(EmbeddedLoad {
             store: self,
             name: name.to_string(),
-            ingest: Vec::new(),
-            summary: None,
+            bookkeeping: Bookkeeping::default(),
             committed: false,
         }))
     }
@@ -723,10 +723,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 struct EmbeddedLoad<'c> {
     store: &'c mut Embedded,
     name: String,
-    /// Ingest-log entries, written by the commit.
-    ingest: Vec<Document>,
-    /// The summary entry, written (or, when `None`, removed) by the commit.
-    summary: Option<Document>,
+    bookkeeping: Bookkeeping,
     committed: bool,
 }
 
@@ -775,18 +772,12 @@ impl Load for EmbeddedLoad<'_> {
         Ok(())
     }
 
-    fn set_summary(&mut self, entry: Option<Document>) {
-        self.summary = entry;
+    fn bookkeeping(&mut self) -> &mut Bookkeeping {
+        &mut self.bookkeeping
     }
 
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         self.store.scan(&self.name, &Filter::All, f)
-    }
-
-    fn log_ingest(&mut self, entry: Document) -> Result<()> {
-        encode(&entry)?;
-        self.ingest.push(entry);
-        Ok(())
     }
 
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
@@ -804,9 +795,9 @@ impl Load for EmbeddedLoad<'_> {
         Entries {
             name: self.name.clone(),
             coord_index: Some(coord_index),
-            summary: self.summary.take(),
+            summary: self.bookkeeping.summary.take(),
             metadata,
-            ingest: std::mem::take(&mut self.ingest),
+            ingest: std::mem::take(&mut self.bookkeeping.ingest),
         }
         .write(&*self.store)?;
         self.store.commit_transaction()?;

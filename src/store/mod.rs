@@ -30,8 +30,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-pub use dataset::Datasets;
 pub(crate) use dataset::{collected, Entries, INGEST_DATASET_FIELD};
+pub use dataset::{Bookkeeping, Datasets};
 pub use key::sort_key;
 pub use lock::{Attempt, Holder, Lease, Renew};
 
@@ -321,16 +321,27 @@ pub trait Load {
     /// Call it before writing those `_id`s.
     fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
 
+    /// What the commit writes beside the documents (see [`Bookkeeping`]).
+    fn bookkeeping(&mut self) -> &mut Bookkeeping;
+
     /// The dataset's entry in [`SUMMARY`], written by the commit with the
     /// rest; without one (or with `None`) the commit removes the stored one.
-    fn set_summary(&mut self, entry: Option<Document>);
+    fn set_summary(&mut self, entry: Option<Document>) {
+        self.bookkeeping().summary = entry;
+    }
 
     /// Every document of the dataset as it will be once committed, in `_id` order.
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
 
     /// Record `entry` (with its `_id` from [`ingest_id`]) in the ingest log
     /// as part of the commit: written with it, and not at all without it.
-    fn log_ingest(&mut self, entry: Document) -> Result<()>;
+    fn log_ingest(&mut self, entry: Document) -> Result<()> {
+        let bytes = bson::to_vec(&entry)
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        check_document_size(INGEST_LOG, entry.get("_id"), bytes.len())?;
+        self.bookkeeping().ingest.push(entry);
+        Ok(())
+    }
 
     /// Write the `coord_index` and `metadata` entries and make everything visible.
     fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;

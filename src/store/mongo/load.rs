@@ -11,8 +11,8 @@ use super::writer::encode;
 use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
 use crate::store::{
-    check_document_size, geom_name, sort_key, Entries, Filter, Load, Store, COORD_INDEX,
-    INGEST_LOG, METADATA, SUMMARY, SUMMARY_PENDING,
+    check_document_size, geom_name, sort_key, Bookkeeping, Entries, Filter, Load, Store,
+    COORD_INDEX, INGEST_LOG, METADATA, SUMMARY, SUMMARY_PENDING,
 };
 
 /// The field of a dataset's summary entry that notes its largest `_id`.
@@ -79,8 +79,8 @@ impl Load for MongoLoad<'_> {
         Ok(())
     }
 
-    fn set_summary(&mut self, entry: Option<Document>) {
-        self.summary = entry;
+    fn bookkeeping(&mut self) -> &mut Bookkeeping {
+        &mut self.bookkeeping
     }
 
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
@@ -135,11 +135,6 @@ impl Load for MongoLoad<'_> {
         }
     }
 
-    fn log_ingest(&mut self, entry: Document) -> Result<()> {
-        self.ingest.push(entry);
-        Ok(())
-    }
-
     fn abandon(mut self: Box<Self>) {
         // The staging collection is the new holder's now: only the insert
         // in flight is waited for.
@@ -150,8 +145,8 @@ impl Load for MongoLoad<'_> {
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
         let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
             .into_iter()
-            .chain(self.summary.iter().map(|e| (e, SUMMARY)))
-            .chain(self.ingest.iter().map(|e| (e, INGEST_LOG)));
+            .chain(self.bookkeeping.summary.iter().map(|e| (e, SUMMARY)))
+            .chain(self.bookkeeping.ingest.iter().map(|e| (e, INGEST_LOG)));
         for entry in entries {
             let bytes = bson::to_vec(entry.0)
                 .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
@@ -286,14 +281,14 @@ impl MongoLoad<'_> {
             coord_index,
             summary: self.summary_with_last(stored_last),
             metadata,
-            ingest: std::mem::take(&mut self.ingest),
+            ingest: std::mem::take(&mut self.bookkeeping.ingest),
         })
     }
 
     /// The summary entry to write, with the largest `_id` NAME holds once
     /// this load is committed (so that the next append need not ask).
     fn summary_with_last(&mut self, stored_last: Option<(Vec<u8>, Bson)>) -> Option<Document> {
-        let mut summary = self.summary.take()?;
+        let mut summary = self.bookkeeping.summary.take()?;
         let last = self
             .written
             .iter()
@@ -323,6 +318,7 @@ impl MongoLoad<'_> {
         let same_coords = before.coords_sha256.is_some()
             && before.coords_sha256.as_deref()
                 == self
+                    .bookkeeping
                     .summary
                     .as_ref()
                     .and_then(|s| s.get_str(COORDS_SHA256).ok());
@@ -331,7 +327,8 @@ impl MongoLoad<'_> {
         }
         store.delete(METADATA, &Bson::String(self.name.clone()))?;
         let entry = |k: &str| {
-            self.ingest
+            self.bookkeeping
+                .ingest
                 .first()
                 .and_then(|e| e.get(k))
                 .cloned()

@@ -35,7 +35,9 @@ use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
-use super::{checked_id, staging_name, Attempt, Filter, Holder, Load, Renew, Store, LOCKS};
+use super::{
+    checked_id, staging_name, Attempt, Bookkeeping, Filter, Holder, Load, Renew, Store, LOCKS,
+};
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
 use errors::{is_duplicate_key, map_err, Subject};
@@ -321,8 +323,7 @@ impl Store for Mongo {
             in_flight: None,
             last_key: None,
             in_order: true,
-            ingest: Vec::new(),
-            summary: None,
+            bookkeeping: Bookkeeping::default(),
             committed: false,
             appending: false,
             written: Vec::new(),
@@ -383,10 +384,8 @@ struct MongoLoad<'s> {
     last_key: Option<Vec<u8>>,
     /// Whether the staging collection's natural order is still `_id` order.
     in_order: bool,
-    /// Ingest-log entries, written last by the commit.
-    ingest: Vec<Document>,
-    /// The summary entry, written before the metadata by the commit.
-    summary: Option<Document>,
+    /// The summary and ingest-log entries the commit writes.
+    bookkeeping: Bookkeeping,
     committed: bool,
     /// NAME existed when the load began: the staging collection holds only
     /// the documents this load writes, merged into NAME by the commit.
