@@ -447,6 +447,12 @@ fn regressions_found_by_fuzzing() {
         &dir.join("netcdf4-variable-the-library-cannot-inquire.nc"),
         &["the netcdf library failed on it"],
     );
+    // A variable of type 12 (NetCDF-4's string) in a NetCDF-3 header:
+    // libnetcdf divided by its size, 0, and the process died on SIGFPE.
+    g.refuse_file(
+        &dir.join("netcdf3-variable-of-netcdf4-string-type.nc"),
+        &["damaged NetCDF-3 file", "variable type 12", "at byte 532"],
+    );
     // libhdf5 1.10 looped forever on a global heap whose free space
     // declares 0 bytes, on the first attribute libnetcdf read.
     g.refuse_file(

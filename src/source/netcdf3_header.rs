@@ -175,7 +175,17 @@ impl Header {
             let id = if self.wide_counts { 8 } else { 4 };
             self.skip(dims, id, "dimensions of a variable")?;
             self.attributes()?;
-            self.u32("a variable's type")?;
+            // libnetcdf divides by the size of a variable's type, which is
+            // 0 for a type the format does not have (NC_STRING, 12, is
+            // NetCDF-4's): a process stopped on SIGFPE.
+            let kind = self.u32("a variable's type")?;
+            let last = if self.wide_counts { 11 } else { 6 };
+            if !(1..=last).contains(&kind) {
+                return Err(Stop::Damaged(format!(
+                    "its header gives a variable type {kind}, which this NetCDF-3 format does not have, at byte {}",
+                    self.at - 4
+                )));
+            }
             self.count("a variable's size")?;
             if self.wide_offsets {
                 self.bytes::<8>("a variable's offset")?;
