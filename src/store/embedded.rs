@@ -763,10 +763,24 @@ impl Load for EmbeddedLoad<'_> {
     }
 
     fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
-        // Inside the load's transaction, before it writes these `_id`s.
+        // Inside the load's transaction, before it writes these `_id`s: one
+        // cached statement for all of them (the table exists since
+        // `begin_load`).
+        let (conn, path) = (&self.store.conn, &self.store.path);
+        let err = sql_err(path);
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT doc FROM {} WHERE key = ?1",
+                table(&self.name)
+            ))
+            .map_err(&err)?;
         for id in ids {
-            if let Some(d) = self.store.get(&self.name, id)? {
-                f(d)?;
+            let bytes: Option<Vec<u8>> = st
+                .query_row([sort_key(id)], |r| r.get(0))
+                .optional()
+                .map_err(&err)?;
+            if let Some(b) = bytes {
+                f(decode(path, &b)?)?;
             }
         }
         Ok(())

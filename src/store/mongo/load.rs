@@ -12,7 +12,7 @@ use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
 use crate::store::{
     check_document_size, geom_name, sort_key, Bookkeeping, Entries, Filter, Load, Store,
-    COORD_INDEX, INGEST_LOG, METADATA, SUMMARY, SUMMARY_PENDING,
+    COORD_INDEX, METADATA, SUMMARY, SUMMARY_PENDING,
 };
 
 /// The field of a dataset's summary entry that notes its largest `_id`.
@@ -143,10 +143,11 @@ impl Load for MongoLoad<'_> {
     }
 
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        // Every entry is checked before anything is written (the ingest-log
+        // entries were, by `log_ingest`).
         let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
             .into_iter()
-            .chain(self.bookkeeping.summary.iter().map(|e| (e, SUMMARY)))
-            .chain(self.bookkeeping.ingest.iter().map(|e| (e, INGEST_LOG)));
+            .chain(self.bookkeeping.summary.iter().map(|e| (e, SUMMARY)));
         for entry in entries {
             let bytes = bson::to_vec(entry.0)
                 .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
