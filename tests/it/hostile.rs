@@ -15,7 +15,7 @@ const STM: &str = "SpatioTemporalMatrix";
 /// A store holding the sample, and a way to see whether anything changed.
 struct Guarded {
     env: Env,
-    before: (String, String),
+    before: (Vec<(String, u64)>, Vec<Vec<u8>>),
 }
 
 impl Guarded {
@@ -35,11 +35,27 @@ impl Guarded {
         Self { env, before }
     }
 
-    fn state(env: &Env) -> (String, String) {
-        (
-            env.run(&["export", "-n", "s"]).ok().stdout,
-            env.run(&["db", "-l", "collections", "-x"]).ok().stdout,
-        )
+    /// Everything the store shows, read through the library (a refusal is
+    /// checked against it hundreds of times): every collection with its
+    /// count, the documents of every collection, metadata and coord_index
+    /// included, as their BSON bytes in `_id` order.
+    fn state(env: &Env) -> (Vec<(String, u64)>, Vec<Vec<u8>>) {
+        use fluxpy::store::{Datasets, Filter, Store, COORD_INDEX, METADATA};
+        let store = fluxpy::store::embedded::Embedded::open_read_only(&env.db()).unwrap();
+        let mut names = store.collections().unwrap();
+        names.extend([METADATA.to_string(), COORD_INDEX.to_string()]);
+        let mut counts = vec![];
+        let mut docs = vec![];
+        for c in names {
+            counts.push((c.clone(), store.count(&c).unwrap()));
+            store
+                .scan(&c, &Filter::All, &mut |d| {
+                    docs.push(bson::to_vec(&d).unwrap());
+                    Ok(())
+                })
+                .unwrap();
+        }
+        (counts, docs)
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {

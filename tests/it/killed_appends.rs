@@ -68,8 +68,9 @@ fn kill_append(env: &Env, db: &str, args: &[&str], delay: Duration) -> bool {
     if !finished {
         child.kill().unwrap(); // SIGKILL
     }
-    child.wait().unwrap();
-    !finished
+    // Killed only if the signal ended it (a zombie takes it unharmed).
+    use std::os::unix::process::ExitStatusExt;
+    child.wait().unwrap().signal() == Some(9)
 }
 
 /// Every delay, on the store `fresh()` hands out (a new one each time),
