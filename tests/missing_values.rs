@@ -172,8 +172,14 @@ fn check_exports(db: &str) {
     let csv = run(db, &["export", "-n", "points", "--format", "csv"])
         .ok()
         .stdout;
-    assert!(csv.lines().any(|r| r.ends_with(",-99.5,40.5,,0.25")), "{csv}");
-    assert!(csv.lines().any(|r| r.ends_with(",-98.5,41.5,387.25,")), "{csv}");
+    assert!(
+        csv.lines().any(|r| r.ends_with(",-99.5,40.5,,0.25")),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|r| r.ends_with(",-98.5,41.5,387.25,")),
+        "{csv}"
+    );
 }
 
 /// What the store holds for the missing values, read through the library:

@@ -133,7 +133,7 @@ impl Model for Kriged {
         };
         let mut batch = Batch::from_documents(self, vec![doc])?;
         batch.loss = loss;
-        return out(batch);
+        out(batch)
     }
 
     fn expected_documents(&self, _info: &MatrixInfo) -> usize {
