@@ -259,7 +259,7 @@ fn other_names_dimension_orders_packing_and_irregular_times() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .all(|s| s[i] == serde_json::json!({"$numberDouble": "NaN"}))
+                .all(|s| s[i].is_null())
         })
         .collect();
     assert_eq!(
@@ -271,11 +271,15 @@ fn other_names_dimension_orders_packing_and_irregular_times() {
     assert!(!kept.contains(&all[empty[0]]));
     let docs = env.run(&["export", "-n", "odd_dropped"]).ok().json_lines();
     for (k, d) in docs.iter().enumerate() {
-        let want: Vec<&Value> = (0..all.len())
+        // The reference's null (missing) is the stored NaN.
+        let want: Vec<Value> = (0..all.len())
             .filter(|i| *i != empty[0])
-            .map(|i| &r["values"][k][i])
+            .map(|i| match &r["values"][k][i] {
+                Value::Null => serde_json::json!({"$numberDouble": "NaN"}),
+                v => v.clone(),
+            })
             .collect();
-        let got: Vec<&Value> = d["values"].as_array().unwrap().iter().collect();
+        let got: Vec<Value> = d["values"].as_array().unwrap().clone();
         assert_eq!(got, want, "step {k}");
     }
 }
