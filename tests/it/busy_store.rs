@@ -1,0 +1,111 @@
+//! The embedded store's busy wait follows `--lock-timeout`: a load waits
+//! for another process's write transaction as long as it says, and no
+//! longer (it used to be a fixed 30 s whatever the option).
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{sample, Env};
+
+fn load(env: &Env, name: &str, timeout: &str) -> std::process::Child {
+    env.command(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        name,
+        "--lock-timeout",
+        timeout,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+/// Another program's write transaction on the store, held until dropped.
+fn hold_write_lock(env: &Env) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
+}
+
+#[test]
+fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
+    let env = Env::new();
+    env.run(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "first",
+    ])
+    .ok();
+
+    // Busy for longer than the timeout: the load gives up after about 2 s.
+    let held = hold_write_lock(&env);
+    let start = Instant::now();
+    let out = load(&env, "second", "2").wait_with_output().unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("within 2 s") && stderr.contains("busy"),
+        "{stderr}"
+    );
+    assert!(
+        took >= Duration::from_millis(1900),
+        "gave up after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "waited {took:?} for a 2 s timeout"
+    );
+
+    // Busy for 3 s with 40 s allowed: the load waits, then succeeds.
+    let child = load(&env, "second", "40");
+    std::thread::sleep(Duration::from_secs(3));
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("could not be released"));
+
+    // Held past the old fixed 30 s wait, with 60 s allowed: still loads.
+    let held = hold_write_lock(&env);
+    let child = load(&env, "third", "60");
+    std::thread::sleep(Duration::from_secs(33));
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.run(&["db", "-a"]).code, 0);
+}
+
+#[test]
+fn parallel_loads_into_different_names_all_release_their_locks() {
+    let env = Env::new();
+    let children: Vec<_> = (0..8)
+        .map(|k| load(&env, &format!("n{k}"), "120"))
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("could not be released"), "{stderr}");
+    }
+    let audit = env.run(&["db", "-a"]);
+    assert_eq!(audit.code, 0, "{}{}", audit.stdout, audit.stderr);
+    assert!(audit.stdout.contains("8 datasets"), "{}", audit.stdout);
+}

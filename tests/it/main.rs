@@ -1,0 +1,36 @@
+//! The end-to-end tests: one binary, one harness (`common`), one module per
+//! area. Each module runs the real `manage` binary, or the library, on real
+//! files; `common` says how a test gets what it needs.
+
+mod common;
+
+mod appends;
+mod bounded_memory;
+mod busy_store;
+mod cli;
+mod coastlines;
+mod conformance;
+mod cron;
+mod csv_and_plot;
+mod flux_server;
+mod foreign_data;
+mod hdf5;
+mod honest_errors;
+mod hostile;
+mod hostile_args;
+mod killed_appends;
+mod locks;
+mod lost_digits;
+mod missing_values;
+mod models;
+mod mongodb;
+mod netcdf;
+mod newcomer;
+mod panics;
+mod rounding;
+mod store;
+mod store_format;
+mod store_truth;
+mod what_was_read;
+mod writers;
+mod writers_generated;
