@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod approx;
 mod base;
 mod cfgrid;
 pub(crate) mod encode;
@@ -30,7 +31,7 @@ pub use encode::recycle;
 pub use kind::{is_known_key, known_keys, models_table, Mark, ModelKind, ModelSpec};
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
-pub use stats::Stats;
+pub use stats::{Stats, MEDIAN_RELATIVE_ERROR, TABLE_LIMIT};
 pub use xco2::Xco2;
 
 /// What the documents of a collection add up to: the times they cover and
