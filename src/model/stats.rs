@@ -640,6 +640,55 @@ mod tests {
         assert!(Stats::from_stored(&bad).is_none());
     }
 
+    /// Past the table's limit: a sketch, whatever the way the values came
+    /// in, with the same bits; not subtracted; stored within ~1 MiB.
+    #[test]
+    fn past_the_limit_the_table_gives_way_to_a_sketch() {
+        let v: Vec<f64> = (0..3 * TABLE_LIMIT as i64)
+            .map(|i| ((i * 7919 % 1_000_003) as f64 * 1e-6 - 0.3) * 2.0)
+            .map(|x| (x * 1e6).round() / 1e6)
+            .collect();
+        let mut whole = Stats::new(6);
+        v.iter().for_each(|&x| whole.add(x));
+        assert!(whole.is_approximate());
+        assert!(whole.counts.is_empty() && whole.large.is_empty());
+        let small = of(&[1.0, 2.0]);
+        assert!(!small.is_approximate());
+        // In parts, exact and approximate, merged either way round.
+        let mut a = Stats::new(6);
+        v[..100].iter().for_each(|&x| a.add(x));
+        let mut b = Stats::new(6);
+        v[100..].iter().for_each(|&x| b.add(x));
+        let mut ab = a.clone();
+        ab.merge(b.clone());
+        let mut ba = b.clone();
+        ba.merge(a.clone());
+        let bits = |s: &Stats| {
+            [s.mean(), s.std(), s.median(), s.min(), s.max()].map(|x| x.unwrap().to_bits())
+        };
+        assert_eq!(bits(&ab), bits(&whole));
+        assert_eq!(bits(&ba), bits(&whole));
+        // Mean and extremes exact; the median within its bound.
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(whole.min(), Some(sorted[0]));
+        assert_eq!(whole.max(), Some(*sorted.last().unwrap()));
+        let lower_middle = sorted[(sorted.len() - 1) / 2];
+        let m = whole.median().unwrap();
+        assert!((m - lower_middle).abs() <= MEDIAN_RELATIVE_ERROR * lower_middle.abs());
+        assert_eq!(
+            whole.document().get_f64("median_relative_error"),
+            Ok(MEDIAN_RELATIVE_ERROR)
+        );
+        assert!(small.document().get("median_relative_error").is_none());
+        // A sketch cannot give values back: the caller reads them again.
+        assert!(!ab.subtract(&b));
+        let stored = whole.to_stored();
+        let size = bson::to_vec(&stored).unwrap().len();
+        assert!(size < 1 << 20, "{size} bytes");
+        assert_eq!(bits(&Stats::from_stored(&stored).unwrap()), bits(&whole));
+    }
+
     #[test]
     fn empty_statistics_are_null() {
         let d = Stats::new(2).document();
