@@ -180,6 +180,16 @@ impl Model for CfGrid {
         self.precision
     }
 
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        self.grid().inner.values_unit()
+    }
+
+    fn convert_units(&mut self, c: &crate::units::Conversion) {
+        if let Some(g) = &mut self.grid {
+            g.inner.convert_units(c);
+        }
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -274,6 +274,20 @@ pub trait Model: Sync {
 
     /// The decimals its values are rounded to (the metadata's `precision`).
     fn precision(&self) -> u32;
+
+    /// For `units_to`: the unit of the values as the file (CFGrid) or the
+    /// config's `units.values` gives it (`None` when neither does), and the
+    /// first column of the matrix that holds values (the ones before are
+    /// coordinates). `None` for a model whose values are not converted.
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        None
+    }
+
+    /// Store the values converted as `c` says: `units.values` becomes
+    /// `c.to`, and the metadata records the conversion (`units_conversion`).
+    /// Called after [`Model::inspect`], only where [`Model::values_unit`]
+    /// is `Some`; the values themselves are converted as they are read.
+    fn convert_units(&mut self, _c: &crate::units::Conversion) {}
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.
