@@ -8,7 +8,7 @@ use bson::{doc, Bson, Document};
 
 use super::summary::coords_digest;
 use crate::error::{shown, Error, Result};
-use crate::model::{coordinates_of, Model, ModelKind, Summary};
+use crate::model::{coordinates_of, fields, Model, ModelKind, Summary};
 use crate::store::{Store, COORD_INDEX, MAX_DOCUMENT_BYTES};
 
 /// Refuse a file that would add to dataset `name` documents of another
@@ -48,6 +48,30 @@ pub(crate) fn check_fits_dataset(
                 ),
             ));
         }
+    }
+    // The conversion of `units_to` is part of what the values are, as the
+    // precision is: the same one (or none) or nothing is added.
+    let stored = md.get(fields::UNITS_CONVERSION);
+    let ours = model.metadata(&[], &Summary::default());
+    let ours = ours.get(fields::UNITS_CONVERSION);
+    if stored != ours {
+        let said = |c: Option<&Bson>| match c.and_then(Bson::as_document) {
+            Some(d) => format!(
+                "converted from {:?} to {:?} (units_to)",
+                d.get_str("from").unwrap_or("?"),
+                d.get_str("to").unwrap_or("?")
+            ),
+            None => "in the unit they were read in (no units_to)".to_string(),
+        };
+        return Err(Error::collection(
+            name,
+            format!(
+                "its values were stored {}, and {} would add values {}; nothing was written (load it with the same units_to, or under another name)",
+                said(stored),
+                shown(path),
+                said(ours)
+            ),
+        ));
     }
     Ok(())
 }

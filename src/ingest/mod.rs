@@ -339,6 +339,12 @@ fn prepare(
     if let Some(m) = r.mediator {
         r.kind.check_mediator(m, Some(matrix.info()))?;
     }
+    if let Some((to, origin)) = config
+        .string("units_to")?
+        .and_then(|to| Some((to, config.get("units_to")?.1.to_string())))
+    {
+        matrix = converted(&mut *model, matrix, &to, &origin, path)?;
+    }
     let coords = model.coordinates(&mut *matrix)?;
     Ok(Prepared {
         model,
@@ -346,6 +352,75 @@ fn prepare(
         coords,
         precision_given: config.is_given("precision"),
     })
+}
+
+/// The matrix with its values converted to the unit `to` (config key
+/// `units_to`, from layer `origin`), and the model told so. Refused when
+/// the model's values are not converted, when their unit is not known, or
+/// when the two units are not convertible (naming both).
+fn converted(
+    model: &mut dyn Model,
+    matrix: Box<dyn Matrix>,
+    to: &str,
+    origin: &str,
+    path: &Path,
+) -> Result<Box<dyn Matrix>> {
+    let Some((from, first)) = model.values_unit() else {
+        return Err(Error::config(
+            origin,
+            "units_to",
+            format!(
+                "{} does not convert units (only SpatioTemporalMatrix and CFGrid do)",
+                model.name()
+            ),
+        ));
+    };
+    let Some(from) = from else {
+        return Err(Error::config(
+            origin,
+            "units_to",
+            format!(
+                "{} gives no unit for its values to convert from (CF `units` of the variable, or the config's `units.values`)",
+                shown(path)
+            ),
+        ));
+    };
+    let conversion = crate::units::Conversion::new(&from, to)
+        .map_err(|e| Error::config(origin, "units_to", format!("{}: {e}", shown(path))))?;
+    model.convert_units(&conversion);
+    Ok(Box::new(Converted {
+        inner: matrix,
+        conversion,
+        first,
+    }))
+}
+
+/// A matrix whose value columns (from `first` on) are converted as they
+/// are read, before the model rounds them.
+struct Converted {
+    inner: Box<dyn Matrix>,
+    conversion: crate::units::Conversion,
+    first: usize,
+}
+
+impl Matrix for Converted {
+    fn info(&self) -> &source::MatrixInfo {
+        self.inner.info()
+    }
+
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<ndarray::Array2<f64>> {
+        let mut block = self.inner.read_columns(start, count)?;
+        for (j, mut column) in block.columns_mut().into_iter().enumerate() {
+            if start + j >= self.first {
+                column.mapv_inplace(|x| self.conversion.apply(x));
+            }
+        }
+        Ok(block)
+    }
+
+    fn cf_grid(&self) -> Option<&source::CfGridFacts> {
+        self.inner.cf_grid()
+    }
 }
 
 /// The ingest-log entry of `id`, when that input was loaded into `name`

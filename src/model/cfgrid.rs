@@ -262,6 +262,16 @@ impl Model for CfGrid {
         Ok(adopted)
     }
 
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        self.grid().inner.values_unit()
+    }
+
+    fn convert_units(&mut self, c: &crate::units::Conversion) {
+        if let Some(g) = &mut self.grid {
+            g.inner.convert_units(c);
+        }
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod approx;
 mod base;
 mod cfgrid;
 pub(crate) mod encode;
@@ -30,7 +31,7 @@ pub use encode::recycle;
 pub use kind::{is_known_key, known_keys, models_table, Mark, ModelKind, ModelSpec};
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
-pub use stats::Stats;
+pub use stats::{Stats, MEDIAN_RELATIVE_ERROR, TABLE_LIMIT};
 pub use xco2::Xco2;
 
 /// What the documents of a collection add up to: the times they cover and
@@ -362,6 +363,20 @@ pub trait Model: Sync {
     fn settle_precision(&mut self, _stored: Option<u32>, _m: &mut dyn Matrix) -> Result<bool> {
         Ok(false)
     }
+
+    /// For `units_to`: the unit of the values as the file (CFGrid) or the
+    /// config's `units.values` gives it (`None` when neither does), and the
+    /// first column of the matrix that holds values (the ones before are
+    /// coordinates). `None` for a model whose values are not converted.
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        None
+    }
+
+    /// Store the values converted as `c` says: `units.values` becomes
+    /// `c.to`, and the metadata records the conversion (`units_conversion`).
+    /// Called after [`Model::inspect`], only where [`Model::values_unit`]
+    /// is `Some`; the values themselves are converted as they are read.
+    fn convert_units(&mut self, _c: &crate::units::Conversion) {}
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.

@@ -208,6 +208,14 @@ impl Model for SpatioTemporal {
         self.common.precision
     }
 
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        Some((self.common.values_unit(), self.columns.len()))
+    }
+
+    fn convert_units(&mut self, c: &crate::units::Conversion) {
+        self.common.convert_units(c);
+    }
+
     fn name(&self) -> &str {
         &self.common.name
     }

@@ -6,6 +6,7 @@ mod common;
 
 mod appends;
 mod bounded_memory;
+mod bounded_stats;
 mod busy_store;
 mod cli;
 mod coastlines;
@@ -31,6 +32,7 @@ mod rounding;
 mod store;
 mod store_format;
 mod store_truth;
+mod units;
 mod what_was_read;
 mod writers;
 mod writers_generated;
