@@ -20,3 +20,4 @@ pub mod source;
 pub mod store;
 #[cfg(feature = "synth")]
 pub mod synth;
+pub mod units;

@@ -8,7 +8,7 @@ use bson::{doc, Bson, Document};
 
 use super::summary::coords_digest;
 use crate::error::{shown, Error, Result};
-use crate::model::{coordinates_of, Model, ModelKind, Summary};
+use crate::model::{coordinates_of, fields, Model, ModelKind, Summary};
 use crate::store::{Store, COORD_INDEX, MAX_DOCUMENT_BYTES};
 
 /// Refuse a file that would add to dataset `name` documents of another
@@ -37,13 +37,7 @@ pub(crate) fn check_fits_dataset(
             ));
         }
     }
-    let stored_precision = md.get("precision").and_then(|p| match p {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        Bson::Double(x) if x.fract() == 0.0 => Some(*x as i64),
-        _ => None,
-    });
-    if let Some(p) = stored_precision {
+    if let Some(p) = stored_precision(&md).map(i64::from) {
         if p != i64::from(model.precision()) {
             return Err(Error::collection(
                 name,
@@ -55,7 +49,41 @@ pub(crate) fn check_fits_dataset(
             ));
         }
     }
+    // The conversion of `units_to` is part of what the values are, as the
+    // precision is: the same one (or none) or nothing is added.
+    let stored = md.get(fields::UNITS_CONVERSION);
+    let ours = model.metadata(&[], &Summary::default());
+    let ours = ours.get(fields::UNITS_CONVERSION);
+    if stored != ours {
+        let said = |c: Option<&Bson>| match c.and_then(Bson::as_document) {
+            Some(d) => format!(
+                "converted from {:?} to {:?} (units_to)",
+                d.get_str("from").unwrap_or("?"),
+                d.get_str("to").unwrap_or("?")
+            ),
+            None => "in the unit they were read in (no units_to)".to_string(),
+        };
+        return Err(Error::collection(
+            name,
+            format!(
+                "its values were stored {}, and {} would add values {}; nothing was written (load it with the same units_to, or under another name)",
+                said(stored),
+                shown(path),
+                said(ours)
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The `precision` a dataset's `metadata` entry records.
+pub(crate) fn stored_precision(md: &Document) -> Option<u32> {
+    match md.get("precision")? {
+        Bson::Int32(n) => u32::try_from(*n).ok(),
+        Bson::Int64(n) => u32::try_from(*n).ok(),
+        Bson::Double(x) if x.fract() == 0.0 && *x >= 0.0 && *x < 4e9 => Some(*x as u32),
+        _ => None,
+    }
 }
 
 /// Refuse, before anything is written, a file whose `metadata` entry would

@@ -25,7 +25,7 @@ use self::input::Input;
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
 use crate::error::{shown, Error, Result};
-use crate::model::{self, Batch, Model, ModelKind, Summary};
+use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
 use crate::store::{self, sort_key, Datasets, Load, Store, METADATA};
@@ -134,6 +134,9 @@ struct Prepared {
     model: Box<dyn Model>,
     matrix: Box<dyn Matrix>,
     coords: Vec<[f64; 2]>,
+    /// `precision` was given (config file or `-o`): values it rounds to 0
+    /// are warned about, not refused.
+    precision_given: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -336,12 +339,88 @@ fn prepare(
     if let Some(m) = r.mediator {
         r.kind.check_mediator(m, Some(matrix.info()))?;
     }
+    if let Some((to, origin)) = config
+        .string("units_to")?
+        .and_then(|to| Some((to, config.get("units_to")?.1.to_string())))
+    {
+        matrix = converted(&mut *model, matrix, &to, &origin, path)?;
+    }
     let coords = model.coordinates(&mut *matrix)?;
     Ok(Prepared {
         model,
         matrix,
         coords,
+        precision_given: config.is_given("precision"),
     })
+}
+
+/// The matrix with its values converted to the unit `to` (config key
+/// `units_to`, from layer `origin`), and the model told so. Refused when
+/// the model's values are not converted, when their unit is not known, or
+/// when the two units are not convertible (naming both).
+fn converted(
+    model: &mut dyn Model,
+    matrix: Box<dyn Matrix>,
+    to: &str,
+    origin: &str,
+    path: &Path,
+) -> Result<Box<dyn Matrix>> {
+    let Some((from, first)) = model.values_unit() else {
+        return Err(Error::config(
+            origin,
+            "units_to",
+            format!(
+                "{} does not convert units (only SpatioTemporalMatrix and CFGrid do)",
+                model.name()
+            ),
+        ));
+    };
+    let Some(from) = from else {
+        return Err(Error::config(
+            origin,
+            "units_to",
+            format!(
+                "{} gives no unit for its values to convert from (CF `units` of the variable, or the config's `units.values`)",
+                shown(path)
+            ),
+        ));
+    };
+    let conversion = crate::units::Conversion::new(&from, to)
+        .map_err(|e| Error::config(origin, "units_to", format!("{}: {e}", shown(path))))?;
+    model.convert_units(&conversion);
+    Ok(Box::new(Converted {
+        inner: matrix,
+        conversion,
+        first,
+    }))
+}
+
+/// A matrix whose value columns (from `first` on) are converted as they
+/// are read, before the model rounds them.
+struct Converted {
+    inner: Box<dyn Matrix>,
+    conversion: crate::units::Conversion,
+    first: usize,
+}
+
+impl Matrix for Converted {
+    fn info(&self) -> &source::MatrixInfo {
+        self.inner.info()
+    }
+
+    fn read_columns(&mut self, start: usize, count: usize) -> Result<ndarray::Array2<f64>> {
+        let mut block = self.inner.read_columns(start, count)?;
+        for (j, mut column) in block.columns_mut().into_iter().enumerate() {
+            if start + j >= self.first {
+                column.mapv_inplace(|x| self.conversion.apply(x));
+            }
+        }
+        Ok(block)
+    }
+
+    fn cf_grid(&self) -> Option<&source::CfGridFacts> {
+        self.inner.cf_grid()
+    }
 }
 
 /// The ingest-log entry of `id`, when that input was loaded into `name`
@@ -369,22 +448,53 @@ fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
 }
 
 /// Convert the file, handing each batch of documents to `out`; the summary
-/// of the file's own documents and how many there were.
+/// of the file's own documents and how many there were. Rounding that
+/// turned more than 1% of the file's non-zero values into 0 fails the
+/// load (so nothing of it is committed), or is a warning when the
+/// precision was given or is the dataset's (`lenient`).
 fn convert(
     model: &dyn Model,
     matrix: &mut dyn Matrix,
+    lenient: bool,
     observer: &mut dyn Observer,
     out: &mut dyn FnMut(Batch) -> Result<()>,
 ) -> Result<(Summary, usize)> {
     let mut summary = Summary::default();
+    let mut loss = Loss::default();
     let mut documents = 0usize;
     observer.started(model.expected_documents(matrix.info()));
     model.convert(matrix, &mut |mut batch| {
         documents += batch.len();
         observer.advanced(batch.len());
         summary = std::mem::take(&mut summary).merge(std::mem::take(&mut batch.summary));
+        loss.merge(std::mem::take(&mut batch.loss));
         out(batch)
     })?;
+    if loss.too_much() {
+        let info = matrix.info();
+        let p = model.precision();
+        let finding = format!(
+            "rounding to precision {p} (decimals) stores {:.1}% of its non-zero values ({} of {}) as 0",
+            loss.percent_zeroed(),
+            loss.zeroed,
+            loss.nonzero
+        );
+        let ways_out = format!(
+            "precision={} keeps 4 significant digits; or convert the values to a larger unit with units_to",
+            loss.precision_for_4_digits()
+        );
+        if lenient {
+            observer.warn(&format!(
+                "warning: {}: {finding}, as asked ({ways_out})",
+                shown(&info.path)
+            ));
+        } else {
+            return Err(Error::format(
+                &info.path,
+                format!("{finding}; nothing was written ({ways_out})"),
+            ));
+        }
+    }
     Ok((summary, documents))
 }
 
@@ -398,6 +508,20 @@ fn span_of(summary: &Summary) -> Option<(String, String)> {
         (Some(&a), Some(&b)) => Some((model::iso_date(a), model::iso_date(b))),
         _ => None,
     }
+}
+
+/// Let the model settle its precision where it chooses one (CFGrid
+/// without `precision`: from the file, or the dataset's when it exists);
+/// whether values it rounds to 0 are only warned about: the precision was
+/// given, or is the one the dataset was loaded with.
+fn settle_precision(file: &mut Prepared, md: Option<&Document>) -> Result<bool> {
+    let stored = md.and_then(checks::stored_precision);
+    let adopted = if file.precision_given {
+        false
+    } else {
+        file.model.settle_precision(stored, &mut *file.matrix)?
+    };
+    Ok(file.precision_given || adopted)
 }
 
 /// A load that, should it fail because another process took its lock
@@ -461,13 +585,9 @@ fn locked_load(
         }
     }
     refuse_over_unfinished_append(&*store, name, &input.id)?;
-    check_fits_dataset(
-        store.entry(METADATA, name)?,
-        name,
-        r.kind,
-        &*file.model,
-        path,
-    )?;
+    let md = store.entry(METADATA, name)?;
+    let lenient = settle_precision(&mut file, md.as_ref())?;
+    check_fits_dataset(md, name, r.kind, &*file.model, path)?;
     let stored = stored_summary(&*store, name)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(
@@ -496,41 +616,42 @@ fn locked_load(
         load: Some(store.begin_load(name)?),
         lease,
     };
-    let (file_summary, documents) = convert(model, &mut *file.matrix, observer, &mut |batch| {
-        // A signal, or the lock lost: the load fails here, and its
-        // writes are undone with it.
-        lease.check()?;
-        if appending && base.is_some() {
-            let ids: Vec<Bson> = batch
-                .docs
-                .iter()
-                .filter_map(id_of)
-                .chain(batch.packed.iter().map(|p| p.id.clone()))
-                .collect();
-            // An _id twice in one load, or one that cannot be read:
-            // the merge cannot tell what is replaced; read everything.
-            let repeated =
-                ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
-            if repeated {
-                base = None;
-            } else {
-                let mut fits = true;
-                load.stored(&ids, &mut |old| {
-                    if let Some(b) = &mut base {
-                        fits &= b.subtract(&model.summarize(&old));
-                    }
-                    Ok(())
-                })?;
-                if !fits {
+    let (file_summary, documents) =
+        convert(model, &mut *file.matrix, lenient, observer, &mut |batch| {
+            // A signal, or the lock lost: the load fails here, and its
+            // writes are undone with it.
+            lease.check()?;
+            if appending && base.is_some() {
+                let ids: Vec<Bson> = batch
+                    .docs
+                    .iter()
+                    .filter_map(id_of)
+                    .chain(batch.packed.iter().map(|p| p.id.clone()))
+                    .collect();
+                // An _id twice in one load, or one that cannot be read:
+                // the merge cannot tell what is replaced; read everything.
+                let repeated =
+                    ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+                if repeated {
                     base = None;
+                } else {
+                    let mut fits = true;
+                    load.stored(&ids, &mut |old| {
+                        if let Some(b) = &mut base {
+                            fits &= b.subtract(&model.summarize(&old));
+                        }
+                        Ok(())
+                    })?;
+                    if !fits {
+                        base = None;
+                    }
                 }
             }
-        }
-        if !batch.docs.is_empty() {
-            load.write_raw(batch.docs)?;
-        }
-        load.write_packed(batch.packed)
-    })?;
+            if !batch.docs.is_empty() {
+                load.write_raw(batch.docs)?;
+            }
+            load.write_packed(batch.packed)
+        })?;
     observer.committing();
     let summary = match base {
         Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
@@ -576,6 +697,7 @@ fn dry_run(
             .transpose()?
             .flatten(),
     };
+    let lenient = settle_precision(&mut file, md.as_ref())?;
     check_fits_dataset(md, name, r.kind, &*file.model, path)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = match pending.coords.take() {
@@ -591,7 +713,13 @@ fn dry_run(
         None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
     };
     check_metadata_size(name, path, &*file.model, &coords)?;
-    let (summary, documents) = convert(&*file.model, &mut *file.matrix, observer, &mut |_| Ok(()))?;
+    let (summary, documents) = convert(
+        &*file.model,
+        &mut *file.matrix,
+        lenient,
+        observer,
+        &mut |_| Ok(()),
+    )?;
     let into = match (appending, &pending.metadata) {
         (false, _) => Destination::NewDataset,
         (true, Some(_)) => Destination::EarlierInputs,

@@ -20,6 +20,7 @@ pub(crate) const KEYS: &[&str] = &[
     "title",
     "units",
     "precision",
+    "units_to",
     "gridres",
     "grid",
     "header",
@@ -59,6 +60,29 @@ impl Common {
             units: units_of(config),
             extra: extra_keys(config),
         })
+    }
+
+    /// The unit of the values: `units.values`, or `units` when it is a
+    /// string.
+    pub fn values_unit(&self) -> Option<String> {
+        match &self.units {
+            Bson::String(u) => Some(u.clone()),
+            Bson::Document(d) => d.get_str(fields::VALUES).ok().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// Values stored converted: `units.values` is `c.to`, and the metadata
+    /// records `units_conversion`.
+    pub fn convert_units(&mut self, c: &crate::units::Conversion) {
+        self.units = match std::mem::take(&mut self.units) {
+            Bson::Document(mut d) => {
+                d.insert(fields::VALUES, c.to.as_str());
+                Bson::Document(d)
+            }
+            _ => Bson::String(c.to.clone()),
+        };
+        self.extra.insert(fields::UNITS_CONVERSION, c.document());
     }
 
     /// The `metadata` entry: the common fields, the layout (a grid's

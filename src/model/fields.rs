@@ -44,6 +44,8 @@ pub const TITLE: &str = "title";
 pub const UNITS: &str = "units";
 /// The decimals the values are rounded to.
 pub const PRECISION: &str = "precision";
+/// The conversion `units_to` applied at load (`{from, to, scale, offset}`).
+pub const UNITS_CONVERSION: &str = "units_conversion";
 /// `true` for a grid (a document per time), `false` for points.
 pub const GRIDDED: &str = "gridded";
 /// The cell size of a grid: `{units, x, y}`.

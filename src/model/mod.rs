@@ -5,6 +5,7 @@
 //! `metadata` entries from what the collection holds. It does no I/O of its
 //! own, so it is tested with small in-memory matrices.
 
+mod approx;
 mod base;
 mod cfgrid;
 pub(crate) mod encode;
@@ -30,7 +31,7 @@ pub use encode::recycle;
 pub use kind::{is_known_key, known_keys, models_table, Mark, ModelKind, ModelSpec};
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
-pub use stats::Stats;
+pub use stats::{Stats, MEDIAN_RELATIVE_ERROR, TABLE_LIMIT};
 pub use xco2::Xco2;
 
 /// What the documents of a collection add up to: the times they cover and
@@ -179,6 +180,85 @@ impl Summary {
     }
 }
 
+/// What rounding did to the finite non-zero values of a file: how many
+/// there were, how many it turned into 0, and how many there were of each
+/// binary exponent (to find a precision that would keep them). Filled as
+/// documents are built, merged per file, so that a load that would zero
+/// too many values is refused (see [`Loss::refusal`]) without a pass more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loss {
+    pub nonzero: u64,
+    pub zeroed: u64,
+    /// Count per biased binary exponent (`bits >> 52 & 0x7ff`); empty
+    /// until a value is counted.
+    exponents: Vec<u64>,
+}
+
+impl Loss {
+    /// Count an input value `x` stored as `stored`.
+    #[inline]
+    pub fn count(&mut self, x: f64, stored: f64) {
+        if x == 0.0 || !x.is_finite() {
+            return;
+        }
+        self.nonzero += 1;
+        if stored == 0.0 {
+            self.zeroed += 1;
+        }
+        if self.exponents.is_empty() {
+            self.exponents = vec![0; 2048];
+        }
+        self.exponents[((x.to_bits() >> 52) & 0x7ff) as usize] += 1;
+    }
+
+    pub fn merge(&mut self, o: Loss) {
+        self.nonzero += o.nonzero;
+        self.zeroed += o.zeroed;
+        if self.exponents.is_empty() {
+            self.exponents = o.exponents;
+        } else {
+            for (a, b) in self.exponents.iter_mut().zip(o.exponents) {
+                *a += b;
+            }
+        }
+    }
+
+    /// The share of the non-zero values rounded to 0, in percent.
+    pub fn percent_zeroed(&self) -> f64 {
+        if self.nonzero == 0 {
+            0.0
+        } else {
+            100.0 * self.zeroed as f64 / self.nonzero as f64
+        }
+    }
+
+    /// Whether more than 1% of the non-zero values became 0.
+    pub fn too_much(&self) -> bool {
+        self.zeroed * 100 > self.nonzero
+    }
+
+    /// The precision (decimals) at which at least 99% of the non-zero
+    /// values keep 4 significant digits: 3 − the decimal exponent of the
+    /// smallest of them, the 1% smallest left aside. Loaded at it, at most
+    /// 1% of the values can be rounded to 0, so it passes the check.
+    pub fn precision_for_4_digits(&self) -> u32 {
+        let aside = self.nonzero / 100;
+        let mut seen = 0;
+        for (e, &c) in self.exponents.iter().enumerate() {
+            seen += c;
+            if seen > aside {
+                // A value of biased exponent e is at least 2^(e - 1023)
+                // (subnormals: 2^-1074), so its decimal exponent is at
+                // least floor((e - 1023) · log10 2).
+                let e2 = (e as i32 - 1023).max(-1074);
+                let e10 = (f64::from(e2) * std::f64::consts::LOG10_2).floor() as i32;
+                return u32::try_from(3 - e10).unwrap_or(0);
+            }
+        }
+        0
+    }
+}
+
 /// What a model hands on per block: the documents, already encoded as BSON
 /// (once, in parallel, so no store re-encodes them), and their contribution
 /// to the collection's summary (the same as [`Model::summarize`] of each).
@@ -189,6 +269,8 @@ pub struct Batch {
     /// (step documents), which a store that wants BSON joins back.
     pub packed: Vec<crate::store::packed::PackedDoc>,
     pub summary: Summary,
+    /// What rounding did to the block's values.
+    pub loss: Loss,
 }
 
 impl Batch {
@@ -273,6 +355,28 @@ pub trait Model: Sync {
 
     /// The decimals its values are rounded to (the metadata's `precision`).
     fn precision(&self) -> u32;
+
+    /// Settle the precision, where the model chooses it rather than takes
+    /// it from the config (CFGrid without `precision`), before `convert`:
+    /// `stored` is the dataset's, when it exists. `true` when the
+    /// precision is the dataset's (so it is not the model's choice).
+    fn settle_precision(&mut self, _stored: Option<u32>, _m: &mut dyn Matrix) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// For `units_to`: the unit of the values as the file (CFGrid) or the
+    /// config's `units.values` gives it (`None` when neither does), and the
+    /// first column of the matrix that holds values (the ones before are
+    /// coordinates). `None` for a model whose values are not converted.
+    fn values_unit(&self) -> Option<(Option<String>, usize)> {
+        None
+    }
+
+    /// Store the values converted as `c` says: `units.values` becomes
+    /// `c.to`, and the metadata records the conversion (`units_conversion`).
+    /// Called after [`Model::inspect`], only where [`Model::values_unit`]
+    /// is `Some`; the values themselves are converted as they are read.
+    fn convert_units(&mut self, _c: &crate::units::Conversion) {}
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.
@@ -535,12 +639,24 @@ fn round_exact(x: f64, decimals: u32) -> f64 {
     }
 }
 
-/// A stored value: rounded, or null for NaN and ±Inf.
+/// A stored value: rounded; NaN and ±Inf as the doubles NaN and
+/// ±Infinity, as the old tool stored them (every NaN as the one quiet NaN,
+/// `f64::NAN`, whatever bits the file had: MATLAB's has its sign bit set).
+/// Never null: the Carbon Data Explorer's server calls `toFixed` on every
+/// value, which `NaN` has and `null` has not.
 pub fn value_bson(x: f64, decimals: u32) -> Bson {
+    Bson::Double(stored_value(x, decimals))
+}
+
+/// [`value_bson`]'s number.
+#[inline]
+pub fn stored_value(x: f64, decimals: u32) -> f64 {
     if x.is_finite() {
-        Bson::Double(round_to(x, decimals))
+        round_to(x, decimals)
+    } else if x.is_nan() {
+        f64::NAN
     } else {
-        Bson::Null
+        x
     }
 }
 
@@ -780,7 +896,13 @@ mod tests {
         assert_eq!(round_to(4.35, 1), 4.3);
         assert_eq!(round_to(0.0849, 2), 0.08);
         assert_eq!(round_to(-0.001, 2).to_bits(), 0.0f64.to_bits());
-        assert_eq!(value_bson(f64::NAN, 2), Bson::Null);
-        assert_eq!(value_bson(f64::INFINITY, 2), Bson::Null);
+        let nan = |b: Bson| b.as_f64().unwrap().to_bits();
+        assert_eq!(nan(value_bson(f64::NAN, 2)), f64::NAN.to_bits());
+        assert_eq!(nan(value_bson(-f64::NAN, 2)), f64::NAN.to_bits());
+        assert_eq!(value_bson(f64::INFINITY, 2), Bson::Double(f64::INFINITY));
+        assert_eq!(
+            value_bson(f64::NEG_INFINITY, 2),
+            Bson::Double(f64::NEG_INFINITY)
+        );
     }
 }

@@ -18,10 +18,26 @@
 //! table is a multiset, adding two is exact and so is taking a document's
 //! values out again: an append merges the new file into the stored table and
 //! subtracts the documents it replaces, without reading anything else.
+//!
+//! The table is bounded: past [`TABLE_LIMIT`] distinct values (values of
+//! order 1 stored with 10 decimals are nearly all distinct) it gives way to
+//! [`Approx`], whose median comes from a quantile sketch within
+//! [`MEDIAN_RELATIVE_ERROR`] and whose count, min, max, mean and standard
+//! deviation stay exact. The metadata says so (`median_relative_error`);
+//! such statistics merge but cannot be subtracted (an append that replaces
+//! documents then reads the dataset's documents once).
 
 use std::collections::{BTreeMap, HashMap};
 
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
+
+use super::approx::Approx;
+pub use super::approx::MEDIAN_RELATIVE_ERROR;
+
+/// The most distinct values counted exactly: 1 MiB of stored table (16
+/// bytes a value), a few MiB of memory. Real fluxes at their precision have
+/// a few thousand.
+pub const TABLE_LIMIT: usize = 1 << 16;
 
 /// The value counts outside the dense array, hashed with foldhash's fast
 /// hasher instead of SipHash, which took a third of the time of converting
@@ -85,6 +101,9 @@ pub struct Stats {
     counts: Counts,
     /// Values too large for [`Stats::key`], by [`ordered`] value.
     large: BTreeMap<i64, u64>,
+    /// Past [`TABLE_LIMIT`] distinct values, every value is here instead of
+    /// the two tables (then empty).
+    approx: Option<Box<Approx>>,
 }
 
 impl Stats {
@@ -96,6 +115,25 @@ impl Stats {
             n: 0,
             counts: Counts::default(),
             large: BTreeMap::new(),
+            approx: None,
+        }
+    }
+
+    /// Whether the median is approximate (the table gave way to a sketch).
+    pub fn is_approximate(&self) -> bool {
+        self.approx.is_some()
+    }
+
+    /// Past [`TABLE_LIMIT`] distinct values, count them in a sketch.
+    fn bound(&mut self) {
+        if self.approx.is_none() && self.counts.len() + self.large.len() > TABLE_LIMIT {
+            let mut a = Box::new(Approx::new());
+            for (v, c) in self.values() {
+                a.add(v, c);
+            }
+            self.counts = Counts::default();
+            self.large = BTreeMap::new();
+            self.approx = Some(a);
         }
     }
 
@@ -114,9 +152,15 @@ impl Stats {
             return;
         }
         self.n += 1;
+        if let Some(a) = &mut self.approx {
+            return a.add(x, 1);
+        }
         match self.key(x) {
             Some(k) => *self.counts.entry(k).or_default() += 1,
             None => *self.large.entry(ordered(x)).or_default() += 1,
+        }
+        if self.counts.len() + self.large.len() > TABLE_LIMIT {
+            self.bound();
         }
     }
 
@@ -127,6 +171,13 @@ impl Stats {
         let Some(&first) = keys.first() else {
             return;
         };
+        if let Some(a) = &mut self.approx {
+            for &k in keys {
+                a.add(k as f64 / self.scale, 1);
+            }
+            self.n += keys.len() as u64;
+            return;
+        }
         let base = first.saturating_sub(DENSE_SPAN / 2);
         let mut dense = vec![0u64; DENSE_SPAN as usize];
         for &k in keys {
@@ -143,6 +194,7 @@ impl Stats {
             }
         }
         self.n += keys.len() as u64;
+        self.bound();
     }
 
     /// Add every number of a BSON array (nulls skipped).
@@ -162,13 +214,29 @@ impl Stats {
             *self = o;
             return;
         }
+        if o.approx.is_some() && self.approx.is_none() {
+            // Counted into the sketch, whose merge is cheaper the other way.
+            let mut o = o;
+            let mine = std::mem::replace(self, Stats::new(self.decimals));
+            o.merge(mine);
+            *self = o;
+            return;
+        }
         self.n += o.n;
+        if let Some(a) = &mut self.approx {
+            match o.approx {
+                Some(theirs) => a.merge(&theirs),
+                None => o.values().for_each(|(v, c)| a.add(v, c)),
+            }
+            return;
+        }
         for (k, c) in o.counts {
             *self.counts.entry(k).or_default() += c;
         }
         for (k, c) in o.large {
             *self.large.entry(k).or_default() += c;
         }
+        self.bound();
     }
 
     /// Take the values of `o` out again (those of a document being
@@ -180,6 +248,10 @@ impl Stats {
             return true;
         }
         if o.decimals != self.decimals || o.n > self.n {
+            return false;
+        }
+        // A sketch's minimum, maximum and bins cannot be taken out again.
+        if self.approx.is_some() || o.approx.is_some() {
             return false;
         }
         self.n -= o.n;
@@ -227,6 +299,9 @@ impl Stats {
     }
 
     pub fn mean(&self) -> Option<f64> {
+        if let Some(a) = &self.approx {
+            return a.mean();
+        }
         if self.n == 0 {
             return None;
         }
@@ -280,6 +355,9 @@ impl Stats {
     /// give the same); both on the values scaled by a power of two (see
     /// [`Stats::scaling`]).
     pub fn std(&self) -> Option<f64> {
+        if let Some(a) = &self.approx {
+            return a.std();
+        }
         if self.n < 2 {
             return None;
         }
@@ -304,12 +382,18 @@ impl Stats {
     }
 
     pub fn min(&self) -> Option<f64> {
+        if let Some(a) = &self.approx {
+            return a.min();
+        }
         let small = self.counts.keys().min().map(|&k| self.value(k));
         let large = self.large.keys().next().map(|&k| from_ordered(k));
         small.into_iter().chain(large).reduce(f64::min)
     }
 
     pub fn max(&self) -> Option<f64> {
+        if let Some(a) = &self.approx {
+            return a.max();
+        }
         let small = self.counts.keys().max().map(|&k| self.value(k));
         let large = self.large.keys().next_back().map(|&k| from_ordered(k));
         small.into_iter().chain(large).reduce(f64::max)
@@ -317,7 +401,13 @@ impl Stats {
 
     /// The middle value, or the mean of the two middle values (as numpy,
     /// without its overflow where their sum is over the largest double).
+    ///
+    /// Past [`TABLE_LIMIT`] distinct values: the value at the middle rank
+    /// (the lower of the two middle ones), within [`MEDIAN_RELATIVE_ERROR`].
     pub fn median(&self) -> Option<f64> {
+        if let Some(a) = &self.approx {
+            return a.median();
+        }
         if self.n == 0 {
             return None;
         }
@@ -340,23 +430,36 @@ impl Stats {
         })
     }
 
-    /// `{mean, min, max, std, median}`; null where there is no value.
+    /// `{mean, min, max, std, median}`; null where there is no value. An
+    /// approximate median adds `median_relative_error`, its bound.
     pub fn document(&self) -> Document {
         let b = |v: Option<f64>| v.map(Bson::Double).unwrap_or(Bson::Null);
-        doc! {
+        let mut d = doc! {
             "mean": b(self.mean()),
             "min": b(self.min()),
             "max": b(self.max()),
             "std": b(self.std()),
             "median": b(self.median()),
+        };
+        if self.is_approximate() {
+            d.insert("median_relative_error", MEDIAN_RELATIVE_ERROR);
         }
+        d
     }
 
     /// The table as stored: `{decimals, n, counts, large}`, `counts` the
     /// sorted (key, count) pairs as little-endian i64/u64, 16 bytes each,
     /// `large` (only when there are large values) the same of the values'
-    /// bits.
+    /// bits. Past the table's limit: `{decimals, n, approx}` (see
+    /// [`Approx::to_stored`]), about 1 MiB at most.
     pub fn to_stored(&self) -> Document {
+        if let Some(a) = &self.approx {
+            return doc! {
+                "decimals": self.decimals as i32,
+                "n": self.n as i64,
+                "approx": a.to_stored(),
+            };
+        }
         let pairs = |it: &mut dyn Iterator<Item = (i64, u64)>| {
             let mut bytes = Vec::new();
             for (k, c) in it {
@@ -389,6 +492,12 @@ impl Stats {
     pub fn from_stored(d: &Document) -> Option<Stats> {
         let decimals = u32::try_from(d.get_i32("decimals").ok()?).ok()?;
         let n = u64::try_from(d.get_i64("n").ok()?).ok()?;
+        if let Ok(a) = d.get_document("approx") {
+            let mut s = Stats::new(decimals);
+            s.approx = Some(Box::new(Approx::from_stored(a, n)?));
+            s.n = n;
+            return Some(s);
+        }
         let bytes = d.get_binary_generic("counts").ok()?;
         if bytes.len() % 16 != 0 {
             return None;
@@ -529,6 +638,55 @@ mod tests {
         let mut bad = s.to_stored();
         bad.insert("n", 99i64);
         assert!(Stats::from_stored(&bad).is_none());
+    }
+
+    /// Past the table's limit: a sketch, whatever the way the values came
+    /// in, with the same bits; not subtracted; stored within ~1 MiB.
+    #[test]
+    fn past_the_limit_the_table_gives_way_to_a_sketch() {
+        let v: Vec<f64> = (0..3 * TABLE_LIMIT as i64)
+            .map(|i| ((i * 7919 % 1_000_003) as f64 * 1e-6 - 0.3) * 2.0)
+            .map(|x| (x * 1e6).round() / 1e6)
+            .collect();
+        let mut whole = Stats::new(6);
+        v.iter().for_each(|&x| whole.add(x));
+        assert!(whole.is_approximate());
+        assert!(whole.counts.is_empty() && whole.large.is_empty());
+        let small = of(&[1.0, 2.0]);
+        assert!(!small.is_approximate());
+        // In parts, exact and approximate, merged either way round.
+        let mut a = Stats::new(6);
+        v[..100].iter().for_each(|&x| a.add(x));
+        let mut b = Stats::new(6);
+        v[100..].iter().for_each(|&x| b.add(x));
+        let mut ab = a.clone();
+        ab.merge(b.clone());
+        let mut ba = b.clone();
+        ba.merge(a.clone());
+        let bits = |s: &Stats| {
+            [s.mean(), s.std(), s.median(), s.min(), s.max()].map(|x| x.unwrap().to_bits())
+        };
+        assert_eq!(bits(&ab), bits(&whole));
+        assert_eq!(bits(&ba), bits(&whole));
+        // Mean and extremes exact; the median within its bound.
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(whole.min(), Some(sorted[0]));
+        assert_eq!(whole.max(), Some(*sorted.last().unwrap()));
+        let lower_middle = sorted[(sorted.len() - 1) / 2];
+        let m = whole.median().unwrap();
+        assert!((m - lower_middle).abs() <= MEDIAN_RELATIVE_ERROR * lower_middle.abs());
+        assert_eq!(
+            whole.document().get_f64("median_relative_error"),
+            Ok(MEDIAN_RELATIVE_ERROR)
+        );
+        assert!(small.document().get("median_relative_error").is_none());
+        // A sketch cannot give values back: the caller reads them again.
+        assert!(!ab.subtract(&b));
+        let stored = whole.to_stored();
+        let size = bson::to_vec(&stored).unwrap().len();
+        assert!(size < 1 << 20, "{size} bytes");
+        assert_eq!(bits(&Stats::from_stored(&stored).unwrap()), bits(&whole));
     }
 
     #[test]

@@ -215,15 +215,51 @@ def big(path, steps):
     ds.close()
 
 
+def order1(path, steps):
+    """A 0.5 degree global grid of doubles of order 1 with every digit
+    used (a smooth field plus noise): nearly every value at precision 10
+    is distinct, the worst case for exact statistics."""
+    ds = netCDF4.Dataset(path, "w", format="NETCDF4")
+    ds.title = "Benchmark: 0.5 degree global doubles of order 1"
+    ds.createDimension("time", None)
+    ds.createDimension("latitude", 360)
+    ds.createDimension("longitude", 720)
+    t = ds.createVariable("time", "f8", ("time",))
+    t.units = "days since 2000-01-01 00:00:00"
+    t.calendar = "standard"
+    la = ds.createVariable("latitude", "f8", ("latitude",))
+    la.standard_name = "latitude"
+    la.units = "degrees_north"
+    la[:] = np.arange(-89.75, 90, 0.5)
+    lo = ds.createVariable("longitude", "f8", ("longitude",))
+    lo.standard_name = "longitude"
+    lo.units = "degrees_east"
+    lo[:] = np.arange(-179.75, 180, 0.5)
+    v = ds.createVariable("flux", "f8", ("time", "latitude", "longitude"),
+                          chunksizes=(1, 360, 720))
+    v.units = "mol m-2 s-1"
+    lat = np.radians(np.arange(-89.75, 90, 0.5))[:, None]
+    lon = np.radians(np.arange(-179.75, 180, 0.5))[None, :]
+    base = np.cos(2 * lat) * np.sin(3 * lon)
+    rng = np.random.default_rng(30)
+    for k in range(steps):
+        v[k] = base * np.cos(k / 8.0) + rng.standard_normal((360, 720))
+        t[k] = 1642.0625 + k / 8.0
+    ds.close()
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "expect":
-        expect(sys.argv[2], sys.argv[3])
+        # The precision the dataset was stored at (CFGrid settles it from the file).
+        expect(sys.argv[2], sys.argv[3], *(int(p) for p in sys.argv[4:5]))
     elif cmd == "bad":
         bad(sys.argv[2])
     elif cmd == "odd":
         odd(sys.argv[2])
     elif cmd == "big":
         big(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "order1":
+        order1(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit("unknown command " + cmd)
