@@ -408,7 +408,7 @@ fn a_lock_held_by_a_live_process_fails_the_file_and_a_stale_one_is_taken_over() 
 }
 
 /// Start `manage ARGS`, wait until it holds its lock (it is then inside the
-/// load), let it write a moment, and kill it with SIGKILL. `false` if it
+/// load), let it work 50 ms, and kill it with SIGKILL. `false` if it
 /// finished first.
 fn kill_mid_load(env: &Env, args: &[&str]) -> bool {
     let mut child = env
@@ -429,7 +429,7 @@ fn kill_mid_load(env: &Env, args: &[&str]) -> bool {
             .and_then(|s| s.locks().ok())
             .is_some_and(|l| !l.is_empty());
         if locked {
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(50));
             child.kill().unwrap(); // SIGKILL
             break Some(true);
         }
@@ -449,8 +449,9 @@ fn kill_mid_load(env: &Env, args: &[&str]) -> bool {
 #[test]
 fn a_load_killed_part_way_is_flagged_and_completed_by_running_it_again() {
     let env = Env::new();
-    // 259,200 cells × 8 steps: an 18 MB file, a few seconds to load.
-    let big = flux_file(&env, "big.mat", &Grid::GLOBAL_HALF_DEGREE, 8);
+    // 259,200 cells × 16 steps: a 33 MB file, a second or more to load,
+    // so that a kill 50 ms after the lock lands before the commit.
+    let big = flux_file(&env, "big.mat", &Grid::GLOBAL_HALF_DEGREE, 16);
     let args = [
         "load",
         "-p",
@@ -479,7 +480,7 @@ fn a_load_killed_part_way_is_flagged_and_completed_by_running_it_again() {
     // Running the same command again completes the load (or skips it,
     // complete already), taking over the stale lock.
     env.run(&args).ok();
-    assert_eq!(counts(&env), "big (8 records)\n");
+    assert_eq!(counts(&env), "big (16 records)\n");
     let r = env.run(&["db", "-a"]).ok();
     assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
 
@@ -499,7 +500,7 @@ fn a_load_killed_part_way_is_flagged_and_completed_by_running_it_again() {
         );
         assert_eq!(metadata(&env, "big"), md);
     }
-    assert_eq!(counts(&env), "big (8 records)\n");
+    assert_eq!(counts(&env), "big (16 records)\n");
     env.run(&["db", "-a"]).ok();
 }
 
