@@ -428,6 +428,7 @@ fn documents_are_stored_in_id_order_whatever_the_batches() {
     not(feature = "mongodb-tests"),
     ignore = "needs MongoDB (feature mongodb-tests)"
 )]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
 fn a_forced_reload_of_points_replaces_them_in_place() {
     let uri = common::mongodb_uri();
     let mat = common::fixture("xco2.mat");
