@@ -51,9 +51,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ),
 ];
 
-/// A time step as the models write it.
+/// A time step as the models write it, with a missing value (a double
+/// that is not finite: Infinity here, which, unlike NaN, compares equal to
+/// itself when documents are compared; a null is what `db -a` reports).
 fn step(ms: i64, v: f64) -> Document {
-    doc! { "_id": DateTime::from_millis(ms), "values": [v, v + 1.0, Bson::Null] }
+    doc! { "_id": DateTime::from_millis(ms), "values": [v, v + 1.0, f64::INFINITY] }
 }
 
 fn coord_index(name: &str) -> Document {

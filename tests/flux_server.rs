@@ -88,29 +88,43 @@ fn ms(v: &Value) -> i64 {
         .timestamp_millis()
 }
 
-/// `values` of an exported step as numbers, nulls as `None`.
+/// `values` of an exported step as numbers (NaN and ±Infinity from their
+/// Extended JSON form), nulls as `None`.
 fn values(d: &Value, field: &str) -> Vec<Option<f64>> {
     d[field]
         .as_array()
         .unwrap()
         .iter()
-        .map(Value::as_f64)
+        .map(|v| match v["$numberDouble"].as_str() {
+            Some("NaN") => Some(f64::NAN),
+            Some("Infinity") => Some(f64::INFINITY),
+            Some("-Infinity") => Some(f64::NEG_INFINITY),
+            _ => v.as_f64(),
+        })
         .collect()
 }
 
 /// What MongoDB's `$sum`, `$min`, `$max` and `$avg` give over `v`: nulls
 /// are ignored; `$avg` and `$min`/`$max` of nothing are null, `$sum` is 0.
+/// NaN is a number: it makes a sum and a mean NaN, and sorts below every
+/// other number (MongoDB's comparison order), so it is the `$min`.
 fn accumulate(v: &[Option<f64>]) -> (f64, Option<f64>, Option<f64>, Option<f64>) {
     let n: Vec<f64> = v.iter().flatten().copied().collect();
     let sum: f64 = n.iter().sum();
-    let min = n.iter().copied().reduce(f64::min);
-    let max = n.iter().copied().reduce(f64::max);
+    let order = |a: &f64, b: &f64| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap(),
+    };
+    let min = n.iter().copied().min_by(order);
+    let max = n.iter().copied().max_by(order);
     let avg = (!n.is_empty()).then(|| sum / n.len() as f64);
     (sum, min, max, avg)
 }
 
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 fn num(d: &Document, k: &str) -> Option<f64> {
@@ -471,7 +485,8 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
         ));
     }
 
-    // NaN and Inf are stored as null, where the export has null.
+    // NaN and Inf are stored as the doubles NaN and Infinity (as the old
+    // tool stored them, never null), which the export writes in Extended JSON.
     let e = export("withnan");
     let first = db
         .collection::<Document>("withnan")
@@ -479,8 +494,14 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
         .run()
         .unwrap()
         .unwrap();
-    assert_eq!(first.get_array("values").unwrap()[0], Bson::Null);
-    assert_eq!(e[0]["values"][0], Value::Null);
+    assert!(
+        matches!(first.get_array("values").unwrap()[0], Bson::Double(x) if x.is_nan()),
+        "{first}"
+    );
+    assert_eq!(
+        e[0]["values"][0],
+        serde_json::json!({"$numberDouble": "NaN"})
+    );
     let nulls: usize = e
         .iter()
         .map(|d| {
@@ -488,7 +509,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|v| v.is_null())
+                .filter(|v| v.is_null() || v.get("$numberDouble").is_some())
                 .count()
         })
         .sum();

@@ -4,7 +4,8 @@
 //! prints one metadata document with the files the dataset came from, `-a`
 //! audits that every dataset has its three parts and that no load left
 //! anything behind (exit 3 when it finds a problem); `-a --fix` removes what
-//! interrupted loads left.
+//! interrupted loads left, and rewrites the missing values earlier
+//! versions stored as `null` as the double NaN.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -75,7 +76,8 @@ pub struct Args {
     pub audit: bool,
 
     /// With -a: first remove what interrupted loads left (staging
-    /// collections, stale locks of processes that are gone), then audit
+    /// collections, stale locks of processes that are gone) and rewrite
+    /// missing values stored as null as NaN, then audit
     #[arg(long, requires = "audit")]
     pub fix: bool,
 }
@@ -275,6 +277,19 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             report(e, format!("{book} entry '{e}' has no collection"));
         }
     }
+    for c in &collections {
+        let nulls = null_cells(store, c)?;
+        if nulls.values > 0 {
+            report(
+                c,
+                format!(
+                    "dataset '{c}' stores {} as null (an earlier version of manage wrote missing values so), in {}, which the Carbon Data Explorer's server cannot format; `manage db -a --fix` rewrites them as NaN",
+                    plural(nulls.values, "missing value"),
+                    plural(nulls.documents, "document")
+                ),
+            );
+        }
+    }
     for l in store.leftovers()? {
         match (staged_dataset(&l), geom_dataset(&l)) {
             (Some(name), _) => report(name, format!(
@@ -327,7 +342,109 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
             "dropped '{l}', left by an interrupted load of '{name}'"
         ));
     }
+    for name in store.collections()? {
+        if null_cells(&*store, &name)?.values == 0 {
+            continue;
+        }
+        if store.try_lock(&name, &me, Duration::from_secs(5))? != Attempt::Taken {
+            continue;
+        }
+        let fixed = nulls_to_nan(store, &name);
+        store.unlock(&name, &me)?;
+        let n = fixed?;
+        done.push(format!(
+            "rewrote {} of '{name}' (null) as NaN",
+            plural(n.values, "missing value")
+        ));
+    }
     Ok(done)
+}
+
+/// Missing values stored as null: how many, in how many documents.
+#[derive(Debug, Default, Clone, Copy)]
+struct Nulls {
+    values: u64,
+    documents: u64,
+}
+
+/// Replace the nulls among a data document's values (the elements of its
+/// top-level arrays: a grid's `values` and `errors`; a point's
+/// `properties`) by NaN; how many there were.
+fn replace_nulls(doc: &mut Document) -> u64 {
+    let mut n = 0;
+    for (key, v) in doc.iter_mut() {
+        match v {
+            Bson::Array(a) if key != "_id" => {
+                for x in a.iter_mut().filter(|x| matches!(x, Bson::Null)) {
+                    *x = Bson::Double(f64::NAN);
+                    n += 1;
+                }
+            }
+            Bson::Document(p) if key == crate::model::fields::PROPERTIES => {
+                for (_, x) in p.iter_mut().filter(|(_, x)| matches!(x, Bson::Null)) {
+                    *x = Bson::Double(f64::NAN);
+                    n += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The null values of dataset `name` (read whole: every document).
+fn null_cells(store: &dyn Store, name: &str) -> Result<Nulls> {
+    let mut nulls = Nulls::default();
+    store.scan(name, &store::Filter::All, &mut |mut d| {
+        let n = replace_nulls(&mut d);
+        if n > 0 {
+            nulls.values += n;
+            nulls.documents += 1;
+        }
+        Ok(())
+    })?;
+    Ok(nulls)
+}
+
+/// Rewrite the null values of dataset `name` as NaN, under its lock, in
+/// one transaction where the store has them (the embedded store: all or
+/// nothing). On MongoDB each document is replaced whole, one at a time:
+/// a reader sees every document either as it was or rewritten, never half
+/// of one, and a `--fix` cut short is completed by running it again.
+fn nulls_to_nan(store: &mut dyn Store, name: &str) -> Result<Nulls> {
+    // The _ids first (the documents are read again one by one: a whole
+    // dataset need not fit in memory, and none is written while scanning).
+    let mut ids = Vec::new();
+    store.scan(name, &store::Filter::All, &mut |mut d| {
+        if replace_nulls(&mut d) > 0 {
+            ids.extend(d.get("_id").cloned());
+        }
+        Ok(())
+    })?;
+    let mut nulls = Nulls::default();
+    store.begin_transaction()?;
+    let mut rewrite = |store: &mut dyn Store| -> Result<()> {
+        for id in &ids {
+            let Some(mut d) = store.get(name, id)? else {
+                continue;
+            };
+            let n = replace_nulls(&mut d);
+            if n > 0 {
+                store.put(name, &d)?;
+                nulls.values += n;
+                nulls.documents += 1;
+            }
+        }
+        Ok(())
+    };
+    match rewrite(store) {
+        Ok(()) => store.commit_transaction()?,
+        Err(e) => {
+            store.rollback_transaction();
+            return Err(e);
+        }
+    }
+    Ok(nulls)
 }
 
 fn audit(store: &dyn Store) -> Result<ExitCode> {

@@ -33,7 +33,8 @@ pub enum Format {
 CSV columns: gridded data `x,y,` then one column per parameter (values, errors)
 for one time (--at), with a `timestamp` column first when every time is written;
 point data `timestamp,x,y,value,error`. Numbers are the shortest decimal that
-reads back to the stored double, nulls are empty fields, times are UTC
+reads back to the stored double, missing values (NaN, ±Infinity, or null
+in stores of earlier versions) are empty fields, times are UTC
 `YYYY-MM-DDTHH:MM:SSZ`.
 
 Examples:

@@ -26,8 +26,11 @@ use crate::store::validate_name;
 CFGrid reads a NetCDF-3 or NetCDF-4 file with CF metadata: the variable var_name (or
 the only one over time, latitude and longitude), the time of each step from the time
 coordinate's units and calendar, units from the variable and title from the file
-(config keys win), values unpacked with scale_factor/add_offset and fill values null.
-It writes SpatioTemporalMatrix's documents; precision defaults to 10 decimals.
+(config keys win), values unpacked with scale_factor/add_offset and fill values NaN.
+It writes SpatioTemporalMatrix's documents; precision defaults to what the file holds
+(float32: 7 significant digits of its smallest value; packed: its scale_factor), settled
+at the dataset's first load. A load whose rounding would store over 1% of its non-zero
+values as 0 is refused (a warning when precision is given).
 drop_empty_cells=true leaves out the cells missing at every step (default: the full grid).
 
 Several files load one after the other, in name order, each in its own atomic load;

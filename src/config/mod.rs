@@ -98,6 +98,13 @@ impl Config {
         })
     }
 
+    /// Whether `key` was given by the user (a config file or `-o`), not
+    /// taken from the model's defaults.
+    pub fn is_given(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|(_, origin)| origin != "defaults")
+    }
+
     /// The first key of `keys` found, searching layers from the top: so an
     /// override of `step` beats a file's `steps`.
     pub fn get_any(&self, keys: &[&'static str]) -> Option<(&'static str, &Value, &str)> {

@@ -37,13 +37,7 @@ pub(crate) fn check_fits_dataset(
             ));
         }
     }
-    let stored_precision = md.get("precision").and_then(|p| match p {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        Bson::Double(x) if x.fract() == 0.0 => Some(*x as i64),
-        _ => None,
-    });
-    if let Some(p) = stored_precision {
+    if let Some(p) = stored_precision(&md).map(i64::from) {
         if p != i64::from(model.precision()) {
             return Err(Error::collection(
                 name,
@@ -56,6 +50,16 @@ pub(crate) fn check_fits_dataset(
         }
     }
     Ok(())
+}
+
+/// The `precision` a dataset's `metadata` entry records.
+pub(crate) fn stored_precision(md: &Document) -> Option<u32> {
+    match md.get("precision")? {
+        Bson::Int32(n) => u32::try_from(*n).ok(),
+        Bson::Int64(n) => u32::try_from(*n).ok(),
+        Bson::Double(x) if x.fract() == 0.0 && *x >= 0.0 && *x < 4e9 => Some(*x as u32),
+        _ => None,
+    }
 }
 
 /// Refuse, before anything is written, a file whose `metadata` entry would

@@ -27,7 +27,7 @@ use self::input::Input;
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
 use crate::error::{shown, Error, Result};
-use crate::model::{self, Batch, Model, ModelKind, Summary};
+use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
 use crate::store::{self, sort_key, Datasets, Load, Store, METADATA};
@@ -139,6 +139,9 @@ struct Prepared {
     model: Box<dyn Model>,
     matrix: Box<dyn Matrix>,
     coords: Vec<[f64; 2]>,
+    /// `precision` was given (config file or `-o`): values it rounds to 0
+    /// are warned about, not refused.
+    precision_given: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -352,6 +355,7 @@ fn prepare(
         model,
         matrix,
         coords,
+        precision_given: config.is_given("precision"),
     })
 }
 
@@ -380,22 +384,53 @@ fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
 }
 
 /// Convert the file, handing each batch of documents to `out`; the summary
-/// of the file's own documents and how many there were.
+/// of the file's own documents and how many there were. Rounding that
+/// turned more than 1% of the file's non-zero values into 0 fails the
+/// load (so nothing of it is committed), or is a warning when the
+/// precision was given or is the dataset's (`lenient`).
 fn convert(
     model: &dyn Model,
     matrix: &mut dyn Matrix,
+    lenient: bool,
     observer: &mut dyn Observer,
     out: &mut dyn FnMut(Batch) -> Result<()>,
 ) -> Result<(Summary, usize)> {
     let mut summary = Summary::default();
+    let mut loss = Loss::default();
     let mut documents = 0usize;
     observer.started(model.expected_documents(matrix.info()));
     model.convert(matrix, &mut |mut batch| {
         documents += batch.len();
         observer.advanced(batch.len());
         summary = std::mem::take(&mut summary).merge(std::mem::take(&mut batch.summary));
+        loss.merge(std::mem::take(&mut batch.loss));
         out(batch)
     })?;
+    if loss.too_much() {
+        let info = matrix.info();
+        let p = model.precision();
+        let finding = format!(
+            "rounding to precision {p} (decimals) stores {:.1}% of its non-zero values ({} of {}) as 0",
+            loss.percent_zeroed(),
+            loss.zeroed,
+            loss.nonzero
+        );
+        let ways_out = format!(
+            "precision={} keeps 4 significant digits; or convert the values to a larger unit with units_to",
+            loss.precision_for_4_digits()
+        );
+        if lenient {
+            observer.warn(&format!(
+                "warning: {}: {finding}, as asked ({ways_out})",
+                shown(&info.path)
+            ));
+        } else {
+            return Err(Error::format(
+                &info.path,
+                format!("{finding}; nothing was written ({ways_out})"),
+            ));
+        }
+    }
     Ok((summary, documents))
 }
 
@@ -409,6 +444,20 @@ fn span_of(summary: &Summary) -> Option<(String, String)> {
         (Some(&a), Some(&b)) => Some((model::iso_date(a), model::iso_date(b))),
         _ => None,
     }
+}
+
+/// Let the model settle its precision where it chooses one (CFGrid
+/// without `precision`: from the file, or the dataset's when it exists);
+/// whether values it rounds to 0 are only warned about: the precision was
+/// given, or is the one the dataset was loaded with.
+fn settle_precision(file: &mut Prepared, md: Option<&Document>) -> Result<bool> {
+    let stored = md.and_then(checks::stored_precision);
+    let adopted = if file.precision_given {
+        false
+    } else {
+        file.model.settle_precision(stored, &mut *file.matrix)?
+    };
+    Ok(file.precision_given || adopted)
 }
 
 /// A load that, should it fail because another process took its lock
@@ -480,6 +529,7 @@ fn locked_load(
         refuse_over_unfinished_append(&*store, name, &input.id)?;
         store.entry(METADATA, name)?
     };
+    let lenient = settle_precision(&mut file, stored_md.as_ref())?;
     check_fits_dataset(stored_md.clone(), name, r.kind, &*file.model, path)?;
     // A dataset the old tool wrote: points are refused below, before any
     // document is written; grids append.
@@ -521,49 +571,50 @@ fn locked_load(
         lease,
     };
     load.bookkeeping().replaces = replace;
-    let (file_summary, documents) = convert(model, &mut *file.matrix, observer, &mut |batch| {
-        // A signal, or the lock lost: the load fails here, and its
-        // writes are undone with it.
-        lease.check()?;
-        if let Some(f) = &foreign {
-            let docs: Vec<Document> = batch
-                .docs
-                .iter()
-                .filter_map(|d| d.to_document().ok())
-                .collect();
-            return Err(refuse_points(name, &shown(path), f, &docs));
-        }
-        if appending && base.is_some() {
-            let ids: Vec<Bson> = batch
-                .docs
-                .iter()
-                .filter_map(id_of)
-                .chain(batch.packed.iter().map(|p| p.id.clone()))
-                .collect();
-            // An _id twice in one load, or one that cannot be read:
-            // the merge cannot tell what is replaced; read everything.
-            let repeated =
-                ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
-            if repeated {
-                base = None;
-            } else {
-                let mut fits = true;
-                load.stored(&ids, &mut |old| {
-                    if let Some(b) = &mut base {
-                        fits &= b.subtract(&model.summarize(&old));
-                    }
-                    Ok(())
-                })?;
-                if !fits {
+    let (file_summary, documents) =
+        convert(model, &mut *file.matrix, lenient, observer, &mut |batch| {
+            // A signal, or the lock lost: the load fails here, and its
+            // writes are undone with it.
+            lease.check()?;
+            if let Some(f) = &foreign {
+                let docs: Vec<Document> = batch
+                    .docs
+                    .iter()
+                    .filter_map(|d| d.to_document().ok())
+                    .collect();
+                return Err(refuse_points(name, &shown(path), f, &docs));
+            }
+            if appending && base.is_some() {
+                let ids: Vec<Bson> = batch
+                    .docs
+                    .iter()
+                    .filter_map(id_of)
+                    .chain(batch.packed.iter().map(|p| p.id.clone()))
+                    .collect();
+                // An _id twice in one load, or one that cannot be read:
+                // the merge cannot tell what is replaced; read everything.
+                let repeated =
+                    ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
+                if repeated {
                     base = None;
+                } else {
+                    let mut fits = true;
+                    load.stored(&ids, &mut |old| {
+                        if let Some(b) = &mut base {
+                            fits &= b.subtract(&model.summarize(&old));
+                        }
+                        Ok(())
+                    })?;
+                    if !fits {
+                        base = None;
+                    }
                 }
             }
-        }
-        if !batch.docs.is_empty() {
-            load.write_raw(batch.docs)?;
-        }
-        load.write_packed(batch.packed)
-    })?;
+            if !batch.docs.is_empty() {
+                load.write_raw(batch.docs)?;
+            }
+            load.write_packed(batch.packed)
+        })?;
     observer.committing();
     let summary = match base {
         Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
@@ -639,6 +690,7 @@ fn dry_run(
             .transpose()?
             .flatten(),
     };
+    let lenient = settle_precision(&mut file, md.as_ref())?;
     check_fits_dataset(md, name, r.kind, &*file.model, path)?;
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = match pending.coords.take() {
@@ -654,7 +706,13 @@ fn dry_run(
         None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
     };
     check_metadata_size(name, path, &*file.model, &coords)?;
-    let (summary, documents) = convert(&*file.model, &mut *file.matrix, observer, &mut |_| Ok(()))?;
+    let (summary, documents) = convert(
+        &*file.model,
+        &mut *file.matrix,
+        lenient,
+        observer,
+        &mut |_| Ok(()),
+    )?;
     let into = match (appending, &pending.metadata) {
         (false, _) => Destination::NewDataset,
         (true, Some(_)) => Destination::EarlierInputs,

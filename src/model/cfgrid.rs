@@ -57,7 +57,10 @@ pub struct CfGrid {
     units: Option<Bson>,
     gridres: Option<Bson>,
     step: Option<f64>,
-    precision: u32,
+    /// `precision` as given; else settled from the file (see
+    /// [`Model::settle_precision`]) or the dataset.
+    precision: Option<u32>,
+    settled: Option<u32>,
     drop_empty: bool,
     extra: Document,
     /// Set by [`Model::inspect`] from the file.
@@ -101,7 +104,6 @@ impl CfGrid {
     pub fn defaults() -> serde_json::Map<String, serde_json::Value> {
         base::defaults(json!({
             "parameters": ["values"],
-            "precision": 10,
             "drop_empty_cells": false,
         }))
     }
@@ -127,7 +129,8 @@ impl CfGrid {
                 b => Some(b),
             },
             step: config.seconds(&["step", "steps"])?,
-            precision: config.unsigned("precision", 15)?.unwrap_or(10),
+            precision: config.unsigned("precision", 15)?,
+            settled: None,
             drop_empty,
             extra: extra_keys(config),
             grid: None,
@@ -175,9 +178,88 @@ impl CfGrid {
     }
 }
 
+/// The precision before it is settled (what unit tests that convert
+/// without settling it get).
+const UNSETTLED_PRECISION: u32 = 10;
+
+/// Decimals that keep `digits` significant digits of `smallest` (the
+/// smallest non-zero magnitude), and so of every larger value.
+fn decimals_for(smallest: f64, digits: i32) -> u32 {
+    // The decimal exponent, exactly, from the shortest digits.
+    let e: i32 = format!("{smallest:e}")
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    u32::try_from((digits - 1 - e).clamp(0, MAX_DECIMALS)).unwrap_or(0)
+}
+
+/// The most decimals a settled precision has: enough for 7 significant
+/// digits of the smallest float32 (1.4e-45).
+const MAX_DECIMALS: i32 = 52;
+
+impl CfGrid {
+    /// The precision that keeps what the file holds: a float32 variable's
+    /// 7 significant digits (15 for float64) of its smallest non-zero
+    /// magnitude, and so of every value; a packed variable's packing step
+    /// (decimals down to its `scale_factor`); an integer variable's units.
+    fn precision_of_file(&self, m: &mut dyn Matrix) -> Result<u32> {
+        let facts = m.cf_grid().cloned();
+        if let Some(step) = facts.as_ref().and_then(|f| f.packing_step) {
+            let d = (-step.abs().log10() - 1e-9).ceil();
+            return Ok(if d.is_finite() && d > 0.0 {
+                d as u32
+            } else {
+                0
+            });
+        }
+        let digits = match m.info().class {
+            "single" => 7,
+            "double" => 15,
+            _ => return Ok(0),
+        };
+        let (rows, cols) = (m.info().rows, m.info().cols);
+        let per_block = (SCAN_VALUES / rows.max(1)).max(1);
+        let mut smallest = f64::INFINITY;
+        let mut k = 2;
+        while k < cols {
+            let n = per_block.min(cols - k);
+            let block = m.read_columns(k, n)?;
+            for &x in &block {
+                let a = x.abs();
+                if a > 0.0 && a < smallest {
+                    smallest = a;
+                }
+            }
+            k += n;
+        }
+        Ok(if smallest.is_finite() {
+            decimals_for(smallest, digits)
+        } else {
+            0
+        })
+    }
+}
+
 impl Model for CfGrid {
     fn precision(&self) -> u32 {
         self.precision
+            .or(self.settled)
+            .unwrap_or(UNSETTLED_PRECISION)
+    }
+
+    fn settle_precision(&mut self, stored: Option<u32>, m: &mut dyn Matrix) -> Result<bool> {
+        if self.precision.is_some() {
+            return Ok(false);
+        }
+        let (p, adopted) = match stored {
+            Some(p) => (p, true),
+            None => (self.precision_of_file(m)?, false),
+        };
+        self.settled = Some(p);
+        if let Some(g) = &mut self.grid {
+            g.inner.set_precision(p);
+        }
+        Ok(adopted)
     }
 
     fn name(&self) -> &str {
@@ -222,7 +304,7 @@ impl Model for CfGrid {
                 name: self.name.clone(),
                 title,
                 units,
-                precision: self.precision,
+                precision: self.precision(),
                 gridres: Some(gridres),
                 extra: self.extra.clone(),
             },
@@ -328,6 +410,7 @@ mod tests {
                 units: Some("mol m-2 s-1".into()),
                 dx: Some(1.0),
                 dy: Some(1.0),
+                packing_step: None,
             },
         )
     }

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::base::{self, every_date, Common};
 use super::{
-    bson_date, check_columns, column_positions, fields, read_coordinates, seconds_bson, value_bson,
-    Batch, Mark, Model, ModelSpec, Summary,
+    bson_date, check_columns, column_positions, fields, read_coordinates, seconds_bson,
+    stored_value, Batch, Loss, Mark, Model, ModelSpec, Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
@@ -107,30 +107,33 @@ impl Model for Kriged {
 
     fn convert(&self, m: &mut dyn Matrix, out: &mut dyn FnMut(Batch) -> Result<()>) -> Result<()> {
         let block = m.read_columns(0, self.columns.len())?;
-        let (values, errors) = rayon::join(
-            || {
-                block
-                    .column(self.at[2])
-                    .iter()
-                    .map(|&v| value_bson(v, self.common.precision))
-                    .collect::<Vec<_>>()
-            },
-            || {
-                // The file holds variances; a negative one has no root: null.
-                block
-                    .column(self.at[3])
-                    .iter()
-                    .map(|&v| value_bson(v.sqrt(), self.common.precision))
-                    .collect::<Vec<_>>()
-            },
-        );
+        let p = self.common.precision;
+        let mut loss = Loss::default();
+        let mut stored = |v: f64| {
+            let s = stored_value(v, p);
+            loss.count(v, s);
+            Bson::Double(s)
+        };
+        let values: Vec<Bson> = block
+            .column(self.at[2])
+            .iter()
+            .map(|&v| stored(v))
+            .collect();
+        // The file holds variances; a negative one has no root: NaN.
+        let errors: Vec<Bson> = block
+            .column(self.at[3])
+            .iter()
+            .map(|&v| stored(v.sqrt()))
+            .collect();
         let doc = doc! {
             fields::ID: bson_date(self.time),
             fields::SPAN: seconds_bson(self.span_seconds),
             fields::VALUES: values,
             fields::ERRORS: errors,
         };
-        out(Batch::from_documents(self, vec![doc])?)
+        let mut batch = Batch::from_documents(self, vec![doc])?;
+        batch.loss = loss;
+        out(batch)
     }
 
     fn expected_documents(&self, _info: &MatrixInfo) -> usize {
@@ -204,15 +207,20 @@ mod tests {
             "2009-06-15T00:00:00+00:00"
         );
         assert_eq!(d.get("_span"), Some(&Bson::Int32(518400)));
-        assert_eq!(
-            d.get_array("values").unwrap(),
-            &vec![Bson::Double(386.9), Bson::Double(386.8), Bson::Null]
-        );
-        // sqrt(0.6066) = 0.779, sqrt(0.25) = 0.5, sqrt(-1) has none.
-        assert_eq!(
-            d.get_array("errors").unwrap(),
-            &vec![Bson::Double(0.8), Bson::Double(0.5), Bson::Null]
-        );
+        // NaN as a double (compared by its bits: NaN is not equal to itself).
+        let bits = |a: &bson::Array| -> Vec<Option<u64>> {
+            a.iter().map(|v| v.as_f64().map(f64::to_bits)).collect()
+        };
+        let want = |a: f64, b: f64| {
+            vec![
+                Some(a.to_bits()),
+                Some(b.to_bits()),
+                Some(f64::NAN.to_bits()),
+            ]
+        };
+        assert_eq!(bits(d.get_array("values").unwrap()), want(386.9, 386.8));
+        // sqrt(0.6066) = 0.779, sqrt(0.25) = 0.5, sqrt(-1) has none: NaN.
+        assert_eq!(bits(d.get_array("errors").unwrap()), want(0.8, 0.5));
         assert_eq!(
             m.coordinates(&mut mem(map())).unwrap(),
             vec![[-64.5, 82.5], [-63.5, 82.5], [179.5, -54.5]]

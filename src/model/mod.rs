@@ -179,6 +179,85 @@ impl Summary {
     }
 }
 
+/// What rounding did to the finite non-zero values of a file: how many
+/// there were, how many it turned into 0, and how many there were of each
+/// binary exponent (to find a precision that would keep them). Filled as
+/// documents are built, merged per file, so that a load that would zero
+/// too many values is refused (see [`Loss::refusal`]) without a pass more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loss {
+    pub nonzero: u64,
+    pub zeroed: u64,
+    /// Count per biased binary exponent (`bits >> 52 & 0x7ff`); empty
+    /// until a value is counted.
+    exponents: Vec<u64>,
+}
+
+impl Loss {
+    /// Count an input value `x` stored as `stored`.
+    #[inline]
+    pub fn count(&mut self, x: f64, stored: f64) {
+        if x == 0.0 || !x.is_finite() {
+            return;
+        }
+        self.nonzero += 1;
+        if stored == 0.0 {
+            self.zeroed += 1;
+        }
+        if self.exponents.is_empty() {
+            self.exponents = vec![0; 2048];
+        }
+        self.exponents[((x.to_bits() >> 52) & 0x7ff) as usize] += 1;
+    }
+
+    pub fn merge(&mut self, o: Loss) {
+        self.nonzero += o.nonzero;
+        self.zeroed += o.zeroed;
+        if self.exponents.is_empty() {
+            self.exponents = o.exponents;
+        } else {
+            for (a, b) in self.exponents.iter_mut().zip(o.exponents) {
+                *a += b;
+            }
+        }
+    }
+
+    /// The share of the non-zero values rounded to 0, in percent.
+    pub fn percent_zeroed(&self) -> f64 {
+        if self.nonzero == 0 {
+            0.0
+        } else {
+            100.0 * self.zeroed as f64 / self.nonzero as f64
+        }
+    }
+
+    /// Whether more than 1% of the non-zero values became 0.
+    pub fn too_much(&self) -> bool {
+        self.zeroed * 100 > self.nonzero
+    }
+
+    /// The precision (decimals) at which at least 99% of the non-zero
+    /// values keep 4 significant digits: 3 − the decimal exponent of the
+    /// smallest of them, the 1% smallest left aside. Loaded at it, at most
+    /// 1% of the values can be rounded to 0, so it passes the check.
+    pub fn precision_for_4_digits(&self) -> u32 {
+        let aside = self.nonzero / 100;
+        let mut seen = 0;
+        for (e, &c) in self.exponents.iter().enumerate() {
+            seen += c;
+            if seen > aside {
+                // A value of biased exponent e is at least 2^(e - 1023)
+                // (subnormals: 2^-1074), so its decimal exponent is at
+                // least floor((e - 1023) · log10 2).
+                let e2 = (e as i32 - 1023).max(-1074);
+                let e10 = (f64::from(e2) * std::f64::consts::LOG10_2).floor() as i32;
+                return u32::try_from(3 - e10).unwrap_or(0);
+            }
+        }
+        0
+    }
+}
+
 /// What a model hands on per block: the documents, already encoded as BSON
 /// (once, in parallel, so no store re-encodes them), and their contribution
 /// to the collection's summary (the same as [`Model::summarize`] of each).
@@ -189,6 +268,8 @@ pub struct Batch {
     /// (step documents), which a store that wants BSON joins back.
     pub packed: Vec<crate::store::packed::PackedDoc>,
     pub summary: Summary,
+    /// What rounding did to the block's values.
+    pub loss: Loss,
 }
 
 impl Batch {
@@ -273,6 +354,14 @@ pub trait Model: Sync {
 
     /// The decimals its values are rounded to (the metadata's `precision`).
     fn precision(&self) -> u32;
+
+    /// Settle the precision, where the model chooses it rather than takes
+    /// it from the config (CFGrid without `precision`), before `convert`:
+    /// `stored` is the dataset's, when it exists. `true` when the
+    /// precision is the dataset's (so it is not the model's choice).
+    fn settle_precision(&mut self, _stored: Option<u32>, _m: &mut dyn Matrix) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.
@@ -535,12 +624,24 @@ fn round_exact(x: f64, decimals: u32) -> f64 {
     }
 }
 
-/// A stored value: rounded, or null for NaN and ±Inf.
+/// A stored value: rounded; NaN and ±Inf as the doubles NaN and
+/// ±Infinity, as the old tool stored them (every NaN as the one quiet NaN,
+/// `f64::NAN`, whatever bits the file had: MATLAB's has its sign bit set).
+/// Never null: the Carbon Data Explorer's server calls `toFixed` on every
+/// value, which `NaN` has and `null` has not.
 pub fn value_bson(x: f64, decimals: u32) -> Bson {
+    Bson::Double(stored_value(x, decimals))
+}
+
+/// [`value_bson`]'s number.
+#[inline]
+pub fn stored_value(x: f64, decimals: u32) -> f64 {
     if x.is_finite() {
-        Bson::Double(round_to(x, decimals))
+        round_to(x, decimals)
+    } else if x.is_nan() {
+        f64::NAN
     } else {
-        Bson::Null
+        x
     }
 }
 
@@ -780,7 +881,13 @@ mod tests {
         assert_eq!(round_to(4.35, 1), 4.3);
         assert_eq!(round_to(0.0849, 2), 0.08);
         assert_eq!(round_to(-0.001, 2).to_bits(), 0.0f64.to_bits());
-        assert_eq!(value_bson(f64::NAN, 2), Bson::Null);
-        assert_eq!(value_bson(f64::INFINITY, 2), Bson::Null);
+        let nan = |b: Bson| b.as_f64().unwrap().to_bits();
+        assert_eq!(nan(value_bson(f64::NAN, 2)), f64::NAN.to_bits());
+        assert_eq!(nan(value_bson(-f64::NAN, 2)), f64::NAN.to_bits());
+        assert_eq!(value_bson(f64::INFINITY, 2), Bson::Double(f64::INFINITY));
+        assert_eq!(
+            value_bson(f64::NEG_INFINITY, 2),
+            Bson::Double(f64::NEG_INFINITY)
+        );
     }
 }

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::base::{self, Common};
 use super::{
-    fields, iso_date, read_coordinates, round_to, seconds_bson, Batch, Mark, Model, ModelSpec,
-    Stats, Summary,
+    fields, iso_date, read_coordinates, round_to, seconds_bson, Batch, Loss, Mark, Model,
+    ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -126,6 +126,11 @@ impl SpatioTemporal {
         }
     }
 
+    /// Round values to `precision` decimals (CFGrid's, settled from the file).
+    pub(crate) fn set_precision(&mut self, precision: u32) {
+        self.common.precision = precision;
+    }
+
     /// Read at most this many values per block (tests use small blocks).
     pub fn with_block_values(mut self, n: usize) -> Self {
         self.block_values = n.max(1);
@@ -144,23 +149,29 @@ impl SpatioTemporal {
 
     /// Steps `k..k + block.ncols()` as documents and their summary.
     fn convert_block(&self, k: usize, block: &Array2<f64>) -> Batch {
-        let parts: Vec<(PackedDoc, Summary)> = (0..block.ncols())
+        let parts: Vec<(PackedDoc, Summary, Loss)> = (0..block.ncols())
             .into_par_iter()
             .map(|j| self.step_document(self.date_of_step(k + j), block.column(j)))
             .collect();
         let mut batch = Batch::default();
-        for (doc, summary) in parts {
+        for (doc, summary, loss) in parts {
             batch.packed.push(doc);
             batch.summary = std::mem::take(&mut batch.summary).merge(summary);
+            batch.loss.merge(loss);
         }
         batch
     }
 
     /// `{_id: date, values: [N numbers]}`, values rounded to the precision
-    /// and non-finite ones null, with the same summary [`Model::summarize`]
+    /// (NaN and ±Inf kept as such), with the same summary [`Model::summarize`]
     /// gives for the stored document.
-    fn step_document(&self, id: bson::DateTime, column: ArrayView1<f64>) -> (PackedDoc, Summary) {
+    fn step_document(
+        &self,
+        id: bson::DateTime,
+        column: ArrayView1<f64>,
+    ) -> (PackedDoc, Summary, Loss) {
         let precision = self.common.precision;
+        let mut loss = Loss::default();
         let mut stats = Stats::new(precision);
         let mut keys = Vec::with_capacity(column.len());
         // Written straight in the compact form: the embedded store keeps
@@ -168,10 +179,12 @@ impl SpatioTemporal {
         let mut w = StepWriter::new(column.len(), precision);
         for &x in column {
             if !x.is_finite() {
-                w.push(None, None);
+                // Stored as the double NaN or ±Infinity, left out of the statistics.
+                w.push(Some(x), None);
                 continue;
             }
             let v = round_to(x, precision);
+            loss.count(x, v);
             let key = stats.key(v);
             match key {
                 Some(k) => keys.push(k),
@@ -186,7 +199,7 @@ impl SpatioTemporal {
             None,
             vec![(fields::VALUES.into(), stats)],
         );
-        (doc, summary)
+        (doc, summary, loss)
     }
 }
 
@@ -232,7 +245,7 @@ impl Model for SpatioTemporal {
                 ),
             ));
         }
-        // {_id: date, values: [N doubles]} at most (nulls are smaller).
+        // {_id: date, values: [N doubles]}.
         super::check_document_sizes(info, &self.common.name, |n| {
             26 + super::bson_array_bytes(n, 8)
         })
@@ -348,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn one_document_per_step_with_rounded_values_and_nulls() {
+    fn one_document_per_step_with_rounded_values_nan_and_infinity() {
         let m = model("timestamp=2004-06-30T00:00:00");
         let docs = all_docs(&m, grid());
         assert_eq!(docs.len(), 3);
@@ -366,8 +379,13 @@ mod tests {
             v0,
             &vec![Bson::Double(0.08), Bson::Double(-0.12), Bson::Double(7.0)]
         );
-        assert_eq!(docs[1].get_array("values").unwrap()[2], Bson::Null);
-        assert_eq!(docs[2].get_array("values").unwrap()[0], Bson::Null);
+        // Stored as doubles, as the old tool stored NaN; never null.
+        assert_eq!(
+            docs[1].get_array("values").unwrap()[2],
+            Bson::Double(f64::INFINITY)
+        );
+        let nan = &docs[2].get_array("values").unwrap()[0];
+        assert_eq!(nan.as_f64().map(f64::to_bits), Some(f64::NAN.to_bits()));
     }
 
     #[test]
@@ -375,7 +393,11 @@ mod tests {
         let m = model("timestamp=2004-06-30");
         let whole = all_docs(&m, grid());
         let m = model("timestamp=2004-06-30").with_block_values(1);
-        assert_eq!(all_docs(&m, grid()), whole);
+        // Compared as bytes: NaN is not equal to itself.
+        let bytes = |d: Vec<Document>| -> Vec<Vec<u8>> {
+            d.iter().map(|d| bson::to_vec(d).unwrap()).collect()
+        };
+        assert_eq!(bytes(all_docs(&m, grid())), bytes(whole));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use serde_json::json;
 
 use super::base::{self, every_date, Common};
 use super::{
-    bson_date, check_columns, column_positions, fields, read_coordinates, round_to, value_bson,
-    Batch, Mark, Model, ModelSpec, Stats, Summary,
+    bson_date, check_columns, column_positions, fields, read_coordinates, round_to, stored_value,
+    value_bson, Batch, Mark, Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -213,7 +213,11 @@ impl Model for Xco2 {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            out(Batch::from_documents(self, docs)?)?;
+            let mut batch = Batch::from_documents(self, docs)?;
+            for &v in block.column(vc).slice(ndarray::s![start..end]) {
+                batch.loss.count(v, stored_value(v, self.common.precision));
+            }
+            out(batch)?;
             start = end;
         }
         Ok(())

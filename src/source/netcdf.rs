@@ -44,6 +44,9 @@ pub struct CfGridFacts {
     /// (`None` for a single row or column).
     pub dx: Option<f64>,
     pub dy: Option<f64>,
+    /// The `scale_factor` of a packed variable (an integer variable with a
+    /// `scale_factor` or `add_offset`): its values are steps of it.
+    pub packing_step: Option<f64>,
 }
 
 pub struct NetCdfMatrix {
@@ -535,8 +538,9 @@ impl NetCdfMatrix {
                 }
             }
         }
+        let (scale_attr, offset_attr) = (one("scale_factor")?, one("add_offset")?);
         let packing = Packing {
-            scale: one("scale_factor")?.unwrap_or(1.0),
+            scale: scale_attr.unwrap_or(1.0),
             offset: one("add_offset")?.unwrap_or(0.0),
             missing,
             valid_min,
@@ -544,6 +548,9 @@ impl NetCdfMatrix {
         };
         let units = string_attr(&v, "units");
         let class = type_name(&vt);
+        let integer = matches!(vt, NcVariableType::Int(_));
+        let packing_step =
+            (integer && (scale_attr.is_some() || offset_attr.is_some())).then_some(packing.scale);
         let rows = lats.len() * lons.len();
         let cols = 2 + times_ms.len();
         drop(tvar);
@@ -564,6 +571,7 @@ impl NetCdfMatrix {
                 units,
                 dx,
                 dy,
+                packing_step,
             },
             dims,
             t_axis,

@@ -8,7 +8,9 @@
 //! gives back the very bytes [`split`] was given.
 //!
 //! Layout: `head_len: u32`, the document's bytes up to the array's length
-//! (`head_len` of them), `n: u32`, the `n` element types (double or null),
+//! (`head_len` of them), `n: u32`, the `n` element types (double, null, or
+//! one of three marks that stand for the doubles NaN, +Infinity and
+//! -Infinity, which carry no number in the run),
 //! `places: u8` and `width: u8` (2 or 4: each double is an integer of that
 //! many bytes divided by 10^places; 8: the doubles' own 8 bytes), the
 //! numbers, then the document's bytes after the array. All integers
@@ -19,6 +21,37 @@ use crate::model::encode::ArrayKeys;
 
 const DOUBLE: u8 = 0x01;
 const NULL: u8 = 0x0A;
+/// Marks of the element types' run for the doubles that are not numbers:
+/// NaN (its one quiet form, `f64::NAN`'s bits), +Infinity and -Infinity.
+/// No BSON type has these codes; [`join`] writes each back as a double.
+const NAN: u8 = 0x81;
+const POS_INF: u8 = 0x82;
+const NEG_INF: u8 = 0x83;
+
+/// The mark of a double kept without its bytes, when it is one.
+#[inline]
+fn mark_of(bits: u64) -> Option<u8> {
+    if bits == f64::NAN.to_bits() {
+        Some(NAN)
+    } else if bits == f64::INFINITY.to_bits() {
+        Some(POS_INF)
+    } else if bits == f64::NEG_INFINITY.to_bits() {
+        Some(NEG_INF)
+    } else {
+        None
+    }
+}
+
+/// The double a mark stands for.
+#[inline]
+fn marked(t: u8) -> Option<f64> {
+    match t {
+        NAN => Some(f64::NAN),
+        POS_INF => Some(f64::INFINITY),
+        NEG_INF => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
 
 fn i32_at(b: &[u8], at: usize) -> Option<usize> {
     let v = i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?);
@@ -85,8 +118,15 @@ fn numbers(b: &[u8], types: &mut Vec<u8>, doubles: &mut Vec<u8>) -> Option<usize
         at += 1 + k.len();
         match kind {
             DOUBLE => {
-                doubles.extend_from_slice(b.get(at..at + 8)?);
+                let d = b.get(at..at + 8)?;
                 at += 8;
+                if let Some(mark) = mark_of(u64::from_le_bytes(d.try_into().ok()?)) {
+                    types.push(mark);
+                    n += 1;
+                    keys.advance();
+                    continue;
+                }
+                doubles.extend_from_slice(d);
             }
             NULL => {}
             _ => return None,
@@ -203,6 +243,8 @@ pub struct StepWriter {
     /// 10^places, while the numbers so far are decimal integers.
     scale: Option<(u8, f64)>,
     narrow: bool,
+    /// How many elements are NaN or infinite (doubles without bytes in the run).
+    specials: usize,
 }
 
 impl StepWriter {
@@ -222,17 +264,31 @@ impl StepWriter {
             scratch,
             scale,
             narrow: true,
+            specials: 0,
         }
     }
 
     /// The next element: a number (with its decimal integer at `places`
-    /// places, if the caller has it) or null.
+    /// places, if the caller has it) or null. NaN (any NaN: it is written
+    /// as `f64::NAN`), +Infinity and -Infinity are kept as their marks.
     #[inline]
     pub fn push(&mut self, value: Option<f64>, decimal: Option<i64>) {
         let Some(x) = value else {
             self.scratch.types.push(NULL);
             return;
         };
+        if !x.is_finite() {
+            let bits = if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            };
+            self.scratch
+                .types
+                .push(mark_of(bits).expect("NaN or an infinity"));
+            self.specials += 1;
+            return;
+        }
         self.scratch.types.push(DOUBLE);
         if let Some((_, scale)) = self.scale {
             let k = decimal
@@ -268,16 +324,19 @@ impl StepWriter {
             scratch,
             scale,
             narrow,
+            specials,
         } = self;
         let n = scratch.types.len();
         let numbers = scratch.ints.len() + scratch.doubles.len();
+        // In the BSON, NaN and the infinities are doubles of 8 bytes too.
+        let doubles = numbers + specials;
         let (places, width) = match scale {
             Some((p, _)) => (p, if narrow { 2 } else { 4 }),
             None => (0, 8),
         };
         // The BSON it stands for: the array's elements are a type, the
         // decimal key and its NUL each, and 8 bytes per number.
-        let elements = 2 * n + key_digits(n) + 8 * numbers;
+        let elements = 2 * n + key_digits(n) + 8 * doubles;
         let array = 4 + elements + 1;
         let head_len = 4 + (1 + 4 + 8) + (1 + key.len() + 1);
         let bson_len = head_len + array + 1;
@@ -410,12 +469,21 @@ fn join_form(packed: &[u8], decimal: bool) -> Option<Vec<u8>> {
     let mut v = values.chunks_exact(width);
     let mut keys = ArrayKeys::default();
     for &t in types {
-        out.push(t);
-        out.extend_from_slice(keys.with_nul());
         match t {
-            DOUBLE => out.extend_from_slice(&double(v.next()?)),
-            NULL => {}
-            _ => return None,
+            DOUBLE => {
+                out.push(DOUBLE);
+                out.extend_from_slice(keys.with_nul());
+                out.extend_from_slice(&double(v.next()?));
+            }
+            NULL => {
+                out.push(NULL);
+                out.extend_from_slice(keys.with_nul());
+            }
+            _ => {
+                out.push(DOUBLE);
+                out.extend_from_slice(keys.with_nul());
+                out.extend_from_slice(&marked(t)?.to_le_bytes());
+            }
         }
         keys.advance();
     }
@@ -487,6 +555,33 @@ mod tests {
     }
 
     #[test]
+    fn nan_and_the_infinities_come_back_apart() {
+        let values = vec![
+            Bson::Double(f64::NAN),
+            Bson::Double(0.25),
+            Bson::Double(f64::INFINITY),
+            Bson::Null,
+            Bson::Double(f64::NEG_INFINITY),
+            Bson::Double(-1.5),
+        ];
+        let b = bytes(&doc! { "_id": 1, "values": values });
+        let packed = split(&b).expect("packable");
+        assert_eq!(join(&packed).unwrap(), b);
+        // The numbers stay two-byte decimals: the marks carry no number.
+        let head_len = u32::from_le_bytes(packed[..4].try_into().unwrap()) as usize;
+        let at = 8 + head_len;
+        assert_eq!(
+            &packed[at..at + 8],
+            &[NAN, DOUBLE, POS_INF, NULL, NEG_INF, DOUBLE, 2, 2]
+        );
+        // A NaN of other bits is kept as it is, among the doubles.
+        let odd = f64::from_bits(0xfff8_0000_0000_0001);
+        let b = bytes(&doc! { "_id": 1, "values": [odd, 0.5] });
+        let packed = split(&b).expect("packable");
+        assert_eq!(join(&packed).unwrap(), b);
+    }
+
+    #[test]
     fn key_digits_add_up() {
         for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 259_200, 1_000_001] {
             let want: usize = (0..n).map(|i| i.to_string().len()).sum();
@@ -497,12 +592,26 @@ mod tests {
     #[test]
     fn step_documents_written_compact_are_the_bson_of_the_same_document() {
         let scale = 100.0;
-        let cases: [(&str, Vec<Option<f64>>, u32); 6] = [
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        let cases: [(&str, Vec<Option<f64>>, u32); 8] = [
             (
                 "two places",
                 vec![Some(0.25), None, Some(-3.07), Some(12.5)],
                 2,
             ),
+            (
+                "NaN and infinities",
+                vec![
+                    Some(nan),
+                    Some(0.25),
+                    Some(inf),
+                    None,
+                    Some(-inf),
+                    Some(-1.5),
+                ],
+                2,
+            ),
+            ("only NaN", vec![Some(nan), Some(nan)], 2),
             (
                 "past 16 bits",
                 vec![Some(1234.56), Some(-99999.99), None],

@@ -218,7 +218,8 @@ def big(path, steps):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "expect":
-        expect(sys.argv[2], sys.argv[3])
+        # The precision the dataset was stored at (CFGrid settles it from the file).
+        expect(sys.argv[2], sys.argv[3], *(int(p) for p in sys.argv[4:5]))
     elif cmd == "bad":
         bad(sys.argv[2])
     elif cmd == "odd":
