@@ -1743,3 +1743,93 @@ fn grids_the_old_tool_stored_append_and_keep_their_title_and_units() {
     assert_eq!(md["title"], json!("Another title"));
     assert_eq!(md["units"]["values"], json!("&mu;mol/m&sup2;"));
 }
+
+/// The old tool's `NAME` collection and its entries, from the jsonl
+/// fixtures, written into an embedded store as they are (ObjectId `_id`s,
+/// its metadata, no summary entry).
+fn old_tool_into_embedded(db: &Path, name: &str) {
+    use fluxpy::store::{embedded::Embedded, Store};
+    let read = |file: &str| -> Vec<bson::Document> {
+        std::fs::read_to_string(shared("fixtures/oldtool").join(file))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                match bson::Bson::try_from(v).unwrap() {
+                    bson::Bson::Document(d) => d,
+                    other => panic!("not a document: {other}"),
+                }
+            })
+            .collect()
+    };
+    let entry = |file: &str| {
+        read(file)
+            .into_iter()
+            .find(|d| d.get_str("_id") == Ok(name))
+            .unwrap()
+    };
+    let mut store = Embedded::open(db).unwrap();
+    let mut load = store.begin_load(name).unwrap();
+    load.write(read(&format!("{name}.jsonl"))).unwrap();
+    load.commit(entry("coord_index.jsonl"), entry("metadata.jsonl"))
+        .unwrap();
+}
+
+#[test]
+fn points_the_old_tool_stored_in_an_embedded_store_are_refused_then_replaced() {
+    let env = Env::new();
+    old_tool_into_embedded(&env.db(), "xco2");
+    let exported = env.run(&["export", "-n", "xco2"]).ok().json_lines();
+    assert_eq!(exported.len(), 1311);
+    let audit = env.run(&["db", "-a"]).ok();
+    assert!(
+        audit
+            .stdout
+            .contains("note: 'xco2' holds points another tool wrote"),
+        "{}",
+        audit.stdout
+    );
+    let xco2 = shared("fixtures/fluxpy/xco2.mat");
+    let load = [
+        "load",
+        "-p",
+        xco2.to_str().unwrap(),
+        "-m",
+        "XCO2Matrix",
+        "-n",
+        "xco2",
+        "-o",
+        "timestamp=2009-06-15",
+    ];
+    let refused = env.run(&load);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("stored 1 day after the file's"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        env.run(&["export", "-n", "xco2"]).ok().json_lines(),
+        exported
+    );
+    let mut replace = load.to_vec();
+    replace.push("--replace");
+    env.run(&replace).ok();
+    let after = env.run(&["export", "-n", "xco2"]).ok().json_lines();
+    assert_eq!(after.len(), 1311);
+    // Each point once, a day before the old tool's.
+    let old_by_point: BTreeMap<String, &Value> = exported
+        .iter()
+        .map(|d| (d["coordinates"].to_string(), d))
+        .collect();
+    for new in &after {
+        let old = old_by_point[&new["coordinates"].to_string()];
+        assert_eq!(
+            export_ms(&old["timestamp"]) - export_ms(&new["timestamp"]),
+            DAY
+        );
+        assert_eq!(new["properties"], old["properties"]);
+        assert!(new["_id"].get("$oid").is_none());
+    }
+    assert!(!env.run(&["db", "-a"]).ok().stdout.contains("'xco2'"));
+}
