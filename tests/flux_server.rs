@@ -267,7 +267,7 @@ fn gridded_queries(db: &Database, name: &str, export: &[Value], coords: &[Value]
 }
 
 /// flux-server's geometry path (core.js): `_geom_NAME` of `{ll, idx}` with
-/// a 2dsphere index (made by the load), asked which cells a polygon holds.
+/// (made by the load), asked which cells a polygon holds.
 fn geometry(db: &Database, name: &str, coords: &[Value], box_: [f64; 4]) -> Vec<usize> {
     let geom = db.collection::<Document>(&format!("_geom_{name}"));
     let made = collect(geom.find(doc! {}).sort(doc! { "idx": 1 }).run().unwrap());

@@ -60,7 +60,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 const STAGING_PREFIX: &str = "_load.";
 
 /// The Carbon Data Explorer's API server (flux-server) caches a dataset's
-/// cells as points with a 2dsphere index in `_geom_NAME`, made from its
+/// cells as `{ll, idx}` points in `_geom_NAME`, made from its
 /// `coord_index` entry. It belongs to NAME: a load into MongoDB makes it
 /// when it is missing (flux-server's own attempt kills its process), a
 /// load that changes NAME's coordinates makes it again, `remove` drops it

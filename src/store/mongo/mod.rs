@@ -131,12 +131,14 @@ impl Mongo {
 
     /// Make flux-server's geometry cache `_geom_NAME` from NAME's
     /// `coord_index` entry when it does not exist: `{_id: i, ll: [x, y],
-    /// idx: i}` for cell (or point) i, with a 2dsphere index on `ll`, as
-    /// flux-server's core.js makes it. flux-server cannot make it itself:
-    /// with the driver it runs on, the first `t.json?geom=` request of a
-    /// dataset without it throws and the process exits (see
-    /// docs/mongodb.md). Written under a staging name and renamed, so that
-    /// a cut-short build never shows as a partial cache.
+    /// idx: i}` for cell (or point) i, as flux-server's core.js makes it.
+    /// flux-server cannot make it itself: with the driver it runs on, the
+    /// first `t.json?geom=` request of a dataset without it throws and the
+    /// process exits (see docs/mongodb.md). It has no 2dsphere index:
+    /// `$geoIntersects` needs none (MongoDB's documentation), and building
+    /// one took minutes, or the server's memory, on SecantusDB. Written
+    /// under a staging name and renamed, so that a cut-short build never
+    /// shows as a partial cache.
     pub(crate) fn make_geometry(&self, name: &str) -> Result<()> {
         let geom = super::geom_name(name);
         if self.exists(&geom)? {
@@ -162,13 +164,6 @@ impl Mongo {
         if coords.is_empty() {
             self.db.create_collection(&staging).run().map_err(err)?;
         }
-        coll.create_index(
-            mongodb::IndexModel::builder()
-                .keys(doc! { "ll": "2dsphere" })
-                .build(),
-        )
-        .run()
-        .map_err(err)?;
         self.rename_coll(&staging, &geom)
     }
 
