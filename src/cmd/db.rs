@@ -231,6 +231,22 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             busy.insert(name);
         }
     }
+    // Datasets another tool wrote: whole, and a load knows what to do.
+    for c in collections.iter().filter(|c| metadata.contains(c)) {
+        let md = store.entry(METADATA, c)?;
+        if let Some(f) = crate::ingest::foreign::foreign_dataset(store, c, md.as_ref())? {
+            audit.notes.push(if f.points {
+                format!(
+                    "'{c}' holds points another tool wrote (the old manage.py: {}); a load refuses to add to it, `manage load --replace -n {c} …` rewrites it from its file",
+                    if f.object_ids { "ObjectId _ids, each a day after its row's day" } else { "no summary entry" }
+                )
+            } else {
+                format!(
+                    "'{c}' was written by another tool (the old manage.py: no summary entry); the next load into it appends and rebuilds its summary once"
+                )
+            });
+        }
+    }
     let mut report = |name: &str, text: String| {
         if busy.contains(name) {
             audit

@@ -92,6 +92,13 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
+    /// Rewrite NAME from the first file, in one step: what NAME held goes
+    /// (documents, coord_index, summary, metadata, ingest log); the other
+    /// files append. The way to convert a point dataset the old manage.py
+    /// wrote, which a load refuses to add to
+    #[arg(long, conflicts_with = "dry_run")]
+    pub replace: bool,
+
     /// Read, check and convert everything and report what would be
     /// written; write nothing (the store is only read)
     #[arg(long = "dry-run")]
@@ -399,6 +406,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
             options: args.options.as_deref(),
             mediator: args.mediator.as_deref(),
             force: args.force,
+            replace: args.replace,
             dry_run: args.dry_run,
             lock_timeout: args.lock_timeout,
         },

@@ -11,6 +11,7 @@
 //! holds already, so that a file loaded before is skipped.
 
 mod checks;
+pub(crate) mod foreign;
 mod input;
 mod summary;
 
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document, RawDocumentBuf};
 
 use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
+use self::foreign::{foreign_dataset, refuse_points};
 use self::input::Input;
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
@@ -49,6 +51,9 @@ pub struct Request<'a> {
     pub mediator: Option<&'a str>,
     /// Load inputs the ingest log says were loaded already.
     pub force: bool,
+    /// Rewrite the dataset from the next input loaded, in one step
+    /// (`--replace`); the inputs after it append.
+    pub replace: bool,
     /// Read, check and convert, but write nothing.
     pub dry_run: bool,
     /// How long to wait for another load of the dataset.
@@ -237,6 +242,12 @@ impl<'a> Loader<'a> {
                 locked_load(store, &r, path, file, &input, &leases[0], started, observer)
             },
         )
+        .inspect(|outcome| {
+            // One replacement: the inputs after it append to it.
+            if matches!(outcome, Outcome::Loaded { .. }) {
+                self.request.replace = false;
+            }
+        })
     }
 
     /// A dry run: everything a load does but write; the store is only read.
@@ -579,19 +590,32 @@ fn locked_load(
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let name = r.name;
-    if !r.force {
+    // A replacement is a first load of NAME: nothing stored is kept, so
+    // nothing stored is checked against the file.
+    let replace = r.replace;
+    if !r.force && !replace {
         if let Some(entry) = already_loaded(store, name, &input.id)? {
             return Ok(skipped(&entry));
         }
     }
-    refuse_over_unfinished_append(&*store, name, &input.id)?;
-    let md = store.entry(METADATA, name)?;
-    let lenient = settle_precision(&mut file, md.as_ref())?;
-    check_fits_dataset(md, name, r.kind, &*file.model, path)?;
-    let stored = stored_summary(&*store, name)?;
+    let stored_md = if replace {
+        None
+    } else {
+        refuse_over_unfinished_append(&*store, name, &input.id)?;
+        store.entry(METADATA, name)?
+    };
+    let lenient = settle_precision(&mut file, stored_md.as_ref())?;
+    check_fits_dataset(stored_md.clone(), name, r.kind, &*file.model, path)?;
+    // A dataset the old tool wrote: points are refused below, before any
+    // document is written; grids append.
+    let foreign = foreign_dataset(&*store, name, stored_md.as_ref())?.filter(|f| f.points);
+    let stored = match replace {
+        true => None,
+        false => stored_summary(&*store, name)?,
+    };
     let coords = std::mem::take(&mut file.coords);
     let (coords, appending) = joined_coordinates(
-        Some(&*store),
+        (!replace).then_some(&*store),
         name,
         path,
         &*file.model,
@@ -612,15 +636,29 @@ fn locked_load(
     };
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     let model = &*file.model;
+    let begun = if replace {
+        store.begin_replace(name)?
+    } else {
+        store.begin_load(name)?
+    };
     let mut load = Guarded {
-        load: Some(store.begin_load(name)?),
+        load: Some(begun),
         lease,
     };
+    load.bookkeeping().replaces = replace;
     let (file_summary, documents) =
         convert(model, &mut *file.matrix, lenient, observer, &mut |batch| {
             // A signal, or the lock lost: the load fails here, and its
             // writes are undone with it.
             lease.check()?;
+            if let Some(f) = &foreign {
+                let docs: Vec<Document> = batch
+                    .docs
+                    .iter()
+                    .filter_map(|d| d.to_document().ok())
+                    .collect();
+                return Err(refuse_points(name, &shown(path), f, &docs));
+            }
             if appending && base.is_some() {
                 let ids: Vec<Bson> = batch
                     .docs
@@ -667,7 +705,10 @@ fn locked_load(
     };
     load.set_summary(summary_entry(name, &coords, &summary));
     let dates = dates_of(&file_summary);
-    let metadata = model.metadata(&coords, &summary);
+    let mut metadata = model.metadata(&coords, &summary);
+    if let Some(md) = stored_md.as_ref().filter(|_| appending) {
+        keep_stored_labels(name, md, &mut metadata, r.options, observer);
+    }
     load.log_ingest(input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64()))?;
     lease.check()?;
     load.commit(model::coord_index_raw(name, &coords), metadata)?;
@@ -677,6 +718,33 @@ fn locked_load(
         times: summary.times.len(),
         span: span_of(&summary),
     })
+}
+
+/// An append keeps the dataset's stored `title` and `units` (those the
+/// Carbon Data Explorer shows, perhaps set by another tool) unless `-o`
+/// sets them; a config that says otherwise is warned about.
+fn keep_stored_labels(
+    name: &str,
+    stored: &Document,
+    metadata: &mut Document,
+    options: Option<&str>,
+    observer: &mut dyn Observer,
+) {
+    for key in [model::fields::TITLE, model::fields::UNITS] {
+        let Some(old) = stored.get(key) else {
+            continue;
+        };
+        if metadata.get(key) == Some(old) || foreign::overridden(options, key) {
+            continue;
+        }
+        let new = metadata
+            .get(key)
+            .map_or("none".to_string(), Bson::to_string);
+        observer.warn(&format!(
+            "warning: {name}: the config's {key} {new} differs from the stored {key} {old}; the stored one is kept (-o {key}=... sets it)"
+        ));
+        metadata.insert(key, old.clone());
+    }
 }
 
 /// A dry run of one prepared input, against the store as it is (`None`

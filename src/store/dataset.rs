@@ -98,6 +98,9 @@ pub struct Bookkeeping {
     pub summary: Option<Document>,
     /// The load's ingest-log entries.
     pub ingest: Vec<Document>,
+    /// The load replaces the dataset whole (`load --replace`): the
+    /// dataset's other ingest-log entries go with the commit.
+    pub replaces: bool,
 }
 
 /// The entries a load's commit writes once its documents are in place, in
@@ -113,6 +116,9 @@ pub(crate) struct Entries {
     pub summary: Option<Document>,
     pub metadata: Document,
     pub ingest: Vec<Document>,
+    /// The dataset's other ingest-log entries are deleted first (see
+    /// [`Bookkeeping::replaces`]).
+    pub replaces: bool,
 }
 
 impl Entries {
@@ -126,6 +132,9 @@ impl Entries {
             None => store.delete(SUMMARY, &Bson::String(self.name.clone()))?,
         }
         store.put(METADATA, &self.metadata)?;
+        if self.replaces {
+            store.delete_where(INGEST_LOG, &ingest_entries_of(&self.name))?;
+        }
         for entry in &self.ingest {
             store.put(INGEST_LOG, entry)?;
         }

@@ -454,6 +454,25 @@ impl Embedded {
     }
 }
 
+impl Embedded {
+    /// A load into `name` in the transaction just begun (rolled back if
+    /// its tables cannot be made).
+    fn begin_in_transaction<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        for c in [name, METADATA, COORD_INDEX] {
+            if let Err(e) = Self::create_table(&self.conn, c) {
+                self.rollback_transaction();
+                return Err(sql_err(&self.path)(e));
+            }
+        }
+        Ok(Box::new(EmbeddedLoad {
+            store: self,
+            name: name.to_string(),
+            bookkeeping: Bookkeeping::default(),
+            committed: false,
+        }))
+    }
+}
+
 impl Store for Embedded {
     fn all_collections(&self) -> Result<Vec<String>> {
         self.tables()
@@ -548,20 +567,20 @@ impl Store for Embedded {
         Self::scan_conn(&self.conn, &self.path, collection, filter, f)
     }
 
+    fn begin_replace<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        // The stored documents go in the load's own transaction: all of
+        // them and the file's, or none.
+        self.begin_transaction()?;
+        if let Err(e) = self.drop_collection(name) {
+            self.rollback_transaction();
+            return Err(e);
+        }
+        self.begin_in_transaction(name)
+    }
+
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
         self.begin_transaction()?;
-        for c in [name, METADATA, COORD_INDEX] {
-            if let Err(e) = Self::create_table(&self.conn, c) {
-                self.rollback_transaction();
-                return Err(sql_err(&self.path)(e));
-            }
-        }
-        Ok(Box::new(EmbeddedLoad {
-            store: self,
-            name: name.to_string(),
-            bookkeeping: Bookkeeping::default(),
-            committed: false,
-        }))
+        self.begin_in_transaction(name)
     }
 
     fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt> {
@@ -812,6 +831,7 @@ impl Load for EmbeddedLoad<'_> {
             summary: self.bookkeeping.summary.take(),
             metadata,
             ingest: std::mem::take(&mut self.bookkeeping.ingest),
+            replaces: self.bookkeeping.replaces,
         }
         .write(&*self.store)?;
         self.store.commit_transaction()?;

@@ -60,10 +60,11 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 const STAGING_PREFIX: &str = "_load.";
 
 /// The Carbon Data Explorer's API server (flux-server) caches a dataset's
-/// cells as points with a 2dsphere index in `_geom_NAME`, made from its
-/// `coord_index` entry on the first geometry request. It belongs to NAME:
-/// `remove` drops it, `rename` moves it, and a load that changes NAME's
-/// coordinates drops it (flux-server makes it again).
+/// cells as `{ll, idx}` points in `_geom_NAME`, made from its
+/// `coord_index` entry. It belongs to NAME: a load into MongoDB makes it
+/// when it is missing (flux-server's own attempt kills its process), a
+/// load that changes NAME's coordinates makes it again, `remove` drops it
+/// and `rename` moves it.
 const GEOM_PREFIX: &str = "_geom_";
 
 /// The ingest log: one entry per file loaded into a dataset (see
@@ -257,6 +258,12 @@ pub trait Store {
     /// returned [`Load`] is visible until it is committed; dropping it
     /// uncommitted leaves the store as it was.
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>>;
+
+    /// A load that replaces dataset `name` whole (`load --replace`): once
+    /// committed, NAME holds the documents written and none of those it
+    /// held, in one step as a first load's (the swap of its staging
+    /// collection, or its transaction).
+    fn begin_replace<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>>;
 
     /// The lock primitive: one atomic attempt at the lock of dataset `name`
     /// for `me`: take it if it is free or stale (see [`Holder::is_gone`]),

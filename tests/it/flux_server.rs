@@ -261,28 +261,15 @@ fn gridded_queries(db: &Database, name: &str, export: &[Value], coords: &[Value]
 }
 
 /// flux-server's geometry path (core.js): `_geom_NAME` of `{ll, idx}` with
-/// a 2dsphere index, asked which cells a polygon holds.
+/// (made by the load), asked which cells a polygon holds.
 fn geometry(db: &Database, name: &str, coords: &[Value], box_: [f64; 4]) -> Vec<usize> {
     let geom = db.collection::<Document>(&format!("_geom_{name}"));
-    let docs: Vec<Document> = coords
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ll = Bson::Array(vec![
-                c[0].as_f64().unwrap().into(),
-                c[1].as_f64().unwrap().into(),
-            ]);
-            doc! { "ll": ll, "idx": i as i32 }
-        })
-        .collect();
-    geom.insert_many(&docs).run().unwrap();
-    geom.create_index(
-        mongodb::IndexModel::builder()
-            .keys(doc! { "ll": "2dsphere" })
-            .build(),
-    )
-    .run()
-    .unwrap();
+    let made = collect(geom.find(doc! {}).sort(doc! { "idx": 1 }).run().unwrap());
+    assert_eq!(made.len(), coords.len(), "{name}: _geom_ has every cell");
+    for (i, (d, c)) in made.iter().zip(coords).enumerate() {
+        assert_eq!(d.get_i32("idx").unwrap() as usize, i);
+        assert!(same(&json(d)["ll"], c), "{name}: _geom_ cell {i}");
+    }
     let [x0, y0, x1, y1] = box_;
     let ring = vec![
         Bson::Array(vec![x0.into(), y0.into()]),

@@ -28,6 +28,7 @@ mod mongodb;
 mod netcdf;
 mod newcomer;
 mod panics;
+mod real_flux_server;
 mod rounding;
 mod store;
 mod store_format;

@@ -61,32 +61,33 @@ fn points_file(env: &Env, file: &str, n: usize, first_day: u32) -> PathBuf {
     p
 }
 
-/// Make flux-server's geometry collection of `name` as it does on the first
-/// geometry request (core.js `checkGeometryCollectionCallback`): one
-/// `{ll, idx}` per coord_index pair, and a 2dsphere index on `ll`.
-fn make_geom(db: &Database, name: &str) -> usize {
+/// flux-server's geometry collection of `name`, as a load makes it: one
+/// `{ll, idx}` per coord_index pair, in order; its number of documents.
+fn checked_geom(db: &Database, name: &str) -> usize {
     let ci = db
         .collection::<Document>("coord_index")
         .find_one(doc! { "_id": name })
         .run()
         .unwrap()
         .expect("a coord_index entry");
-    let docs: Vec<Document> = ci
-        .get_array("i")
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, ll)| doc! { "ll": ll.clone(), "idx": i as i32 })
-        .collect();
+    let cells = ci.get_array("i").unwrap();
     let geom = db.collection::<Document>(&format!("_geom_{name}"));
-    geom.insert_many(&docs).run().unwrap();
-    geom.create_index(
-        mongodb::IndexModel::builder()
-            .keys(doc! { "ll": "2dsphere" })
-            .build(),
-    )
-    .run()
-    .unwrap();
+    let docs: Vec<Document> = geom
+        .find(doc! {})
+        .sort(doc! { "idx": 1 })
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    assert_eq!(
+        docs.len(),
+        cells.len(),
+        "_geom_{name}: one document per cell"
+    );
+    for (i, (d, ll)) in docs.iter().zip(cells).enumerate() {
+        assert_eq!(d.get_i32("idx").unwrap() as usize, i);
+        assert_eq!(d.get("ll"), Some(ll), "_geom_{name} cell {i}");
+    }
     docs.len()
 }
 
@@ -281,7 +282,8 @@ fn flux_servers_geometry_collection_follows_its_dataset() {
     let b = points_file(&env, "b.mat", 60, 180);
     env.run_on(&db.uri, &["load", "-p", s(&a), "-m", XCO2, "-n", "pts"])
         .ok();
-    let cells = make_geom(&raw, "pts");
+    // The load made it (flux-server dies making it itself).
+    let cells = checked_geom(&raw, "pts");
 
     // Not a leftover to `db -a`, nor to `--fix`.
     let audit = env.run_on(&db.uri, &["db", "-a"]).ok();
@@ -304,7 +306,16 @@ fn flux_servers_geometry_collection_follows_its_dataset() {
         cells
     );
 
-    // `rename` moves it with the coordinates.
+    // `rename` moves it with the coordinates, and with an index a user
+    // gave it (a 2dsphere index, as flux-server's own code would).
+    raw.collection::<Document>("_geom_pts")
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "ll": "2dsphere" })
+                .build(),
+        )
+        .run()
+        .unwrap();
     env.run_on(&db.uri, &["rename", "-n", "pts", "-r", "points"])
         .ok();
     let n = names(&raw);
@@ -320,13 +331,13 @@ fn flux_servers_geometry_collection_follows_its_dataset() {
         "{indexes:?}"
     );
 
-    // A load that adds points changes coord_index: the cache goes.
+    // A load that adds points changes coord_index: the cache is made
+    // again from the new coordinates.
     env.run_on(&db.uri, &["load", "-p", s(&b), "-m", XCO2, "-n", "points"])
         .ok();
-    assert!(!names(&raw).contains(&"_geom_points".to_string()));
+    assert!(checked_geom(&raw, "points") > cells);
 
     // `remove` drops it.
-    make_geom(&raw, "points");
     env.run_on(&db.uri, &["remove", "-n", "points"]).ok();
     assert!(
         names(&raw).iter().all(|n| !n.starts_with("_geom_")),

@@ -188,14 +188,15 @@ impl Load for MongoLoad<'_> {
         }
         self.committed = true;
         self.entries(Some(coord_index), None, metadata)?
-            .write(store)
+            .write(store)?;
+        store.make_geometry(&self.name)
     }
 }
 
 impl MongoLoad<'_> {
     /// Drop flux-server's geometry cache of NAME when the coordinates
-    /// change: it is made from coord_index. Dropping it is always safe (it
-    /// is made again on the next geometry request).
+    /// change: it is made from coord_index, again by the commit once the
+    /// new entry is written (see [`super::Mongo::make_geometry`]).
     fn drop_stale_geometry(&self, coord_index: &Document) -> Result<()> {
         let geom = geom_name(&self.name);
         if self.store.exists(&geom)? {
@@ -283,6 +284,7 @@ impl MongoLoad<'_> {
             summary: self.summary_with_last(stored_last),
             metadata,
             ingest: std::mem::take(&mut self.bookkeeping.ingest),
+            replaces: self.bookkeeping.replaces,
         })
     }
 
@@ -370,7 +372,8 @@ impl MongoLoad<'_> {
         store.drop_coll(&self.staging)?;
         let coord_index = (!same_coords).then_some(coord_index);
         self.entries(coord_index, stored_last, metadata)?
-            .write(store)
+            .write(store)?;
+        store.make_geometry(&self.name)
     }
 }
 

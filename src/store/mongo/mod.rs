@@ -129,6 +129,44 @@ impl Mongo {
             .map_err(|e| self.err(from, e))
     }
 
+    /// Make flux-server's geometry cache `_geom_NAME` from NAME's
+    /// `coord_index` entry when it does not exist: `{_id: i, ll: [x, y],
+    /// idx: i}` for cell (or point) i, as flux-server's core.js makes it.
+    /// flux-server cannot make it itself: with the driver it runs on, the
+    /// first `t.json?geom=` request of a dataset without it throws and the
+    /// process exits (see docs/mongodb.md). It has no 2dsphere index:
+    /// `$geoIntersects` needs none (MongoDB's documentation), and building
+    /// one took minutes, or the server's memory, on SecantusDB. Written
+    /// under a staging name and renamed, so that a cut-short build never
+    /// shows as a partial cache.
+    pub(crate) fn make_geometry(&self, name: &str) -> Result<()> {
+        let geom = super::geom_name(name);
+        if self.exists(&geom)? {
+            return Ok(());
+        }
+        let Some(entry) = self.get(super::COORD_INDEX, &Bson::String(name.into()))? else {
+            return Ok(());
+        };
+        let Some(coords) = crate::model::coordinates_of(&entry) else {
+            return Ok(());
+        };
+        let staging = staging_name(&geom);
+        self.drop_coll(&staging)?;
+        let coll = self.coll(&staging);
+        let err = |e| self.err(&staging, e);
+        for (k, chunk) in coords.chunks(50_000).enumerate() {
+            let docs = chunk.iter().enumerate().map(|(j, [x, y])| {
+                let i = (k * 50_000 + j) as i32;
+                doc! { "_id": i, "ll": [*x, *y], "idx": i }
+            });
+            coll.insert_many(docs).run().map_err(err)?;
+        }
+        if coords.is_empty() {
+            self.db.create_collection(&staging).run().map_err(err)?;
+        }
+        self.rename_coll(&staging, &geom)
+    }
+
     /// Write the documents of `from` into `to` (which may be `from`) in
     /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
     /// indexes, and inserts in the pipeline's order.
@@ -307,6 +345,25 @@ impl Store for Mongo {
     }
 
     fn begin_load<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        self.begin(name, false)
+    }
+
+    fn begin_replace<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
+        self.begin(name, true)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "MongoDB database '{}' at {}",
+            self.target.db_name, self.target.hosts
+        )
+    }
+}
+
+impl Mongo {
+    /// A load into `name`; `replace`: committed as a first load is (the
+    /// staging collection renamed over NAME), whatever NAME holds.
+    fn begin<'s>(&'s mut self, name: &str, replace: bool) -> Result<Box<dyn Load + 's>> {
         let staging = staging_name(name);
         // A leftover of a load that died is dropped: this load redoes it.
         self.drop_coll(&staging)?;
@@ -331,15 +388,8 @@ impl Store for Mongo {
         };
         // An append stages only what it writes; the commit merges it into
         // NAME, so that it costs what it adds, not what is stored.
-        load.appending = load.store.exists(name)?;
+        load.appending = !replace && load.store.exists(name)?;
         Ok(Box::new(load))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "MongoDB database '{}' at {}",
-            self.target.db_name, self.target.hosts
-        )
     }
 }
 
