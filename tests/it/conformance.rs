@@ -519,8 +519,10 @@ fn locks(store: &mut dyn Store) {
 
     // Two hosts: host B's lease is renewed while B holds the lock, so
     // host A cannot take it over, however long B works; once B stops
-    // renewing, the lease lapses and A takes the lock over.
-    let lease = Duration::from_millis(1200);
+    // renewing, the lease lapses and A takes the lock over. The lease is
+    // renewed every third of it, so a renewal may take up to two thirds of
+    // it on a busy machine (3 s: 2 s of slack).
+    let lease = Duration::from_secs(3);
     let host_b = Holder {
         host: "host-b.example".into(),
         token: "b".into(),
@@ -532,7 +534,7 @@ fn locks(store: &mut dyn Store) {
         ..me.clone()
     };
     let held = lock::acquire_leased(store, "r", &host_b, w, "", lease).unwrap();
-    std::thread::sleep(lease * 3);
+    std::thread::sleep(lease * 2);
     match store.try_lock("r", &host_a.renewed(lease), w).unwrap() {
         Attempt::Held(h) => {
             assert_eq!(h.token, "b");
