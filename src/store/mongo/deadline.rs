@@ -110,7 +110,8 @@ impl Deadline {
     where
         A: IntoFuture<Output = mongodb::error::Result<T>>,
     {
-        self.wait(action).unwrap_or_else(|| Err(self.stalled(false)))
+        self.wait(action)
+            .unwrap_or_else(|| Err(self.stalled(false)))
     }
 
     /// The action's result, or `None` when it ran out of time.

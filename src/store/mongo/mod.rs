@@ -41,8 +41,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
-use deadline::{Deadline, Rows, Within};
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
+use deadline::{Deadline, Rows, Within};
 use errors::{is_duplicate_key, map_err, Subject};
 pub use uri::{database_name, with_database, Redactor, Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
 pub use writer::{split_batches, MAX_BATCH_DOCUMENTS, MAX_MESSAGE_BYTES};
@@ -122,7 +122,10 @@ impl Mongo {
     }
 
     fn drop_coll(&self, name: &str) -> Result<()> {
-        self.coll(name).drop().within(&self.deadline).map_err(|e| self.err(name, e))
+        self.coll(name)
+            .drop()
+            .within(&self.deadline)
+            .map_err(|e| self.err(name, e))
     }
 
     /// `renameCollection`, replacing any collection `to`.
@@ -173,7 +176,10 @@ impl Mongo {
             coll.insert_many(docs).within(&self.deadline).map_err(err)?;
         }
         if coords.is_empty() {
-            self.db.create_collection(&staging).within(&self.deadline).map_err(err)?;
+            self.db
+                .create_collection(&staging)
+                .within(&self.deadline)
+                .map_err(err)?;
         }
         self.rename_coll(&staging, &geom)
     }
@@ -259,7 +265,10 @@ impl Store for Mongo {
         let locks = self.coll(LOCKS);
         // The lock is the document {_id: name}: the unique _id makes the
         // insert succeed for exactly one of the processes racing for it.
-        match locks.insert_one(me.to_document(name)).within(&self.deadline) {
+        match locks
+            .insert_one(me.to_document(name))
+            .within(&self.deadline)
+        {
             Ok(_) => return Ok(Attempt::Taken),
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(self.err(LOCKS, e)),

@@ -267,7 +267,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("socketTimeoutMS") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("socketTimeoutMS") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]
