@@ -18,8 +18,8 @@ use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_err
 use crate::error::{Error, Result};
 use crate::model::iso_date;
 use crate::store::{
-    self, geom_dataset, staged_dataset, Attempt, Datasets, Holder, Store, COORD_INDEX, METADATA,
-    SUMMARY,
+    self, geom_dataset, lock, staged_dataset, Attempt, Datasets, Holder, Store, Unfinished,
+    COORD_INDEX, METADATA, SUMMARY,
 };
 
 /// What `-l` lists.
@@ -290,6 +290,23 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             );
         }
     }
+    // A remove or rename cut short: what it left, and how to finish it.
+    for u in store.unfinished()? {
+        let left = store.remains_of(u.key())?;
+        let left = if left.is_empty() {
+            "nothing of it is left but its note".to_string()
+        } else {
+            format!("left of '{}': {}", u.key(), left.join(", "))
+        };
+        report(
+            u.key(),
+            format!(
+                "{} was cut short ({left}); run `{}` again or `manage db -a --fix` to finish it",
+                u.describe(),
+                u.command()
+            ),
+        );
+    }
     for l in store.leftovers()? {
         match (staged_dataset(&l), geom_dataset(&l)) {
             (Some(name), _) => report(name, format!(
@@ -316,6 +333,29 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()
             ));
+        }
+    }
+    // A remove or rename cut short is finished, holding its locks.
+    for u in store.unfinished()? {
+        let names: Vec<String> = match &u {
+            Unfinished::Remove { name } => vec![name.clone()],
+            Unfinished::Rename { from, to } => vec![from.clone(), to.clone()],
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let finished = lock::with_locks_waiting(
+            store,
+            &names,
+            Duration::from_secs(5),
+            "another process holds it; try again later",
+            |s, _| match &u {
+                Unfinished::Remove { name } => s.remove(name),
+                Unfinished::Rename { from, to } => s.rename(from, to),
+            },
+        );
+        match finished {
+            Ok(()) => done.push(format!("finished {}, which was cut short", u.describe())),
+            // Another process holds a lock: the audit still reports it.
+            Err(e) => eprintln!("warning: could not finish {}: {e}", u.describe()),
         }
     }
     for l in store.leftovers()? {

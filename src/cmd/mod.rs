@@ -107,6 +107,7 @@ pub fn require_dataset(store: &dyn Store, name: &str) -> Result<()> {
         || store.entry(METADATA, name)?.is_some()
         || store.entry(COORD_INDEX, name)?.is_some()
         || store.leftovers()?.contains(&staging_name(name))
+        || store.unfinished()?.iter().any(|u| u.key() == name)
     {
         return Ok(());
     }

@@ -222,6 +222,20 @@ impl<'a> Loader<'a> {
             r.lock_timeout,
             "try again later, or wait longer with --lock-timeout",
             |store, leases| {
+                // A remove of NAME cut short is finished first (its ingest-log
+                // entries would say the file is loaded); a rename cut short
+                // must be finished by its own command.
+                match store.unfinished_of(r.name)? {
+                    Some(store::Unfinished::Remove { .. }) => {
+                        observer.warn(&format!(
+                            "note: a remove of '{}' was cut short; it is finished before this load",
+                            r.name
+                        ));
+                        store.remove(r.name)?;
+                    }
+                    Some(other) => return Err(other.refusal(r.name)),
+                    None => {}
+                }
                 let (input, file) = if opens_lightly(format) {
                     let (input, file) = hash_beside_prepare(&r, &config, model, path);
                     (input?, Opening::Done(file))

@@ -18,7 +18,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 use super::{
     geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal,
     staging_name, Filter, Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
-    SUMMARY_PENDING,
+    SUMMARY_PENDING, UNFINISHED,
 };
 use crate::error::{Error, Result};
 
@@ -29,6 +29,84 @@ pub(crate) const INGEST_DATASET_FIELD: &str = "name";
 /// [`INGEST_DATASET_FIELD`] it is.
 pub(crate) fn ingest_entries_of(name: &str) -> Filter {
     Filter::Field(INGEST_DATASET_FIELD.into(), Bson::String(name.into()))
+}
+
+/// A remove or rename under way, or cut short, on a store without
+/// transactions: its note in [`UNFINISHED`] is written before its first
+/// step and deleted after its last, so that `db -a` finds one cut short at
+/// any step (whatever the step left) and running it again, or `db -a
+/// --fix`, finishes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unfinished {
+    Remove { name: String },
+    Rename { from: String, to: String },
+}
+
+impl Unfinished {
+    fn to_document(&self) -> Document {
+        match self {
+            Unfinished::Remove { name } => bson::doc! { "_id": name, "op": "remove" },
+            Unfinished::Rename { from, to } => {
+                bson::doc! { "_id": from, "op": "rename", "to": to }
+            }
+        }
+    }
+
+    fn from_document(d: &Document) -> Option<Self> {
+        let id = d.get_str("_id").ok()?.to_string();
+        match d.get_str("op").ok()? {
+            "remove" => Some(Unfinished::Remove { name: id }),
+            "rename" => Some(Unfinished::Rename {
+                from: id,
+                to: d.get_str("to").ok()?.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The dataset the note is kept under (a rename's old name).
+    pub fn key(&self) -> &str {
+        match self {
+            Unfinished::Remove { name } => name,
+            Unfinished::Rename { from, .. } => from,
+        }
+    }
+
+    /// Whether it concerns dataset `name`.
+    pub fn concerns(&self, name: &str) -> bool {
+        match self {
+            Unfinished::Remove { name: n } => n == name,
+            Unfinished::Rename { from, to } => from == name || to == name,
+        }
+    }
+
+    /// The command that finishes it.
+    pub fn command(&self) -> String {
+        match self {
+            Unfinished::Remove { name } => format!("manage remove -n {name}"),
+            Unfinished::Rename { from, to } => format!("manage rename -n {from} -r {to}"),
+        }
+    }
+
+    /// What it is, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Unfinished::Remove { name } => format!("a remove of '{name}'"),
+            Unfinished::Rename { from, to } => format!("a rename of '{from}' to '{to}'"),
+        }
+    }
+
+    /// Why `command` on dataset `name` cannot run while this is unfinished.
+    pub fn refusal(&self, name: &str) -> Error {
+        Error::collection(
+            name,
+            format!(
+                "{} was cut short; run `{}` to finish it first (or `manage db -a --fix`)",
+                self.describe(),
+                self.command()
+            ),
+        )
+    }
 }
 
 /// One part of a dataset, as `remove` deletes it.
@@ -203,11 +281,80 @@ pub trait Datasets: Store {
         self.drop_collection(collection)
     }
 
+    /// The removes and renames cut short (or under way), in `_id` order.
+    fn unfinished(&self) -> Result<Vec<Unfinished>> {
+        let mut out = Vec::new();
+        self.scan(UNFINISHED, &Filter::All, &mut |d| {
+            out.extend(Unfinished::from_document(&d));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The remove or rename cut short that concerns dataset `name`, if any.
+    fn unfinished_of(&self, name: &str) -> Result<Option<Unfinished>> {
+        Ok(self.unfinished()?.into_iter().find(|u| u.concerns(name)))
+    }
+
+    /// What is left of dataset `name`, one phrase per part (see
+    /// [`parts_of`]), in the order a remove deletes them.
+    fn remains_of(&self, name: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for part in parts_of(name) {
+            match part {
+                Part::Collection(c) => {
+                    if self.exists(&c)? {
+                        out.push(format!("collection '{c}'"));
+                    }
+                }
+                Part::Entry(book) => {
+                    if self.get(book, &Bson::String(name.into()))?.is_some() {
+                        out.push(format!("its {book} entry"));
+                    }
+                }
+                Part::IngestLog => {
+                    let n = self.ingest_log(name)?.len();
+                    if n > 0 {
+                        out.push(format!(
+                            "{n} ingest-log entr{}",
+                            if n == 1 { "y" } else { "ies" }
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Note `op` before its first step, where the store has no
+    /// transactions (with them, the operation is all or nothing).
+    fn note_unfinished(&mut self, op: &Unfinished) -> Result<()> {
+        if self.has_transactions() {
+            return Ok(());
+        }
+        self.put(UNFINISHED, &op.to_document())
+    }
+
+    /// Delete the note of `op`, after its last step.
+    fn clear_unfinished(&mut self, op: &Unfinished) -> Result<()> {
+        if self.has_transactions() {
+            return Ok(());
+        }
+        self.delete(UNFINISHED, &Bson::String(op.key().into()))
+    }
+
     /// Delete every part of dataset `name` (see [`parts_of`]), all or
-    /// nothing where the store has transactions, else in that order.
+    /// nothing where the store has transactions, else in that order between
+    /// the writing and the deleting of its note in [`UNFINISHED`]. Refused
+    /// while a rename of `name` is unfinished.
     fn remove(&mut self, name: &str) -> Result<()> {
         let id = Bson::String(name.into());
+        let op = Unfinished::Remove { name: name.into() };
+        if let Some(other) = self.unfinished_of(name)?.filter(|u| *u != op) {
+            return Err(other.refusal(name));
+        }
         self.atomically(|s| {
+            s.note_unfinished(&op)?;
             for part in parts_of(name) {
                 match part {
                     Part::Collection(c) => s.drop_collection(&c)?,
@@ -215,7 +362,7 @@ pub trait Datasets: Store {
                     Part::IngestLog => s.delete_where(INGEST_LOG, &ingest_entries_of(name))?,
                 }
             }
-            Ok(())
+            s.clear_unfinished(&op)
         })
     }
 
@@ -225,6 +372,19 @@ pub trait Datasets: Store {
     /// `from`'s metadata entry beside `to`'s collection, and running it
     /// again completes it.
     fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let op = Unfinished::Rename {
+            from: from.into(),
+            to: to.into(),
+        };
+        let notes: Vec<Unfinished> = self
+            .unfinished()?
+            .into_iter()
+            .filter(|u| u.concerns(from) || u.concerns(to))
+            .collect();
+        if let Some(other) = notes.iter().find(|u| **u != op) {
+            return Err(other.refusal(from));
+        }
+        let noted = !notes.is_empty();
         self.atomically(|s| {
             let (from_meta, from_ci) = (s.entry(METADATA, from)?, s.entry(COORD_INDEX, from)?);
             let (to_meta, to_ci) = (s.entry(METADATA, to)?, s.entry(COORD_INDEX, to)?);
@@ -233,17 +393,22 @@ pub trait Datasets: Store {
             let moved_ci = from_ci.clone().map(|d| renamed(d, to));
             // A rename cut short after moving the collection: the metadata
             // entry is still under `from`, and what `to` has is a copy.
-            let resuming = !from_coll
-                && to_coll
-                && from_meta.is_some()
-                && (to_meta.is_none() || to_meta == moved_meta)
-                && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci);
+            // With its note (on a store without transactions) a rename
+            // cut short at any step is known as such: whatever `to` has is
+            // what it moved.
+            let resuming = noted
+                || (!from_coll
+                    && to_coll
+                    && from_meta.is_some()
+                    && (to_meta.is_none() || to_meta == moved_meta)
+                    && (to_ci.is_none() || from_ci.is_none() || to_ci == moved_ci));
             if !resuming && (to_coll || to_meta.is_some() || to_ci.is_some()) {
                 return Err(Error::collection(
                     to,
                     "already exists; remove it first or choose another name",
                 ));
             }
+            s.note_unfinished(&op)?;
             if from_coll {
                 s.rename_collection(from, to)?;
             }
@@ -288,7 +453,7 @@ pub trait Datasets: Store {
                 s.put(METADATA, &md)?;
                 s.delete(METADATA, &from_id)?;
             }
-            Ok(())
+            s.clear_unfinished(&op)
         })
     }
 

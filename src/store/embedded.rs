@@ -521,6 +521,10 @@ impl Store for Embedded {
             .map_err(self.err())
     }
 
+    fn has_transactions(&self) -> bool {
+        true
+    }
+
     fn commit_transaction(&mut self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(self.err())
     }

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 
 pub(crate) use dataset::{collected, Entries, INGEST_DATASET_FIELD};
-pub use dataset::{Bookkeeping, Datasets};
+pub use dataset::{Bookkeeping, Datasets, Unfinished};
 pub use key::sort_key;
 pub use lock::{Attempt, Holder, Lease, Renew};
 
@@ -72,6 +72,11 @@ const GEOM_PREFIX: &str = "_geom_";
 pub const INGEST_LOG: &str = "_ingest_log";
 /// The per-dataset locks of running loads (see [`lock`]).
 pub const LOCKS: &str = "_locks";
+/// Notes of the removes and renames under way on a store without
+/// transactions, one per dataset: written before the first step, deleted
+/// after the last, so that one cut short at any step is found by `db -a`
+/// and finished by running it again (see [`dataset::Unfinished`]).
+pub const UNFINISHED: &str = "_unfinished";
 
 /// The ingest-log `_id` of loading input `input` (a digest of the file's
 /// content and of everything else that decides its documents) into `name`:
@@ -102,7 +107,7 @@ pub fn is_data_collection(collection: &str) -> bool {
 /// Whether `collection` is an internal one that a sound store keeps (the
 /// ingest log, the locks), as opposed to a leftover.
 pub fn is_kept_internal(collection: &str) -> bool {
-    collection == INGEST_LOG || collection == LOCKS
+    collection == INGEST_LOG || collection == LOCKS || collection == UNFINISHED
 }
 
 /// flux-server's geometry collection of dataset `name` (see [`GEOM_PREFIX`]).
@@ -253,6 +258,12 @@ pub trait Store {
 
     /// Undo the transaction [`Store::begin_transaction`] began.
     fn rollback_transaction(&mut self) {}
+
+    /// Whether [`Store::begin_transaction`] makes what follows all or
+    /// nothing (else each write stands by itself).
+    fn has_transactions(&self) -> bool {
+        false
+    }
 
     /// Start loading into dataset `name`. Nothing written through the
     /// returned [`Load`] is visible until it is committed; dropping it

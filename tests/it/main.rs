@@ -25,6 +25,7 @@ mod lost_digits;
 mod missing_values;
 mod models;
 mod mongodb;
+mod mongodb_faults;
 mod netcdf;
 mod newcomer;
 mod panics;

@@ -3,6 +3,7 @@
 
 use mongodb::error::{ErrorKind, WriteFailure};
 
+use super::deadline::{Stalled, DEFAULT_OPERATION_TIMEOUT};
 use super::{Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
 use crate::error::Error;
 
@@ -55,6 +56,22 @@ pub(super) fn map_err(target: &Target, subject: Subject, e: mongodb::error::Erro
     let text = target.redactor.message(&e.kind.to_string());
     if is_auth_failure(&e) {
         return Error::store(target.where_(), auth_message(target, &text));
+    }
+    if let Some(stalled) = e.get_custom::<Stalled>() {
+        let what = match subject {
+            Subject::Collection(c) => format!("collection '{c}'"),
+            Subject::Command(c) => format!("command {c}"),
+        };
+        let secs = stalled.limit.as_secs_f64();
+        let text = if stalled.earlier {
+            format!("not tried ({what}): an earlier operation got no answer within {secs} s")
+        } else {
+            format!(
+                "no answer within {secs} s ({what}): the server or the network stalled; the time limit of an operation is timeoutMS or socketTimeoutMS in the URI ({} s unless set)",
+                DEFAULT_OPERATION_TIMEOUT.as_secs()
+            )
+        };
+        return Error::store(target.where_(), text);
     }
     match e.kind.as_ref() {
         ErrorKind::ServerSelection { .. } => {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use rayon::prelude::*;
 
+use super::deadline::{Rows, Within};
 use super::writer::encode;
 use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
@@ -67,7 +68,8 @@ impl Load for MongoLoad<'_> {
             ids.iter().map(|id| doc! { "_id": (*id).clone() }).collect()
         };
         for q in queries {
-            for d in coll.find(q).run().map_err(err)? {
+            let cursor = coll.find(q).within(&self.store.deadline).map_err(err)?;
+            for d in Rows::new(cursor, &self.store.deadline) {
                 let d = d.map_err(err)?;
                 if d.get("_id")
                     .is_some_and(|id| wanted.contains(&sort_key(id)))
@@ -97,10 +99,10 @@ impl Load for MongoLoad<'_> {
                 .coll(c)
                 .find(doc! {})
                 .sort(doc! { "_id": 1 })
-                .run()
+                .within(&self.store.deadline)
                 .map_err(err)?;
             let c = c.to_string();
-            Ok(cursor.map(move |d| {
+            Ok(Rows::new(cursor, &self.store.deadline).map(move |d| {
                 let d = d.map_err(|e| Error::collection(&c, e.to_string()))?;
                 let key = d.get("_id").map(sort_key).unwrap_or_default();
                 Ok::<_, Error>((key, d))
@@ -225,7 +227,7 @@ impl MongoLoad<'_> {
                 .coll(&self.name)
                 .find_one(doc! { "_id": id.clone() })
                 .projection(doc! { "_id": 1 })
-                .run()
+                .within(&self.store.deadline)
                 .map_err(err)?;
             if found.is_none() {
                 return Ok(false);
@@ -251,7 +253,7 @@ impl MongoLoad<'_> {
                 .find_one(doc! {})
                 .sort(doc! { "_id": -1 })
                 .projection(doc! { "_id": 1 })
-                .run()
+                .within(&self.store.deadline)
                 .map_err(|e| self.store.err(&self.name, e))?
                 .and_then(|d| d.get("_id").cloned()),
         };
@@ -340,19 +342,19 @@ impl MongoLoad<'_> {
         let pending =
             doc! { "_id": &self.name, SUMMARY_PENDING: entry("_id"), "path": entry("path") };
         store.put(SUMMARY, &pending)?;
+        let staging = store.coll(&self.staging);
+        let merge = staging.aggregate([
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$merge": {
+                "into": &self.name,
+                "on": "_id",
+                "whenMatched": "replace",
+                "whenNotMatched": "insert",
+            } },
+        ]);
         let merged = store
-            .coll(&self.staging)
-            .aggregate([
-                doc! { "$sort": { "_id": 1 } },
-                doc! { "$merge": {
-                    "into": &self.name,
-                    "on": "_id",
-                    "whenMatched": "replace",
-                    "whenNotMatched": "insert",
-                } },
-            ])
-            .run()
-            .map(|_| ())
+            .deadline
+            .run(async { merge.await.map(|_| ()) })
             .map_err(|e| self.err(e));
         if let Err(e) = merged {
             return Err(Error::collection(

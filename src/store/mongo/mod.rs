@@ -23,6 +23,7 @@
 //! The URI's password never leaves this module: [`Redactor`] scrubs it (and
 //! the other secrets a URI can carry) from every message.
 
+mod deadline;
 mod errors;
 mod load;
 mod uri;
@@ -40,6 +41,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
+pub use deadline::DEFAULT_OPERATION_TIMEOUT;
+use deadline::{Deadline, Rows, Within};
 use errors::{is_duplicate_key, map_err, Subject};
 pub use uri::{database_name, with_database, Redactor, Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
 pub use writer::{split_batches, MAX_BATCH_DOCUMENTS, MAX_MESSAGE_BYTES};
@@ -50,6 +53,8 @@ pub struct Mongo {
     client: Client,
     db: Database,
     target: Target,
+    /// The time limit of every operation (see [`deadline`]).
+    deadline: Deadline,
 }
 
 impl Mongo {
@@ -74,11 +79,17 @@ impl Mongo {
             )
         })?;
         let db = client.database(&target.db_name);
-        let store = Self { client, db, target };
+        let deadline = Deadline::new(target.operation_timeout);
+        let store = Self {
+            client,
+            db,
+            target,
+            deadline,
+        };
         store
             .db
             .run_command(doc! { "ping": 1 })
-            .run()
+            .within(&store.deadline)
             .map_err(|e| store.command_err("ping", e))?;
         Ok(store)
     }
@@ -92,7 +103,7 @@ impl Mongo {
     pub fn drop_database(&self) -> Result<()> {
         self.db
             .drop()
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.command_err("dropDatabase", e))
     }
 
@@ -111,7 +122,10 @@ impl Mongo {
     }
 
     fn drop_coll(&self, name: &str) -> Result<()> {
-        self.coll(name).drop().run().map_err(|e| self.err(name, e))
+        self.coll(name)
+            .drop()
+            .within(&self.deadline)
+            .map_err(|e| self.err(name, e))
     }
 
     /// `renameCollection`, replacing any collection `to`.
@@ -124,7 +138,7 @@ impl Mongo {
                 "to": format!("{db}.{to}"),
                 "dropTarget": true,
             })
-            .run()
+            .within(&self.deadline)
             .map(|_| ())
             .map_err(|e| self.err(from, e))
     }
@@ -159,10 +173,13 @@ impl Mongo {
                 let i = (k * 50_000 + j) as i32;
                 doc! { "_id": i, "ll": [*x, *y], "idx": i }
             });
-            coll.insert_many(docs).run().map_err(err)?;
+            coll.insert_many(docs).within(&self.deadline).map_err(err)?;
         }
         if coords.is_empty() {
-            self.db.create_collection(&staging).run().map_err(err)?;
+            self.db
+                .create_collection(&staging)
+                .within(&self.deadline)
+                .map_err(err)?;
         }
         self.rename_coll(&staging, &geom)
     }
@@ -171,11 +188,11 @@ impl Mongo {
     /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
     /// indexes, and inserts in the pipeline's order.
     fn sort_into(&self, from: &str, to: &str) -> Result<()> {
-        self.coll(from)
-            .aggregate([doc! { "$sort": { "_id": 1 } }, doc! { "$out": to }])
-            .run()
-            .map_err(|e| self.err(from, e))?;
-        Ok(())
+        let coll = self.coll(from);
+        let out = coll.aggregate([doc! { "$sort": { "_id": 1 } }, doc! { "$out": to }]);
+        self.deadline
+            .run(async { out.await.map(|_| ()) })
+            .map_err(|e| self.err(from, e))
     }
 }
 
@@ -185,7 +202,7 @@ impl Store for Mongo {
             .db
             .list_collection_names()
             .filter(doc! { "type": "collection" })
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.command_err("listCollections", e))?;
         names.retain(|n| !n.starts_with("system."));
         names.sort();
@@ -197,7 +214,7 @@ impl Store for Mongo {
             .db
             .list_collection_names()
             .filter(doc! { "name": collection })
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(collection, e))?;
         Ok(!names.is_empty())
     }
@@ -213,7 +230,7 @@ impl Store for Mongo {
     fn get(&self, collection: &str, id: &Bson) -> Result<Option<Document>> {
         self.coll(collection)
             .find_one(doc! { "_id": id })
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(collection, e))
     }
 
@@ -223,7 +240,7 @@ impl Store for Mongo {
             .collection::<RawDocumentBuf>(collection)
             .replace_one(doc! { "_id": id }, doc)
             .upsert(true)
-            .run()
+            .within(&self.deadline)
             .map(|_| ())
             .map_err(|e| self.err(collection, e))
     }
@@ -231,7 +248,7 @@ impl Store for Mongo {
     fn delete(&self, collection: &str, id: &Bson) -> Result<()> {
         self.coll(collection)
             .delete_one(doc! { "_id": id })
-            .run()
+            .within(&self.deadline)
             .map(|_| ())
             .map_err(|e| self.err(collection, e))
     }
@@ -239,7 +256,7 @@ impl Store for Mongo {
     fn delete_where(&self, collection: &str, filter: &Filter) -> Result<()> {
         self.coll(collection)
             .delete_many(query(filter))
-            .run()
+            .within(&self.deadline)
             .map(|_| ())
             .map_err(|e| self.err(collection, e))
     }
@@ -248,14 +265,17 @@ impl Store for Mongo {
         let locks = self.coll(LOCKS);
         // The lock is the document {_id: name}: the unique _id makes the
         // insert succeed for exactly one of the processes racing for it.
-        match locks.insert_one(me.to_document(name)).run() {
+        match locks
+            .insert_one(me.to_document(name))
+            .within(&self.deadline)
+        {
             Ok(_) => return Ok(Attempt::Taken),
             Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(self.err(LOCKS, e)),
         }
         let Some(found) = locks
             .find_one(doc! { "_id": name })
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(LOCKS, e))?
         else {
             // Released in between: try again.
@@ -281,7 +301,7 @@ impl Store for Mongo {
                 doc! { "_id": name, "token": &holder.token },
                 me.to_document(name),
             )
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(LOCKS, e))?;
         Ok(match replaced {
             Some(_) => Attempt::Taken,
@@ -292,13 +312,14 @@ impl Store for Mongo {
     fn renewer(&self) -> Result<Box<dyn Renew>> {
         Ok(Box::new(MongoRenew {
             locks: self.coll(LOCKS),
+            deadline: self.deadline.clone(),
         }))
     }
 
     fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
         self.coll(LOCKS)
             .delete_one(doc! { "_id": name, "token": &holder.token })
-            .run()
+            .within(&self.deadline)
             .map(|r| r.deleted_count == 1)
             .map_err(|e| self.err(LOCKS, e))
     }
@@ -306,14 +327,14 @@ impl Store for Mongo {
     fn count_kept(&self, collection: &str) -> Result<u64> {
         self.coll(collection)
             .estimated_document_count()
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(collection, e))
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
         self.coll(collection)
             .count_documents(doc! {})
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(collection, e))
     }
 
@@ -324,9 +345,9 @@ impl Store for Mongo {
             .find(doc! {})
             .projection(doc! { "_id": 1 })
             .sort(doc! { "_id": 1 })
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(bookkeeping, e))?;
-        for d in cursor {
+        for d in Rows::new(cursor, &self.deadline) {
             let d = d.map_err(|e| self.err(bookkeeping, e))?;
             if let Ok(id) = d.get_str("_id") {
                 ids.push(id.to_string());
@@ -369,7 +390,7 @@ impl Mongo {
         self.drop_coll(&staging)?;
         self.db
             .create_collection(&staging)
-            .run()
+            .within(&self.deadline)
             .map_err(|e| self.err(&staging, e))?;
         let mut load = MongoLoad {
             raw: self.db.collection(&staging),
@@ -412,9 +433,9 @@ fn scan(
         .coll(collection)
         .find(query(filter))
         .sort(doc! { "_id": 1 })
-        .run()
+        .within(&store.deadline)
         .map_err(|e| store.err(collection, e))?;
-    for d in cursor {
+    for d in Rows::new(cursor, &store.deadline) {
         f(d.map_err(|e| store.err(collection, e))?)?;
     }
     Ok(())
@@ -457,18 +478,30 @@ struct Before {
 }
 
 /// Renews leases through a handle of its own on the locks collection.
+///
+/// It renews only while the store's connection makes progress (see
+/// [`Deadline::making_progress`]): a load stuck on a stalled server stops
+/// holding its dataset, so that another host can take it over once the
+/// lease lapses.
 struct MongoRenew {
     locks: Collection<Document>,
+    deadline: Deadline,
 }
 
 impl Renew for MongoRenew {
     fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
-        self.locks
-            .update_one(
-                doc! { "_id": name, "token": token },
-                doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
-            )
-            .run()
+        if !self.deadline.making_progress() {
+            return Err(Error::store(
+                LOCKS,
+                "not renewed: the store stopped answering this process",
+            ));
+        }
+        let update = self.locks.update_one(
+            doc! { "_id": name, "token": token },
+            doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
+        );
+        self.deadline
+            .run_aside(update)
             .map(|r| r.matched_count == 1)
             .map_err(|e| Error::store(LOCKS, e))
     }

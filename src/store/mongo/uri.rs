@@ -10,9 +10,56 @@ use crate::error::{Error, Result};
 use crate::store::uri::{is_secret_option, password_span, redact_uri};
 use crate::store::DEFAULT_DB_NAME;
 
+use super::deadline::DEFAULT_OPERATION_TIMEOUT;
+
 /// Server selection timeout when the URI sets no `serverSelectionTimeoutMS`:
 /// an unreachable server is reported after this long, not the driver's 30 s.
 pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The URI options that set the time limit of every operation (see
+/// [`super::deadline`]), lower case: the driver knows neither (it refuses
+/// `socketTimeoutMS`), so they are taken out of the URI before it reads it.
+const TIMEOUT_OPTIONS: [&str; 2] = ["timeoutms", "sockettimeoutms"];
+
+/// The URI without its `timeoutMS` and `socketTimeoutMS` options, and the
+/// time limit of an operation they set: `timeoutMS` if given, else
+/// `socketTimeoutMS`, else [`DEFAULT_OPERATION_TIMEOUT`]; `0` is no limit.
+fn take_timeouts(uri: &str, redactor: &Redactor) -> Result<(String, Option<Duration>)> {
+    let Some((base, query)) = uri.split_once('?') else {
+        return Ok((uri.to_string(), Some(DEFAULT_OPERATION_TIMEOUT)));
+    };
+    let (mut timeout, mut socket) = (None, None);
+    let mut kept = Vec::new();
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let key = k.to_ascii_lowercase();
+        if !TIMEOUT_OPTIONS.contains(&key.as_str()) {
+            kept.push(kv);
+            continue;
+        }
+        let ms: u64 = v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "--db {}: {k}={v:?} is not a time in milliseconds (0: no limit)",
+                redactor.message(&redact_uri(uri))
+            ))
+        })?;
+        let limit = (ms > 0).then(|| Duration::from_millis(ms));
+        if key == TIMEOUT_OPTIONS[0] {
+            timeout = Some(limit);
+        } else {
+            socket = Some(limit);
+        }
+    }
+    let limit = timeout
+        .or(socket)
+        .unwrap_or(Some(DEFAULT_OPERATION_TIMEOUT));
+    let uri = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((uri, limit))
+}
 
 /// What a `mongodb://` URI resolves to, without touching the network
 /// (except the DNS lookups a `mongodb+srv://` URI asks for).
@@ -25,11 +72,16 @@ pub struct Target {
     pub redactor: Redactor,
     /// Whether the URI sets `authSource` (the driver fills it in otherwise).
     pub auth_source_given: bool,
+    /// The time limit of an operation (see [`take_timeouts`]); `None`:
+    /// none.
+    pub operation_timeout: Option<Duration>,
 }
 
 impl Target {
     pub fn parse(uri: &str) -> Result<Self> {
         let redactor = Redactor::for_uri(uri);
+        let (uri, operation_timeout) = take_timeouts(uri, &redactor)?;
+        let uri = uri.as_str();
         let mut options = ClientOptions::parse(uri).run().map_err(|e| {
             Error::Usage(format!(
                 "--db {}: not a valid MongoDB URI: {}",
@@ -66,6 +118,7 @@ impl Target {
             hosts: redactor.message(&hosts),
             redactor,
             auth_source_given,
+            operation_timeout,
         })
     }
 
@@ -192,6 +245,31 @@ mod tests {
         assert_eq!(
             host_part("mongodb+srv://u:p@cluster0.example.net/db"),
             "cluster0.example.net"
+        );
+    }
+
+    #[test]
+    fn operation_timeouts_come_from_the_uri() {
+        let t = |uri: &str| Target::parse(uri).unwrap().operation_timeout;
+        assert_eq!(t("mongodb://h/db"), Some(DEFAULT_OPERATION_TIMEOUT));
+        assert_eq!(
+            t("mongodb://h/db?socketTimeoutMS=1500"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            t("mongodb://h/db?sockettimeoutms=10&appName=x&timeoutMS=20"),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(t("mongodb://h/db?timeoutMS=0"), None);
+        let app = Target::parse("mongodb://h/db?socketTimeoutMS=5&appName=x").unwrap();
+        assert_eq!(app.options.app_name.as_deref(), Some("x"));
+        let e = Target::parse("mongodb://u:hunter2@h/db?socketTimeoutMS=soon")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("socketTimeoutMS") && !e.contains("hunter2"),
+            "{e}"
         );
     }
 

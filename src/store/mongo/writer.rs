@@ -9,6 +9,7 @@ use bson::{doc, Bson, RawDocumentBuf};
 use mongodb::error::{ErrorKind, InsertManyError};
 use mongodb::sync::{Collection, Database};
 
+use super::deadline::{Deadline, Within};
 use super::errors::DUPLICATE_KEY;
 use super::MongoLoad;
 use crate::error::{Error, Result};
@@ -102,11 +103,12 @@ fn insert_batch(
     db: &Database,
     coll: &Collection<RawDocumentBuf>,
     docs: &[Encoded],
+    deadline: &Deadline,
 ) -> std::result::Result<Inserted, BatchError> {
     let e = match coll
         .insert_many(docs.iter().map(|d| &d.raw))
         .ordered(false)
-        .run()
+        .within(deadline)
     {
         Ok(_) => {
             return Ok(Inserted {
@@ -149,7 +151,7 @@ fn insert_batch(
         }
         let reply = db
             .run_command(doc! { "update": coll.name(), "updates": updates, "ordered": false })
-            .run()?;
+            .within(deadline)?;
         if let Ok(errors) = reply.get_array("writeErrors") {
             let first = errors
                 .first()
@@ -210,8 +212,9 @@ impl MongoLoad<'_> {
     fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
         self.join()?;
         let (db, coll) = (self.store.db.clone(), self.raw.clone());
+        let deadline = self.store.deadline.clone();
         self.in_flight = Some(std::thread::spawn(move || {
-            let inserted = insert_batch(&db, &coll, &batch);
+            let inserted = insert_batch(&db, &coll, &batch, &deadline);
             for d in batch {
                 crate::model::recycle(d.raw.into_bytes());
             }
