@@ -408,6 +408,65 @@ pub fn fresh_db_name() -> String {
     )
 }
 
+/// The server's one `failCommand` fail point (mongod's test commands;
+/// `scripts/with-test-env` starts the test deployment with them). Tests
+/// that arm it take turns: holding this is holding the fail point, and it
+/// is turned off when dropped, even on failure.
+pub struct FailPoint {
+    admin: mongodb::sync::Database,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl FailPoint {
+    pub fn take(uri: &str) -> Self {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let admin = mongodb::sync::Client::with_uri_str(uri)
+            .unwrap()
+            .database("admin");
+        Self { admin, _turn: turn }
+    }
+
+    /// Fail `command` of the connections named `app` once (`skip: None`)
+    /// or every one after the first `skip`, until [`FailPoint::off`].
+    pub fn fail(&self, app: &str, command: &str, skip: Option<i32>) {
+        let mode = match skip {
+            Some(n) => bson::doc! { "skip": n },
+            None => bson::doc! { "times": 1 },
+        };
+        let armed = self
+            .admin
+            .run_command(bson::doc! {
+                "configureFailPoint": "failCommand",
+                "mode": mode,
+                "data": { "failCommands": [command], "errorCode": 2, "appName": app },
+            })
+            .run();
+        if let Err(e) = armed {
+            panic!(
+                "configureFailPoint refused: start the server with --enable-test-commands \
+                 (scripts/with-test-env does): {e}"
+            );
+        }
+    }
+
+    pub fn off(&self) {
+        self.admin
+            .run_command(bson::doc! { "configureFailPoint": "failCommand", "mode": "off" })
+            .run()
+            .expect("configureFailPoint off");
+    }
+}
+
+impl Drop for FailPoint {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .run_command(bson::doc! { "configureFailPoint": "failCommand", "mode": "off" })
+            .run();
+    }
+}
+
 /// A fresh database of the test deployment, dropped when done, even on failure.
 pub struct FreshDb {
     pub store: fluxpy::store::mongo::Mongo,

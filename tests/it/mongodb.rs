@@ -91,39 +91,6 @@ fn checked_geom(db: &Database, name: &str) -> usize {
     docs.len()
 }
 
-/// Arm the server's `failCommand` fail point for one `command` of the
-/// connections named `app`.
-fn fail_once(uri: &str, app: &str, command: &str) {
-    fail_after(uri, app, command, None)
-}
-
-/// Arm `failCommand` for `command`: once, or (with `skip`) for every one
-/// after the first `skip`, until [`fail_point_off`]. The test deployment
-/// must have mongod's test commands on (`scripts/with-test-env` starts it
-/// so).
-fn fail_after(uri: &str, app: &str, command: &str, skip: Option<i32>) {
-    let mode = match skip {
-        Some(n) => doc! { "skip": n },
-        None => doc! { "times": 1 },
-    };
-    let armed = database(uri, "admin")
-        .run_command(doc! {
-            "configureFailPoint": "failCommand",
-            "mode": mode,
-            "data": { "failCommands": [command], "errorCode": 2, "appName": app },
-        })
-        .run();
-    if let Err(e) = armed {
-        panic!("configureFailPoint refused: start the server with --enable-test-commands (scripts/with-test-env does): {e}");
-    }
-}
-
-fn fail_point_off(uri: &str) {
-    let _ = database(uri, "admin")
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .run();
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "mongodb-tests"),
@@ -138,9 +105,11 @@ fn a_first_load_whose_swap_fails_leaves_nothing_and_runs_again() {
     let target = format!("{}?appName={app}", db.uri);
     let sample = common::sample();
     let args = ["load", "-p", s(&sample), "-m", STM, "-n", "flux"];
-    fail_once(&uri, &app, "renameCollection");
+    let fail_point = common::FailPoint::take(&uri);
+    fail_point.fail(&app, "renameCollection", None);
     let r = env.run_on(&target, &args);
-    fail_point_off(&uri);
+    fail_point.off();
+    drop(fail_point);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("_load.flux"), "{}", r.stderr);
@@ -208,9 +177,11 @@ fn an_append_whose_merge_fails_is_reported_and_completed_by_running_it_again() {
     // staging collection `_load.flux`).
     let mut skip = 0;
     let r = loop {
-        fail_after(&uri, &app, "aggregate", Some(skip));
+        let fail_point = common::FailPoint::take(&uri);
+        fail_point.fail(&app, "aggregate", Some(skip));
         let r = load(&target, &b, "2004-01-01T12:00:00");
-        fail_point_off(&uri);
+        fail_point.off();
+        drop(fail_point);
         assert_eq!(r.code, 1, "skipping {skip} aggregates: {}", r.stderr);
         if r.stderr.contains("_load.flux") {
             break r;

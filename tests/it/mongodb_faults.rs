@@ -17,11 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bson::doc;
 use common::{Env, FreshDb};
 use fluxpy::store::Datasets;
 use fluxpy::synth::{self, Grid};
-use mongodb::sync::Client;
 
 const STM: &str = "SpatioTemporalMatrix";
 
@@ -239,34 +237,6 @@ fn spawn(mut c: Command) -> Child {
         .unwrap()
 }
 
-/// Arm `failCommand` for every `command` of connections named `app` after
-/// the first `skip`, until [`fail_point_off`].
-/// The server has one `failCommand` fail point: the tests that arm it take
-/// turns.
-static FAIL_POINT: Mutex<()> = Mutex::new(());
-
-fn fail_after(uri: &str, app: &str, command: &str, skip: i32) {
-    Client::with_uri_str(uri)
-        .unwrap()
-        .database("admin")
-        .run_command(doc! {
-            "configureFailPoint": "failCommand",
-            "mode": { "skip": skip },
-            "data": { "failCommands": [command], "errorCode": 2, "appName": app },
-        })
-        .run()
-        .expect("configureFailPoint (scripts/with-test-env enables test commands)");
-}
-
-fn fail_point_off(uri: &str) {
-    Client::with_uri_str(uri)
-        .unwrap()
-        .database("admin")
-        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
-        .run()
-        .unwrap();
-}
-
 /// The data collections of the database, through the driver.
 fn collections(db: &FreshDb) -> Vec<String> {
     db.store.collections().unwrap()
@@ -315,7 +285,7 @@ const REMOVE_STEPS: [(&str, i32); 9] = [
     ignore = "needs MongoDB (feature mongodb-tests)"
 )]
 fn a_remove_cut_short_at_each_step_is_reported_and_finished() {
-    let _turn = FAIL_POINT.lock().unwrap_or_else(|p| p.into_inner());
+    let fail_point = common::FailPoint::take(&common::mongodb_uri());
     let uri = common::mongodb_uri();
     let db = FreshDb::new(&uri);
     let env = Env::new();
@@ -330,9 +300,9 @@ fn a_remove_cut_short_at_each_step_is_reported_and_finished() {
             "remove cut at {command} #{}, finished by {finish:?}",
             skip + 1
         );
-        fail_after(&uri, &app, command, skip);
+        fail_point.fail(&app, command, Some(skip));
         let r = env.run_on(&target, &["remove", "-n", "flux"]);
-        fail_point_off(&uri);
+        fail_point.off();
         assert_ne!(r.code, 0, "{case}: {}", r.stdout);
         let audit = env.run_on(&db.uri, &["db", "-a"]);
         if k == 0 {
@@ -438,7 +408,7 @@ const RENAME_STEPS: [(&str, i32); 12] = [
     ignore = "needs MongoDB (feature mongodb-tests)"
 )]
 fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
-    let _turn = FAIL_POINT.lock().unwrap_or_else(|p| p.into_inner());
+    let fail_point = common::FailPoint::take(&common::mongodb_uri());
     let uri = common::mongodb_uri();
     let db = FreshDb::new(&uri);
     let env = Env::new();
@@ -455,9 +425,9 @@ fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
             if again { "running it again" } else { "--fix" }
         );
         let before = env.run_on(&db.uri, &["export", "-n", from]).ok().stdout;
-        fail_after(&uri, &app, command, skip);
+        fail_point.fail(&app, command, Some(skip));
         let r = env.run_on(&target, &["rename", "-n", from, "-r", to]);
-        fail_point_off(&uri);
+        fail_point.off();
         assert_ne!(r.code, 0, "{case}: {}", r.stdout);
         let audit = env.run_on(&db.uri, &["db", "-a"]);
         if k == 0 {
