@@ -608,23 +608,50 @@ const POW10: [f64; 23] = [
 /// exactly what parsing the formatted text gives. Near a tie, for
 /// magnitudes where `y` has no fraction bits left, and for more than 22
 /// places, the value is formatted and parsed back.
+///
+/// Two more exact shortcuts serve the high precisions CFGrid settles from
+/// a file (a float64 variable stores up to 22 places and more):
+///
+/// - From 2^52 to 2^53, `y` is an integer and the exact product is
+///   `y + lo` with `lo = fma(x, 10^N, -y)` exact and `|lo| ≤ 0.5`: its
+///   nearest integer is `y` unless `lo` is a tie (±0.5).
+/// - Where `N` places keep at least 17 significant digits
+///   (`|x| ≥ 10^(16-N)`), the formatted text parses back to `x` itself
+///   (17 significant digits identify every `f64`), so `x` is returned.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
+    let a = x.abs();
     if let Some(&scale) = POW10.get(decimals as usize) {
         let y = x * scale;
-        let a = y.abs();
+        let ay = y.abs();
         // 2^52: below it `y - floor(y)` is exact.
-        if a < 4_503_599_627_370_496.0 {
+        if ay < 4_503_599_627_370_496.0 {
             let f = y.floor();
             let frac = y - f;
             // Comfortably more than the product's rounding error.
-            if (frac - 0.5).abs() > a * (1.0 / 1_125_899_906_842_624.0) {
+            if (frac - 0.5).abs() > ay * (1.0 / 1_125_899_906_842_624.0) {
                 let r = if frac > 0.5 { f + 1.0 } else { f };
                 let v = r / scale;
                 return if v == 0.0 { 0.0 } else { v };
             }
+        } else if ay < 9_007_199_254_740_992.0 {
+            let lo = x.mul_add(scale, -y);
+            if lo.abs() != 0.5 {
+                return y / scale;
+            }
         }
     }
+    if decimals <= 300 && a >= keeps_17_digits(decimals) {
+        return x;
+    }
     round_exact(x, decimals)
+}
+
+/// The least magnitude at which `decimals` places keep 17 significant
+/// digits, `10^(16 - decimals)`, raised by a margin over the error of
+/// `powi` (a normal number for `decimals` up to 300).
+#[inline]
+fn keeps_17_digits(decimals: u32) -> f64 {
+    10f64.powi(16 - decimals as i32) * (1.0 + 1e-12)
 }
 
 /// The reference rounding: format with `decimals` places (exact, halves to

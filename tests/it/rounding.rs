@@ -249,3 +249,49 @@ fn hex(x: f64) -> String {
         format!("{sign}0x1.{man:013x}p{}", exp - 1023)
     }
 }
+
+/// The high precisions CFGrid settles from float64 files (17 to 30
+/// places): values whose scaled product lies between 2^52 and 2^54, exact
+/// binary ties there (odd multiples of 2^-(N+1)), and the magnitudes around
+/// 10^(16-N), where N places start to keep 17 significant digits.
+#[test]
+fn round_to_is_format_and_parse_at_high_precisions() {
+    let mut rng = Rng(0x0022_2004);
+    let mut checked = 0u64;
+    for n in 14..=30u32 {
+        let scale = 10f64.powi(n as i32);
+        let mut values = vec![];
+        for _ in 0..20_000 {
+            // m · 10^-N for m in [2^51, 2^55).
+            let m = 2f64.powi(51) * (1.0 + 15.0 * rng.unit());
+            values.push(m / scale);
+            // Odd multiples of 2^-(N+1) whose product is near 2^52–2^53.
+            let odd = ((rng.next() % 400) | 1) as f64;
+            values.push(odd * 2f64.powi(-(n as i32) - 1) * 2f64.powi((rng.next() % 8) as i32));
+        }
+        let edge = 10f64.powi(16 - n as i32);
+        let mut x = edge;
+        for _ in 0..200 {
+            values.push(x);
+            x = next_down(x);
+        }
+        x = edge;
+        for _ in 0..200 {
+            values.push(x);
+            x = next_up(x);
+        }
+        for &v in &values {
+            for x in [v, -v] {
+                let want = reference(x, n);
+                let got = round_to(x, n);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "round_to({x:e} = {x:.40}, {n}) = {got:e}, want {want:e}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} roundings checked");
+}
