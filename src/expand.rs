@@ -130,7 +130,10 @@ fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let ext = p
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
+        // Anything of a data file's name that is not a folder: a link that
+        // leads nowhere (an archive not mounted) or a file that cannot be
+        // read is a file that fails to load, reported so, never skipped.
+        if !p.is_dir() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
             out.push(p);
         }
     }

@@ -290,3 +290,323 @@ fn truncated_files_of_every_format_are_refused_in_one_line() {
     }
     assert_eq!(cases, 48);
 }
+
+// ---------------------------------------------------------------------
+// 2. NetCDF's own rules for values
+// ---------------------------------------------------------------------
+
+const CF_REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/cf_reference.py");
+
+/// Files netCDF4-python writes: unsigned bytes and shorts, and variables
+/// of every integer and float type with parts never written (no
+/// `_FillValue`), in NetCDF-3 classic and NetCDF-4.
+const WRITE_RULES: &str = r#"
+import sys, numpy as np, netCDF4
+d = sys.argv[1]
+def grid(path, fmt):
+    f = netCDF4.Dataset(path, 'w', format=fmt)
+    f.createDimension('time', 3); f.createDimension('lat', 4); f.createDimension('lon', 5)
+    t = f.createVariable('time', 'f8', ('time',)); t.units = 'days since 2004-01-01'; t[:] = [0, 1, 2]
+    y = f.createVariable('lat', 'f8', ('lat',)); y.units = 'degrees_north'; y[:] = [-15, -5, 5, 15]
+    x = f.createVariable('lon', 'f8', ('lon',)); x.units = 'degrees_east'; x[:] = [0, 10, 20, 30, 40]
+    return f
+rng = np.random.default_rng(3)
+f = grid(d + '/unsigned3.nc', 'NETCDF3_CLASSIC')
+b = f.createVariable('ubyte', 'i1', ('time', 'lat', 'lon')); b._Unsigned = 'true'; b.scale_factor = 0.5
+b.set_auto_maskandscale(False)
+raw = rng.integers(0, 256, size=(3, 4, 5)); raw[raw == 129] = 200; raw[0, 0, :] = [0, 127, 128, 200, 255]
+b[:] = raw.astype(np.uint8).view(np.int8)
+s = f.createVariable('ushort', 'i2', ('time', 'lat', 'lon'), fill_value=np.int16(-1)); s._Unsigned = 'true'
+s.set_auto_maskandscale(False)
+raw = rng.integers(0, 65535, size=(3, 4, 5)); raw[0, 0, :] = [0, 32767, 32768, 65534, 65535]
+s[:] = raw.astype(np.uint16).view(np.int16)
+f.close()
+for fmt, name, types in [('NETCDF3_CLASSIC', 'unwritten3.nc', ['i1', 'i2', 'i4', 'f4', 'f8']),
+                         ('NETCDF4', 'unwritten4.nc', ['i1', 'u1', 'i2', 'u2', 'i4', 'u4', 'i8', 'u8', 'f4', 'f8'])]:
+    f = grid(d + '/' + name, fmt)
+    for ty in types:
+        v = f.createVariable('v_' + ty, ty, ('time', 'lat', 'lon'))
+        v[0, :, :] = np.arange(20).reshape(4, 5) + 1
+        v[1, :2, :] = 7
+    f.close()
+"#;
+
+/// Load `var` of `file` as CFGrid and compare every value with what
+/// netCDF4-python's masking and unpacking read: the same nulls, the same
+/// numbers.
+fn matches_netcdf4_python(env: &Env, file: &Path, var: &str) {
+    let name = format!(
+        "n{}",
+        env.run(&["db", "-l", "collections"]).stdout.lines().count()
+    );
+    let r = env.load(file, "CFGrid", &name, &["-o", &format!("var_name={var}")]);
+    let r = r.ok();
+    let _ = r;
+    let precision = env.metadata(&name)["precision"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new(common::python_with(&["netCDF4", "numpy"]))
+        .args([CF_REFERENCE, "expect", s(file), var, &precision])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let docs = env.export(&name);
+    let mut nulls = 0;
+    for (k, doc) in docs.iter().enumerate() {
+        let got = doc["values"].as_array().unwrap();
+        let want = reference["values"][k].as_array().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            match (g.as_f64(), w.as_f64()) {
+                (None, None) => nulls += 1,
+                (Some(g), Some(w)) => assert!(
+                    (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                    "{var} of {}: step {k} cell {i}: {g}, netCDF4-python {w}",
+                    file.display()
+                ),
+                _ => panic!(
+                    "{var} of {}: step {k} cell {i}: {g}, netCDF4-python {w}",
+                    file.display()
+                ),
+            }
+        }
+    }
+    // The unwritten variables have their never-written parts missing.
+    if var.starts_with("v_") {
+        assert_eq!(nulls, 40 - 10, "{var} of {}", file.display());
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn unsigned_values_and_default_fill_values_are_read_as_netcdf4_python_reads_them() {
+    let env = Env::new();
+    let python = common::python_with(&["netCDF4", "numpy"]);
+    common::run_python(&python, WRITE_RULES, &[s(env.dir.path())]);
+    let unsigned = env.path("unsigned3.nc");
+    matches_netcdf4_python(&env, &unsigned, "ubyte");
+    matches_netcdf4_python(&env, &unsigned, "ushort");
+    // The first row of values of each, told here as well: 255 as a byte
+    // is 255 (× 0.5), not -1; 65535 is the short's _FillValue (-1).
+    let docs = env.export("n0");
+    let first: Vec<Option<f64>> = docs[0]["values"].as_array().unwrap()[..5]
+        .iter()
+        .map(|v| v.as_f64())
+        .collect();
+    // Cells are south to north, west to east: the first five are lat -15.
+    assert_eq!(
+        first,
+        vec![Some(0.0), Some(63.5), Some(64.0), Some(100.0), Some(127.5)]
+    );
+    for ty in ["i1", "i2", "i4", "f4", "f8"] {
+        matches_netcdf4_python(&env, &env.path("unwritten3.nc"), &format!("v_{ty}"));
+    }
+    for ty in ["i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"] {
+        matches_netcdf4_python(&env, &env.path("unwritten4.nc"), &format!("v_{ty}"));
+    }
+}
+
+/// Run `manage ARGS` from a small Python process, which reports the
+/// child's peak resident size (`getrusage(RUSAGE_CHILDREN).ru_maxrss`,
+/// as `/usr/bin/time -v` does): a child forked from this large test
+/// process would count this process's pages as its own.
+fn run_measured(env: &Env, python: &Path, args: &[&str]) -> (Run, u64, Duration) {
+    let script = "import resource, subprocess, sys\n\
+                  r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
+                  sys.stderr.buffer.write(r.stderr)\n\
+                  print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let started = Instant::now();
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_manage"))
+        .args(args)
+        .env("FLUXPY_DB", env.db())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut it = text.split_whitespace().map(|x| x.parse::<i64>().unwrap());
+    let (code, kib) = (it.next().unwrap(), it.next().unwrap());
+    let run = Run {
+        code: code as i32,
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, kib as u64 * 1024, took)
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn one_enormous_compressed_chunk_is_refused_before_it_is_inflated() {
+    let env = Env::new();
+    let python = common::python_with(&["netCDF4", "numpy"]);
+    let file = env.path("one_chunk.nc");
+    // 200 × 180 × 2160 float32 = 311 MB of zeros in one zlib chunk.
+    common::run_python(
+        &python,
+        "import sys, numpy as np, netCDF4\n\
+         f = netCDF4.Dataset(sys.argv[1], 'w')\n\
+         f.createDimension('time', 200); f.createDimension('lat', 180); f.createDimension('lon', 2160)\n\
+         t = f.createVariable('time', 'f8', ('time',)); t.units = 'hours since 2004-01-01'; t[:] = np.arange(200)\n\
+         y = f.createVariable('lat', 'f8', ('lat',)); y.units = 'degrees_north'; y[:] = np.arange(180) - 89.5\n\
+         x = f.createVariable('lon', 'f8', ('lon',)); x.units = 'degrees_east'; x[:] = np.arange(2160) / 6 - 179.9\n\
+         v = f.createVariable('flux', 'f4', ('time', 'lat', 'lon'), zlib=True, complevel=1, chunksizes=(200, 180, 2160))\n\
+         v.set_var_chunk_cache(size=400 * 2**20)\n\
+         for i in range(200): v[i] = np.zeros((180, 2160), 'f4')\n\
+         f.close()\n",
+        &[s(&file)],
+    );
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size < 2 << 20, "the file is {size} bytes");
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["load", "-p", s(&file), "-m", "CFGrid", "-n", "big"];
+        args.extend_from_slice(extra);
+        let (r, rss, took) = run_measured(&env, &python, &args);
+        refused_in_one_line(&r, &file, "one 311 MB chunk");
+        assert!(r.stderr.contains("chunks of 296 MiB"), "{}", r.stderr);
+        assert!(rss < 100 << 20, "peak RSS {} MiB", rss >> 20);
+        assert!(took < Duration::from_secs(20), "took {took:?}");
+        eprintln!(
+            "one enormous chunk {extra:?}: refused, peak RSS {} MiB, {took:?}",
+            rss >> 20
+        );
+    }
+    nothing_stored(&env, "one enormous chunk");
+}
+
+/// Every place of an HDF5 chunk index (B-tree, extensible or fixed
+/// array) and of a data chunk, overwritten: the run ends in one line (or
+/// loads, where the bytes were not used), never the library's error stack.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+fn a_damaged_chunk_index_prints_one_line_and_no_hdf5_stack() {
+    let env = Env::new();
+    let files = [
+        (
+            common::shared_fixture("writers", "h5py_chunked_gzip.h5"),
+            STM,
+            vec!["-o", "timestamp=2004-01-01;var_name=flux/casa"],
+        ),
+        (
+            common::shared_fixture("netcdf", "ct_like_netcdf4.nc"),
+            "CFGrid",
+            vec![],
+        ),
+        (
+            common::shared_fixture("netcdf", "ct_like_packed_int16.nc"),
+            "CFGrid",
+            vec![],
+        ),
+    ];
+    let signatures: [&[u8]; 8] = [
+        b"TREE", b"BTHD", b"BTLF", b"BTIN", b"EAHD", b"EAIB", b"EADB", b"FAHD",
+    ];
+    let mut refused = 0;
+    let mut cases = 0;
+    for (file, model, extra) in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let mut places: Vec<usize> = Vec::new();
+        for sig in signatures {
+            places.extend(
+                bytes
+                    .windows(4)
+                    .enumerate()
+                    .filter(|(_, w)| w == &sig)
+                    .map(|(i, _)| i + 6)
+                    .take(3),
+            );
+        }
+        // And places in the data, past the metadata.
+        places.extend([bytes.len() / 3, bytes.len() / 2, bytes.len() * 4 / 5]);
+        for at in places {
+            cases += 1;
+            let mut damaged = bytes.clone();
+            for b in &mut damaged[at..(at + 24).min(bytes.len())] {
+                *b ^= 0xa5;
+            }
+            let p = env.path(&format!(
+                "d{at}_{}",
+                file.file_name().unwrap().to_str().unwrap()
+            ));
+            std::fs::write(&p, &damaged).unwrap();
+            let mut args = vec!["--dry-run"];
+            args.extend_from_slice(extra);
+            let r = env.load(&p, model, "d", &args);
+            assert!(
+                !r.stderr.contains("HDF5-DIAG"),
+                "{}: {}",
+                p.display(),
+                r.stderr
+            );
+            if r.code != 0 {
+                refused += 1;
+                refused_in_one_line(&r, &p, &format!("damaged at {at}"));
+            }
+        }
+    }
+    assert!(refused >= cases / 2, "only {refused} of {cases} refused");
+}
+
+/// `var_name` written as an absolute path: the variable at the root.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+fn an_absolute_var_name_names_the_same_variable() {
+    let env = Env::new();
+    let cases = [
+        (
+            common::shared_fixture("writers", "h5py_chunked_gzip.h5"),
+            STM,
+            "flux/casa",
+            TS,
+        ),
+        (
+            common::shared_fixture("writers", "hdf5storage_v73.mat"),
+            STM,
+            "casa_gfed_2004",
+            TS,
+        ),
+        (
+            common::shared_fixture("netcdf", "ct_like_netcdf4.nc"),
+            "CFGrid",
+            "bio_flux_opt",
+            "",
+        ),
+        (
+            common::shared_fixture("netcdf", "ct_like_netcdf3_classic.nc"),
+            "CFGrid",
+            "bio_flux_opt",
+            "",
+        ),
+    ];
+    for (i, (file, model, var, ts)) in cases.iter().enumerate() {
+        let plain = format!("{ts};var_name={var}");
+        let slash = format!("{ts};var_name=/{var}");
+        env.load(file, model, &format!("p{i}"), &["-o", &plain])
+            .ok();
+        env.load(file, model, &format!("s{i}"), &["-o", &slash])
+            .ok();
+        assert_eq!(env.export(&format!("p{i}")), env.export(&format!("s{i}")));
+    }
+    // A variable in a group of a NetCDF file is refused as such, not as damage.
+    let file = common::shared_fixture("netcdf", "ct_like_netcdf4.nc");
+    let r = env.load(&file, "CFGrid", "g", &["-o", "var_name=/grp/bio_flux_opt"]);
+    refused_in_one_line(&r, &file, "a group path");
+    assert!(
+        r.stderr.contains("group") && !r.stderr.contains("damaged"),
+        "{}",
+        r.stderr
+    );
+}
