@@ -610,3 +610,175 @@ fn an_absolute_var_name_names_the_same_variable() {
         r.stderr
     );
 }
+
+// ---------------------------------------------------------------------
+// 4. The store, the filesystem and the environment
+// ---------------------------------------------------------------------
+
+/// The sample file and its config, copied into `dir`.
+fn sample_in(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mat = dir.join("flux_na_2004.mat");
+    std::fs::copy(common::sample(), &mat).unwrap();
+    std::fs::copy(
+        common::sample().with_extension("json"),
+        mat.with_extension("json"),
+    )
+    .unwrap();
+    mat
+}
+
+/// Without --db or FLUXPY_DB, a HOME that is empty or relative is refused,
+/// naming it, and nothing is made under the working directory; a relative
+/// XDG_DATA_HOME is ignored, as the XDG spec says, for HOME's.
+#[test]
+fn a_default_store_path_that_is_not_absolute_is_refused() {
+    let env = Env::new();
+    let mat = sample_in(&env.path("data"));
+    let cwd = env.path("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let run = |home: Option<&str>, xdg: Option<&str>| -> Run {
+        let mut c = env.command(&["load", "-p", s(&mat), "-m", STM, "-n", "h"]);
+        c.env_remove("FLUXPY_DB")
+            .env_remove("XDG_DATA_HOME")
+            .current_dir(&cwd);
+        match home {
+            Some(h) => c.env("HOME", h),
+            None => c.env_remove("HOME"),
+        };
+        if let Some(x) = xdg {
+            c.env("XDG_DATA_HOME", x);
+        }
+        c.output().unwrap().into()
+    };
+    for (home, xdg) in [
+        (Some(""), None),
+        (Some("relative/home"), None),
+        (Some(""), Some("relative/xdg")),
+        (Some("."), Some("")),
+        (None, Some("relative/xdg")),
+    ] {
+        let r = run(home, xdg);
+        let case = format!("HOME={home:?} XDG_DATA_HOME={xdg:?}");
+        assert_ne!(r.code, 0, "{case}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{case}: {}", r.stderr);
+        assert!(lines[0].contains("HOME"), "{case}: {}", r.stderr);
+        assert_eq!(
+            std::fs::read_dir(&cwd).unwrap().count(),
+            0,
+            "{case}: something was made under the working directory"
+        );
+    }
+    // A relative XDG_DATA_HOME is ignored: the store goes under HOME.
+    let home = env.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let r = run(Some(s(&home)), Some("relative/xdg"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(home.join(".local/share/fluxpy/fluxvis.db").is_file());
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+    // An absolute one is used.
+    let xdg = env.path("xdg");
+    let r = run(Some(""), Some(s(&xdg)));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(xdg.join("fluxpy/fluxvis.db").is_file());
+}
+
+/// Data files of a `-p` folder that cannot be read are failures of their
+/// own, reported by name, and the run exits 1; the others load.
+#[test]
+fn unreadable_data_files_in_a_folder_are_reported_as_failed() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let dir = env.path("in");
+    sample_in(&dir);
+    symlink(env.path("unmounted/archive.mat"), dir.join("gone.mat")).unwrap();
+    symlink(dir.join("loop.nc"), dir.join("loop.nc")).unwrap();
+    symlink("/nonexistent/flux.h5", dir.join("elsewhere.h5")).unwrap();
+    let r = env.run(&["load", "-p", s(&dir), "-m", STM, "-n", "f"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for name in ["gone.mat", "loop.nc", "elsewhere.h5"] {
+        assert!(
+            r.stderr.lines().any(|l| l.contains(name)),
+            "{name} not reported: {}",
+            r.stderr
+        );
+    }
+    // The readable file loaded.
+    assert_eq!(env.export("f").len(), synth::Sample::STEPS);
+}
+
+/// A config that is a FIFO, a device, a directory or larger than any
+/// config is refused in one line before it is read; `--db` naming a
+/// directory says so; `-o` values may hold apostrophes.
+#[test]
+fn the_command_lines_other_inputs_are_refused_or_read_as_meant() {
+    let env = Env::new();
+    let mat = sample_in(&env.path("data"));
+    let fifo = env.path("config.fifo");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: mkfifo on a path this test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let huge = env.path("huge.json");
+    {
+        let mut f = std::fs::File::create(&huge).unwrap();
+        f.write_all(b"{\"title\": \"").unwrap();
+        f.write_all(&vec![b'x'; 2 << 20]).unwrap();
+        f.write_all(b"\"}").unwrap();
+    }
+    let folder = env.path("a_folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (config, what) in [
+        (fifo.as_path(), "FIFO"),
+        (Path::new("/dev/zero"), "device"),
+        (Path::new("/dev/null"), "device"),
+        (huge.as_path(), "larger than 1024 KiB"),
+        (folder.as_path(), "directory"),
+    ] {
+        let started = Instant::now();
+        let r = env.run(&["load", "-p", s(&mat), "-m", STM, "-n", "c", "-c", s(config)]);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: took long"
+        );
+        refused_in_one_line(&r, config, what);
+        assert!(r.stderr.contains(what), "{what}: {}", r.stderr);
+    }
+    nothing_stored(&env, "refused configs");
+
+    // --db naming a directory.
+    for args in [
+        vec!["load", "-p", s(&mat), "-m", STM, "-n", "d"],
+        vec!["db", "-l", "collections"],
+        vec!["export", "-n", "d"],
+    ] {
+        let mut a = vec!["--db", s(&folder)];
+        a.extend(args);
+        let r = env.run(&a);
+        assert_ne!(r.code, 0);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
+    }
+
+    // -o values with apostrophes, and the pairs after them.
+    for (o, title) in [
+        (
+            "title=Bob's data;timestamp=2004-01-01T00:00:00",
+            "Bob's data",
+        ),
+        (
+            "title='Bob's data';timestamp=2004-01-01T00:00:00",
+            "Bob's data",
+        ),
+        (
+            "title=it's;timestamp=2004-01-01T00:00:00;units={'values':'g'}",
+            "it's",
+        ),
+    ] {
+        let e = Env::new();
+        e.load(&mat, STM, "o", &["-o", o]).ok();
+        let md = e.metadata("o");
+        assert_eq!(md["title"], title, "{o}");
+        assert_eq!(md["dates"][0], "2004-01-01T00:00:00", "{o}");
+    }
+}
