@@ -130,7 +130,13 @@ fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let ext = p
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        if p.is_file() && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
+        // Regular files of a data file's name, and those that cannot even
+        // be looked at (a link that leads nowhere, as to an archive not
+        // mounted; a loop of links; a file the filesystem fails to stat):
+        // these fail to load, reported by name, never skipped. Folders,
+        // FIFOs and devices are not data files and are passed over.
+        let listed = std::fs::metadata(&p).map_or(true, |md| md.is_file());
+        if listed && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
             out.push(p);
         }
     }

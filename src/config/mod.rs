@@ -239,12 +239,77 @@ impl Config {
     }
 }
 
-/// Read a config file; it must hold one JSON object.
-pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+/// The largest config file read: a config is a few keys, and a file
+/// larger than this is not one (it is refused before it is read).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a config file: a regular file of at most
+/// [`MAX_CONFIG_BYTES`]. A device, FIFO or socket is refused before a byte
+/// is read (opened without blocking, so a FIFO with no writer does not
+/// hang), and no more than the limit is ever read.
+fn config_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
+    let refuse = |msg: String| Error::ConfigSyntax {
+        origin: crate::error::shown(path).to_string(),
+        msg,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let md = f.metadata().map_err(io)?;
+    let kind = md.file_type();
+    if kind.is_dir() {
+        return Err(refuse("is a directory, not a config file".into()));
+    }
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(refuse(format!(
+            "is {what}, not a config file; give a JSON file"
+        )));
+    }
+    let too_large = || {
+        refuse(format!(
+            "is larger than {} KiB, more than any config; give the JSON object of config keys",
+            MAX_CONFIG_BYTES >> 10
+        ))
+    };
+    if md.len() > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+/// Read a config file; it must hold one JSON object.
+pub fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
+    let text = config_text(path)?;
     // Some editors on Windows start UTF-8 files with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let depth = nesting_depth(text);

@@ -76,15 +76,36 @@ fn parse_value(v: &str) -> Value {
     Value::String(v.to_string())
 }
 
-/// Split on `sep` where it is not inside quotes or brackets.
+/// Split on `sep` where it is not inside quotes or brackets. A quote
+/// opens a quoted text only where a value or an item starts (after `=`,
+/// `:`, `,` or an opening bracket, spaces aside): an apostrophe inside a
+/// word (`title=Bob's data`) is a letter. A quote never closed is a letter
+/// too, so it cannot swallow the pairs after it.
 fn split_top_level(s: &str, sep: char) -> Vec<&str> {
+    let mut ignored: Vec<usize> = Vec::new();
+    loop {
+        match split_once_through(s, sep, &ignored) {
+            Ok(parts) => return parts,
+            Err(unclosed) => ignored.push(unclosed),
+        }
+    }
+}
+
+/// One pass of [`split_top_level`], quotes at `ignored` taken as letters;
+/// `Err` with where a quote opened and never closed.
+fn split_once_through<'s>(
+    s: &'s str,
+    sep: char,
+    ignored: &[usize],
+) -> std::result::Result<Vec<&'s str>, usize> {
     let mut parts = Vec::new();
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
+    let mut quote: Option<(char, usize)> = None;
     let mut escaped = false;
     let mut start = 0;
+    let mut before: Option<char> = None;
     for (i, c) in s.char_indices() {
-        if let Some(q) = quote {
+        if let Some((q, _)) = quote {
             if escaped {
                 escaped = false;
             } else if c == '\\' {
@@ -92,10 +113,12 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
             } else if c == q {
                 quote = None;
             }
+            before = Some(c);
             continue;
         }
+        let opens_value = before.is_none_or(|b| "=:,[{(".contains(b)) || before == Some(sep);
         match c {
-            '"' | '\'' => quote = Some(c),
+            '"' | '\'' if opens_value && !ignored.contains(&i) => quote = Some((c, i)),
             '[' | '{' | '(' => depth += 1,
             ']' | '}' | ')' => depth -= 1,
             c if c == sep && depth <= 0 => {
@@ -104,9 +127,15 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
             }
             _ => {}
         }
+        if !c.is_whitespace() {
+            before = Some(c);
+        }
+    }
+    if let Some((_, at)) = quote {
+        return Err(at);
     }
     parts.push(&s[start..]);
-    parts
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -154,6 +183,23 @@ mod tests {
         let m = parse_overrides("units={'values': 'mol;m-2'};label=hello world").unwrap();
         assert_eq!(m["units"], json!({"values": "mol;m-2"}));
         assert_eq!(m["label"], json!("hello world"));
+    }
+
+    #[test]
+    fn an_apostrophe_in_a_value_is_a_letter() {
+        let m = parse_overrides("title=Bob's data;units={'values':'mol'};precision=3").unwrap();
+        assert_eq!(m["title"], json!("Bob's data"));
+        assert_eq!(m["units"], json!({"values": "mol"}));
+        assert_eq!(m["precision"], json!(3));
+        let m = parse_overrides("title='Bob's data';precision=2").unwrap();
+        assert_eq!(m["title"], json!("Bob's data"));
+        assert_eq!(m["precision"], json!(2));
+        let m = parse_overrides("title=it's;var_name=flux").unwrap();
+        assert_eq!(m["title"], json!("it's"));
+        assert_eq!(m["var_name"], json!("flux"));
+        let m = parse_overrides("title='unclosed;precision=1").unwrap();
+        assert_eq!(m["title"], json!("'unclosed"));
+        assert_eq!(m["precision"], json!(1));
     }
 
     #[test]

@@ -68,6 +68,60 @@ impl Input {
     }
 }
 
+/// What says whether a file is still the one a load began to read: its
+/// device and inode (a file renamed over it is another inode), size,
+/// and modification and change times (a write in place moves both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of the file `path` names now (following links).
+    pub fn of(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Ok(Stamp {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+        })
+    }
+
+    /// Refuse the load when `path` no longer names the file as it was when
+    /// this stamp was taken: the file was written, replaced or removed
+    /// while it was read, so that its hash and its values may come from
+    /// different bytes (or the values from two versions of it).
+    pub fn check_unchanged(&self, path: &Path) -> Result<()> {
+        let changed = |what: &str| {
+            Err(Error::format(
+                path,
+                format!(
+                    "the file {what} while it was read; nothing was stored (load it again once it is written completely)"
+                ),
+            ))
+        };
+        match Stamp::of(path) {
+            Err(_) => changed("was removed or replaced"),
+            Ok(now) if now.dev != self.dev || now.ino != self.ino => {
+                changed("was replaced by another file")
+            }
+            Ok(now) if now.size != self.size => changed("changed size"),
+            Ok(now) if now != *self => changed("was written to"),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 /// A file's size and SHA-256, read in pieces (never held whole), stopping
 /// at a signal between two pieces.
 fn hash_file(path: &Path) -> Result<(u64, String)> {

@@ -23,7 +23,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 
 use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
 use self::foreign::{foreign_dataset, refuse_points};
-use self::input::Input;
+use self::input::{Input, Stamp};
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
 use crate::error::{shown, Error, Result};
@@ -236,6 +236,9 @@ impl<'a> Loader<'a> {
                     Some(other) => return Err(other.refusal(r.name)),
                     None => {}
                 }
+                // What the file is before any of it is read, hashed or
+                // parsed: checked again once everything is read.
+                let stamp = Stamp::of(path)?;
                 let (input, file) = if opens_lightly(format) {
                     let (input, file) = hash_beside_prepare(&r, &config, model, path);
                     (input?, Opening::Done(file))
@@ -253,7 +256,11 @@ impl<'a> Loader<'a> {
                     Opening::Done(prepared) => prepared?,
                     Opening::Later(model) => prepare(&r, &config, model, path)?,
                 };
-                locked_load(store, &r, path, file, &input, &leases[0], started, observer)
+                let read = ReadFrom {
+                    input: &input,
+                    stamp: &stamp,
+                };
+                locked_load(store, &r, path, file, read, &leases[0], started, observer)
             },
         )
         .inspect(|outcome| {
@@ -273,6 +280,7 @@ impl<'a> Loader<'a> {
         observer: &mut dyn Observer,
     ) -> Result<Outcome> {
         let r = self.request.clone();
+        let stamp = Stamp::of(path)?;
         let input = Input::of(r.name, r.kind, config, path)?;
         if !r.force {
             if self.pending.inputs.contains(&input.id) {
@@ -287,7 +295,8 @@ impl<'a> Loader<'a> {
         let file = prepare(&r, config, model, path)?;
         let mut pending = std::mem::take(&mut self.pending);
         let store = self.store()?;
-        let outcome = dry_run(store.map(|s| &*s), &mut pending, &r, path, file, observer);
+        let outcome = dry_run(store.map(|s| &*s), &mut pending, &r, path, file, observer)
+            .and_then(|o| stamp.check_unchanged(path).map(|()| o));
         if outcome.is_ok() {
             pending.inputs.insert(input.id);
         }
@@ -589,6 +598,13 @@ impl Drop for Guarded<'_, '_> {
     }
 }
 
+/// The ingest-log facts of the file being loaded, and its stamp from
+/// before any of it was read.
+struct ReadFrom<'a> {
+    input: &'a Input,
+    stamp: &'a Stamp,
+}
+
 /// The load itself, under the dataset's lock. Whether it exists, its stored
 /// coordinates and the ingest log are read again here: another run may
 /// have loaded into it while this one waited for the lock.
@@ -598,12 +614,13 @@ fn locked_load(
     r: &Request,
     path: &Path,
     mut file: Prepared,
-    input: &Input,
+    read: ReadFrom,
     lease: &Lease,
     started: Instant,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
     let name = r.name;
+    let input = read.input;
     // A replacement is a first load of NAME: nothing stored is kept, so
     // nothing stored is checked against the file.
     let replace = r.replace;
@@ -723,6 +740,10 @@ fn locked_load(
     if let Some(md) = stored_md.as_ref().filter(|_| appending) {
         keep_stored_labels(name, md, &mut metadata, r.options, observer);
     }
+    // The hash logged and the values stored must come from the same
+    // bytes: a file written or replaced since it was stamped fails the
+    // load, and nothing of it is committed.
+    read.stamp.check_unchanged(path)?;
     load.log_ingest(input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64()))?;
     lease.check()?;
     load.commit(model::coord_index_raw(name, &coords), metadata)?;

@@ -66,8 +66,7 @@ pub struct Hdf5Matrix {
 /// Make the library's own error printing silent, once: its messages become
 /// our one-line errors instead of a stack dump on stderr.
 fn silence_library() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| ::hdf5::silence_errors(true));
+    super::quiet_hdf5();
     super::hdf5_origin::forbid_external_links();
 }
 
@@ -188,6 +187,7 @@ impl Matrix for Hdf5Matrix {
     }
 
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        super::quiet_hdf5();
         let Some(m) = &self.mapped else {
             return self.read_slab(start, count);
         };
@@ -410,6 +410,7 @@ fn check_storage(path: &Path, var: &str, d: &Dataset, rows: usize, cols: usize) 
     let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
     if d.is_chunked() {
         let (shape, chunk) = (d.shape(), d.chunk().unwrap_or_default());
+        super::check_chunk_size(path, var, &chunk, element as usize)?;
         let expected = shape
             .iter()
             .zip(&chunk)

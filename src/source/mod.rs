@@ -69,6 +69,53 @@ impl LibraryPath {
     }
 }
 
+/// The HDF5 library prints its error stack (`HDF5-DIAG` lines) on stderr
+/// by default, and that setting is per thread in a thread-safe build:
+/// every thread that calls into HDF5 or NetCDF-4 turns it off first, so
+/// that a damaged file ends in the one-line refusal only.
+pub(crate) fn quiet_hdf5() {
+    thread_local!(static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    QUIET.with(|q| {
+        if !q.get() {
+            ::hdf5::silence_errors(true);
+            q.set(true);
+        }
+    });
+}
+
+/// The largest chunk (uncompressed) of an HDF5 or NetCDF-4 variable that
+/// is read: the library inflates a whole chunk to read any part of it,
+/// so a small file of one enormous compressed chunk (zeros compress a
+/// thousandfold) would take that much memory, and its time again for each
+/// block of columns. Real products' chunks are a few MiB.
+pub(crate) const MAX_CHUNK_BYTES: u64 = 64 << 20;
+
+/// Refuse a variable stored in chunks larger than [`MAX_CHUNK_BYTES`]
+/// before any of it is inflated.
+pub(crate) fn check_chunk_size(
+    path: &Path,
+    var: &str,
+    chunk: &[usize],
+    element: usize,
+) -> Result<()> {
+    let bytes = chunk
+        .iter()
+        .try_fold(element as u64, |a, &c| a.checked_mul(c as u64))
+        .unwrap_or(u64::MAX);
+    if bytes > MAX_CHUNK_BYTES {
+        return Err(Error::variable(
+            path,
+            var,
+            format!(
+                "is stored in chunks of {} MiB each (chunk shape {chunk:?}), more than the {} MiB manage inflates at a time; rechunk it (nccopy -c, h5repack -l) into smaller chunks",
+                bytes >> 20,
+                MAX_CHUNK_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What a source found in the file.
 #[derive(Debug, Clone)]
 pub struct MatrixInfo {

@@ -74,6 +74,9 @@ pub struct NetCdfMatrix {
 /// CF packing and missing-value attributes, in packed units.
 #[derive(Debug, Clone, Default)]
 struct Packing {
+    /// `_Unsigned = "true"` on a signed type of this many bits: a negative
+    /// stored value `x` is `x + 2^bits`.
+    unsigned_bits: Option<i32>,
     scale: f64,
     offset: f64,
     missing: Vec<f64>,
@@ -82,7 +85,17 @@ struct Packing {
 }
 
 impl Packing {
+    /// A stored value (or a missing-value attribute's) as the type the
+    /// variable means: unsigned under `_Unsigned`.
+    fn as_meant(&self, raw: f64) -> f64 {
+        match self.unsigned_bits {
+            Some(bits) if raw < 0.0 => raw + 2f64.powi(bits),
+            _ => raw,
+        }
+    }
+
     fn unpack(&self, raw: f64) -> f64 {
+        let raw = self.as_meant(raw);
         if raw.is_nan()
             || self.missing.contains(&raw)
             || self.valid_min.is_some_and(|m| raw < m)
@@ -99,7 +112,7 @@ impl Packing {
 /// with a root attribute `_NCProperties` (since 4.4.1), and the dimensions
 /// of older ones with `_Netcdf4Dimid` attributes.
 pub fn is_netcdf4(path: &Path) -> bool {
-    ::hdf5::silence_errors(true);
+    super::quiet_hdf5();
     // Looking must not open what an external link names.
     super::hdf5_origin::forbid_external_links();
     let Ok(opened) = super::LibraryPath::new(path) else {
@@ -120,7 +133,7 @@ pub fn is_netcdf4(path: &Path) -> bool {
 /// Refuse a NetCDF-4 file any of whose datasets is stored outside it, by
 /// the dataset's name.
 fn check_nothing_elsewhere(path: &Path, lib_path: &Path) -> Result<()> {
-    ::hdf5::silence_errors(true);
+    super::quiet_hdf5();
     super::hdf5_origin::forbid_external_links();
     let file = ::hdf5::File::open(lib_path).map_err(|e| {
         Error::format(
@@ -256,19 +269,74 @@ fn type_name(t: &NcVariableType) -> &'static str {
     }
 }
 
-/// The library's default fill value of a type, which marks values never
-/// written when a variable has no `_FillValue` (bytes have none, as CF says).
+/// The library's default fill value of a type (`NC_FILL_BYTE` …
+/// `NC_FILL_DOUBLE`), which marks values never written when a variable
+/// has no `_FillValue`.
 fn default_fill(t: &NcVariableType) -> Option<f64> {
     use netcdf::types::{FloatType, IntType};
     Some(match t {
         NcVariableType::Float(FloatType::F32) => 9.969_21e36_f32 as f64,
         NcVariableType::Float(FloatType::F64) => 9.969_209_968_386_869e36,
+        NcVariableType::Int(IntType::I8) => -127.0,
+        NcVariableType::Int(IntType::U8) => 255.0,
         NcVariableType::Int(IntType::I16) => -32767.0,
         NcVariableType::Int(IntType::U16) => 65535.0,
         NcVariableType::Int(IntType::I32) => -2_147_483_647.0,
         NcVariableType::Int(IntType::U32) => 4_294_967_295.0,
+        NcVariableType::Int(IntType::I64) => -9_223_372_036_854_775_806.0,
+        NcVariableType::Int(IntType::U64) => 18_446_744_073_709_551_614.0,
         _ => return None,
     })
+}
+
+/// Whether the variable's fill mode is on (`nc_inq_var_fill`): values
+/// never written hold its fill value. Off (`NC_NOFILL`) they hold
+/// whatever was on the disk.
+fn fill_mode_on(v: &Variable) -> bool {
+    use netcdf::types::{FloatType, IntType};
+    let on = match v.vartype() {
+        NcVariableType::Float(FloatType::F32) => v.fill_value::<f32>().map(|f| f.is_some()),
+        NcVariableType::Float(FloatType::F64) => v.fill_value::<f64>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::I8) => v.fill_value::<i8>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::U8) => v.fill_value::<u8>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::I16) => v.fill_value::<i16>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::U16) => v.fill_value::<u16>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::I32) => v.fill_value::<i32>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::U32) => v.fill_value::<u32>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::I64) => v.fill_value::<i64>().map(|f| f.is_some()),
+        NcVariableType::Int(IntType::U64) => v.fill_value::<u64>().map(|f| f.is_some()),
+        _ => Ok(true),
+    };
+    on.unwrap_or(true)
+}
+
+/// The width in bits of a signed integer type whose values the variable's
+/// `_Unsigned = "true"` says are unsigned (how NetCDF-3, which has no
+/// unsigned types, stores them; NUG and CF).
+fn unsigned_bits(v: &Variable) -> Option<i32> {
+    use netcdf::types::IntType;
+    let bits = match v.vartype() {
+        NcVariableType::Int(IntType::I8) => 8,
+        NcVariableType::Int(IntType::I16) => 16,
+        NcVariableType::Int(IntType::I32) => 32,
+        NcVariableType::Int(IntType::I64) => 64,
+        _ => return None,
+    };
+    string_attr(v, "_Unsigned")
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case("true"))
+        .then_some(bits)
+}
+
+/// The size in bytes of a numeric type's value.
+fn type_size(t: &NcVariableType) -> usize {
+    use netcdf::types::{FloatType, IntType};
+    match t {
+        NcVariableType::Int(IntType::I8 | IntType::U8) => 1,
+        NcVariableType::Int(IntType::I16 | IntType::U16) => 2,
+        NcVariableType::Int(IntType::I32 | IntType::U32)
+        | NcVariableType::Float(FloatType::F32) => 4,
+        _ => 8,
+    }
 }
 
 /// The dimensions of a variable as `name(len)`, for messages.
@@ -318,6 +386,7 @@ impl NetCdfMatrix {
 
     fn open_unguarded(path: &Path, var_name: Option<&str>, netcdf4: bool) -> Result<Self> {
         if netcdf4 {
+            super::quiet_hdf5();
             super::crash_guard::reading(path);
         }
         let opened = super::LibraryPath::new(path)?;
@@ -335,7 +404,15 @@ impl NetCdfMatrix {
             )
         })?;
         let var = match var_name {
-            Some(v) => v.to_string(),
+            // `/name` is the root group's `name`, as HDF5 paths write it.
+            Some(v) if v.trim_start_matches('/').contains('/') => {
+                return Err(Error::variable(
+                    path,
+                    v,
+                    "is in a group; manage reads the variables of a NetCDF file's root group",
+                ))
+            }
+            Some(v) => v.trim_start_matches('/').to_string(),
             None => find_default(path, &file)?,
         };
         let v = file.variable(&var).ok_or_else(|| {
@@ -522,13 +599,36 @@ impl NetCdfMatrix {
                 ))),
             }
         };
+        // Chunks are inflated whole: an enormous one is refused before.
+        if netcdf4 {
+            if let Ok(Some(chunk)) = v.chunking() {
+                super::check_chunk_size(path, &var, &chunk, type_size(&vt))?;
+            }
+        }
+        let unsigned = unsigned_bits(&v);
+        let meant = |x: f64| match unsigned {
+            Some(bits) if x < 0.0 => x + 2f64.powi(bits),
+            _ => x,
+        };
+        // Without a `_FillValue`, the type's default fill value marks what
+        // was never written (CF 2.5.1; as netCDF4-python reads it): for
+        // bytes only while the fill mode is on, since a byte variable
+        // written without fill may use all 256 values (NUG).
         let mut missing = match num("_FillValue")? {
             Some(f) => f,
-            None => default_fill(&vt).into_iter().collect(),
+            None => {
+                let byte = type_size(&vt) == 1;
+                default_fill(&vt)
+                    .filter(|_| !byte || fill_mode_on(&v))
+                    .into_iter()
+                    .collect()
+            }
         };
         missing.extend(num("missing_value")?.unwrap_or_default());
-        let (mut valid_min, mut valid_max) = (one("valid_min")?, one("valid_max")?);
-        if let Some(r) = num("valid_range")? {
+        let missing: Vec<f64> = missing.into_iter().map(meant).collect();
+        let (mut valid_min, mut valid_max) =
+            (one("valid_min")?.map(meant), one("valid_max")?.map(meant));
+        if let Some(r) = num("valid_range")?.map(|r| r.into_iter().map(meant).collect::<Vec<_>>()) {
             match r.as_slice() {
                 [lo, hi] if lo <= hi => (valid_min, valid_max) = (Some(*lo), Some(*hi)),
                 _ => {
@@ -540,6 +640,7 @@ impl NetCdfMatrix {
         }
         let (scale_attr, offset_attr) = (one("scale_factor")?, one("add_offset")?);
         let packing = Packing {
+            unsigned_bits: unsigned,
             scale: scale_attr.unwrap_or(1.0),
             offset: one("add_offset")?.unwrap_or(0.0),
             missing,
@@ -695,6 +796,7 @@ impl Matrix for NetCdfMatrix {
     }
 
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
+        super::quiet_hdf5();
         let path = self.info.path.clone();
         contained(&path, || self.read_columns_unguarded(start, count))
     }
@@ -889,6 +991,7 @@ mod tests {
     #[test]
     fn packing_and_missing_values() {
         let p = Packing {
+            unsigned_bits: None,
             scale: 0.5,
             offset: 10.0,
             missing: vec![-32768.0],

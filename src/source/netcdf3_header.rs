@@ -27,6 +27,18 @@ struct Header {
     wide_counts: bool,
     /// CDF-2 and CDF-5 offsets are 8 bytes, CDF-1 ones 4.
     wide_offsets: bool,
+    /// What the header says of where the data are, for [`Header::data_end`].
+    numrecs: u64,
+    dims: Vec<u64>,
+    vars: Vec<Var>,
+}
+
+/// A variable as the header declares it: its dimensions' ids, the size
+/// of its type, and where its data (or first record) begin.
+struct Var {
+    dims: Vec<u64>,
+    type_size: u64,
+    begin: u64,
 }
 
 /// Why the walk stopped: the file is cut short, or a count is impossible.
@@ -163,17 +175,25 @@ impl Header {
     }
 
     fn walk(&mut self) -> Walk<()> {
-        self.count("the number of records")?;
+        self.numrecs = self.count("the number of records")?;
         for _ in 0..self.list(DIMENSION, 8, "dimensions")? {
             self.name()?;
-            self.count("a dimension's length")?;
+            let len = self.count("a dimension's length")?;
+            self.dims.push(len);
         }
         self.attributes()?;
         for _ in 0..self.list(VARIABLE, 16, "variables")? {
             self.name()?;
-            let dims = self.count("a variable's number of dimensions")?;
+            let ndims = self.count("a variable's number of dimensions")?;
             let id = if self.wide_counts { 8 } else { 4 };
-            self.skip(dims, id, "dimensions of a variable")?;
+            let mut dims = Vec::new();
+            if ndims <= 1024 {
+                for _ in 0..ndims {
+                    dims.push(self.count("a dimension id of a variable")?);
+                }
+            } else {
+                self.skip(ndims, id, "dimensions of a variable")?;
+            }
             self.attributes()?;
             // libnetcdf divides by the size of a variable's type, which is
             // 0 for a type the format does not have (NC_STRING, 12, is
@@ -187,13 +207,76 @@ impl Header {
                 )));
             }
             self.count("a variable's size")?;
-            if self.wide_offsets {
-                self.bytes::<8>("a variable's offset")?;
+            let begin = if self.wide_offsets {
+                u64::from_be_bytes(self.bytes::<8>("a variable's offset")?)
             } else {
-                self.bytes::<4>("a variable's offset")?;
-            }
+                u64::from(u32::from_be_bytes(self.bytes::<4>("a variable's offset")?))
+            };
+            let type_size = match kind {
+                1 | 2 | 7 => 1,
+                3 | 8 => 2,
+                4 | 5 | 9 => 4,
+                _ => 8,
+            };
+            self.vars.push(Var {
+                dims,
+                type_size,
+                begin,
+            });
         }
         Ok(())
+    }
+
+    /// Where the last byte of data the header declares ends: each fixed
+    /// variable's values from its offset; each record variable's last
+    /// record, the records being as many as the header counts. `None`
+    /// when it cannot be told (an unknown dimension id, a count still
+    /// being streamed, sizes beyond u64): the library's own checks stand.
+    fn data_end(&self) -> Option<u64> {
+        let len_of = |d: u64| self.dims.get(usize::try_from(d).ok()?).copied();
+        let is_record = |v: &Var| v.dims.first().and_then(|&d| len_of(d)) == Some(0);
+        // One value of a record variable (or the whole of a fixed one).
+        let size = |v: &Var, from: usize| -> Option<u64> {
+            v.dims[from.min(v.dims.len())..]
+                .iter()
+                .try_fold(v.type_size, |a, &d| a.checked_mul(len_of(d)?))
+        };
+        let records: Vec<&Var> = self.vars.iter().filter(|v| is_record(v)).collect();
+        // A record holds each record variable's slab padded to 4 bytes,
+        // unless there is only one record variable.
+        let recsize = records.iter().try_fold(0u64, |a, v| {
+            let s = size(v, 1)?;
+            let s = if records.len() == 1 {
+                s
+            } else {
+                s.checked_add(3)? / 4 * 4
+            };
+            a.checked_add(s)
+        })?;
+        let streaming = if self.wide_counts {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let mut end = 0u64;
+        for v in &self.vars {
+            let e = if is_record(v) {
+                if self.numrecs == streaming {
+                    return None;
+                }
+                if self.numrecs == 0 {
+                    continue;
+                }
+                (self.numrecs - 1)
+                    .checked_mul(recsize)?
+                    .checked_add(size(v, 1)?)?
+                    .checked_add(v.begin)?
+            } else {
+                size(v, 0)?.checked_add(v.begin)?
+            };
+            end = end.max(e);
+        }
+        Some(end)
     }
 }
 
@@ -211,9 +294,22 @@ pub fn check(path: &Path, version: u8) -> Result<()> {
         len,
         wide_counts: version == 5,
         wide_offsets: version != 1,
+        numrecs: 0,
+        dims: Vec::new(),
+        vars: Vec::new(),
     };
     match h.walk() {
-        Ok(()) => Ok(()),
+        // libnetcdf reads what is missing at the end of a file as zeros:
+        // a file cut short (a partial download) would load with zeros.
+        Ok(()) => match h.data_end() {
+            Some(end) if end > len => Err(Error::format(
+                path,
+                format!(
+                    "is a truncated NetCDF-3 file: its header declares data up to byte {end}, but the file has {len} bytes"
+                ),
+            )),
+            _ => Ok(()),
+        },
         Err(Stop::Io(e)) => Err(io(e)),
         Err(Stop::Damaged(why)) => Err(Error::format(
             path,

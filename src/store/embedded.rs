@@ -32,17 +32,39 @@ const PAGE_SIZE: i64 = 65536;
 const CACHE_KIB: i64 = 16 << 10;
 
 /// The file used when neither `--db` nor `FLUXPY_DB` is given:
-/// `$XDG_DATA_HOME/fluxpy/fluxvis.db`, else `~/.local/share/fluxpy/fluxvis.db`.
+/// `$XDG_DATA_HOME/fluxpy/fluxvis.db`, else `$HOME/.local/share/fluxpy/fluxvis.db`.
+/// As the XDG base directory specification says, an `XDG_DATA_HOME` that
+/// is not an absolute path is ignored; a `HOME` that is empty or relative
+/// is refused, naming it (a store is never made relative to the working
+/// directory).
 pub fn default_path() -> Result<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .ok_or_else(|| {
-            Error::Usage(
-                "neither HOME nor XDG_DATA_HOME is set: give the store with --db PATH".into(),
-            )
-        })?;
+    default_path_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+fn default_path_from(
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Result<PathBuf> {
+    let xdg = xdg.map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = match (xdg, home) {
+        (Some(x), _) => x,
+        (None, Some(h)) if PathBuf::from(&h).is_absolute() => PathBuf::from(h).join(".local/share"),
+        (None, Some(h)) => {
+            return Err(Error::Usage(format!(
+                "HOME is {}, not an absolute path, so the default store cannot be placed (XDG_DATA_HOME is unset or not absolute either): give the store with --db PATH, or set HOME or XDG_DATA_HOME to an absolute path",
+                if h.is_empty() {
+                    "empty".to_string()
+                } else {
+                    format!("'{}'", crate::error::shown(Path::new(&h)))
+                }
+            )))
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "neither HOME nor XDG_DATA_HOME is set to an absolute path: give the store with --db PATH".into(),
+            ))
+        }
+    };
     Ok(base.join("fluxpy").join("fluxvis.db"))
 }
 
@@ -63,7 +85,28 @@ fn table(collection: &str) -> String {
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::store(crate::error::shown(path).to_string(), e)
+    move |e| Error::store(crate::error::shown(path).to_string(), sql_message(&e))
+}
+
+/// What an SQLite error says of the store file: an I/O error (the disk or
+/// the filesystem failed a read or write: SQLITE_IOERR, or SQLITE_FULL)
+/// is said to be one, naming the file, and never taken for damage; only
+/// SQLITE_CORRUPT and SQLITE_NOTADB say the file is damaged.
+fn sql_message(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return e.to_string();
+    };
+    match f.code {
+        C::SystemIoFailure => format!(
+            "an I/O error reading or writing the file (SQLite extended code {}: {e}); the disk or filesystem failed, the store itself may be sound: check the device and run the command again",
+            f.extended_code
+        ),
+        C::DiskFull => format!("the disk is full ({e}); nothing of this command was kept"),
+        C::DatabaseCorrupt => format!("the file is damaged ({e}); restore it from a backup"),
+        C::NotADatabase => format!("the file is not a store ({e})"),
+        _ => e.to_string(),
+    }
 }
 
 /// Documents of at least this many BSON bytes are stored zstd-compressed.
@@ -841,5 +884,53 @@ impl Load for EmbeddedLoad<'_> {
         self.store.commit_transaction()?;
         self.committed = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_not_called_damage() {
+        let err = |code: i32| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        // SQLITE_IOERR_READ (266), SQLITE_IOERR_SHORT_READ (522), SQLITE_IOERR_FSYNC (1034).
+        for code in [10, 266, 522, 1034] {
+            let m = sql_message(&err(code));
+            assert!(m.contains("I/O error"), "{code}: {m}");
+            assert!(
+                !m.contains("damaged") && !m.contains("malformed"),
+                "{code}: {m}"
+            );
+        }
+        let m = sql_message(&err(11));
+        assert!(m.contains("damaged"), "{m}");
+        let m = sql_message(&err(26));
+        assert!(m.contains("not a store"), "{m}");
+        let shown = sql_err(Path::new("/data/s.db"))(err(266)).to_string();
+        assert!(
+            shown.contains("/data/s.db") && shown.contains("I/O error"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_default_path_follows_the_xdg_rules() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            default_path_from(os("/x"), os("/h")).unwrap(),
+            PathBuf::from("/x/fluxpy/fluxvis.db")
+        );
+        assert_eq!(
+            default_path_from(os("rel"), os("/h")).unwrap(),
+            PathBuf::from("/h/.local/share/fluxpy/fluxvis.db")
+        );
+        for home in ["", "rel/home"] {
+            let e = default_path_from(os("rel"), os(home))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("HOME"), "{e}");
+        }
+        assert!(default_path_from(None, None).is_err());
     }
 }

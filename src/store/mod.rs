@@ -431,9 +431,22 @@ impl Location {
                 redact_loose(uri).escape_debug(),
                 schemes()
             ))),
-            Some(path) => Ok(Location::Embedded(PathBuf::from(path))),
-            None => Ok(Location::Embedded(embedded::default_path()?)),
+            Some(path) => Location::embedded(PathBuf::from(path)),
+            None => Location::embedded(embedded::default_path()?),
         }
+    }
+
+    /// An embedded store file; a directory is refused as one (SQLite
+    /// would say only that it cannot open it).
+    fn embedded(path: PathBuf) -> Result<Self> {
+        if path.is_dir() {
+            return Err(Error::Usage(format!(
+                "--db {} is a directory, not a store file; name a file in it, e.g. {}",
+                crate::error::shown(&path),
+                crate::error::shown(&path.join("fluxvis.db"))
+            )));
+        }
+        Ok(Location::Embedded(path))
     }
 
     /// Open the store here.

@@ -19,6 +19,7 @@ mod hdf5;
 mod honest_errors;
 mod hostile;
 mod hostile_args;
+mod hostile_round3;
 mod killed_appends;
 mod locks;
 mod lost_digits;
