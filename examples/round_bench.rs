@@ -1,6 +1,8 @@
 //! Micro-measure of the rounding of stored values: `round_to` against the
 //! former multiply-and-round rule and against formatting and parsing every
-//! value, on 10 million flux-like values at 2 decimals.
+//! value, on 10 million flux-like values at 2 decimals; then the same
+//! values scaled to order 1e-6 at 22 places, the precision CFGrid settles
+//! for float64 files, where formatting was the only rule before.
 //!
 //!     cargo run --release --example round_bench
 
@@ -41,5 +43,11 @@ fn main() {
     });
     time("format and parse", n / 10, &|x| {
         format!("{x:.2}").parse::<f64>().unwrap()
+    });
+    time("round_to, 1e-6 at 22 places", n, &|x| {
+        round_to(x * 1e-7, 22)
+    });
+    time("format and parse, 22 places", n / 10, &|x| {
+        format!("{:.22}", x * 1e-7).parse::<f64>().unwrap()
     });
 }

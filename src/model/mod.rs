@@ -605,42 +605,43 @@ const POW10: [f64; 23] = [
 /// half-integer the nearest integer `r` of `y` is the nearest integer of the
 /// exact product; `r / 10^N`, one correctly rounded division of two exact
 /// values, is then the nearest `f64` to the decimal `r·10^-N`, which is
-/// exactly what parsing the formatted text gives. Near a tie, for
-/// magnitudes where `y` has no fraction bits left, and for more than 22
-/// places, the value is formatted and parsed back.
+/// exactly what parsing the formatted text gives. What neither this nor
+/// the two shortcuts below settle (exact ties, more than 22 places with
+/// fewer than 17 significant digits kept) is formatted and parsed back.
 ///
 /// Two more exact shortcuts serve the high precisions CFGrid settles from
-/// a file (a float64 variable stores up to 22 places and more):
+/// a file (a float64 variable stores 22 places and more), where `y` is too
+/// large for that margin:
 ///
-/// - From 2^52 to 2^53, `y` is an integer and the exact product is
-///   `y + lo` with `lo = fma(x, 10^N, -y)` exact and `|lo| ≤ 0.5`: its
-///   nearest integer is `y` unless `lo` is a tie (±0.5).
+/// - Below 2^53 the exact product is `y + lo`, with `lo = fma(x, 10^N, -y)`
+///   exact and smaller than the distance of `y`'s fraction from one half
+///   unless the product is a tie: the sign of `(frac - 0.5) + lo` says
+///   which integer is nearest (zero, a tie, is left to the reference).
 /// - Where `N` places keep at least 17 significant digits
 ///   (`|x| ≥ 10^(16-N)`), the formatted text parses back to `x` itself
 ///   (17 significant digits identify every `f64`), so `x` is returned.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
-    let a = x.abs();
     if let Some(&scale) = POW10.get(decimals as usize) {
-        let y = x * scale;
-        let ay = y.abs();
-        // 2^52: below it `y - floor(y)` is exact.
-        if ay < 4_503_599_627_370_496.0 {
+        // On the magnitude: the rule is symmetric, and for a positive `y`
+        // below 2^53 `y - floor(y)` is exact, and so is `floor(y) + 1`.
+        let ax = x.abs();
+        let y = ax * scale;
+        if y < 9_007_199_254_740_992.0 {
             let f = y.floor();
-            let frac = y - f;
+            let d = (y - f) - 0.5;
             // Comfortably more than the product's rounding error.
-            if (frac - 0.5).abs() > ay * (1.0 / 1_125_899_906_842_624.0) {
-                let r = if frac > 0.5 { f + 1.0 } else { f };
-                let v = r / scale;
-                return if v == 0.0 { 0.0 } else { v };
+            if d.abs() > y * (1.0 / 1_125_899_906_842_624.0) {
+                let v = (if d > 0.0 { f + 1.0 } else { f }) / scale;
+                return if v == 0.0 { 0.0 } else { v.copysign(x) };
             }
-        } else if ay < 9_007_199_254_740_992.0 {
-            let lo = x.mul_add(scale, -y);
-            if lo.abs() != 0.5 {
-                return y / scale;
+            let t = d + ax.mul_add(scale, -y);
+            if t != 0.0 {
+                let v = (if t > 0.0 { f + 1.0 } else { f }) / scale;
+                return if v == 0.0 { 0.0 } else { v.copysign(x) };
             }
         }
     }
-    if decimals <= 300 && a >= keeps_17_digits(decimals) {
+    if decimals <= 300 && x.abs() >= keeps_17_digits(decimals) {
         return x;
     }
     round_exact(x, decimals)
