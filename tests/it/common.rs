@@ -99,6 +99,16 @@ impl Env {
         self.run(&args)
     }
 
+    /// A generated SpatioTemporalMatrix file `FILE` of `grid` with `steps`
+    /// three-hourly steps (`fluxpy::synth`, the generator of
+    /// `sample-data/`), variable `flux`.
+    pub fn grid_file(&self, file: &str, grid: &fluxpy::synth::Grid, steps: usize) -> PathBuf {
+        use fluxpy::synth;
+        let p = self.path(file);
+        synth::write_mat_v5(&p, "flux", &synth::flux_matrix(grid, steps, 3.0), false).unwrap();
+        p
+    }
+
     /// Every document of NAME, as `manage export` writes them.
     pub fn export(&self, name: &str) -> Vec<serde_json::Value> {
         self.run(&["export", "-n", name]).ok().json_lines()
@@ -108,6 +118,22 @@ impl Env {
     pub fn metadata(&self, name: &str) -> serde_json::Value {
         self.run(&["db", "-n", name]).ok().json()
     }
+}
+
+/// `load -p PATH -m SpatioTemporalMatrix -n NAME -o timestamp=2004-01-01`,
+/// the load of a [`Env::grid_file`].
+pub fn stm_load_args<'a>(path: &'a Path, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "load",
+        "-p",
+        path.to_str().expect("a UTF-8 path"),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        name,
+        "-o",
+        "timestamp=2004-01-01",
+    ]
 }
 
 /// A file of `../shared/fixtures/DIR` (the old tool's files, other

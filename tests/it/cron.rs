@@ -32,13 +32,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A generated SpatioTemporalMatrix file of `steps` three-hourly steps.
-fn flux_file(env: &Env, file: &str, grid: &Grid, steps: usize) -> PathBuf {
-    let p = env.path(file);
-    synth::write_mat_v5(&p, "flux", &synth::flux_matrix(grid, steps, 3.0), false).unwrap();
-    p
-}
-
 /// A generated kriged map of `day` of 2009, named for its date.
 fn kriged_file(dir: &Path, file: &str, day: f64) -> PathBuf {
     let p = dir.join(file);
@@ -116,7 +109,7 @@ fn assert_same_metadata(a: &Value, b: &Value) {
 #[test]
 fn reloading_a_file_skips_it_and_force_loads_it_again_in_place() {
     let env = Env::new();
-    let p = flux_file(&env, "flux_2004.mat", &window(), 4);
+    let p = env.grid_file("flux_2004.mat", &window(), 4);
     let ts = ["-o", "timestamp=2004-06-30"];
     let first = env.load_paths(&[s(&p)], STM, "f", &ts).ok();
     assert!(
@@ -300,7 +293,7 @@ fn two_concurrent_loads_of_different_dates_into_one_name_keep_both() {
         y1: 90.0,
         res: 1.0,
     };
-    let p = flux_file(&env, "flux.mat", &global, 4);
+    let p = env.grid_file("flux.mat", &global, 4);
     let days = ["2004-06-30", "2004-07-01"];
     let children: Vec<_> = days
         .iter()
@@ -451,7 +444,7 @@ fn a_load_killed_part_way_is_flagged_and_completed_by_running_it_again() {
     let env = Env::new();
     // 259,200 cells × 16 steps: a 33 MB file, a second or more to load,
     // so that a kill 50 ms after the lock lands before the commit.
-    let big = flux_file(&env, "big.mat", &Grid::GLOBAL_HALF_DEGREE, 16);
+    let big = env.grid_file("big.mat", &Grid::GLOBAL_HALF_DEGREE, 16);
     let args = [
         "load",
         "-p",
@@ -580,7 +573,7 @@ fn a_dry_run_checks_everything_and_leaves_the_store_byte_for_byte_unchanged() {
             .ok(),
     );
     assert_eq!(skipped[0]["status"], json!("skipped"));
-    let other = flux_file(&env, "other.mat", &window(), 2);
+    let other = env.grid_file("other.mat", &window(), 2);
     let r = env.load_paths(&[s(&other)], STM, "s", &["--dry-run", "-o", ts]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("coord_index differs"), "{}", r.stderr);

@@ -14,7 +14,7 @@ use chrono::Utc;
 use common::{sample, Env, Run, Target};
 use fluxpy::store::lock::process_start;
 use fluxpy::store::{Attempt, Datasets, Holder};
-use fluxpy::synth::{self, Grid};
+use fluxpy::synth::Grid;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -27,24 +27,7 @@ fn s(p: &Path) -> &str {
 /// A global half-degree SpatioTemporalMatrix file of `steps` steps:
 /// 259,200 cells a step, seconds to load.
 fn big_file(env: &Env, steps: usize) -> PathBuf {
-    let p = env.path("big.mat");
-    let grid = Grid::GLOBAL_HALF_DEGREE;
-    synth::write_mat_v5(&p, "flux", &synth::flux_matrix(&grid, steps, 3.0), false).unwrap();
-    p
-}
-
-fn load_args<'p>(path: &'p Path, name: &'p str) -> Vec<&'p str> {
-    vec![
-        "load",
-        "-p",
-        s(path),
-        "-m",
-        STM,
-        "-n",
-        name,
-        "-o",
-        "timestamp=2004-01-01",
-    ]
+    env.grid_file("big.mat", &Grid::GLOBAL_HALF_DEGREE, steps)
 }
 
 /// Spawn `command`, and once it holds a lock, let it work a moment and
@@ -99,7 +82,7 @@ fn interrupted_loads(target: &Target) {
     // signal arrives mid-load (fewer into MongoDB's slow test server).
     let steps = if target.mongo.is_some() { 16 } else { 64 };
     let big = big_file(target.env, steps);
-    let args = load_args(&big, "big");
+    let args = common::stm_load_args(&big, "big");
     let r = signal_mid_load(target, target.command(&args, None), Signal::SIGINT);
     assert_interrupted(&r, 130, "SIGINT");
     assert!(target.locks().is_empty(), "{:?}", target.locks());
@@ -251,7 +234,7 @@ fn two_hosts(target: &Target) {
     // a second: renewed, it holds for as long as the load runs.
     let steps = if target.mongo.is_some() { 32 } else { 160 };
     let big = big_file(target.env, steps);
-    let mut slow = target.command(&load_args(&big, "big"), Some("host-b"));
+    let mut slow = target.command(&common::stm_load_args(&big, "big"), Some("host-b"));
     slow.env("FLUXPY_LOCK_LEASE_SECONDS", "0.2")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -395,7 +378,7 @@ fn a_load_whose_lock_was_taken_over_fails_and_leaves_the_staging_alone_on_mongod
     let env = Env::new();
     let target = Target::mongodb(&env);
     let big = big_file(&env, 32);
-    let mut slow = target.command(&load_args(&big, "big"), Some("host-b"));
+    let mut slow = target.command(&common::stm_load_args(&big, "big"), Some("host-b"));
     slow.env("FLUXPY_LOCK_LEASE_SECONDS", "0.5")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -41,13 +41,6 @@ fn names(db: &Database) -> Vec<String> {
     n
 }
 
-/// A generated three-hourly grid file.
-fn grid_file(env: &Env, file: &str, grid: &Grid, steps: usize) -> PathBuf {
-    let p = env.path(file);
-    synth::write_mat_v5(&p, "flux", &synth::flux_matrix(grid, steps, 3.0), false).unwrap();
-    p
-}
-
 /// A generated XCO2 point file.
 fn points_file(env: &Env, file: &str, n: usize, first_day: u32) -> PathBuf {
     let p = env.path(file);
@@ -143,9 +136,9 @@ fn an_append_whose_merge_fails_is_reported_and_completed_by_running_it_again() {
     let app = format!("fp_{}", db.name);
     let target = format!("{}?appName={app}", db.uri);
     let grid = Grid::NORTH_AMERICA.with_window(-10.0, 10.0, -5.0, 5.0);
-    let a = grid_file(&env, "a.mat", &grid, 4);
-    let b = grid_file(&env, "b.mat", &grid, 4);
-    let c = grid_file(&env, "c.mat", &grid, 2);
+    let a = env.grid_file("a.mat", &grid, 4);
+    let b = env.grid_file("b.mat", &grid, 4);
+    let c = env.grid_file("c.mat", &grid, 2);
     let load = |uri: &str, p: &Path, ts: &str| {
         env.run_on(
             uri,
@@ -341,8 +334,8 @@ fn documents_are_stored_in_id_order_whatever_the_batches() {
     let env = Env::new();
     // About 0.9 MB a step: 24 steps are several 8 MiB inserts.
     let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-180.0, 180.0, -20.0, 20.0);
-    let late = grid_file(&env, "late.mat", &grid, 24);
-    let early = grid_file(&env, "early.mat", &grid, 4);
+    let late = env.grid_file("late.mat", &grid, 24);
+    let early = env.grid_file("early.mat", &grid, 4);
     env.run_on(
         &db.uri,
         &[
@@ -546,7 +539,7 @@ fn appends_merge_into_the_stored_summary_and_keep_the_statistics_of_what_is_stor
     let raw = database(&uri, &db.name);
     let env = Env::new();
     let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-20.0, 20.0, -10.0, 10.0);
-    let p = grid_file(&env, "g.mat", &grid, 8);
+    let p = env.grid_file("g.mat", &grid, 8);
     let load = |ts: &str| {
         let o = format!("timestamp={ts}");
         env.run_on(

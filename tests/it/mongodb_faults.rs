@@ -11,7 +11,7 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,13 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{Env, FreshDb};
 use fluxpy::store::Datasets;
-use fluxpy::synth::{self, Grid};
-
-const STM: &str = "SpatioTemporalMatrix";
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use fluxpy::synth::Grid;
 
 // ---------------------------------------------------------------------
 // The proxy.
@@ -168,32 +162,16 @@ fn upstream(uri: &str) -> String {
 
 /// A small generated three-hourly grid file.
 fn small_file(env: &Env, file: &str) -> PathBuf {
-    let p = env.path(file);
-    let grid = Grid::NORTH_AMERICA.with_window(-10.0, 10.0, -5.0, 5.0);
-    synth::write_mat_v5(&p, "flux", &synth::flux_matrix(&grid, 4, 3.0), false).unwrap();
-    p
+    env.grid_file(
+        file,
+        &Grid::NORTH_AMERICA.with_window(-10.0, 10.0, -5.0, 5.0),
+        4,
+    )
 }
 
 /// A North American grid of `steps` steps.
 fn big_file(env: &Env, steps: usize) -> PathBuf {
-    let p = env.path("big.mat");
-    let grid = Grid::NORTH_AMERICA;
-    synth::write_mat_v5(&p, "flux", &synth::flux_matrix(&grid, steps, 3.0), false).unwrap();
-    p
-}
-
-fn load_args<'a>(p: &'a Path, name: &'a str) -> Vec<&'a str> {
-    vec![
-        "load",
-        "-p",
-        s(p),
-        "-m",
-        STM,
-        "-n",
-        name,
-        "-o",
-        "timestamp=2004-01-01",
-    ]
+    env.grid_file("big.mat", &Grid::NORTH_AMERICA, steps)
 }
 
 /// `manage --db DB ARGS`, as host `host`, with a lease of `lease` seconds.
@@ -292,7 +270,7 @@ fn a_remove_cut_short_at_each_step_is_reported_and_finished() {
     let app = format!("rm_{}", db.name);
     let target = format!("{}?appName={app}", db.uri);
     let file = small_file(&env, "a.mat");
-    let load = load_args(&file, "flux");
+    let load = common::stm_load_args(&file, "flux");
     assert_loaded(&env.run_on(&db.uri, &load));
     for (k, &(command, skip)) in REMOVE_STEPS.iter().enumerate() {
         let finish = [Finish::Again, Finish::Fix, Finish::Load][k % 3];
@@ -415,7 +393,7 @@ fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
     let app = format!("mv_{}", db.name);
     let target = format!("{}?appName={app}", db.uri);
     let file = small_file(&env, "a.mat");
-    assert_loaded(&env.run_on(&db.uri, &load_args(&file, "flux")));
+    assert_loaded(&env.run_on(&db.uri, &common::stm_load_args(&file, "flux")));
     let (mut from, mut to) = ("flux", "flux2");
     for (k, &(command, skip)) in RENAME_STEPS.iter().enumerate() {
         let again = k % 2 == 0;
@@ -445,7 +423,7 @@ fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
                 audit.stdout
             );
             // Nothing else may write either name meanwhile.
-            let r = env.run_on(&db.uri, &load_args(&file, to));
+            let r = env.run_on(&db.uri, &common::stm_load_args(&file, to));
             assert_eq!(r.code, 1, "{case}: {}", r.stdout);
             assert!(r.stderr.contains("was cut short"), "{case}: {}", r.stderr);
         }
@@ -472,7 +450,7 @@ fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
         // loaded in the new name, not in the old one.
         let after = env.run_on(&db.uri, &["export", "-n", to]).ok().stdout;
         assert_eq!(after, before.replace(from, to), "{case}");
-        let again = env.run_on(&db.uri, &load_args(&file, to)).ok();
+        let again = env.run_on(&db.uri, &common::stm_load_args(&file, to)).ok();
         assert!(
             again.stdout.starts_with("skipped "),
             "{case}: {}",
@@ -481,7 +459,7 @@ fn a_rename_cut_short_at_each_step_is_reported_and_finished() {
         (from, to) = (to, from);
     }
     // The old name is free: the same file loads into it.
-    assert_loaded(&env.run_on(&db.uri, &load_args(&file, to)));
+    assert_loaded(&env.run_on(&db.uri, &common::stm_load_args(&file, to)));
     assert_eq!(env.run_on(&db.uri, &["db", "-a"]).code, 0);
 }
 
@@ -501,11 +479,22 @@ fn a_load_whose_connection_stalls_fails_in_time_and_its_lease_lapses() {
     // Host B stalls a third of the way through what a whole load sends
     // (measured into another database): its documents, the lock taken.
     let measured = FreshDb::new(&uri);
-    let total = bytes_of(&env, &uri, &measured.name, &load_args(&big, "big"));
+    let total = bytes_of(
+        &env,
+        &uri,
+        &measured.name,
+        &common::stm_load_args(&big, "big"),
+    );
     let proxy = Proxy::start(&upstream(&uri));
     let via = proxy.uri(&db.name, "socketTimeoutMS=2000");
     proxy.stall_after(total / 3);
-    let b = spawn(command(&env, &via, &load_args(&big, "big"), "host-b", "1"));
+    let b = spawn(command(
+        &env,
+        &via,
+        &common::stm_load_args(&big, "big"),
+        "host-b",
+        "1",
+    ));
     let (code, out, took) = finish(b, Duration::from_secs(60));
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -521,10 +510,16 @@ fn a_load_whose_connection_stalls_fails_in_time_and_its_lease_lapses() {
         assert_eq!(db.store.locks().unwrap()[0].1.expires, holder.expires);
     }
     // Host A takes the dataset over and loads it whole.
-    let a = command(&env, &db.uri, &load_args(&big, "big"), "host-a", "60")
-        .args(["--lock-timeout", "10"])
-        .output()
-        .unwrap();
+    let a = command(
+        &env,
+        &db.uri,
+        &common::stm_load_args(&big, "big"),
+        "host-a",
+        "60",
+    )
+    .args(["--lock-timeout", "10"])
+    .output()
+    .unwrap();
     let r: common::Run = a.into();
     assert_loaded(&r);
     let audit = env.run_on(&db.uri, &["db", "-a"]);
@@ -545,14 +540,25 @@ fn a_load_whose_connection_is_cut_fails_at_once_and_runs_again() {
     let env = Env::new();
     let big = big_file(&env, 16);
     let measured = FreshDb::new(&uri);
-    let total = bytes_of(&env, &uri, &measured.name, &load_args(&big, "big"));
+    let total = bytes_of(
+        &env,
+        &uri,
+        &measured.name,
+        &common::stm_load_args(&big, "big"),
+    );
     let proxy = Proxy::start(&upstream(&uri));
     let via = proxy.uri(
         &db.name,
         "socketTimeoutMS=5000&serverSelectionTimeoutMS=1000",
     );
     proxy.cut_after(total / 3);
-    let b = spawn(command(&env, &via, &load_args(&big, "big"), "host-b", "60"));
+    let b = spawn(command(
+        &env,
+        &via,
+        &common::stm_load_args(&big, "big"),
+        "host-b",
+        "60",
+    ));
     let (code, out, took) = finish(b, Duration::from_secs(60));
     assert_eq!(code, 1, "{out}");
     assert!(took < Duration::from_secs(20), "took {took:?}: {out}");
@@ -579,10 +585,16 @@ fn a_load_whose_connection_is_cut_fails_at_once_and_runs_again() {
         audit.stdout
     );
     // The same load, run again on this host, finishes it.
-    let r: common::Run = command(&env, &db.uri, &load_args(&big, "big"), "host-b", "60")
-        .output()
-        .unwrap()
-        .into();
+    let r: common::Run = command(
+        &env,
+        &db.uri,
+        &common::stm_load_args(&big, "big"),
+        "host-b",
+        "60",
+    )
+    .output()
+    .unwrap()
+    .into();
     assert_loaded(&r);
     assert_eq!(env.run_on(&db.uri, &["db", "-a"]).code, 0);
 }
@@ -615,7 +627,7 @@ fn db_and_remove_on_a_stalled_connection_end_within_the_limit() {
             .into()
     };
     for name in ["a", "b"] {
-        assert_loaded(&run(&load_args(&file, name)));
+        assert_loaded(&run(&common::stm_load_args(&file, name)));
     }
     let stalled = |args: &[&str], at: u64| {
         let proxy = Proxy::start(&upstream(&uri));
@@ -658,5 +670,5 @@ fn db_and_remove_on_a_stalled_connection_end_within_the_limit() {
     }
     let audit = run(&["db", "-a"]);
     assert_eq!(audit.code, 0, "{}", audit.stdout);
-    assert_loaded(&run(&load_args(&file, "b")));
+    assert_loaded(&run(&common::stm_load_args(&file, "b")));
 }
