@@ -64,3 +64,116 @@ fn the_ingest_log_has_its_index_on_the_dataset_name_once() {
     // One entry per file, the reload's replacing the first load's.
     assert_eq!(db.store.entry_ids("_ingest_log").unwrap().len(), 2);
 }
+
+/// A step of `cells` values, all `v` but the last (`v + i` for cell i): about
+/// 9 bytes of BSON per value plus its index as key.
+fn big_step(ms: i64, v: f64, cells: usize) -> Document {
+    let values: Vec<f64> = (0..cells).map(|i| v + i as f64).collect();
+    doc! { "_id": bson::DateTime::from_millis(ms), "values": values }
+}
+
+/// Write twelve steps twice in one load into `name` of `store` and commit.
+fn load_twice(store: &mut dyn Store, name: &str, cells: usize) -> fluxpy::error::Result<()> {
+    let hour = 3_600_000;
+    let mut load = store.begin_load(name)?;
+    load.write((0..12).map(|k| big_step(k * hour, 1.0, cells)).collect())?;
+    load.write((0..12).map(|k| big_step(k * hour, 2.0, cells)).collect())?;
+    load.commit(
+        doc! { "_id": name, "i": [[0.5, 0.5]] },
+        doc! { "_id": name, "title": name, "gridded": true },
+    )
+}
+
+/// Every document of `name`, in natural order, through the driver.
+fn natural(uri: &str, db: &str, name: &str) -> Vec<Document> {
+    Client::with_uri_str(uri)
+        .unwrap()
+        .database(db)
+        .collection::<Document>(name)
+        .find(doc! {})
+        .run()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn replacements_are_retried_writes_that_survive_a_stepdown_error() {
+    let uri = common::mongodb_uri();
+    let db = FreshDb::new(&uri);
+    // A connection of its own name, so that the fail point hits only it;
+    // it checks the server every half second (not 10 s) once an error
+    // marks it unknown, so that the retry finds it soon.
+    let app = "replace-retry-test";
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let app_uri = format!("{uri}{sep}appName={app}&heartbeatFrequencyMS=500");
+    let mut store = fluxpy::store::mongo::Mongo::open_database(&app_uri, &db.name).unwrap();
+    let turn = common::FailPoint::take(&uri);
+    let admin = Client::with_uri_str(&uri).unwrap().database("admin");
+    // The server answers the replacements' `update` as a primary stepping
+    // down does (PrimarySteppedDown, labelled retryable), `times` times.
+    let arm = |times: i32| {
+        admin
+            .run_command(doc! {
+                "configureFailPoint": "failCommand",
+                "mode": { "times": times },
+                "data": {
+                    "failCommands": ["update"],
+                    "errorCode": 189,
+                    "errorLabels": ["RetryableWriteError"],
+                    "appName": app,
+                },
+            })
+            .run()
+            .unwrap();
+    };
+    // Twice: the driver retries a write once, so the second answer fails
+    // the load, which leaves nothing.
+    arm(2);
+    let e = load_twice(&mut store, "failed", 70_000)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("_load.failed"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    turn.off();
+    assert!(!store.exists("failed").unwrap());
+    // Once: the driver sends the write again and the load succeeds, whole.
+    arm(1);
+    load_twice(&mut store, "retried", 70_000).unwrap();
+    turn.off();
+    let stored = natural(&uri, &db.name, "retried");
+    assert_eq!(stored.len(), 12);
+    for (k, d) in stored.iter().enumerate() {
+        assert_eq!(d, &big_step(k as i64 * 3_600_000, 2.0, 70_000), "step {k}");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn times_written_twice_in_one_load_are_replaced_in_place() {
+    let uri = common::mongodb_uri();
+    let mut db = FreshDb::new(&uri);
+    // Twelve steps of about 1 MB, each written twice: the first eight go
+    // in one insert (8 MiB) before their second writing arrives, so those
+    // are replaced in the staging collection, the rest deduplicated before
+    // sending.
+    let hour = 3_600_000;
+    load_twice(&mut db.store, "twice", 70_000).unwrap();
+    let stored = natural(&uri, &db.name, "twice");
+    // Natural order is `_id` order, each time once, with its second writing.
+    let times: Vec<i64> = stored
+        .iter()
+        .map(|d| d.get_datetime("_id").unwrap().timestamp_millis())
+        .collect();
+    assert_eq!(times, (0..12).map(|k| k * hour).collect::<Vec<_>>());
+    for (k, d) in stored.iter().enumerate() {
+        assert_eq!(d, &big_step(k as i64 * hour, 2.0, 70_000), "step {k}");
+    }
+}
