@@ -177,3 +177,59 @@ fn times_written_twice_in_one_load_are_replaced_in_place() {
         assert_eq!(d, &big_step(k as i64 * hour, 2.0, 70_000), "step {k}");
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn read_only_commands_never_ask_for_the_ingest_log_index() {
+    let admin_uri = common::mongodb_test_uri(common::MONGODB_AUTH_URI);
+    let dbname = common::fresh_db_name();
+    let admin = Client::with_uri_str(&admin_uri).unwrap();
+    let env = Env::new();
+    let a = env.grid_file("a.mat", &small(), 2);
+    let admin_db = fluxpy::store::mongo::with_database(&admin_uri, &dbname);
+    env.run_on(&admin_db, &common::stm_load_args(&a, "a")).ok();
+    // Without the index, as before this version: a reader must not need it.
+    admin
+        .database(&dbname)
+        .collection::<Document>("_ingest_log")
+        .drop_index("name_1__id_1")
+        .run()
+        .unwrap();
+    let user = "ingest_reader";
+    let _ = admin
+        .database("admin")
+        .run_command(doc! { "dropUser": user })
+        .run();
+    admin
+        .database("admin")
+        .run_command(doc! {
+            "createUser": user,
+            "pwd": "readerpass1",
+            "roles": [{ "role": "read", "db": &dbname }],
+        })
+        .run()
+        .unwrap();
+    let rest = admin_uri.split_once("://").unwrap().1;
+    let hosts = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, h)| h)
+        .split(['/', '?'])
+        .next()
+        .unwrap();
+    let reader = format!("mongodb://{user}:readerpass1@{hosts}/{dbname}?authSource=admin");
+    for args in [
+        &["db", "-l", "collections"][..],
+        &["db", "-a"],
+        &["db", "-n", "a"],
+        &["export", "-n", "a"],
+    ] {
+        let r = env.run_on(&reader, args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    }
+    let keys = ingest_log_index_keys(&admin_db, &dbname);
+    assert_eq!(keys, vec![doc! { "_id": 1 }]);
+    admin.database(&dbname).drop().run().unwrap();
+}
