@@ -26,6 +26,7 @@ mod lost_digits;
 mod missing_values;
 mod models;
 mod mongodb;
+mod mongodb_deployments;
 mod mongodb_faults;
 mod netcdf;
 mod newcomer;

@@ -113,6 +113,19 @@ pub(super) fn map_err(target: &Target, subject: Subject, e: mongodb::error::Erro
     }
 }
 
+/// MongoDB's `Unauthorized` error code: the user lacks the privilege.
+const UNAUTHORIZED: i32 = 13;
+
+/// Whether the server refused the operation for want of a privilege (a
+/// user whose roles do not grant it), as opposed to any other failure.
+pub(super) fn is_unauthorized(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => c.code == UNAUTHORIZED,
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == UNAUTHORIZED,
+        _ => false,
+    }
+}
+
 /// MongoDB's answer to an insert whose `_id` is taken.
 pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY)

@@ -29,6 +29,7 @@ mod load;
 mod uri;
 mod writer;
 
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,13 +38,14 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
 use super::{
-    checked_id, staging_name, Attempt, Bookkeeping, Filter, Holder, Load, Renew, Store, LOCKS,
+    checked_id, staging_name, Attempt, Bookkeeping, Filter, Holder, Load, Renew, Store,
+    INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
 use deadline::{Deadline, Rows, Within};
-use errors::{is_duplicate_key, map_err, Subject};
+use errors::{is_duplicate_key, is_unauthorized, map_err, Subject};
 pub use uri::{database_name, with_database, Redactor, Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
 pub use writer::{split_batches, MAX_BATCH_DOCUMENTS, MAX_MESSAGE_BYTES};
 use writer::{BatchError, Encoded, Inserted};
@@ -55,7 +57,14 @@ pub struct Mongo {
     target: Target,
     /// The time limit of every operation (see [`deadline`]).
     deadline: Deadline,
+    /// Set once the ingest log's index was asked for (see
+    /// [`Mongo::ensure_ingest_index`]).
+    ingest_index: OnceLock<()>,
 }
+
+/// The name of the ingest log's index on `{name: 1, _id: 1}` (MongoDB's
+/// default name for that key).
+pub const INGEST_LOG_INDEX: &str = "name_1__id_1";
 
 impl Mongo {
     /// Connect to the URI's database (`fluxvis` when it names none), and make
@@ -85,6 +94,7 @@ impl Mongo {
             db,
             target,
             deadline,
+            ingest_index: OnceLock::new(),
         };
         store
             .db
@@ -184,6 +194,39 @@ impl Mongo {
         self.rename_coll(&staging, &geom)
     }
 
+    /// Make sure the ingest log has its index `{name: 1, _id: 1}`, once per
+    /// connection, before this process first writes to it: every query of
+    /// the log filters on the dataset name (and reads in `_id` order), which
+    /// otherwise scans the whole log. `createIndexes` of an index that
+    /// exists with the same key and name does nothing (MongoDB's
+    /// documentation), so every writer may ask. Only writes ask, so a
+    /// read-only command never needs the privilege; a user without it
+    /// (`Unauthorized`) writes without the index, and nothing is said.
+    fn ensure_ingest_index(&self) -> Result<()> {
+        if self.ingest_index.get().is_some() {
+            return Ok(());
+        }
+        let index = mongodb::IndexModel::builder()
+            .keys(doc! { INGEST_DATASET_FIELD: 1, "_id": 1 })
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .name(INGEST_LOG_INDEX.to_string())
+                    .build(),
+            )
+            .build();
+        match self
+            .coll(INGEST_LOG)
+            .create_index(index)
+            .within(&self.deadline)
+        {
+            Ok(_) => {}
+            Err(e) if is_unauthorized(&e) => {}
+            Err(e) => return Err(self.err(INGEST_LOG, e)),
+        }
+        let _ = self.ingest_index.set(());
+        Ok(())
+    }
+
     /// Write the documents of `from` into `to` (which may be `from`) in
     /// `_id` order, on the server: `$out` replaces `to` whole, keeping its
     /// indexes, and inserts in the pipeline's order.
@@ -236,6 +279,9 @@ impl Store for Mongo {
 
     fn put_raw(&self, collection: &str, doc: RawDocumentBuf) -> Result<()> {
         let id = checked_id(collection, &doc)?;
+        if collection == INGEST_LOG {
+            self.ensure_ingest_index()?;
+        }
         self.db
             .collection::<RawDocumentBuf>(collection)
             .replace_one(doc! { "_id": id }, doc)
@@ -254,6 +300,9 @@ impl Store for Mongo {
     }
 
     fn delete_where(&self, collection: &str, filter: &Filter) -> Result<()> {
+        if collection == INGEST_LOG {
+            self.ensure_ingest_index()?;
+        }
         self.coll(collection)
             .delete_many(query(filter))
             .within(&self.deadline)

@@ -12,9 +12,13 @@ use crate::store::DEFAULT_DB_NAME;
 
 use super::deadline::DEFAULT_OPERATION_TIMEOUT;
 
-/// Server selection timeout when the URI sets no `serverSelectionTimeoutMS`:
-/// an unreachable server is reported after this long, not the driver's 30 s.
-pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server selection timeout when the URI sets no `serverSelectionTimeoutMS`
+/// (MongoDB's default): long enough for a replica set to elect a new
+/// primary (MongoDB documents elections taking up to about 12 s), so that
+/// a load running through a fail-over waits for the new primary instead of
+/// failing. An unreachable server is reported after this long; a URI that
+/// sets the option is followed.
+pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The URI options that set the time limit of every operation (see
 /// [`super::deadline`]), lower case: the driver knows neither (it refuses
@@ -245,6 +249,28 @@ mod tests {
         assert_eq!(
             host_part("mongodb+srv://u:p@cluster0.example.net/db"),
             "cluster0.example.net"
+        );
+    }
+
+    #[test]
+    fn server_selection_waits_out_an_election_unless_the_uri_says_otherwise() {
+        let t = |uri: &str| Target::parse(uri).unwrap().options.server_selection_timeout;
+        // Unset: 30 s, longer than an election (up to ~12 s).
+        for uri in [
+            "mongodb://h/db",
+            "mongodb://a:27017,b:27017/db?replicaSet=rs0",
+            "mongodb://h/db?timeoutMS=600000",
+        ] {
+            assert_eq!(t(uri), Some(Duration::from_secs(30)), "{uri}");
+        }
+        // Set: as written, whatever its case, with other options beside.
+        assert_eq!(
+            t("mongodb://h/db?serverSelectionTimeoutMS=400"),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(
+            t("mongodb://a,b/db?replicaSet=rs0&serverselectiontimeoutms=45000&timeoutMS=90000"),
+            Some(Duration::from_secs(45))
         );
     }
 

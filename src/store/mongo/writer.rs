@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bson::{doc, Bson, RawDocumentBuf};
 use mongodb::error::{ErrorKind, InsertManyError};
-use mongodb::sync::{Collection, Database};
+use mongodb::sync::Collection;
 
 use super::deadline::{Deadline, Within};
 use super::errors::DUPLICATE_KEY;
@@ -83,11 +83,9 @@ pub(super) struct Inserted {
     last: Option<Vec<u8>>,
 }
 
-/// Why an insert failed: the driver's error, or the server's reply to a
-/// replacing `update`.
+/// Why an insert failed: the driver's error.
 pub(super) enum BatchError {
     Driver(mongodb::error::Error),
-    Reply(String),
 }
 
 impl From<mongodb::error::Error> for BatchError {
@@ -100,7 +98,6 @@ impl From<mongodb::error::Error> for BatchError {
 /// staging collection (an append over stored times, a reload) replace the
 /// stored ones in place, keeping the collection's order.
 fn insert_batch(
-    db: &Database,
     coll: &Collection<RawDocumentBuf>,
     docs: &[Encoded],
     deadline: &Deadline,
@@ -131,38 +128,17 @@ fn insert_batch(
         first: added.first().map(|&i| docs[i].key.clone()),
         last: added.last().map(|&i| docs[i].key.clone()),
     };
-    // One `update` command of replacements by `_id`: each finds its
-    // document through the `_id` index (a `delete_many` with `$in` and a
-    // reinsert was slow, and moved the documents to the end).
-    let replaced: Vec<&Encoded> = {
-        let mut v: Vec<usize> = dups.into_iter().collect();
-        v.sort_unstable();
-        v.into_iter().map(|i| &docs[i]).collect()
-    };
-    let sizes: Vec<usize> = replaced.iter().map(|d| d.raw.as_bytes().len()).collect();
-    for r in split_batches(&sizes, BATCH_BYTES, MAX_BATCH_DOCUMENTS) {
-        let mut updates = Vec::with_capacity(r.len());
-        for d in &replaced[r] {
-            let u = d
-                .raw
-                .to_document()
-                .map_err(|e| BatchError::Reply(format!("cannot decode a document: {e}")))?;
-            updates.push(doc! { "q": { "_id": d.id.clone() }, "u": u, "upsert": true });
-        }
-        let reply = db
-            .run_command(doc! { "update": coll.name(), "updates": updates, "ordered": false })
+    // Each replaced by `_id` with `replaceOne` (upsert), in `_id` order:
+    // one of the driver's retryable writes, which it sends once more to
+    // the new primary when a fail-over cuts it. It finds its document
+    // through the `_id` index and keeps its place (a `delete_many` with
+    // `$in` and a reinsert was slow, and moved the documents to the end).
+    let mut replaced: Vec<usize> = dups.into_iter().collect();
+    replaced.sort_unstable();
+    for d in replaced.into_iter().map(|i| &docs[i]) {
+        coll.replace_one(doc! { "_id": d.id.clone() }, &d.raw)
+            .upsert(true)
             .within(deadline)?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            let first = errors
-                .first()
-                .and_then(Bson::as_document)
-                .and_then(|d| d.get_str("errmsg").ok())
-                .unwrap_or("unknown error");
-            return Err(BatchError::Reply(format!(
-                "{} of the documents replacing stored ones were refused: {first}",
-                errors.len()
-            )));
-        }
     }
     Ok(inserted)
 }
@@ -180,12 +156,6 @@ impl MongoLoad<'_> {
         let inserted = match handle.join() {
             Ok(Ok(i)) => i,
             Ok(Err(BatchError::Driver(e))) => return Err(self.err(e)),
-            Ok(Err(BatchError::Reply(m))) => {
-                return Err(Error::collection(
-                    &self.staging,
-                    self.store.target.redactor.message(&m),
-                ))
-            }
             Err(_) => {
                 return Err(Error::store(
                     self.store.target.where_(),
@@ -211,10 +181,10 @@ impl MongoLoad<'_> {
     /// the caller builds the next ones.
     fn send(&mut self, batch: Vec<Encoded>) -> Result<()> {
         self.join()?;
-        let (db, coll) = (self.store.db.clone(), self.raw.clone());
+        let coll = self.raw.clone();
         let deadline = self.store.deadline.clone();
         self.in_flight = Some(std::thread::spawn(move || {
-            let inserted = insert_batch(&db, &coll, &batch, &deadline);
+            let inserted = insert_batch(&coll, &batch, &deadline);
             for d in batch {
                 crate::model::recycle(d.raw.into_bytes());
             }
