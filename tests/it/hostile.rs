@@ -442,6 +442,15 @@ fn regressions_found_by_fuzzing() {
             &["the HDF5 library crashed reading this file"],
         );
     }
+    // A driver information block that declares 2.3 GB in a 1.8 KB file:
+    // libhdf5 1.10 allocated (and touched) the 2.3 GB before reading it.
+    g.refuse_file(
+        &dir.join("hdf5-driver-information-declares-2-gb.h5"),
+        &[
+            "damaged superblock",
+            "driver information block at byte 1024 declares 2298478592 bytes",
+        ],
+    );
     // libhdf5 1.10 wrote a chunk it found by offset into the buffer sized
     // for another entry of the same offset: refused before any chunk read.
     g.refuse_file(
