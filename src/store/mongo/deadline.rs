@@ -31,8 +31,11 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// The runtime the operations wait on (the driver's blocking API waits on
 /// one of its own, without a time limit).
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    // As many workers as the driver's own blocking runtime has (one per
+    // core): with one, the connections' I/O of a long insert and of the
+    // lease renewer's update waited on the same thread, and a renewal
+    // could come after the lease had lapsed.
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
         .thread_name("mongodb-deadline")
         .enable_all()
         .build()
