@@ -233,9 +233,9 @@ fn two_hosts(target: &Target) {
     // its lease a fifth of a second on the embedded store: renewed, it
     // holds for as long as the load runs. The MongoDB test server answers a
     // renewal in tens of milliseconds, but in more than a fifth of a second
-    // on a busy machine: there the lease is 3 s, renewed every second.
+    // on a busy machine: there the lease is a second, renewed every third.
     let (steps, lease) = if target.mongo.is_some() {
-        (96, Duration::from_secs(3))
+        (96, Duration::from_secs(1))
     } else {
         (160, Duration::from_millis(200))
     };
