@@ -202,7 +202,11 @@ pub fn audit_findings(store: &dyn Store) -> Result<Vec<String>> {
 /// while another connection writes to the store may simply not have been
 /// renewable meanwhile: not stale yet.
 fn stale(store: &dyn Store, holder: &Holder) -> Option<String> {
-    let why = holder.why_gone()?;
+    // Judged by the store's clock (the server's, on MongoDB).
+    let now = store
+        .now()
+        .unwrap_or_else(|_| crate::store::lock::host_now());
+    let why = holder.why_gone_at(now)?;
     if !holder.on_this_host() && store.writing_elsewhere() {
         return None;
     }
@@ -247,21 +251,21 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             });
         }
     }
-    let mut report = |name: &str, text: String| {
-        if busy.contains(name) {
-            audit
-                .notes
-                .push(format!("{text} (a load of '{name}' is in progress)"));
-        } else {
-            audit.findings.push(text);
-        }
-    };
+    // What concerns a dataset is judged once the locks are read again: a
+    // load that started or ended while the store was read is in progress.
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut report = |name: &str, text: String| found.push((name.to_string(), text));
     for c in &collections {
         if !metadata.contains(c) {
             let cut_short = store
                 .entry(SUMMARY, c)?
-                .and_then(|e| e.get_str("path").ok().map(str::to_string))
-                .map(|p| format!(" (an append of {p} was cut short: run that load again)"))
+                .and_then(|e| {
+                    let p = e.get_str("path").ok()?.to_string();
+                    Some(match e.contains_key("finish") {
+                        true => format!(" (an append of {p} was cut short: `manage db -a --fix` or the next load into '{c}' finishes it)"),
+                        false => format!(" (an append of {p} was cut short: run that load again)"),
+                    })
+                })
                 .unwrap_or_default();
             report(
                 c,
@@ -318,6 +322,20 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             (None, None) => report(&l, format!("collection '{l}' is not one manage keeps (names starting with '_' are internal)")),
         }
     }
+    for (name, holder) in store.locks()? {
+        if stale(store, &holder).is_none() {
+            busy.insert(name);
+        }
+    }
+    for (name, text) in found {
+        if busy.contains(&name) {
+            audit
+                .notes
+                .push(format!("{text} (a load of '{name}' is in progress)"));
+        } else {
+            audit.findings.push(text);
+        }
+    }
     Ok(audit)
 }
 
@@ -333,6 +351,28 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()
             ));
+        }
+    }
+    // An append cut short that kept what its commit writes is finished,
+    // holding its lock, before leftover staging collections are dropped.
+    for name in store.collections()? {
+        let kept = store
+            .entry(SUMMARY, &name)?
+            .is_some_and(|e| e.contains_key("finish"));
+        if !kept {
+            continue;
+        }
+        let finished = lock::with_locks_waiting(
+            store,
+            &[name.as_str()],
+            Duration::from_secs(5),
+            "another process holds it; try again later",
+            |s, _| s.finish_append(&name),
+        );
+        match finished {
+            Ok(Some(what)) => done.push(what),
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: could not finish an append into '{name}': {e}"),
         }
     }
     // A remove or rename cut short is finished, holding its locks.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bson::{Bson, Document};
 
 use crate::error::{Error, Result};
-use crate::store::{staging_name, Datasets, Store, COORD_INDEX, METADATA};
+use crate::store::{Datasets, Store, COORD_INDEX, METADATA};
 
 /// A document as one line of relaxed MongoDB Extended JSON
 /// (dates as `{"$date": "…Z"}`), keys in stored order.
@@ -106,7 +106,10 @@ pub fn require_dataset(store: &dyn Store, name: &str) -> Result<()> {
     if names.iter().any(|n| n == name)
         || store.entry(METADATA, name)?.is_some()
         || store.entry(COORD_INDEX, name)?.is_some()
-        || store.leftovers()?.contains(&staging_name(name))
+        || store
+            .leftovers()?
+            .iter()
+            .any(|l| crate::store::staged_dataset(l) == Some(name))
         || store.unfinished()?.iter().any(|u| u.key() == name)
     {
         return Ok(());

@@ -236,6 +236,10 @@ impl<'a> Loader<'a> {
                     Some(other) => return Err(other.refusal(r.name)),
                     None => {}
                 }
+                // So is an append cut short, whichever file it loaded.
+                if let Some(done) = store.finish_append(r.name)? {
+                    observer.warn(&format!("note: {done}"));
+                }
                 // What the file is before any of it is read, hashed or
                 // parsed: checked again once everything is read.
                 let stamp = Stamp::of(path)?;
@@ -667,6 +671,9 @@ fn locked_load(
     };
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     let model = &*file.model;
+    // The load's staging and commit are fenced by its lock: should another
+    // process take the lock over, nothing of this load is committed.
+    store.fence(name, lease.token());
     let begun = if replace {
         store.begin_replace(name)?
     } else {

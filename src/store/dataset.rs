@@ -16,9 +16,8 @@
 use bson::{Bson, Document, RawDocumentBuf};
 
 use super::{
-    geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal,
-    staging_name, Filter, Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY,
-    SUMMARY_PENDING, UNFINISHED,
+    geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal, Filter,
+    Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY, SUMMARY_PENDING, UNFINISHED,
 };
 use crate::error::{Error, Result};
 
@@ -112,6 +111,9 @@ impl Unfinished {
 /// One part of a dataset, as `remove` deletes it.
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
+    /// The staging collections of loads into the dataset (see
+    /// [`super::staged_dataset`]), each dropped whole.
+    Staging,
     /// A collection, dropped whole.
     Collection(String),
     /// The dataset's entry `{_id: NAME}` in this bookkeeping collection.
@@ -128,7 +130,7 @@ enum Part {
 /// its ingest log.
 fn parts_of(name: &str) -> [Part; 7] {
     [
-        Part::Collection(staging_name(name)),
+        Part::Staging,
         Part::Entry(METADATA),
         Part::Entry(SUMMARY),
         Part::Collection(name.to_string()),
@@ -200,6 +202,45 @@ pub(crate) struct Entries {
 }
 
 impl Entries {
+    /// These entries as one document, kept where a later process can
+    /// write them (see `Store::finish_append`).
+    pub(crate) fn to_document(&self) -> Result<Document> {
+        let mut d = Document::new();
+        if let Some(ci) = &self.coord_index {
+            let ci = ci
+                .to_document()
+                .map_err(|e| Error::store("write", format!("cannot decode a document: {e}")))?;
+            d.insert("coord_index", ci);
+        }
+        if let Some(s) = &self.summary {
+            d.insert("summary", s.clone());
+        }
+        d.insert("metadata", self.metadata.clone());
+        d.insert("ingest", self.ingest.clone());
+        d.insert("replaces", self.replaces);
+        Ok(d)
+    }
+
+    /// The entries [`Entries::to_document`] kept for dataset `name`.
+    pub(crate) fn from_document(name: &str, d: &Document) -> Option<Self> {
+        Some(Self {
+            name: name.to_string(),
+            coord_index: match d.get_document("coord_index") {
+                Ok(ci) => Some(RawDocumentBuf::from_document(ci).ok()?),
+                Err(_) => None,
+            },
+            summary: d.get_document("summary").ok().cloned(),
+            metadata: d.get_document("metadata").ok()?.clone(),
+            ingest: d
+                .get_array("ingest")
+                .ok()?
+                .iter()
+                .map(|e| e.as_document().cloned())
+                .collect::<Option<Vec<_>>>()?,
+            replaces: d.get_bool("replaces").unwrap_or(false),
+        })
+    }
+
     /// Write them, in that order.
     pub(crate) fn write(self, store: &(impl Store + ?Sized)) -> Result<()> {
         if let Some(ci) = self.coord_index {
@@ -272,6 +313,16 @@ pub trait Datasets: Store {
             .collect())
     }
 
+    /// The staging collections of loads into `name` that exist, of either
+    /// form (see [`super::staged_dataset`]).
+    fn staging_of(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .all_collections()?
+            .into_iter()
+            .filter(|c| super::staged_dataset(c) == Some(name))
+            .collect())
+    }
+
     /// Drop a leftover (a collection [`Datasets::leftovers`] lists); any
     /// other name is refused.
     fn drop_leftover(&mut self, collection: &str) -> Result<()> {
@@ -302,6 +353,11 @@ pub trait Datasets: Store {
         let mut out = Vec::new();
         for part in parts_of(name) {
             match part {
+                Part::Staging => {
+                    for c in self.staging_of(name)? {
+                        out.push(format!("collection '{c}'"));
+                    }
+                }
                 Part::Collection(c) => {
                     if self.exists(&c)? {
                         out.push(format!("collection '{c}'"));
@@ -357,6 +413,11 @@ pub trait Datasets: Store {
             s.note_unfinished(&op)?;
             for part in parts_of(name) {
                 match part {
+                    Part::Staging => {
+                        for c in s.staging_of(name)? {
+                            s.drop_collection(&c)?;
+                        }
+                    }
                     Part::Collection(c) => s.drop_collection(&c)?,
                     Part::Entry(bookkeeping) => s.delete(bookkeeping, &id)?,
                     Part::IngestLog => s.delete_where(INGEST_LOG, &ingest_entries_of(name))?,
@@ -491,7 +552,7 @@ mod tests {
         let parts = parts_of("casa");
         let at = |p: &Part| parts.iter().position(|q| q == p).unwrap();
         assert!(at(&Part::Entry(METADATA)) < at(&Part::Collection("casa".into())));
-        assert!(at(&Part::Collection(staging_name("casa"))) < at(&Part::Entry(METADATA)));
+        assert!(at(&Part::Staging) < at(&Part::Entry(METADATA)));
         assert!(at(&Part::Collection("casa".into())) < at(&Part::Entry(COORD_INDEX)));
     }
 

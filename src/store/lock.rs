@@ -39,11 +39,18 @@ pub const LEASE_VAR: &str = "FLUXPY_LOCK_LEASE_SECONDS";
 /// (a container whose name changes every run can keep one).
 pub const HOST_VAR: &str = "FLUXPY_HOST_ID";
 
+/// The variable that sets this process's clock off by that many seconds
+/// (fractions allowed, negative behind): what a host with a wrong clock
+/// sees, for testing that lease rules do not depend on it.
+pub const CLOCK_OFFSET_VAR: &str = "FLUXPY_CLOCK_OFFSET_SECONDS";
+
 /// The longest attempt at a lock between two looks at the signals.
 const ATTEMPT_SLICE: Duration = Duration::from_millis(500);
 
-/// Who holds (or wants) a lock.
-#[derive(Debug, Clone, PartialEq)]
+/// Who holds (or wants) a lock. Two holders are equal when all but their
+/// expiry agree: renewing a lease (or a server setting its expiry by its
+/// own clock) leaves the same holder.
+#[derive(Debug, Clone)]
 pub struct Holder {
     /// The user running the process.
     pub owner: String,
@@ -68,6 +75,19 @@ pub struct Holder {
     /// Unique per acquisition: a lock is released, renewed or taken over
     /// only by naming the very acquisition that holds it.
     pub token: String,
+}
+
+impl PartialEq for Holder {
+    fn eq(&self, other: &Self) -> bool {
+        self.owner == other.owner
+            && self.host == other.host
+            && self.pid == other.pid
+            && self.pid_start == other.pid_start
+            && self.pid_ns == other.pid_ns
+            && self.started == other.started
+            && self.boot_id == other.boot_id
+            && self.token == other.token
+    }
 }
 
 /// What one attempt at a lock found.
@@ -100,16 +120,32 @@ pub fn lease() -> Result<Duration> {
         })
 }
 
+/// This host's clock: the time now, off by [`CLOCK_OFFSET_VAR`] when set.
+/// Lease expiry on MongoDB is judged by the server's clock instead (see
+/// [`Store::now`]); this clock decides only on the embedded store, which
+/// one host writes.
+pub fn host_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    match std::env::var(CLOCK_OFFSET_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && s.abs() < 1e9)
+    {
+        Some(s) => now + chrono::Duration::milliseconds((s * 1000.0) as i64),
+        None => now,
+    }
+}
+
 /// `lease` from now, in milliseconds as stored.
-fn expiry(lease: Duration) -> DateTime<Utc> {
+pub fn expiry(lease: Duration) -> DateTime<Utc> {
     let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-    (Utc::now() + lease).trunc_subsecs(3)
+    (host_now() + lease).trunc_subsecs(3)
 }
 
 impl Holder {
     /// This process, now, its lease starting now.
     pub fn this_process() -> Self {
-        let started = Utc::now().trunc_subsecs(3);
+        let started = host_now().trunc_subsecs(3);
         let host = host_name();
         let pid = std::process::id();
         let nanos = std::time::SystemTime::now()
@@ -202,11 +238,18 @@ impl Holder {
     }
 
     /// Why this holder is known to be gone (see [`Holder::is_gone`]), as
-    /// the end of a sentence; `None` while it may still work.
+    /// the end of a sentence; `None` while it may still work. Its lease is
+    /// judged by this host's clock: see [`Holder::why_gone_at`].
     pub fn why_gone(&self) -> Option<String> {
+        self.why_gone_at(host_now())
+    }
+
+    /// [`Holder::why_gone`], its lease judged at `now` (the store's clock,
+    /// see [`Store::now`]).
+    pub fn why_gone_at(&self, now: DateTime<Utc>) -> Option<String> {
         if !self.on_this_host() {
             return match self.expires {
-                Some(expires) if expires <= Utc::now() => Some(format!(
+                Some(expires) if expires <= now => Some(format!(
                     "whose lease lapsed at {} unrenewed",
                     expires.format("%Y-%m-%dT%H:%M:%SZ")
                 )),
@@ -335,6 +378,8 @@ pub trait Renew: Send {
 /// until this is dropped.
 pub struct Lease {
     name: String,
+    /// The acquisition's token (see [`Holder::token`]).
+    token: String,
     /// Dropped to stop the renewals.
     _stop: mpsc::Sender<()>,
     lost: Arc<AtomicBool>,
@@ -366,9 +411,16 @@ impl Lease {
             })?;
         Ok(Self {
             name: name.to_string(),
+            token: token.to_string(),
             _stop: stop,
             lost,
         })
+    }
+
+    /// The token of the acquisition this lease keeps: a store fences the
+    /// load's commit with it (see [`Store::fence`]).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Whether another process has taken the lock over.

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bson::{Bson, Document, RawDocumentBuf};
+use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -125,8 +126,30 @@ pub fn staging_name(name: &str) -> String {
     format!("{STAGING_PREFIX}{name}")
 }
 
-/// The dataset a staging collection was loading, if `collection` is one.
+/// The staging collection of a load into `name` fenced by lock acquisition
+/// `token` (see [`Store::fence`]): `_load@HASH.NAME`, HASH the first 12 hex
+/// digits of the token's SHA-256, so that a load whose lock was taken over
+/// never writes into its successor's staging collection.
+pub fn fenced_staging_name(name: &str, token: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(token.as_bytes());
+    format!("{FENCED_PREFIX}{}.{name}", hex::encode(&hash[..6]))
+}
+
+/// The start of a fenced staging collection's name (see
+/// [`fenced_staging_name`]).
+const FENCED_PREFIX: &str = "_load@";
+
+/// The dataset a staging collection was loading, if `collection` is one
+/// (of either form, `_load.NAME` or `_load@HASH.NAME`).
 pub fn staged_dataset(collection: &str) -> Option<&str> {
+    if let Some(rest) = collection.strip_prefix(FENCED_PREFIX) {
+        let (hash, name) = rest.split_at_checked(12)?;
+        return (hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| name.strip_prefix('.'))
+            .flatten()
+            .filter(|n| !n.is_empty());
+    }
     collection.strip_prefix(STAGING_PREFIX)
 }
 
@@ -301,6 +324,29 @@ pub trait Store {
     /// looks lapsed then proves nothing.
     fn writing_elsewhere(&self) -> bool {
         false
+    }
+
+    /// The store's clock, by which leases lapse: a server's own (MongoDB),
+    /// so that hosts whose clocks differ agree; this host's for a store
+    /// only this host writes.
+    fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(lock::host_now())
+    }
+
+    /// Fence the loads this connection begins into `name` with the lock
+    /// acquisition `token`: each stages into a collection of its own, and
+    /// checks right before each step of its commit that `token` still
+    /// holds the lock, failing (its staging dropped) when another process
+    /// took it over. A store whose commit is one transaction under the lock
+    /// needs nothing more.
+    fn fence(&mut self, _name: &str, _token: &str) {}
+
+    /// Finish an append into `name` that was cut short after it began to
+    /// change the dataset (on a store without transactions), from what it
+    /// kept for that, whichever host ran it; call holding `name`'s lock.
+    /// What was done, if anything.
+    fn finish_append(&mut self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
     }
 
     /// A description of where the data is, safe to print (no password).
@@ -611,6 +657,18 @@ mod tests {
         for good in ["casa_2004", "xco2.v2", "Kriged-2009", &"x".repeat(120)] {
             validate_name(good).unwrap();
         }
+    }
+
+    #[test]
+    fn fenced_staging_names_map_back() {
+        let a = fenced_staging_name("casa.2004", "host:1:2");
+        let b = fenced_staging_name("casa.2004", "host:1:3");
+        assert_ne!(a, b);
+        assert!(a.starts_with("_load@") && a.ends_with(".casa.2004"), "{a}");
+        assert_eq!(staged_dataset(&a), Some("casa.2004"));
+        assert_eq!(staged_dataset("_load@0123456789ab"), None);
+        assert_eq!(staged_dataset("_load@0123456789zz.x"), None);
+        assert!(validate_name(&a).is_err());
     }
 
     #[test]

@@ -476,6 +476,21 @@ impl FailPoint {
         }
     }
 
+    /// Fail `command` of the connections named `app` once, the fail
+    /// point's `data` being `what` (e.g. `errorCode`, `errorLabels`).
+    pub fn fail_with(&self, app: &str, command: &str, what: bson::Document) {
+        let mut data = bson::doc! { "failCommands": [command], "appName": app };
+        data.extend(what);
+        self.admin
+            .run_command(bson::doc! {
+                "configureFailPoint": "failCommand",
+                "mode": { "times": 1 },
+                "data": data,
+            })
+            .run()
+            .expect("configureFailPoint (start the server with --enable-test-commands)");
+    }
+
     pub fn off(&self) {
         self.admin
             .run_command(bson::doc! { "configureFailPoint": "failCommand", "mode": "off" })

@@ -23,6 +23,7 @@ mod hostile_round3;
 mod killed_appends;
 mod locks;
 mod lost_digits;
+mod many_hosts;
 mod missing_values;
 mod models;
 mod mongodb;

@@ -241,17 +241,17 @@ enum Finish {
 }
 
 /// Each step of a remove on MongoDB, as the command the server fails and
-/// how many of those it lets through first: the note (`update`), the
-/// staging leftover (`drop`), the `metadata` and summary entries
-/// (`delete`), the collection and `_geom_NAME` (`drop`), the `coord_index`
-/// entry, the ingest log and the note again (`delete`).
-const REMOVE_STEPS: [(&str, i32); 9] = [
-    ("update", 0),
-    ("drop", 0),
+/// how many of those it lets through first: the note (`update`; the first
+/// `update` takes the lock), the `metadata` and summary entries
+/// (`delete`), the collection and `_geom_NAME` (`drop`; staging
+/// collections are dropped only when they exist, here none), the
+/// `coord_index` entry, the ingest log and the note again (`delete`).
+const REMOVE_STEPS: [(&str, i32); 8] = [
+    ("update", 1),
     ("delete", 0),
     ("delete", 1),
+    ("drop", 0),
     ("drop", 1),
-    ("drop", 2),
     ("delete", 2),
     ("delete", 3),
     ("delete", 4),
@@ -361,21 +361,22 @@ fn a_remove_cut_short_at_each_step_is_reported_and_finished() {
     }
 }
 
-/// Each step of a rename on MongoDB: the note (`update`), the collection
-/// and `_geom_NAME` (`renameCollection`), the `coord_index` entry (put,
-/// delete), the summary (put, delete), the ingest-log entry (put,
-/// delete), the `metadata` entry (put, delete) and the note (`delete`).
+/// Each step of a rename on MongoDB: the note (`update`; the first two
+/// take the locks of both names), the collection and `_geom_NAME`
+/// (`renameCollection`), the `coord_index` entry (put, delete), the
+/// summary (put, delete), the ingest-log entry (put, delete), the
+/// `metadata` entry (put, delete) and the note (`delete`).
 const RENAME_STEPS: [(&str, i32); 12] = [
-    ("update", 0),
+    ("update", 2),
     ("renameCollection", 0),
     ("renameCollection", 1),
-    ("update", 1),
-    ("delete", 0),
-    ("update", 2),
-    ("delete", 1),
     ("update", 3),
-    ("delete", 2),
+    ("delete", 0),
     ("update", 4),
+    ("delete", 1),
+    ("update", 5),
+    ("delete", 2),
+    ("update", 6),
     ("delete", 3),
     ("delete", 4),
 ];

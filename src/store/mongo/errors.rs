@@ -126,6 +126,53 @@ pub(super) fn is_unauthorized(e: &mongodb::error::Error) -> bool {
     }
 }
 
+/// The server codes of a fail-over or of a server going away: the
+/// operation may be run again once a primary is found (MongoDB's
+/// retryable-writes specification lists them).
+const RETRYABLE_CODES: [i32; 13] = [
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    134,   // ReadConcernMajorityNotAvailableYet
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+];
+
+/// Whether an operation failed because of a fail-over, a primary stepping
+/// down or a connection lost (not for want of an answer within the time
+/// limit, which is final): an idempotent operation may be run again.
+pub(super) fn is_retryable(e: &mongodb::error::Error) -> bool {
+    if e.get_custom::<Stalled>().is_some() {
+        return false;
+    }
+    if e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) {
+        return true;
+    }
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => RETRYABLE_CODES.contains(&w.code),
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => true,
+        _ => false,
+    }
+}
+
+/// MongoDB's `NamespaceNotFound`: the collection does not exist.
+pub(super) fn is_namespace_missing(e: &mongodb::error::Error) -> bool {
+    matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 26)
+}
+
+/// MongoDB's `NamespaceExists`: the collection exists already.
+pub(super) fn is_namespace_exists(e: &mongodb::error::Error) -> bool {
+    matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 48)
+}
+
 /// MongoDB's answer to an insert whose `_id` is taken.
 pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY)

@@ -13,11 +13,14 @@ use super::{scan, Before, MongoLoad};
 use crate::error::{Error, Result};
 use crate::store::{
     check_document_size, geom_name, sort_key, Bookkeeping, Entries, Filter, Load, Store,
-    COORD_INDEX, METADATA, SUMMARY, SUMMARY_PENDING,
+    COORD_INDEX, MAX_DOCUMENT_BYTES, METADATA, SUMMARY, SUMMARY_PENDING,
 };
 
 /// The field of a dataset's summary entry that notes its largest `_id`.
 const LAST_ID: &str = "last_id";
+/// The field of a pending summary entry that keeps what the append's
+/// commit writes (see `finish_append`).
+pub(super) const FINISH: &str = "finish";
 /// The field of a summary entry with the digest of the coordinates.
 const COORDS_SHA256: &str = "coords_sha256";
 
@@ -138,10 +141,9 @@ impl Load for MongoLoad<'_> {
     }
 
     fn abandon(mut self: Box<Self>) {
-        // The staging collection is the new holder's now: only the insert
-        // in flight is waited for.
+        // Its lock was taken over: the staging collection is this load's
+        // own (see `Store::fence`), dropped as any uncommitted load's is.
         let _ = self.join();
-        self.committed = true;
     }
 
     fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
@@ -170,13 +172,17 @@ impl Load for MongoLoad<'_> {
         // Without its metadata entry the dataset is incomplete to `db -a`
         // until the new entry is written, last.
         let id = Bson::String(self.name.clone());
+        self.check_fence()?;
         let old_metadata = store.entry(METADATA, &self.name)?;
         store.delete(METADATA, &id)?;
         // The summary goes with it, and comes back before it: a summary
         // beside a metadata entry is always that of the collection.
         let old_summary = store.entry(SUMMARY, &self.name)?;
         store.delete(SUMMARY, &id)?;
-        if let Err(e) = store.rename_coll(&self.staging, &self.name) {
+        let swapped = self
+            .check_fence()
+            .and_then(|()| store.rename_coll(&self.staging, &self.name));
+        if let Err(e) = swapped {
             // The stored collection is untouched: its entries go back, so
             // the dataset stays whole and listed. (Should this fail too,
             // `db -a` reports the missing entry and the same load repairs it.)
@@ -189,8 +195,9 @@ impl Load for MongoLoad<'_> {
             return Err(e);
         }
         self.committed = true;
-        self.entries(Some(coord_index), None, metadata)?
-            .write(store)?;
+        let entries = self.entries(Some(coord_index), None, metadata)?;
+        self.check_fence()?;
+        entries.write(store)?;
         store.make_geometry(&self.name)
     }
 }
@@ -210,30 +217,28 @@ impl MongoLoad<'_> {
         Ok(())
     }
 
-    /// Whether merging the staged documents into NAME keeps NAME's natural
-    /// order its `_id` order: every staged `_id` below NAME's last one must
-    /// replace a stored document (a replacement keeps its place), not add one.
-    fn merge_keeps_order(&self, stored_last: Option<&(Vec<u8>, Bson)>) -> Result<bool> {
-        let Some((last, _)) = stored_last else {
-            return Ok(true);
+    /// Fail, in one line, if this load's lock no longer holds: another
+    /// process took it over (its lease lapsed while this host was stopped
+    /// or cut off). Checked right before each step of the commit; what this
+    /// load staged is dropped as it fails.
+    fn check_fence(&self) -> Result<()> {
+        let Some(token) = &self.fence else {
+            return Ok(());
         };
-        // Each staged `_id` below the last stored one is looked up by
-        // itself (an `_id` range or sort is a scan of every document on
-        // some servers): none, for the nightly append of later times.
-        let err = |e| self.store.err(&self.name, e);
-        for (_, id) in self.written.iter().filter(|(k, _)| k < last) {
-            let found = self
-                .store
-                .coll(&self.name)
-                .find_one(doc! { "_id": id.clone() })
-                .projection(doc! { "_id": 1 })
-                .within(&self.store.deadline)
-                .map_err(err)?;
-            if found.is_none() {
-                return Ok(false);
-            }
+        let held = self
+            .store
+            .coll(crate::store::LOCKS)
+            .find_one(doc! { "_id": &self.name, "token": token })
+            .projection(doc! { "_id": 1 })
+            .within(&self.store.deadline)
+            .map_err(|e| self.store.err(crate::store::LOCKS, e))?;
+        match held {
+            Some(_) => Ok(()),
+            None => Err(Error::collection(
+                &self.name,
+                "another process took its lock over (the lease lapsed before it was renewed) before this load committed; nothing of this load was kept",
+            )),
         }
-        Ok(true)
     }
 
     /// NAME before this load, read once: the largest `_id`, noted in its
@@ -316,7 +321,6 @@ impl MongoLoad<'_> {
         let store = self.store;
         let before = self.before()?;
         let stored_last = before.last;
-        let keeps_order = self.merge_keeps_order(stored_last.as_ref())?;
         // The coordinates are those NAME holds when the summary entry
         // written with its coord_index says so: that entry (a few MB for a
         // global grid) is not written again.
@@ -330,51 +334,61 @@ impl MongoLoad<'_> {
         if !same_coords {
             self.drop_stale_geometry(&coord_index)?;
         }
-        store.delete(METADATA, &Bson::String(self.name.clone()))?;
+        let coord_index = (!same_coords).then_some(coord_index);
+        let entries = self.entries(coord_index, stored_last, metadata)?;
+        // In between, the summary entry names the load under way and keeps
+        // what its commit writes once the documents are merged, with the
+        // staging collection: a commit cut short from here on is finished
+        // from it by any host (see `finish_append`). An entry that would
+        // not fit a document keeps only the name: that same load, run
+        // again, finishes it.
         let entry = |k: &str| {
-            self.bookkeeping
+            entries
                 .ingest
                 .first()
                 .and_then(|e| e.get(k))
                 .cloned()
                 .unwrap_or(Bson::Null)
         };
-        let pending =
+        let mut pending =
             doc! { "_id": &self.name, SUMMARY_PENDING: entry("_id"), "path": entry("path") };
+        let mut finish = entries.to_document()?;
+        finish.insert("staging", &self.staging);
+        let mut kept = pending.clone();
+        kept.insert(FINISH, finish);
+        let fits = bson::to_vec(&kept).is_ok_and(|b| b.len() <= MAX_DOCUMENT_BYTES);
+        if fits {
+            pending = kept;
+        }
+        self.check_fence()?;
+        store.delete(METADATA, &Bson::String(self.name.clone()))?;
         store.put(SUMMARY, &pending)?;
-        let staging = store.coll(&self.staging);
-        let merge = staging.aggregate([
-            doc! { "$sort": { "_id": 1 } },
-            doc! { "$merge": {
-                "into": &self.name,
-                "on": "_id",
-                "whenMatched": "replace",
-                "whenNotMatched": "insert",
-            } },
-        ]);
-        let merged = store
-            .deadline
-            .run(async { merge.await.map(|_| ()) })
-            .map_err(|e| self.err(e));
+        // From here the staging collection is kept for whoever finishes.
+        self.committed = fits;
+        let merged = self
+            .check_fence()
+            .and_then(|()| store.merge_into(&self.staging, &self.name));
         if let Err(e) = merged {
+            let how = if fits {
+                format!(
+                    "the next load into '{}' or `manage db -a --fix` finishes it",
+                    self.name
+                )
+            } else {
+                format!(
+                    "'{}' has no metadata entry until the same load is run again",
+                    self.name
+                )
+            };
             return Err(Error::collection(
                 &self.name,
-                format!(
-                    "{e}; the append was cut short, so '{}' has no metadata entry until the same load is run again",
-                    self.name
-                ),
+                format!("{e}; the append was cut short: {how}"),
             ));
         }
-        if !keeps_order {
-            // A time added before stored ones: NAME is rewritten sorted, on
-            // the server, so that an unsorted `find` reads a time series.
-            store.sort_into(&self.name, &self.name)?;
-        }
         self.committed = true;
+        self.check_fence()?;
+        entries.write(store)?;
         store.drop_coll(&self.staging)?;
-        let coord_index = (!same_coords).then_some(coord_index);
-        self.entries(coord_index, stored_last, metadata)?
-            .write(store)?;
         store.make_geometry(&self.name)
     }
 }

@@ -38,14 +38,16 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
 use super::{
-    checked_id, staging_name, Attempt, Bookkeeping, Filter, Holder, Load, Renew, Store,
-    INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
+    checked_id, fenced_staging_name, lock, staged_dataset, staging_name, Attempt, Bookkeeping,
+    Filter, Holder, Load, Renew, Store, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
 use deadline::{Deadline, Rows, Within};
-use errors::{is_duplicate_key, is_unauthorized, map_err, Subject};
+use errors::{
+    is_duplicate_key, is_namespace_missing, is_retryable, is_unauthorized, map_err, Subject,
+};
 pub use uri::{database_name, with_database, Redactor, Target, DEFAULT_SERVER_SELECTION_TIMEOUT};
 pub use writer::{split_batches, MAX_BATCH_DOCUMENTS, MAX_MESSAGE_BYTES};
 use writer::{BatchError, Encoded, Inserted};
@@ -60,6 +62,41 @@ pub struct Mongo {
     /// Set once the ingest log's index was asked for (see
     /// [`Mongo::ensure_ingest_index`]).
     ingest_index: OnceLock<()>,
+    /// Whether the server is a `mongos` of a sharded cluster, once asked.
+    sharded: OnceLock<bool>,
+    /// The dataset and lock token that fence the loads begun here (see
+    /// [`Store::fence`]).
+    fence: Option<(String, String)>,
+}
+
+/// How many times an idempotent step is run again after a fail-over error.
+const RETRIES: u32 = 4;
+
+/// Whether a lock's lease has lapsed, by the server's clock (`$$NOW`):
+/// never by a host's, so that hosts whose clocks differ agree. (Both sides
+/// as milliseconds: MongoDB compares dates so too, and SecantusDB compares
+/// `$$NOW` with a stored date wrongly.) A lock without a lease has lapsed.
+fn lapsed() -> Document {
+    doc! { "$lte": [ { "$toLong": "$expires" }, { "$toLong": "$$NOW" } ] }
+}
+
+/// The update that makes the lock document `lock` (without `expires`),
+/// its lease `ms` milliseconds from the server's now.
+fn leased(mut lock: Document, ms: i64) -> Vec<Document> {
+    lock.remove("expires");
+    vec![
+        doc! { "$replaceWith": { "$literal": lock } },
+        doc! { "$set": { "expires": { "$add": ["$$NOW", ms] } } },
+    ]
+}
+
+/// The lease `holder` asks for, in milliseconds from now: the time from
+/// this host's now to its expiry (the host's clock cancels out).
+fn lease_ms(holder: &Holder) -> i64 {
+    holder
+        .expires
+        .map(|e| (e - lock::host_now()).num_milliseconds())
+        .unwrap_or(0)
 }
 
 /// The name of the ingest log's index on `{name: 1, _id: 1}` (MongoDB's
@@ -95,6 +132,8 @@ impl Mongo {
             target,
             deadline,
             ingest_index: OnceLock::new(),
+            sharded: OnceLock::new(),
+            fence: None,
         };
         store
             .db
@@ -132,25 +171,92 @@ impl Mongo {
     }
 
     fn drop_coll(&self, name: &str) -> Result<()> {
-        self.coll(name)
-            .drop()
-            .within(&self.deadline)
+        self.retrying(|| self.coll(name).drop().within(&self.deadline))
             .map_err(|e| self.err(name, e))
     }
 
-    /// `renameCollection`, replacing any collection `to`.
+    /// Run an idempotent operation, again after an error a fail-over
+    /// causes (see [`errors::is_retryable`]): the driver retries only
+    /// inserts, updates, deletes of one document and reads, not commands
+    /// such as `drop`, `renameCollection` or an aggregation with `$merge`.
+    /// Up to [`RETRIES`] times, waiting a little longer each time; server
+    /// selection then waits for the new primary.
+    fn retrying<T>(
+        &self,
+        mut op: impl FnMut() -> mongodb::error::Result<T>,
+    ) -> mongodb::error::Result<T> {
+        let mut pause = Duration::from_millis(100);
+        let mut tries = 0;
+        loop {
+            match op() {
+                Err(e) if tries < RETRIES && is_retryable(&e) => {
+                    tries += 1;
+                    std::thread::sleep(pause);
+                    pause *= 4;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `renameCollection`, replacing any collection `to`. Retried after a
+    /// fail-over: a rename that took effect before the answer was lost
+    /// leaves `from` gone and `to` present, which is success.
     fn rename_coll(&self, from: &str, to: &str) -> Result<()> {
         let db = &self.target.db_name;
-        self.client
-            .database("admin")
-            .run_command(doc! {
-                "renameCollection": format!("{db}.{from}"),
-                "to": format!("{db}.{to}"),
-                "dropTarget": true,
-            })
+        let mut first = true;
+        self.retrying(|| {
+            let run = self
+                .client
+                .database("admin")
+                .run_command(doc! {
+                    "renameCollection": format!("{db}.{from}"),
+                    "to": format!("{db}.{to}"),
+                    "dropTarget": true,
+                })
+                .within(&self.deadline)
+                .map(|_| ());
+            let retried = !std::mem::replace(&mut first, false);
+            match run {
+                Err(e) if retried && is_namespace_missing(&e) => {
+                    match (self.exists(from), self.exists(to)) {
+                        (Ok(false), Ok(true)) => Ok(()),
+                        _ => Err(e),
+                    }
+                }
+                other => other,
+            }
+        })
+        .map_err(|e| self.err(from, e))
+    }
+
+    /// Whether the server is a `mongos` (its `hello` says `isdbgrid`),
+    /// asked once per connection: there, document counts are exact only
+    /// when counted (orphans make the collection's own count wrong), and
+    /// natural order is not kept.
+    fn is_sharded(&self) -> Result<bool> {
+        if let Some(s) = self.sharded.get() {
+            return Ok(*s);
+        }
+        let hello = self
+            .db
+            .run_command(doc! { "hello": 1 })
             .within(&self.deadline)
-            .map(|_| ())
-            .map_err(|e| self.err(from, e))
+            .map_err(|e| self.command_err("hello", e))?;
+        let sharded = hello.get_str("msg") == Ok("isdbgrid");
+        let _ = self.sharded.set(sharded);
+        Ok(sharded)
+    }
+
+    /// The staging collection of a load into `name`: its own per lock
+    /// acquisition when fenced (see [`Store::fence`]).
+    fn staging_for(&self, name: &str) -> (String, Option<String>) {
+        match &self.fence {
+            Some((n, token)) if n == name => {
+                (fenced_staging_name(name, token), Some(token.clone()))
+            }
+            _ => (staging_name(name), None),
+        }
     }
 
     /// Make flux-server's geometry cache `_geom_NAME` from NAME's
@@ -225,6 +331,29 @@ impl Mongo {
         }
         let _ = self.ingest_index.set(());
         Ok(())
+    }
+
+    /// Merge the documents of staging collection `from` into dataset
+    /// `into` (`$merge` on `_id`, in `_id` order): a stored time is
+    /// replaced, a new one added. Not a retryable write, but idempotent: run
+    /// again after a fail-over, it replaces what it already wrote with the
+    /// same documents. Times before the stored ones are added where the
+    /// server puts them: `into` is never rewritten (see docs/mongodb.md).
+    fn merge_into(&self, from: &str, into: &str) -> Result<()> {
+        let staging = self.coll(from);
+        self.retrying(|| {
+            let merge = staging.aggregate([
+                doc! { "$sort": { "_id": 1 } },
+                doc! { "$merge": {
+                    "into": into,
+                    "on": "_id",
+                    "whenMatched": "replace",
+                    "whenNotMatched": "insert",
+                } },
+            ]);
+            self.deadline.run(async { merge.await.map(|_| ()) })
+        })
+        .map_err(|e| self.err(from, e))
     }
 
     /// Write the documents of `from` into `to` (which may be `from`) in
@@ -303,19 +432,29 @@ impl Store for Mongo {
         if collection == INGEST_LOG {
             self.ensure_ingest_index()?;
         }
-        self.coll(collection)
-            .delete_many(query(filter))
-            .within(&self.deadline)
-            .map(|_| ())
-            .map_err(|e| self.err(collection, e))
+        // `delete` of many documents is not a retryable write; deleting
+        // again what is already deleted is harmless.
+        self.retrying(|| {
+            self.coll(collection)
+                .delete_many(query(filter))
+                .within(&self.deadline)
+        })
+        .map(|_| ())
+        .map_err(|e| self.err(collection, e))
     }
 
     fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
         let locks = self.coll(LOCKS);
-        // The lock is the document {_id: name}: the unique _id makes the
-        // insert succeed for exactly one of the processes racing for it.
+        let lock = leased(me.to_document(name), lease_ms(me));
+        // The lock is the document {_id: name}. One update takes it when it
+        // is free (the upsert inserts it) or when its lease has lapsed by
+        // the server's clock (it matches and is replaced); while another's
+        // lease holds, the upsert's insert meets the unique _id. Of several
+        // processes racing, exactly one succeeds: the others find a lease
+        // that holds, or the _id taken.
         match locks
-            .insert_one(me.to_document(name))
+            .update_one(doc! { "_id": name, "$expr": lapsed() }, lock.clone())
+            .upsert(true)
             .within(&self.deadline)
         {
             Ok(_) => return Ok(Attempt::Taken),
@@ -337,24 +476,22 @@ impl Store for Mongo {
             )
         })?;
         if holder.token == me.token {
-            // Our own insert, retried by the driver after it had succeeded.
+            // Our own update, retried by the driver after it had succeeded.
             return Ok(Attempt::Taken);
         }
-        if !holder.is_gone() {
+        // A holder on this host whose process is gone is taken over before
+        // its lease lapses, if it is still that very lock: of several
+        // processes taking it over, one replaces it.
+        if !holder.on_this_host() || holder.why_gone_at(self.now()?).is_none() {
             return Ok(Attempt::Held(holder));
         }
-        // A stale lock is taken over only if it is still that very lock:
-        // of several processes taking it over, one replaces it.
         let replaced = locks
-            .find_one_and_replace(
-                doc! { "_id": name, "token": &holder.token },
-                me.to_document(name),
-            )
+            .update_one(doc! { "_id": name, "token": &holder.token }, lock)
             .within(&self.deadline)
             .map_err(|e| self.err(LOCKS, e))?;
-        Ok(match replaced {
-            Some(_) => Attempt::Taken,
-            None => Attempt::Busy,
+        Ok(match replaced.matched_count {
+            1 => Attempt::Taken,
+            _ => Attempt::Busy,
         })
     }
 
@@ -374,10 +511,58 @@ impl Store for Mongo {
     }
 
     fn count_kept(&self, collection: &str) -> Result<u64> {
+        // On a sharded cluster the collection's own count includes orphan
+        // documents (left on a shard by a chunk migration): count them.
+        if self.is_sharded()? {
+            return self.count(collection);
+        }
         self.coll(collection)
             .estimated_document_count()
             .within(&self.deadline)
             .map_err(|e| self.err(collection, e))
+    }
+
+    fn now(&self) -> Result<DateTime<Utc>> {
+        let hello = self
+            .db
+            .run_command(doc! { "hello": 1 })
+            .within(&self.deadline)
+            .map_err(|e| self.command_err("hello", e))?;
+        Ok(hello
+            .get_datetime("localTime")
+            .map(|t| t.to_chrono())
+            .unwrap_or_else(|_| lock::host_now()))
+    }
+
+    fn fence(&mut self, name: &str, token: &str) {
+        self.fence = Some((name.to_string(), token.to_string()));
+    }
+
+    fn finish_append(&mut self, name: &str) -> Result<Option<String>> {
+        let Some(entry) = self.get(super::SUMMARY, &Bson::String(name.into()))? else {
+            return Ok(None);
+        };
+        let Ok(finish) = entry.get_document(load::FINISH) else {
+            return Ok(None);
+        };
+        let (Ok(staging), Some(entries)) = (
+            finish.get_str("staging"),
+            super::Entries::from_document(name, finish),
+        ) else {
+            return Ok(None);
+        };
+        // The staging collection goes only after the entries are written:
+        // while it exists, the merge may not be complete, and is run again.
+        if self.exists(staging)? {
+            self.merge_into(staging, name)?;
+        }
+        entries.write(self)?;
+        self.drop_coll(staging)?;
+        self.make_geometry(name)?;
+        Ok(Some(format!(
+            "the append of {} into '{name}' was cut short; it is finished",
+            entry.get_str("path").unwrap_or("a file")
+        )))
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
@@ -434,18 +619,38 @@ impl Mongo {
     /// A load into `name`; `replace`: committed as a first load is (the
     /// staging collection renamed over NAME), whatever NAME holds.
     fn begin<'s>(&'s mut self, name: &str, replace: bool) -> Result<Box<dyn Load + 's>> {
-        let staging = staging_name(name);
-        // A leftover of a load that died is dropped: this load redoes it.
-        self.drop_coll(&staging)?;
-        self.db
-            .create_collection(&staging)
-            .within(&self.deadline)
-            .map_err(|e| self.err(&staging, e))?;
+        let (staging, fence) = self.staging_for(name);
+        // Leftovers of loads into NAME that died, or whose lock this load
+        // holds now, are dropped: this load redoes them. (One whose holder
+        // still runs fails at its fence, and drops what it wrote again.)
+        for c in self.all_collections()? {
+            if c.starts_with('_') && staged_dataset(&c) == Some(name) {
+                self.drop_coll(&c)?;
+            }
+        }
+        let mut first = true;
+        self.retrying(|| {
+            let made = self.db.create_collection(&staging).within(&self.deadline);
+            match made {
+                // Made by this very command, whose answer was lost.
+                Err(e)
+                    if !std::mem::replace(&mut first, false) && errors::is_namespace_exists(&e) =>
+                {
+                    Ok(())
+                }
+                other => {
+                    first = false;
+                    other
+                }
+            }
+        })
+        .map_err(|e| self.err(&staging, e))?;
         let mut load = MongoLoad {
             raw: self.db.collection(&staging),
             store: self,
             name: name.to_string(),
             staging,
+            fence,
             pending: Vec::new(),
             in_flight: None,
             last_key: None,
@@ -495,6 +700,9 @@ struct MongoLoad<'s> {
     raw: Collection<RawDocumentBuf>,
     name: String,
     staging: String,
+    /// The lock token the commit checks before each step (see
+    /// [`Store::fence`]); `None` for a load begun without a lock.
+    fence: Option<String>,
     /// Documents not yet sent: less than one batch.
     pending: Vec<Encoded>,
     /// The one insert in flight: the server keeps documents in the order
@@ -545,9 +753,12 @@ impl Renew for MongoRenew {
                 "not renewed: the store stopped answering this process",
             ));
         }
+        // The new expiry is the server's now plus the lease, never this
+        // host's clock.
+        let ms = (expires - lock::host_now()).num_milliseconds();
         let update = self.locks.update_one(
             doc! { "_id": name, "token": token },
-            doc! { "$set": { "expires": bson::DateTime::from_chrono(expires) } },
+            vec![doc! { "$set": { "expires": { "$add": ["$$NOW", ms] } } }],
         );
         self.deadline
             .run_aside(update)
