@@ -313,6 +313,13 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
     }
     for l in store.leftovers()? {
         match (staged_dataset(&l), geom_dataset(&l)) {
+            // The geometry cache a load of NAME was making.
+            (Some(staged), _) if geom_dataset(staged).is_some() => {
+                let name = geom_dataset(staged).unwrap_or(staged);
+                report(name, format!(
+                    "collection '{l}' is left from an interrupted build of the Carbon Data Explorer's geometry cache of '{name}'; `manage db -a --fix` drops it, and the next load into '{name}' makes the cache"
+                ))
+            }
             (Some(name), _) => report(name, format!(
                 "collection '{l}' is left from an interrupted load of '{name}'; run that load again to finish it, `manage db -a --fix` to drop it, or `manage remove -n {name}`"
             )),
@@ -412,6 +419,8 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
         let Some(name) = staged_dataset(&l) else {
             continue;
         };
+        // A geometry cache under construction belongs to its dataset.
+        let name = geom_dataset(name).unwrap_or(name);
         if store.try_lock(name, &me, Duration::from_secs(5))? != Attempt::Taken {
             continue;
         }

@@ -470,3 +470,44 @@ fn an_append_of_earlier_times_rewrites_nothing() {
     sorted.dedup();
     assert_eq!(ids, sorted);
 }
+
+/// `shardStaging=hashed` asks for a new dataset's staging collection
+/// sharded on hashed `_id`: on a server that is not a `mongos` (the test
+/// server is one server), the load is refused in one line naming the
+/// option, and leaves nothing.
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn sharded_staging_is_refused_where_the_server_is_not_a_mongos() {
+    let env = Env::new();
+    let db = FreshDb::new(&common::mongodb_uri());
+    let sep = if db.uri.contains('?') { '&' } else { '?' };
+    let uri = format!("{}{sep}shardStaging=hashed", db.uri);
+    let p = common::sample();
+    let r = env.run_on(&uri, &["load", "-p", s(&p), "-m", STM, "-n", "sh"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("shardStaging=hashed") && r.stderr.contains("not a mongos"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    let audit = env.run_on(&db.uri, &["db", "-a"]).ok();
+    assert!(
+        audit.stdout.starts_with("ok: 0 datasets,"),
+        "{}",
+        audit.stdout
+    );
+    let bad = env.run_on(
+        &format!("{}{sep}shardStaging=range", db.uri),
+        &["load", "-p", s(&p), "-m", STM, "-n", "sh"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("shardStaging=\"range\"") && bad.stderr.trim().lines().count() == 1,
+        "{}",
+        bad.stderr
+    );
+}

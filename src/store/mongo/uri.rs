@@ -25,18 +25,39 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// `socketTimeoutMS`), so they are taken out of the URI before it reads it.
 const TIMEOUT_OPTIONS: [&str; 2] = ["timeoutms", "sockettimeoutms"];
 
-/// The URI without its `timeoutMS` and `socketTimeoutMS` options, and the
-/// time limit of an operation they set: `timeoutMS` if given, else
-/// `socketTimeoutMS`, else [`DEFAULT_OPERATION_TIMEOUT`]; `0` is no limit.
-fn take_timeouts(uri: &str, redactor: &Redactor) -> Result<(String, Option<Duration>)> {
+/// The URI option (lower case) of `manage`'s own that asks for a new
+/// dataset's staging collection to be created sharded on hashed `_id`
+/// (`shardStaging=hashed`), on a sharded cluster; taken out of the URI
+/// before the driver reads it.
+const SHARD_STAGING_OPTION: &str = "shardstaging";
+
+/// The URI without `manage`'s own options: the time limit of an operation
+/// that `timeoutMS` and `socketTimeoutMS` set (`timeoutMS` if given, else
+/// `socketTimeoutMS`, else [`DEFAULT_OPERATION_TIMEOUT`]; `0` is no limit),
+/// and whether `shardStaging=hashed` is set.
+fn take_timeouts(uri: &str, redactor: &Redactor) -> Result<(String, Option<Duration>, bool)> {
     let Some((base, query)) = uri.split_once('?') else {
-        return Ok((uri.to_string(), Some(DEFAULT_OPERATION_TIMEOUT)));
+        return Ok((uri.to_string(), Some(DEFAULT_OPERATION_TIMEOUT), false));
     };
     let (mut timeout, mut socket) = (None, None);
+    let mut shard_staging = false;
     let mut kept = Vec::new();
     for kv in query.split('&') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let key = k.to_ascii_lowercase();
+        if key == SHARD_STAGING_OPTION {
+            shard_staging = match v.to_ascii_lowercase().as_str() {
+                "hashed" => true,
+                "none" => false,
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--db {}: {k}={v:?}: the one shard key manage creates is hashed _id (shardStaging=hashed), or none",
+                        redactor.message(&redact_uri(uri))
+                    )))
+                }
+            };
+            continue;
+        }
         if !TIMEOUT_OPTIONS.contains(&key.as_str()) {
             kept.push(kv);
             continue;
@@ -62,7 +83,7 @@ fn take_timeouts(uri: &str, redactor: &Redactor) -> Result<(String, Option<Durat
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    Ok((uri, limit))
+    Ok((uri, limit, shard_staging))
 }
 
 /// What a `mongodb://` URI resolves to, without touching the network
@@ -79,12 +100,15 @@ pub struct Target {
     /// The time limit of an operation (see [`take_timeouts`]); `None`:
     /// none.
     pub operation_timeout: Option<Duration>,
+    /// `shardStaging=hashed`: a new dataset's staging collection is
+    /// created sharded on hashed `_id` (a sharded cluster only).
+    pub shard_staging: bool,
 }
 
 impl Target {
     pub fn parse(uri: &str) -> Result<Self> {
         let redactor = Redactor::for_uri(uri);
-        let (uri, operation_timeout) = take_timeouts(uri, &redactor)?;
+        let (uri, operation_timeout, shard_staging) = take_timeouts(uri, &redactor)?;
         let uri = uri.as_str();
         let mut options = ClientOptions::parse(uri).run().map_err(|e| {
             Error::Usage(format!(
@@ -123,6 +147,7 @@ impl Target {
             redactor,
             auth_source_given,
             operation_timeout,
+            shard_staging,
         })
     }
 
