@@ -39,6 +39,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Info(cmd::info::Args),
     Load(cmd::load::Args),
     Remove(cmd::remove::Args),
     Rename(cmd::rename::Args),
@@ -133,6 +134,7 @@ fn main() -> ExitCode {
         }
     }
     let result = std::panic::catch_unwind(|| match &cli.command {
+        Command::Info(a) => cmd::info::run(a),
         Command::Load(a) => cmd::load::run(db, a),
         Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),

@@ -7,6 +7,7 @@ pub mod args;
 pub mod dataset;
 pub mod db;
 pub mod export;
+pub mod info;
 pub mod load;
 pub mod plot;
 pub mod remove;
