@@ -9,6 +9,7 @@ pub mod db;
 pub mod export;
 pub mod info;
 pub mod load;
+pub mod netcdf_out;
 pub mod plot;
 pub mod remove;
 pub mod rename;

@@ -312,3 +312,428 @@ fn info_of_a_file_nothing_loads_says_so_as_load_does() {
         assert_eq!(r.code, 1, "load -m {model} took it");
     }
 }
+
+/// The CFGrid fixtures, loaded with `-m CFGrid` into `env` as NAME.
+fn load_cf(env: &common::Env, file: &str, name: &str) -> PathBuf {
+    let path = common::shared_fixture("netcdf", file);
+    env.load(&path, "CFGrid", name, &[]).ok();
+    path
+}
+
+/// `export --format netcdf` (whole, and with --from/--to/--bbox) and
+/// `--format csv` with the same selection, read back with netCDF4-python
+/// and checked against the original file as netCDF4 reads it: times in the
+/// range (both ends included), the latitudes and longitudes inside the box
+/// (ascending), the values (masked where the original is masked, and
+/// equal to its float32 values to 1e-7), units, `_FillValue`, title.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn export_netcdf_and_csv_of_a_selection_match_the_original() {
+    let env = common::Env::new();
+    let python = common::python_with(&["netCDF4", "numpy"]);
+    let script = r##"
+import sys, csv, datetime, netCDF4, numpy as np
+orig, out, csv_path, t0, t1, W, S, E, N = sys.argv[1:10]
+W, S, E, N = map(float, (W, S, E, N))
+o = netCDF4.Dataset(orig)
+var = o.variables["bio_flux_opt"]
+t = o.variables["time"]
+dates = netCDF4.num2date(t[:], t.units, getattr(t, "calendar", "standard"))
+secs = np.array([round((datetime.datetime(d.year, d.month, d.day, d.hour, d.minute, d.second) - datetime.datetime(1970, 1, 1)).total_seconds()) for d in dates])
+lo = -np.inf if t0 == "-" else (datetime.datetime.fromisoformat(t0) - datetime.datetime(1970, 1, 1)).total_seconds()
+hi = np.inf if t1 == "-" else (datetime.datetime.fromisoformat(t1) - datetime.datetime(1970, 1, 1)).total_seconds()
+ti = np.where((secs >= lo) & (secs <= hi))[0]
+lat = o.variables["latitude"][:].astype(float)
+lon = o.variables["longitude"][:].astype(float)
+lon = np.where(lon > 180, lon - 360, lon)
+yi = np.where((lat >= S) & (lat <= N))[0]; yi = yi[np.argsort(lat[yi])]
+xi = np.where((lon >= W) & (lon <= E))[0]; xi = xi[np.argsort(lon[xi])]
+want = np.ma.masked_invalid(var[:][ti][:, yi][:, :, xi].astype(float))
+
+r = netCDF4.Dataset(out)
+assert r.data_model == "NETCDF4", r.data_model
+assert r.Conventions.startswith("CF-"), r.Conventions
+assert r.title == o.title, (r.title, o.title)
+assert list(r.variables["values"].dimensions) == ["time", "lat", "lon"]
+assert r.variables["values"].units == var.units
+assert r.variables["lat"].units == "degrees_north" and r.variables["lon"].units == "degrees_east"
+fill = r.variables["values"]._FillValue
+assert np.isfinite(fill)
+got_t = netCDF4.num2date(r.variables["time"][:], r.variables["time"].units, r.variables["time"].calendar)
+assert [d.isoformat() for d in got_t] == [d.isoformat() for d in dates[ti]], (got_t, dates[ti])
+assert np.array_equal(r.variables["lat"][:], lat[yi]), (r.variables["lat"][:], lat[yi])
+assert np.array_equal(r.variables["lon"][:], lon[xi])
+got = r.variables["values"][:]
+assert got.shape == want.shape, (got.shape, want.shape)
+assert np.array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(want)), "masks differ"
+raw = r.variables["values"]; raw.set_auto_mask(False)
+assert np.all(raw[:][np.ma.getmaskarray(want)] == fill)
+ok = ~np.ma.getmaskarray(want)
+assert ok.sum() > 0
+assert np.allclose(got.data[ok], want.data[ok], rtol=1e-7, atol=1e-18), "values differ"
+
+rows = list(csv.reader(open(csv_path)))
+assert rows[0] == ["timestamp", "x", "y", "values"], rows[0]
+expected = []
+for k, i in enumerate(ti):
+    stamp = dates[i].strftime("%Y-%m-%dT%H:%M:%SZ")
+    for a, y in enumerate(yi):
+        for b, x in enumerate(xi):
+            expected.append((stamp, lon[x], lat[y], None if want.mask[k, a, b] else want.data[k, a, b]))
+assert len(rows) - 1 == len(expected), (len(rows) - 1, len(expected))
+for row, (stamp, x, y, v) in zip(rows[1:], expected):
+    assert row[0] == stamp and float(row[1]) == x and float(row[2]) == y, (row, stamp, x, y)
+    if v is None:
+        assert row[3] == "", row
+    else:
+        assert abs(float(row[3]) - v) <= 1e-7 * abs(v) + 1e-18, (row, v)
+print("ok", len(ti), len(yi), len(xi))
+"##;
+    let cases: [(&str, Option<&str>, Option<&str>, Option<&str>); 3] = [
+        ("ct_like_netcdf4.nc", None, None, None),
+        (
+            "ct_like_netcdf4.nc",
+            Some("2004-06-30T04:30:00"),
+            Some("2004-06-30T13:30:00"),
+            Some("-130.5,19.5,-60,55"),
+        ),
+        (
+            "ct_like_netcdf3_classic.nc",
+            Some("2004-06-30T04:00:00"),
+            None,
+            Some("100,-70,150,-50"),
+        ),
+    ];
+    for (i, (file, from, to, bbox)) in cases.iter().enumerate() {
+        let name = format!("ct{i}");
+        let orig = load_cf(&env, file, &name);
+        let nc = env.path(&format!("{name}.nc"));
+        let csv = env.path(&format!("{name}.csv"));
+        let mut sel: Vec<&str> = vec![];
+        if let Some(f) = from {
+            sel.extend(["--from", f]);
+        }
+        if let Some(t) = to {
+            sel.extend(["--to", t]);
+        }
+        if let Some(b) = bbox {
+            sel.extend(["--bbox", b]);
+        }
+        let mut a = vec![
+            "export",
+            "-n",
+            &name,
+            "--format",
+            "netcdf",
+            "--output",
+            s(&nc),
+        ];
+        a.extend(&sel);
+        env.run(&a).ok();
+        let mut a = vec![
+            "export",
+            "-n",
+            &name,
+            "--format",
+            "csv",
+            "--output",
+            s(&csv),
+        ];
+        a.extend(&sel);
+        env.run(&a).ok();
+        let [w, so, e, n] = match bbox {
+            Some(b) => {
+                let v: Vec<&str> = b.split(',').collect();
+                [v[0], v[1], v[2], v[3]]
+            }
+            None => ["-180", "-90", "180", "90"],
+        };
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                script,
+                s(&orig),
+                s(&nc),
+                s(&csv),
+                from.unwrap_or("-"),
+                to.unwrap_or("-"),
+                w,
+                so,
+                e,
+                n,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "case {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A CFGrid fixture loaded, exported to NetCDF and loaded again (CFGrid,
+/// `var_name=values`) gives the same documents, byte for byte as exported,
+/// and the same grid, bbox, dates, units and title.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+fn netcdf_export_loads_back_to_the_same_documents() {
+    let env = common::Env::new();
+    for (i, file) in data_files("netcdf").iter().enumerate() {
+        let a = format!("first{i}");
+        let b = format!("again{i}");
+        env.load(file, "CFGrid", &a, &[]).ok();
+        let nc = env.path(&format!("{a}.nc"));
+        env.run(&["export", "-n", &a, "--format", "netcdf", "--output", s(&nc)])
+            .ok();
+        env.load(&nc, "CFGrid", &b, &["-o", "var_name=values"]).ok();
+        let first = env.run(&["export", "-n", &a]).ok().stdout;
+        let again = env.run(&["export", "-n", &b]).ok().stdout;
+        assert!(!first.is_empty());
+        assert!(first == again, "{}: documents differ", file.display());
+        let (ma, mb) = (env.metadata(&a), env.metadata(&b));
+        for key in [
+            "gridres", "bbox", "bboxmd5", "dates", "units", "title", "steps",
+        ] {
+            assert_eq!(ma[key], mb[key], "{}: {key}", file.display());
+        }
+        let csv_a = env
+            .run(&["export", "-n", &a, "--format", "csv"])
+            .ok()
+            .stdout;
+        let csv_b = env
+            .run(&["export", "-n", &b, "--format", "csv"])
+            .ok()
+            .stdout;
+        assert!(
+            csv_a == csv_b,
+            "{}: cell coordinates differ",
+            file.display()
+        );
+    }
+}
+
+/// Only the entries of `dir`, by name.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--output FILE` is written whole or not at all: a failed export (a
+/// time that is not stored, in CSV, JSON lines and NetCDF) leaves nothing
+/// in the folder and an existing FILE as it was; a successful one writes
+/// what stdout gets. Without --output, a time that is not stored writes
+/// nothing to stdout (no header-only CSV).
+#[test]
+fn export_output_is_atomic() {
+    let env = common::Env::new();
+    env.run(&[
+        "load",
+        "-p",
+        s(&common::sample()),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "flux",
+        "-c",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/SpatioTemporalMatrix.json"
+        ),
+    ])
+    .ok();
+    let out = env.path("out");
+    std::fs::create_dir(&out).unwrap();
+    for format in ["csv", "jsonl", "netcdf"] {
+        let f = out.join(format!("f.{format}"));
+        let r = env.run(&[
+            "export",
+            "-n",
+            "flux",
+            "--at",
+            "1999-01-01",
+            "--format",
+            format,
+            "--output",
+            s(&f),
+        ]);
+        assert_eq!(r.code, 1, "{format}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("no document at 1999-01-01"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            entries(&out).is_empty(),
+            "{format}: left {:?}",
+            entries(&out)
+        );
+        let r = env.run(&[
+            "export",
+            "-n",
+            "flux",
+            "--from",
+            "1999-01-01",
+            "--to",
+            "1999-02-01",
+            "--format",
+            format,
+            "--output",
+            s(&f),
+        ]);
+        assert_eq!(r.code, 1, "{format}: {}", r.stderr);
+        assert!(
+            entries(&out).is_empty(),
+            "{format}: left {:?}",
+            entries(&out)
+        );
+    }
+    // An existing file is left as it was by a failure.
+    let kept = out.join("kept.csv");
+    std::fs::write(&kept, "earlier\n").unwrap();
+    let r = env.run(&[
+        "export",
+        "-n",
+        "flux",
+        "--at",
+        "1999-01-01",
+        "--format",
+        "csv",
+        "--output",
+        s(&kept),
+    ]);
+    assert_eq!(r.code, 1);
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "earlier\n");
+    assert_eq!(entries(&out), ["kept.csv"]);
+    // A success replaces it with what stdout gets.
+    let at = "2004-06-30T03:00:00";
+    let stdout = env
+        .run(&["export", "-n", "flux", "--at", at, "--format", "csv"])
+        .ok()
+        .stdout;
+    env.run(&[
+        "export",
+        "-n",
+        "flux",
+        "--at",
+        at,
+        "--format",
+        "csv",
+        "--output",
+        s(&kept),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), stdout);
+    assert!(stdout.lines().count() > 1);
+    assert_eq!(entries(&out), ["kept.csv"]);
+    // To stdout, a time that is not stored writes nothing at all.
+    let r = env.run(&[
+        "export",
+        "-n",
+        "flux",
+        "--at",
+        "1999-01-01",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    // NetCDF needs a file; JSON lines of a grid cannot carry --bbox.
+    let r = env.run(&["export", "-n", "flux", "--format", "netcdf"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--output"), "{}", r.stderr);
+    let r = env.run(&["export", "-n", "flux", "--bbox", "-100,30,-80,45"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--format csv or netcdf"), "{}", r.stderr);
+}
+
+/// `--bbox` on point data keeps the points inside the box, as many as
+/// SciPy counts in the file's matrix, every one with its coordinates; with
+/// `--from/--to` only the points of those times.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn export_bbox_keeps_the_points_inside() {
+    let env = common::Env::new();
+    let file = common::fixture("xco2.mat");
+    env.load(&file, "XCO2Matrix", "x", &[]).ok();
+    let python = common::python_with(&["scipy", "numpy"]);
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, scipy.io, numpy as np\n\
+             a = scipy.io.loadmat(sys.argv[1])['XCO2']\n\
+             x, y = a[:, 0], a[:, 1]\n\
+             print(int(((x >= -100) & (x <= -80) & (y >= 30) & (y <= 45)).sum()))\n\
+             print(int(((a[:, 4] == 2009) & (a[:, 3] == 166)).sum()))",
+            s(&file),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let (want, on_the_15th) = (counts[0], counts[1]);
+    assert!(want > 0);
+    let docs = env
+        .run(&["export", "-n", "x", "--bbox", "-100,30,-80,45"])
+        .ok()
+        .json_lines();
+    assert_eq!(docs.len(), want);
+    for d in &docs {
+        let c = d["coordinates"].as_array().unwrap();
+        let (x, y) = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
+        assert!(
+            (-100.0..=-80.0).contains(&x) && (30.0..=45.0).contains(&y),
+            "{d}"
+        );
+    }
+    let rows = env
+        .run(&[
+            "export",
+            "-n",
+            "x",
+            "--bbox",
+            "-100,30,-80,45",
+            "--format",
+            "csv",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(rows.lines().count(), want + 1);
+    // The points of 2009-06-15 (day 166): both ends of the range included.
+    let day = env
+        .run(&[
+            "export",
+            "-n",
+            "x",
+            "--from",
+            "2009-06-15",
+            "--to",
+            "2009-06-15",
+        ])
+        .ok()
+        .json_lines();
+    assert!(on_the_15th > 0);
+    assert_eq!(day.len(), on_the_15th);
+    let r = env.run(&["export", "-n", "x", "--to", "1999-06-14"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+}
