@@ -737,3 +737,130 @@ fn export_bbox_keeps_the_points_inside() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "");
 }
+
+/// `db -n NAME --times` (and `--json`) lists the times of the stored
+/// summary, reading no document: a document put in place of another
+/// behind the summary's back does not show until the summary is gone (then
+/// the documents are scanned). `db -l` and `db -a` print JSON for scripts.
+fn times_and_json(t: &common::Target) {
+    use bson::Bson;
+    use fluxpy::store::{COORD_INDEX, SUMMARY};
+    let sample = common::sample();
+    t.run(&[
+        "load",
+        "-p",
+        s(&sample),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "flux",
+        "-c",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/SpatioTemporalMatrix.json"
+        ),
+    ])
+    .ok();
+    // The config's first time and step, and the file's steps (columns
+    // after x and y).
+    let steps = fluxpy::source::open(&sample, None).unwrap().info().cols - 2;
+    let start = chrono::NaiveDate::from_ymd_opt(2004, 6, 30)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let want: Vec<String> = (0..steps)
+        .map(|k| {
+            (start + chrono::Duration::seconds(10800 * k as i64))
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        })
+        .collect();
+    let text = t.run(&["db", "-n", "flux", "--times"]).ok().stdout;
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+    let json: serde_json::Value = serde_json::from_str(
+        &t.run(&["db", "-n", "flux", "--times", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let items = json.as_array().unwrap();
+    assert_eq!(items.len(), steps);
+    for (item, w) in items.iter().zip(&want) {
+        assert_eq!(item["time"], w.as_str());
+        assert_eq!(item["documents"], 1);
+        assert_eq!(item["span"], serde_json::Value::Null);
+    }
+
+    // A document of 2030 in place of the first one, the count unchanged:
+    // the times still come from the summary.
+    {
+        let store = t.store();
+        let first = store
+            .get(
+                "flux",
+                &Bson::DateTime(bson::DateTime::from_millis(
+                    start.and_utc().timestamp_millis(),
+                )),
+            )
+            .unwrap()
+            .expect("the first step is stored");
+        let mut moved = first.clone();
+        let y2030 = chrono::NaiveDate::from_ymd_opt(2030, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        moved.insert("_id", Bson::DateTime(bson::DateTime::from_millis(y2030)));
+        store.delete("flux", first.get("_id").unwrap()).unwrap();
+        store.put("flux", &moved).unwrap();
+    }
+    let text = t.run(&["db", "-n", "flux", "--times"]).ok().stdout;
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        want,
+        "times were not the summary's"
+    );
+    // Without the summary entry, the documents are read.
+    t.store()
+        .delete(SUMMARY, &Bson::String("flux".into()))
+        .unwrap();
+    let text = t.run(&["db", "-n", "flux", "--times"]).ok().stdout;
+    let mut scanned = want[1..].to_vec();
+    scanned.push("2030-01-01T00:00:00".into());
+    assert_eq!(text.lines().collect::<Vec<_>>(), scanned);
+
+    // -l and -a as JSON.
+    let l = t.run(&["db", "-l", "collections", "--json"]).ok();
+    assert_eq!(l.json(), serde_json::json!(["flux"]));
+    let l = t.run(&["db", "-l", "collections", "-x", "--json"]).ok();
+    assert_eq!(
+        l.json(),
+        serde_json::json!([{"name": "flux", "documents": steps}])
+    );
+    for what in ["metadata", "coord_index"] {
+        let l = t.run(&["db", "-l", what, "--json"]).ok();
+        assert_eq!(l.json(), serde_json::json!(["flux"]), "{what}");
+    }
+    let a = t.run(&["db", "-a", "--json"]).ok().json();
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(a["problems"], serde_json::json!([]));
+    t.store()
+        .delete(COORD_INDEX, &Bson::String("flux".into()))
+        .unwrap();
+    let r = t.run(&["db", "-a", "--json"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let a = r.json();
+    assert_eq!(a["ok"], false);
+    let problems = a["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{a}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("no coord_index entry"),
+        "{a}"
+    );
+}
+
+crate::on_both_stores!(db_times_from_the_summary_and_json, times_and_json);
