@@ -864,3 +864,148 @@ fn times_and_json(t: &common::Target) {
 }
 
 crate::on_both_stores!(db_times_from_the_summary_and_json, times_and_json);
+
+/// The extensions `load -p DIR` takes, as src/expand.rs lists them.
+fn loader_extensions() -> Vec<String> {
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/expand.rs")).unwrap();
+    let start = src.find("pub const FORMATS").expect("the formats table");
+    let table = &src[start..start + src[start..].find("];").unwrap()];
+    let re = regex::Regex::new(r#"&\[([^\]]*)\]"#).unwrap();
+    let quoted = regex::Regex::new(r#""([a-z0-9]+)""#).unwrap();
+    let mut exts: Vec<String> = re
+        .captures_iter(table)
+        .flat_map(|c| {
+            quoted
+                .captures_iter(c.get(1).unwrap().as_str())
+                .map(|q| q[1].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    exts.sort();
+    exts
+}
+
+/// `manage man --dir DIR` writes manage.1 and a page for every command
+/// `manage --help` lists; every page and the help texts name the input
+/// formats (MATLAB v4, v5, v7.3, HDF5, NetCDF) and exactly the extensions
+/// the loader takes from a directory, which a dry run confirms.
+#[test]
+fn man_pages_for_every_command_name_every_input_format() {
+    let env = common::Env::new();
+    let exts = loader_extensions();
+    assert!(exts.len() >= 4, "{exts:?}");
+    // The loader takes exactly these from a directory (a MAT-file under
+    // each name: files are told apart by content), and not a .txt.
+    let dir = env.path("inputs");
+    std::fs::create_dir(&dir).unwrap();
+    for e in exts.iter().map(String::as_str).chain(["txt"]) {
+        std::fs::copy(common::sample(), dir.join(format!("f.{e}"))).unwrap();
+    }
+    let r = env.run(&[
+        "load",
+        "-p",
+        s(&dir),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "f",
+        "-c",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/SpatioTemporalMatrix.json"
+        ),
+        "--dry-run",
+        "--json",
+        "--force",
+    ]);
+    let mut taken: Vec<String> = r
+        .json_lines()
+        .iter()
+        .map(|l| {
+            let p = l["path"].as_str().unwrap();
+            p.rsplit('.').next().unwrap().to_string()
+        })
+        .collect();
+    taken.sort();
+    assert_eq!(taken, exts, "{}", r.stdout);
+
+    let help = env.run(&["--help"]).ok().stdout;
+    let commands: Vec<String> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // A command's line; its wrapped description is indented further.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    for c in ["info", "load", "export", "db", "man"] {
+        assert!(commands.iter().any(|x| x == c), "{c} not in {commands:?}");
+    }
+    let formats = ["MATLAB", "v4", "v5", "v7.3", "HDF5", "NetCDF"];
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["info", "--help"],
+    ] {
+        let h = env.run(&args).ok().stdout;
+        for f in formats {
+            assert!(h.contains(f), "{args:?} does not name {f}");
+        }
+    }
+
+    let man = env.path("man");
+    env.run(&["man", "--dir", s(&man)]).ok();
+    let mut want: Vec<String> = commands.iter().map(|c| format!("manage-{c}.1")).collect();
+    want.push("manage.1".into());
+    want.sort();
+    assert_eq!(entries(&man), want);
+    let ext_re = regex::Regex::new(r"\.([a-z0-9]+)\b").unwrap();
+    for page in &want {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(
+            text.contains(&format!("\n.TH {name} 1")),
+            "{page}: {}",
+            &text[..60]
+        );
+        let section = text
+            .split(".SH \"INPUT FORMATS\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{page} has no INPUT FORMATS"));
+        // Its text, without the roff requests (`.br`).
+        let section: String = section
+            .split(".SH")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('.'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for f in formats {
+            assert!(section.contains(f), "{page} does not name {f}");
+        }
+        let mut named: Vec<String> = ext_re
+            .captures_iter(&section)
+            .map(|c| c[1].to_string())
+            .filter(|e| !e.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        named.sort();
+        named.dedup();
+        assert_eq!(named, exts, "{page}");
+        // Every page it refers to exists.
+        for other in regex::Regex::new(r"\\fB(manage[^\\]*)\\fR\(1\)")
+            .unwrap()
+            .captures_iter(&text)
+        {
+            let p = format!("{}.1", other[1].replace("\\-", "-"));
+            assert!(want.contains(&p), "{page} refers to {p}");
+        }
+    }
+    let one = env.run(&["man"]).ok().stdout;
+    assert!(one.contains("\n.TH manage 1") && one.contains("INPUT FORMATS"));
+}
