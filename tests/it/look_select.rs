@@ -1009,3 +1009,131 @@ fn man_pages_for_every_command_name_every_input_format() {
     let one = env.run(&["man"]).ok().stdout;
     assert!(one.contains("\n.TH manage 1") && one.contains("INPUT FORMATS"));
 }
+
+/// The README's cron example, run as written on a fresh machine: its
+/// lines are read from README.md, the environment lines set as cron sets
+/// them, each command run by /bin/sh with cron's PATH and a HOME where no
+/// log folder exists yet. Only the store (the test deployment in place of
+/// db1), the binary and the data folders are put in place of the
+/// example's. Both lines load into that one store and their logs are
+/// written.
+#[test]
+#[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn readme_cron_lines_run_as_written() {
+    let env = common::Env::new();
+    let db = common::FreshDb::new(&common::mongodb_uri());
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Running from cron").nth(1).unwrap();
+    let block = section
+        .split("```cron\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let assignment = regex::Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$").unwrap();
+    let job = regex::Regex::new(r"^(\S+\s+){5}(.+)$").unwrap();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut commands: Vec<String> = Vec::new();
+    for line in block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Some(c) = assignment.captures(line) {
+            vars.push((c[1].to_string(), c[2].to_string()));
+        } else if let Some(c) = job.captures(line) {
+            commands.push(c[2].to_string());
+        } else {
+            panic!("not a crontab line: {line}");
+        }
+    }
+    assert_eq!(commands.len(), 2, "{block}");
+    assert!(
+        vars.iter()
+            .any(|(k, v)| k == "FLUXPY_DB" && v.starts_with("mongodb://")),
+        "{vars:?}"
+    );
+    // The example's data folders, with the old tool's files in them.
+    let data = env.path("data");
+    std::fs::create_dir_all(data.join("kriged")).unwrap();
+    std::fs::create_dir_all(data.join("xco2")).unwrap();
+    std::fs::copy(
+        common::fixture("kriged_xco2.mat"),
+        data.join("kriged/Kriged_20090615_v1.mat"),
+    )
+    .unwrap();
+    std::fs::copy(common::fixture("xco2.mat"), data.join("xco2/xco2.mat")).unwrap();
+    let home = env.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let bin = env!("CARGO_BIN_EXE_manage");
+    for command in &commands {
+        let command = command
+            .replace("/usr/local/bin/manage", bin)
+            .replace("/data/", &format!("{}/", data.display()));
+        let mut sh = Command::new("/bin/sh");
+        sh.args(["-c", &command])
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", "/usr/bin:/bin")
+            .env("SHELL", "/bin/sh");
+        for (k, v) in &vars {
+            let v = if k == "FLUXPY_DB" {
+                db.uri.clone()
+            } else {
+                v.clone()
+            };
+            sh.env(k, v);
+        }
+        let out = sh.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let logs = home.join("log/fluxpy");
+    let jsonl = std::fs::read_to_string(logs.join("kriged.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{jsonl}");
+    assert_eq!(lines[0]["status"], "loaded");
+    assert_eq!(
+        std::fs::read_to_string(logs.join("kriged.err")).unwrap(),
+        ""
+    );
+    assert_eq!(std::fs::read_to_string(logs.join("xco2.err")).unwrap(), "");
+    // Both datasets in the one store the FLUXPY_DB line names.
+    let l = env
+        .run_on(&db.uri, &["db", "-l", "collections", "--json"])
+        .ok();
+    assert_eq!(l.json(), serde_json::json!(["kriged_xco2", "xco2"]));
+    // And run again the next night, both skip what they loaded.
+    for command in &commands {
+        let command = command
+            .replace("/usr/local/bin/manage", bin)
+            .replace("/data/", &format!("{}/", data.display()));
+        let mut sh = Command::new("/bin/sh");
+        sh.args(["-c", &command])
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", "/usr/bin:/bin");
+        for (k, v) in &vars {
+            sh.env(k, if k == "FLUXPY_DB" { &db.uri } else { v });
+        }
+        assert!(sh.status().unwrap().success());
+    }
+    let jsonl = std::fs::read_to_string(logs.join("kriged.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 2);
+    assert!(
+        jsonl.lines().nth(1).unwrap().contains("\"skipped\""),
+        "{jsonl}"
+    );
+}
