@@ -330,6 +330,10 @@ pub fn atomically(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()
     Ok(())
 }
 
+/// What the first document of a CSV export settles: its layout, the
+/// gridded parameters, the cell coordinates and the cells written.
+type Layout = (Kind, Vec<String>, Vec<[f64; 2]>, Vec<usize>);
+
 /// Write the rows of the selected documents of `dataset` as CSV, counting
 /// the documents read in `documents`.
 pub fn write_csv(
@@ -346,7 +350,7 @@ pub fn write_csv(
     let with_time = sel.at.is_none();
     // Settled by the first document: its layout, the gridded parameters,
     // the cell coordinates and the cells written.
-    let mut layout: Option<(Kind, Vec<String>, Vec<[f64; 2]>, Vec<usize>)> = None;
+    let mut layout: Option<Layout> = None;
     sel.scan(dataset, &mut |doc| {
         let kind = dataset.kind(&doc);
         if kind == Kind::Points {

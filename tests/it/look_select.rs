@@ -393,7 +393,9 @@ for row, (stamp, x, y, v) in zip(rows[1:], expected):
         assert abs(float(row[3]) - v) <= 1e-7 * abs(v) + 1e-18, (row, v)
 print("ok", len(ti), len(yi), len(xi))
 "##;
-    let cases: [(&str, Option<&str>, Option<&str>, Option<&str>); 3] = [
+    // File, --from, --to, --bbox.
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let cases: [Case; 3] = [
         ("ct_like_netcdf4.nc", None, None, None),
         (
             "ct_like_netcdf4.nc",
@@ -965,6 +967,7 @@ fn man_pages_for_every_command_name_every_input_format() {
     want.sort();
     assert_eq!(entries(&man), want);
     let ext_re = regex::Regex::new(r"\.([a-z0-9]+)\b").unwrap();
+    let see_also = regex::Regex::new(r"\\fB(manage[^\\]*)\\fR\(1\)").unwrap();
     for page in &want {
         let text = std::fs::read_to_string(man.join(page)).unwrap();
         let name = page.trim_end_matches(".1");
@@ -998,10 +1001,7 @@ fn man_pages_for_every_command_name_every_input_format() {
         named.dedup();
         assert_eq!(named, exts, "{page}");
         // Every page it refers to exists.
-        for other in regex::Regex::new(r"\\fB(manage[^\\]*)\\fR\(1\)")
-            .unwrap()
-            .captures_iter(&text)
-        {
+        for other in see_also.captures_iter(&text) {
             let p = format!("{}.1", other[1].replace("\\-", "-"));
             assert!(want.contains(&p), "{page} refers to {p}");
         }
