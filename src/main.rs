@@ -49,6 +49,7 @@ enum Command {
     Rename(cmd::rename::Args),
     Db(cmd::db::Args),
     Export(cmd::export::Args),
+    Copy(cmd::copy::Args),
     Plot(cmd::plot::Args),
     /// Print each model's matrix, required keys, defaults and an example config
     /// (also `manage help models`)
@@ -208,7 +209,7 @@ fn main() -> ExitCode {
     // their error path, undoing what is unfinished and releasing the locks.
     if matches!(
         cli.command,
-        Command::Load(_) | Command::Remove(_) | Command::Rename(_)
+        Command::Load(_) | Command::Remove(_) | Command::Rename(_) | Command::Copy(_)
     ) {
         if let Err(e) = fluxpy::interrupt::catch() {
             eprintln!("manage: error: {e}");
@@ -222,6 +223,7 @@ fn main() -> ExitCode {
         Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Db(a) => cmd::db::run(db, a),
         Command::Export(a) => cmd::export::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Copy(a) => cmd::copy::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Plot(a) => cmd::plot::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Models => {
             print_models();

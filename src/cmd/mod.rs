@@ -4,6 +4,7 @@
 //! that honours it) and one `run` function.
 
 pub mod args;
+pub mod copy;
 pub mod dataset;
 pub mod db;
 pub mod export;

@@ -1137,3 +1137,96 @@ fn readme_cron_lines_run_as_written() {
         "{jsonl}"
     );
 }
+
+/// `copy -n NAME --to DB`, from the embedded store into MongoDB and back
+/// into a new embedded store: each copy exports byte for byte as the
+/// original (JSON lines and CSV), with the same metadata, times and files;
+/// the target audits clean, and a load of the same file into it is
+/// skipped (the ingest log came along). A NAME in the target is refused,
+/// and left as it was, unless --force, which replaces it.
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn copy_between_stores_exports_identically() {
+    let env = common::Env::new();
+    let mongo = common::FreshDb::new(&common::mongodb_uri());
+    let embedded = env.db();
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/SpatioTemporalMatrix.json"
+    );
+    let sample = common::sample();
+    let load = |db: &str, extra: &[&str]| {
+        let mut a = vec![
+            "load",
+            "-p",
+            s(&sample),
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "flux",
+            "-c",
+            config,
+        ];
+        a.extend_from_slice(extra);
+        env.run_on(db, &a)
+    };
+    load(s(&embedded), &[]).ok();
+    // What the target holds under NAME before: another time.
+    load(&mongo.uri, &["-o", "timestamp=2010-01-01"]).ok();
+    let views = |db: &str| -> Vec<String> {
+        let mut md = env.run_on(db, &["db", "-n", "flux"]).ok().json();
+        // The files' entries are compared whole; the metadata as stored.
+        md.as_object_mut().unwrap().remove("_id");
+        vec![
+            env.run_on(db, &["export", "-n", "flux"]).ok().stdout,
+            env.run_on(db, &["export", "-n", "flux", "--format", "csv"])
+                .ok()
+                .stdout,
+            env.run_on(db, &["db", "-n", "flux", "--times"]).ok().stdout,
+            md.to_string(),
+        ]
+    };
+    let original = views(s(&embedded));
+    let before = views(&mongo.uri);
+    assert_ne!(original[0], before[0]);
+
+    let r = env.run_on(s(&embedded), &["copy", "-n", "flux", "--to", &mongo.uri]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(
+        views(&mongo.uri),
+        before,
+        "a refused copy changed the target"
+    );
+
+    env.run_on(
+        s(&embedded),
+        &["copy", "-n", "flux", "--to", &mongo.uri, "--force"],
+    )
+    .ok();
+    assert_eq!(views(&mongo.uri), original);
+    let audit = env.run_on(&mongo.uri, &["db", "-a"]);
+    assert_eq!(audit.code, 0, "{}", audit.stdout);
+
+    // Back into a new embedded store.
+    let back = env.path("back.db");
+    env.run_on(&mongo.uri, &["copy", "-n", "flux", "--to", s(&back)])
+        .ok();
+    assert_eq!(views(s(&back)), original);
+    assert_eq!(env.run_on(s(&back), &["db", "-a"]).code, 0);
+
+    // The ingest log came along: the same file is skipped in the copies.
+    for db in [mongo.uri.as_str(), s(&back)] {
+        let r = load(db, &["--json"]).ok();
+        assert_eq!(r.json()["status"], "skipped", "{db}");
+    }
+    // A store is not copied onto itself; an unknown NAME is named.
+    let r = env.run_on(s(&back), &["copy", "-n", "flux", "--to", s(&back)]);
+    assert_eq!(r.code, 1);
+    let r = env.run_on(s(&back), &["copy", "-n", "nope", "--to", &mongo.uri]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("'nope'"), "{}", r.stderr);
+}
