@@ -83,13 +83,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     for path in &files {
         crate::interrupt::check()?;
         match describe(path, chosen) {
-            Ok(d) if args.config => match (&d.model, &d.config) {
-                (Some(kind), Some(cfg)) => {
+            Ok(d) if args.config => match (&d.model, &d.config, &d.stored) {
+                (Some(_), Some(cfg), Ok(_)) => {
                     println!(
                         "{}",
                         serde_json::to_string_pretty(cfg).expect("JSON of JSON")
                     );
-                    let _ = kind;
+                }
+                (Some(kind), _, Err(e)) => {
+                    eprintln!(
+                        "manage: error: {}: a load with -m {} fails: {e}",
+                        shown(path),
+                        kind.name()
+                    );
+                    failed = true;
                 }
                 _ => {
                     eprintln!(
