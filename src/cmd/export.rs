@@ -171,7 +171,27 @@ impl Selection {
     }
 
     /// Every selected document, in _id order.
+    ///
+    /// A time range of a gridded dataset (one document per time, its
+    /// `_id`) reads only the documents of the range: the times come from
+    /// the stored summary, each document is read by its `_id`. Without a
+    /// usable summary every document is read and its time compared.
     pub fn scan(&self, dataset: &Dataset, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        if self.at.is_none()
+            && (self.from.is_some() || self.to.is_some())
+            && dataset.declared_kind() == Some(Kind::Gridded)
+        {
+            if let Some((summary, _)) =
+                crate::ingest::summary::stored_summary(dataset.store, &dataset.name)?
+            {
+                for &t in summary.times.keys() {
+                    if self.keeps_time(Some(t)) {
+                        dataset.scan(Some(t), f)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
         dataset.scan(self.at, &mut |doc| {
             if self.keeps_time(document_time(&doc)) {
                 f(doc)
