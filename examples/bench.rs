@@ -314,7 +314,8 @@ fn export_csv(db: &Path) -> (u64, f64, f64) {
     let dataset = fluxpy::cmd::dataset::Dataset::open(&*store, "bench").expect("the dataset");
     let mut out = Rows(0);
     let mut documents = 0;
-    fluxpy::cmd::export::write_csv(&dataset, None, &mut out, &mut documents).expect("export");
+    fluxpy::cmd::export::write_csv(&dataset, &Default::default(), &mut out, &mut documents)
+        .expect("export");
     // The header is not a row.
     (out.0 - 1, t.elapsed().as_secs_f64(), own_cpu() - cpu)
 }

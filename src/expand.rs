@@ -5,6 +5,38 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{shown, shown_text};
 
+/// The input formats `manage` reads, each with the file-name extensions a
+/// directory given to `load -p` or `info` is searched for (files are told
+/// apart by their content, not their names). The manual pages and the
+/// help texts list them from here.
+pub const FORMATS: &[(&str, &[&str])] = &[
+    (
+        "MATLAB MAT-files v4, v5/v7 (compressed or not) and v7.3 (HDF5 inside)",
+        &["mat"],
+    ),
+    ("HDF5", &["h5", "hdf5"]),
+    (
+        "NetCDF-3 (classic, 64-bit offset, 64-bit data) and NetCDF-4",
+        &["nc"],
+    ),
+];
+
+/// Whether a directory's file of extension `ext` (lower case) is a data file.
+pub fn is_data_extension(ext: &str) -> bool {
+    FORMATS.iter().any(|(_, exts)| exts.contains(&ext))
+}
+
+/// The formats and their extensions, one line each (`--help`, man pages).
+pub fn formats_lines() -> Vec<String> {
+    FORMATS
+        .iter()
+        .map(|(name, exts)| {
+            let exts: Vec<String> = exts.iter().map(|e| format!(".{e}")).collect();
+            format!("{name}: {}", exts.join(", "))
+        })
+        .collect()
+}
+
 /// The data files `-p` names, in name order (file name, then path), each
 /// once; and the arguments that name none, with why.
 pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
@@ -136,7 +168,7 @@ fn data_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         // these fail to load, reported by name, never skipped. Folders,
         // FIFOs and devices are not data files and are passed over.
         let listed = std::fs::metadata(&p).map_or(true, |md| md.is_file());
-        if listed && matches!(ext.as_deref(), Some("mat" | "h5" | "hdf5" | "nc")) {
+        if listed && ext.as_deref().is_some_and(is_data_extension) {
             out.push(p);
         }
     }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fluxpy::cmd;
 
-/// Load gridded carbon-flux matrices (MATLAB, HDF5) into MongoDB or an
-/// embedded store, and manage what was loaded.
+/// Load gridded carbon-flux matrices (MATLAB v4/v5/v7.3, HDF5, NetCDF) into
+/// MongoDB or an embedded store, and manage what was loaded.
 #[derive(Debug, Parser)]
 #[command(
     name = "manage",
@@ -16,6 +16,10 @@ use fluxpy::cmd;
 Where to store: --db or FLUXPY_DB. A mongodb:// URI selects MongoDB (database
 `fluxvis` unless the URI names one); anything else is the path of the embedded
 store file, by default $XDG_DATA_HOME/fluxpy/fluxvis.db (~/.local/share/...).
+
+Input formats (told apart by content; a directory is searched for these names):
+  MATLAB MAT-files v4, v5/v7 and v7.3: .mat   HDF5: .h5, .hdf5
+  NetCDF-3 and NetCDF-4: .nc
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems,
 130/143 interrupted by SIGINT/SIGTERM."
@@ -39,11 +43,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Info(cmd::info::Args),
     Load(cmd::load::Args),
     Remove(cmd::remove::Args),
     Rename(cmd::rename::Args),
     Db(cmd::db::Args),
     Export(cmd::export::Args),
+    Copy(cmd::copy::Args),
     Plot(cmd::plot::Args),
     /// Print each model's matrix, required keys, defaults and an example config
     /// (also `manage help models`)
@@ -58,10 +64,15 @@ Install (bash):  manage completions bash > ~/.local/share/bash-completion/comple
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Write the manual page (roff) to stdout
+    /// Write the manual pages (roff): manage.1 to stdout, or with --dir
+    /// one page per command (manage.1, manage-load.1, ...)
     #[command(after_help = "\
-Install:  manage man > ~/.local/share/man/man1/manage.1   then: man manage")]
-    Man,
+Install:  manage man --dir ~/.local/share/man/man1   then: man manage, man manage-load")]
+    Man {
+        /// Write manage.1 and a page per command (manage-load.1, ...) into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// The command line, with `load --help` carrying the models table built
@@ -74,6 +85,79 @@ fn command() -> clap::Command {
             .unwrap_or_default();
         c.after_help(cmd::load::after_help(&after))
     })
+}
+
+/// The manual page of `cmd` named `name` (`manage`, `manage-load`):
+/// clap_mangen's sections, then the input formats and the other pages.
+fn man_page(cmd: &clap::Command, name: &str) -> Vec<u8> {
+    let name_static: &'static str = Box::leak(name.to_string().into_boxed_str());
+    let cmd = cmd.clone().name(name_static);
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    let roff = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
+    let r = (|| -> std::io::Result<()> {
+        man.render_title(&mut out)?;
+        man.render_name_section(&mut out)?;
+        man.render_synopsis_section(&mut out)?;
+        man.render_description_section(&mut out)?;
+        if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+            man.render_options_section(&mut out)?;
+        }
+        if cmd.has_subcommands() {
+            man.render_subcommands_section(&mut out)?;
+        }
+        if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
+            man.render_extra_section(&mut out)?;
+        }
+        let mut extra = String::from(".SH \"INPUT FORMATS\"\n");
+        for line in fluxpy::expand::formats_lines() {
+            extra.push_str(&format!("{}\n.br\n", roff(&line)));
+        }
+        extra.push_str(&roff(
+            "Files are told apart by their content, not their names; a directory given to load \
+             -p or info is searched for files of these extensions.",
+        ));
+        extra.push('\n');
+        let mut pages: Vec<String> = std::iter::once("manage".to_string())
+            .chain(
+                command()
+                    .get_subcommands()
+                    .map(|s| format!("manage-{}", s.get_name())),
+            )
+            .filter(|p| p != name)
+            .map(|p| format!("\\fB{}\\fR(1)", roff(&p)))
+            .collect();
+        pages.sort();
+        extra.push_str(&format!(".SH \"SEE ALSO\"\n{}\n", pages.join(", ")));
+        std::io::Write::write_all(&mut out, extra.as_bytes())?;
+        man.render_version_section(&mut out)?;
+        Ok(())
+    })();
+    r.expect("writing to memory");
+    out
+}
+
+/// `manage man --dir DIR`: manage.1 and manage-COMMAND.1 for each command.
+fn write_man_pages(dir: &std::path::Path) -> fluxpy::error::Result<()> {
+    let io = |path: &std::path::Path, e| fluxpy::error::Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut top = command();
+    // Built, so that each command carries the global --db.
+    top.build();
+    let mut pages = vec![("manage".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
+        pages.push((format!("manage-{}", sub.get_name()), sub.clone()));
+    }
+    for (name, cmd) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let bytes = man_page(&cmd, &name);
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 fn print_models() {
@@ -125,7 +209,7 @@ fn main() -> ExitCode {
     // their error path, undoing what is unfinished and releasing the locks.
     if matches!(
         cli.command,
-        Command::Load(_) | Command::Remove(_) | Command::Rename(_)
+        Command::Load(_) | Command::Remove(_) | Command::Rename(_) | Command::Copy(_)
     ) {
         if let Err(e) = fluxpy::interrupt::catch() {
             eprintln!("manage: error: {e}");
@@ -133,11 +217,13 @@ fn main() -> ExitCode {
         }
     }
     let result = std::panic::catch_unwind(|| match &cli.command {
+        Command::Info(a) => cmd::info::run(a),
         Command::Load(a) => cmd::load::run(db, a),
         Command::Remove(a) => cmd::remove::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Rename(a) => cmd::rename::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Db(a) => cmd::db::run(db, a),
         Command::Export(a) => cmd::export::run(db, a).map(|_| ExitCode::SUCCESS),
+        Command::Copy(a) => cmd::copy::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Plot(a) => cmd::plot::run(db, a).map(|_| ExitCode::SUCCESS),
         Command::Models => {
             print_models();
@@ -147,14 +233,13 @@ fn main() -> ExitCode {
             clap_complete::generate(*shell, &mut command(), "manage", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(command())
-                .render(&mut out)
-                .and_then(|_| std::io::Write::write_all(&mut std::io::stdout(), &out))
+        Command::Man { dir: None } => {
+            let out = man_page(&command(), "manage");
+            std::io::Write::write_all(&mut std::io::stdout(), &out)
                 .map(|_| ExitCode::SUCCESS)
                 .map_err(cmd::write_error)
         }
+        Command::Man { dir: Some(dir) } => write_man_pages(dir).map(|_| ExitCode::SUCCESS),
     });
     match result {
         Ok(Ok(code)) => code,

@@ -64,7 +64,8 @@ pub struct Args {
     #[command(flatten)]
     pub dataset: Option<crate::cmd::args::Name>,
 
-    /// With -n: list every stored time of NAME instead, one per line
+    /// With -n: list every stored time of NAME instead (from its stored
+    /// summary, reading no document), one per line
     /// (YYYY-MM-DDTHH:MM:SS, UTC), followed by a tab and its span in seconds
     /// where the dataset has spans
     #[arg(long, requires = "name")]
@@ -80,6 +81,12 @@ pub struct Args {
     /// missing values stored as null as NaN, then audit
     #[arg(long, requires = "audit")]
     pub fix: bool,
+
+    /// Print JSON for scripts: -l an array (of {"name", "documents"} with
+    /// -x), --times an array of {"time", "span", "documents"}, -a an object
+    /// {"ok", "problems", "notes", "fixed"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
@@ -89,34 +96,54 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<ExitCode> {
         store::open_for_reading(db)?
     };
     if let Some(what) = args.list_ids {
-        list(&*store, what, args.include_counts)?;
+        list(&*store, what, args.include_counts, args.json)?;
     } else if let Some(name) = args.dataset.as_ref().map(|d| &d.name) {
         if args.times {
-            times(&*store, name)?;
+            times(&*store, name, args.json)?;
         } else {
             show(&*store, name)?;
         }
     } else if args.audit {
-        if args.fix {
-            let fixed = fix(&mut *store)?;
-            stdout_lines(|out| {
-                for f in &fixed {
-                    writeln!(out, "fixed: {f}").map_err(write_error)?;
-                }
-                Ok(())
-            })?;
+        let fixed = if args.fix {
+            fix(&mut *store)?
+        } else {
+            Vec::new()
+        };
+        if args.json {
+            return audit_json(&*store, &fixed);
         }
+        stdout_lines(|out| {
+            for f in &fixed {
+                writeln!(out, "fixed: {f}").map_err(write_error)?;
+            }
+            Ok(())
+        })?;
         return audit(&*store);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(store: &dyn Store, what: ListWhat, counts: bool) -> Result<()> {
+fn list(store: &dyn Store, what: ListWhat, counts: bool, json: bool) -> Result<()> {
     let names = match what {
         ListWhat::Collections => store.collections()?,
         ListWhat::Metadata => store.entry_ids(METADATA)?,
         ListWhat::CoordIndex => store.entry_ids(COORD_INDEX)?,
     };
+    if json {
+        let items = names
+            .iter()
+            .map(|n| {
+                Ok(if counts {
+                    serde_json::json!({"name": n, "documents": store.count(n)?})
+                } else {
+                    serde_json::json!(n)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return stdout_lines(|out| {
+            writeln!(out, "{}", serde_json::Value::Array(items)).map_err(write_error)
+        });
+    }
     stdout_lines(|out| {
         for n in names {
             if counts {
@@ -158,23 +185,46 @@ fn show(store: &dyn Store, name: &str) -> Result<()> {
 }
 
 /// Every time dataset `name` holds, sorted, one per line, with its span
-/// (`_span`, seconds) where its documents carry one. The documents are read
-/// one at a time, so memory stays that of one document.
-fn times(store: &dyn Store, name: &str) -> Result<()> {
+/// (`_span`, seconds) where its documents carry one. They come from the
+/// dataset's stored summary entry (one entry read, checked against the
+/// metadata entry and the document count the store keeps), so no document
+/// is read; a dataset without a summary that holds (one another tool
+/// wrote, an append cut short) is scanned, one document at a time.
+fn times(store: &dyn Store, name: &str, json: bool) -> Result<()> {
     let dataset = Dataset::open(store, name)?;
-    let mut times: std::collections::BTreeMap<i64, Option<f64>> = Default::default();
-    dataset.scan(None, &mut |d| {
-        if let Some(t) = document_time(&d) {
-            let span = d.get("_span").and_then(crate::cmd::dataset::number);
-            let known = times.entry(t).or_insert(None);
-            if known.is_none() {
-                *known = span;
+    // Time → (span, documents).
+    let mut times: std::collections::BTreeMap<i64, (Option<f64>, u64)> = Default::default();
+    match crate::ingest::summary::stored_summary(store, name)? {
+        Some((summary, _)) => {
+            for (t, n) in &summary.time_documents {
+                times.insert(*t, (summary.times.get(t).copied().flatten(), *n));
             }
         }
-        Ok(())
-    })?;
+        None => dataset.scan(None, &mut |d| {
+            if let Some(t) = document_time(&d) {
+                let span = d.get("_span").and_then(crate::cmd::dataset::number);
+                let known = times.entry(t).or_insert((None, 0));
+                if known.0.is_none() {
+                    known.0 = span;
+                }
+                known.1 += 1;
+            }
+            Ok(())
+        })?,
+    }
+    if json {
+        let items: Vec<serde_json::Value> = times
+            .iter()
+            .map(|(t, (span, n))| {
+                serde_json::json!({"time": iso_date(*t), "span": span, "documents": n})
+            })
+            .collect();
+        return stdout_lines(|out| {
+            writeln!(out, "{}", serde_json::Value::Array(items)).map_err(write_error)
+        });
+    }
     stdout_lines(|out| {
-        for (t, span) in &times {
+        for (t, (span, _)) in &times {
             match span {
                 Some(s) => writeln!(out, "{}\t{s}", iso_date(*t)),
                 None => writeln!(out, "{}", iso_date(*t)),
@@ -534,6 +584,25 @@ fn nulls_to_nan(store: &mut dyn Store, name: &str) -> Result<Nulls> {
         }
     }
     Ok(nulls)
+}
+
+/// `db -a --json`: one object, the exit code as without `--json`.
+fn audit_json(store: &dyn Store, fixed: &[String]) -> Result<ExitCode> {
+    let Audit { findings, notes } = audit_report(store)?;
+    let ok = findings.is_empty();
+    let v = serde_json::json!({
+        "ok": ok,
+        "datasets": store.collections()?.len(),
+        "problems": findings,
+        "notes": notes,
+        "fixed": fixed,
+    });
+    stdout_lines(|out| writeln!(out, "{v}").map_err(write_error))?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn audit(store: &dyn Store) -> Result<ExitCode> {

@@ -10,10 +10,13 @@ use std::io::Write;
 
 use bson::Document;
 
+use std::path::{Path, PathBuf};
+
 use crate::cmd::dataset::{
     array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
 use crate::cmd::{extended_json, stdout_lines, write_error};
+use crate::config::parse_timestamp;
 use crate::error::{Error, Result};
 use crate::model::{fields, iso_date};
 use crate::store;
@@ -25,9 +28,53 @@ pub enum Format {
     Jsonl,
     /// One row per cell (gridded data) or per point, with a header row
     Csv,
+    /// A CF NetCDF-4 file (gridded data; needs --output)
+    Netcdf,
 }
 
-/// Write a dataset's documents to stdout in _id order.
+/// `--bbox W,S,E,N`: a box of longitudes and latitudes, edges included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bbox {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+}
+
+impl Bbox {
+    pub fn contains(&self, [x, y]: [f64; 2]) -> bool {
+        (self.west..=self.east).contains(&x) && (self.south..=self.north).contains(&y)
+    }
+}
+
+fn parse_bbox(s: &str) -> std::result::Result<Bbox, String> {
+    let n: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not four numbers W,S,E,N (degrees), e.g. -130,20,-60,55"))?;
+    let [west, south, east, north] = n[..] else {
+        return Err(format!(
+            "'{s}' is not four numbers W,S,E,N (degrees), e.g. -130,20,-60,55"
+        ));
+    };
+    if n.iter().any(|x| !x.is_finite()) {
+        return Err(format!("'{s}': the edges must be finite numbers"));
+    }
+    if west > east || south > north {
+        return Err(format!(
+            "'{s}': west must not be east of east, nor south north of north (a box across the antimeridian is two exports)"
+        ));
+    }
+    Ok(Bbox {
+        west,
+        south,
+        east,
+        north,
+    })
+}
+
+/// Write a dataset's documents in _id order, to stdout or to a file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 CSV columns: gridded data `x,y,` then one column per parameter (values, errors)
@@ -37,10 +84,25 @@ reads back to the stored double, missing values (NaN, ±Infinity, or null
 in stores of earlier versions) are empty fields, times are UTC
 `YYYY-MM-DDTHH:MM:SSZ`.
 
+NetCDF: a CF-1.8 NetCDF-4 file of a gridded dataset: dimensions time, lat, lon
+(the distinct cell coordinates, ascending), one double variable per parameter
+(values, errors) over (time, lat, lon) with the dataset's units, _FillValue for
+missing and absent cells, time in seconds since 1970-01-01, and the metadata
+(title, precision, gridres, ...) as global attributes. It loads back with
+`load -m CFGrid -o var_name=values`.
+
+--from/--to keep the times between them, both included; --bbox the cells or
+points inside the box, edges included (their coordinates are kept; JSON lines
+of gridded data hold no coordinates, so --bbox needs csv or netcdf for them).
+--output writes FILE atomically: into a temporary file beside it, renamed to
+FILE once complete; on any failure nothing is left and FILE is untouched.
+
 Examples:
   manage export -n casa_2004 > casa_2004.jsonl
   manage export -n casa_2004 --at 2004-06-30T03:00:00
-  manage export -n casa_2004 --at 2004-06-30T03:00:00 --format csv > casa_0300.csv")]
+  manage export -n casa_2004 --at 2004-06-30T03:00:00 --format csv --output casa_0300.csv
+  manage export -n ct --from 2004-06-30T03:00 --to 2004-06-30T12:00 --bbox -130,20,-60,55 \\
+      --format netcdf --output ct_na.nc")]
 #[command(mut_arg("name", |a| a.help("The dataset to export")))]
 #[command(mut_arg("at", |a| a.help("Only the document(s) of this time (ISO 8601, UTC unless an offset is given)")))]
 pub struct Args {
@@ -50,34 +112,253 @@ pub struct Args {
     #[command(flatten)]
     pub at: crate::cmd::args::At,
 
+    /// Only the times from this one on (inclusive; ISO 8601)
+    #[arg(long, value_name = "TIME", conflicts_with = "at")]
+    pub from: Option<String>,
+
+    /// Only the times up to this one (inclusive; ISO 8601)
+    #[arg(long, value_name = "TIME", conflicts_with = "at")]
+    pub to: Option<String>,
+
+    /// Only the cells or points inside this box, in degrees: west,south,east,north
+    #[arg(
+        long,
+        value_name = "W,S,E,N",
+        value_parser = parse_bbox,
+        allow_hyphen_values = true
+    )]
+    pub bbox: Option<Bbox>,
+
+    /// Write to FILE, atomically, instead of stdout (needed for netcdf)
+    #[arg(short = 'O', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// Output format
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
 }
 
-pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
-    let at = args.at.millis()?;
-    let store = store::open_for_reading(db)?;
-    let dataset = Dataset::open(&*store, &args.dataset.name)?;
-    let mut written = 0u64;
-    stdout_lines(|out| match args.format {
-        Format::Jsonl => dataset.scan(at, &mut |doc| {
-            written += 1;
-            writeln!(out, "{}", extended_json(doc)).map_err(write_error)
-        }),
-        Format::Csv => write_csv(&dataset, at, out, &mut written),
-    })?;
-    match at {
-        Some(ms) if written == 0 => Err(dataset.nothing_at(ms)),
-        _ => Ok(()),
+/// Which documents, and which of their cells, to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    pub at: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub bbox: Option<Bbox>,
+}
+
+impl Selection {
+    fn time(t: &Option<String>, flag: &str) -> Result<Option<i64>> {
+        t.as_deref()
+            .map(|s| {
+                parse_timestamp(s)
+                    .map(|t| t.timestamp_millis())
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{flag} '{s}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// Whether a document of time `ms` is selected.
+    pub fn keeps_time(&self, ms: Option<i64>) -> bool {
+        match ms {
+            None => self.from.is_none() && self.to.is_none(),
+            Some(t) => self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t <= e),
+        }
+    }
+
+    /// Every selected document, in _id order.
+    ///
+    /// A time range of a gridded dataset (one document per time, its
+    /// `_id`) reads only the documents of the range: the times come from
+    /// the stored summary, each document is read by its `_id`. Without a
+    /// usable summary every document is read and its time compared.
+    pub fn scan(&self, dataset: &Dataset, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        if self.at.is_none()
+            && (self.from.is_some() || self.to.is_some())
+            && dataset.declared_kind() == Some(Kind::Gridded)
+        {
+            if let Some((summary, _)) =
+                crate::ingest::summary::stored_summary(dataset.store, &dataset.name)?
+            {
+                for &t in summary.times.keys() {
+                    if self.keeps_time(Some(t)) {
+                        dataset.scan(Some(t), f)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        dataset.scan(self.at, &mut |doc| {
+            if self.keeps_time(document_time(&doc)) {
+                f(doc)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// The error for a selection that holds no document.
+    fn nothing(&self, dataset: &Dataset) -> Option<Error> {
+        if let Some(ms) = self.at {
+            return Some(dataset.nothing_at(ms));
+        }
+        if self.from.is_none() && self.to.is_none() {
+            return None;
+        }
+        let t = |x: Option<i64>| x.map(|ms| format!("{}Z", iso_date(ms)));
+        let range = match (t(self.from), t(self.to)) {
+            (Some(a), Some(b)) => format!("from {a} to {b}"),
+            (Some(a), None) => format!("from {a} on"),
+            (None, Some(b)) => format!("up to {b}"),
+            (None, None) => unreachable!("checked above"),
+        };
+        Some(Error::collection(
+            &dataset.name,
+            format!(
+                "has no document {range}; `manage db -n {} --times` lists its times",
+                dataset.name
+            ),
+        ))
     }
 }
 
-/// Write the rows of `dataset` (at one time, or all) as CSV, counting the
-/// documents read in `documents`.
+pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
+    let sel = Selection {
+        at: args.at.millis()?,
+        from: Selection::time(&args.from, "--from")?,
+        to: Selection::time(&args.to, "--to")?,
+        bbox: args.bbox,
+    };
+    if let (Some(a), Some(b)) = (sel.from, sel.to) {
+        if a > b {
+            return Err(Error::Usage(format!(
+                "--from {} is after --to {}",
+                args.from.as_deref().unwrap_or(""),
+                args.to.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    if args.format == Format::Netcdf && args.output.is_none() {
+        return Err(Error::Usage(
+            "--format netcdf writes a file: name it with --output FILE.nc".into(),
+        ));
+    }
+    let store = store::open_for_reading(db)?;
+    let dataset = Dataset::open(&*store, &args.dataset.name)?;
+    if sel.bbox.is_some()
+        && args.format == Format::Jsonl
+        && dataset.declared_kind() != Some(Kind::Points)
+    {
+        return Err(Error::Usage(format!(
+            "--bbox on gridded dataset '{}' needs --format csv or netcdf: its JSON documents hold arrays in coord_index order, without coordinates",
+            dataset.name
+        )));
+    }
+    let mut written = 0u64;
+    let write = |out: &mut dyn Write, written: &mut u64| -> Result<()> {
+        match args.format {
+            Format::Jsonl => sel.scan(&dataset, &mut |doc| {
+                if let Some(b) = &sel.bbox {
+                    if !b.contains(dataset.point_xy(&doc)?) {
+                        return Ok(());
+                    }
+                }
+                *written += 1;
+                writeln!(out, "{}", extended_json(doc)).map_err(write_error)
+            }),
+            Format::Csv => write_csv(&dataset, &sel, out, written),
+            Format::Netcdf => unreachable!("written to a path"),
+        }?;
+        match sel.nothing(&dataset) {
+            Some(e) if *written == 0 => Err(e),
+            _ => Ok(()),
+        }
+    };
+    match (&args.output, args.format) {
+        (Some(path), Format::Netcdf) => atomically(path, |tmp| {
+            let n = crate::cmd::netcdf_out::write(&dataset, &sel, tmp)?;
+            match sel.nothing(&dataset) {
+                Some(e) if n == 0 => Err(e),
+                _ => Ok(()),
+            }
+        }),
+        (Some(path), _) => atomically(path, |tmp| {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(tmp)
+                .map_err(|e| io_error(tmp, e))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+            write(&mut out, &mut written)?;
+            out.flush().map_err(|e| io_error(tmp, e))?;
+            out.get_ref().sync_all().map_err(|e| io_error(tmp, e))
+        }),
+        (None, _) => stdout_lines(|out| write(out, &mut written)),
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Make `path` by `f`, which writes the file it is given: a temporary file
+/// in the same folder, renamed to `path` when `f` succeeds; removed, and
+/// `path` untouched, when it fails. The file gets the permissions a new
+/// file gets (0666 less the umask), not the temporary file's 0600.
+pub fn atomically(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "--output {} is a directory; name a file",
+            crate::error::shown(path)
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, e))?;
+    f(tmp.path())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: umask only sets and returns the process's file mode mask;
+        // it is put back at once.
+        let mask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        let mode = 0o666 & !(mask as u32);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(|e| io_error(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
+}
+
+/// What the first document of a CSV export settles: its layout, the
+/// gridded parameters, the cell coordinates and the cells written.
+type Layout = (Kind, Vec<String>, Vec<[f64; 2]>, Vec<usize>);
+
+/// Write the rows of the selected documents of `dataset` as CSV, counting
+/// the documents read in `documents`.
 pub fn write_csv(
     dataset: &Dataset,
-    at: Option<i64>,
+    sel: &Selection,
     out: &mut dyn Write,
     documents: &mut u64,
 ) -> Result<()> {
@@ -86,29 +367,40 @@ pub fn write_csv(
         field: String::with_capacity(32),
         cells_xy: Vec::new(),
     };
-    let with_time = at.is_none();
-    // Settled by the first document: its layout, the gridded parameters
-    // and the cell coordinates.
-    let mut layout: Option<(Kind, Vec<String>, Vec<[f64; 2]>)> = None;
-    dataset.scan(at, &mut |doc| {
+    let with_time = sel.at.is_none();
+    // Settled by the first document: its layout, the gridded parameters,
+    // the cell coordinates and the cells written.
+    let mut layout: Option<Layout> = None;
+    sel.scan(dataset, &mut |doc| {
+        let kind = dataset.kind(&doc);
+        if kind == Kind::Points {
+            if let Some(b) = &sel.bbox {
+                if !b.contains(dataset.point_xy(&doc)?) {
+                    return Ok(());
+                }
+            }
+        }
         *documents += 1;
         if layout.is_none() {
-            let kind = dataset.kind(&doc);
             let (params, coords) = match kind {
                 Kind::Gridded => (array_fields(&doc), dataset.coordinates()?),
                 Kind::Points => (vec![], vec![]),
             };
+            let keep = (0..coords.len())
+                .filter(|&i| sel.bbox.is_none_or(|b| b.contains(coords[i])))
+                .collect();
             csv.header(kind, with_time, &params)?;
-            layout = Some((kind, params, coords));
+            layout = Some((kind, params, coords, keep));
         }
-        let (kind, params, coords) = layout.as_ref().expect("set above");
+        let (kind, params, coords, keep) = layout.as_ref().expect("set above");
         match kind {
-            Kind::Gridded => csv.cells(dataset, &doc, params, coords, with_time),
+            Kind::Gridded => csv.cells(dataset, &doc, params, coords, keep, with_time),
             Kind::Points => csv.point(dataset, &doc),
         }
     })?;
-    if layout.is_none() {
-        // No document: the header alone, from what the metadata says.
+    if layout.is_none() && sel.nothing(dataset).is_none() {
+        // No document (and none asked for by time): the header alone, from
+        // what the metadata says.
         let kind = dataset.declared_kind().unwrap_or(Kind::Gridded);
         let params = dataset
             .metadata
@@ -178,6 +470,7 @@ impl<W: Write> Csv<W> {
         doc: &Document,
         params: &[String],
         coords: &[[f64; 2]],
+        keep: &[usize],
         with_time: bool,
     ) -> Result<()> {
         let time = time_field(doc);
@@ -212,7 +505,8 @@ impl<W: Write> Csv<W> {
                 })
                 .collect();
         }
-        for (i, xy) in self.cells_xy.iter().enumerate() {
+        for &i in keep {
+            let xy = &self.cells_xy[i];
             let out = &mut self.out;
             if with_time {
                 out.write_all(time.as_bytes()).map_err(write_error)?;

@@ -4,10 +4,13 @@
 //! that honours it) and one `run` function.
 
 pub mod args;
+pub mod copy;
 pub mod dataset;
 pub mod db;
 pub mod export;
+pub mod info;
 pub mod load;
+pub mod netcdf_out;
 pub mod plot;
 pub mod remove;
 pub mod rename;

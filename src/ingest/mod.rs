@@ -13,7 +13,7 @@
 mod checks;
 pub(crate) mod foreign;
 mod input;
-mod summary;
+pub(crate) mod summary;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -65,7 +65,7 @@ pub struct Hdf5Matrix {
 
 /// Make the library's own error printing silent, once: its messages become
 /// our one-line errors instead of a stack dump on stderr.
-fn silence_library() {
+pub(super) fn silence_library() {
     super::quiet_hdf5();
     super::hdf5_origin::forbid_external_links();
 }
@@ -766,7 +766,11 @@ fn find_default(
 }
 
 /// Every dataset path, for the "not in the file" message.
-fn all_datasets(g: &Group, prefix: &str, seen: &mut Visited) -> ::hdf5::Result<Vec<String>> {
+pub(super) fn all_datasets(
+    g: &Group,
+    prefix: &str,
+    seen: &mut Visited,
+) -> ::hdf5::Result<Vec<String>> {
     let mut out = vec![];
     for name in g.member_names()? {
         if hidden(&name) {
@@ -795,7 +799,7 @@ fn read_class(attr: ::hdf5::Result<::hdf5::Attribute>) -> Option<String> {
 }
 
 /// The `MATLAB_class` attribute of a dataset, when MATLAB wrote it.
-fn matlab_class(d: &Dataset) -> Option<String> {
+pub(super) fn matlab_class(d: &Dataset) -> Option<String> {
     super::hdf5_origin::has_attr(d.id(), "MATLAB_class")
         .then(|| read_class(d.attr("MATLAB_class")))
         .flatten()
@@ -808,7 +812,7 @@ fn matlab_class_of_group(g: &Group) -> Option<String> {
 }
 
 /// The MATLAB name of a numeric element type, or `None` if not numeric.
-fn element_class(t: &TypeDescriptor) -> Option<&'static str> {
+pub(super) fn element_class(t: &TypeDescriptor) -> Option<&'static str> {
     use ::hdf5::types::{FloatSize, IntSize};
     Some(match t {
         TypeDescriptor::Float(FloatSize::U8) => "double",

@@ -28,16 +28,16 @@ const MAX_NAME_BYTES: u32 = 4096;
 
 /// One variable as its header declares it.
 #[derive(Debug, Clone)]
-struct Header {
-    name: String,
+pub(super) struct Header {
+    pub(super) name: String,
     big_endian: bool,
     /// The `P` digit: element type.
     precision: u32,
     /// The `T` digit: 0 numeric full, 1 text, 2 sparse.
-    kind: u32,
-    rows: u64,
-    cols: u64,
-    imaginary: bool,
+    pub(super) kind: u32,
+    pub(super) rows: u64,
+    pub(super) cols: u64,
+    pub(super) imaginary: bool,
     /// Offset of the real part in the file.
     data_at: u64,
 }
@@ -52,7 +52,7 @@ impl Header {
         }
     }
 
-    fn class(&self) -> &'static str {
+    pub(super) fn class(&self) -> &'static str {
         match self.precision {
             0 => "double",
             1 => "single",
@@ -124,7 +124,7 @@ pub fn looks_like_v4(head: &[u8]) -> bool {
 
 /// Read every variable header, skipping the data, each size checked against
 /// the bytes left in the file.
-fn headers(path: &Path) -> Result<(File, Vec<Header>)> {
+pub(super) fn headers(path: &Path) -> Result<(File, Vec<Header>)> {
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,

@@ -10,6 +10,7 @@ mod crash_guard;
 mod hdf5;
 mod hdf5_heaps;
 mod hdf5_origin;
+pub mod listing;
 mod mat_structure;
 mod matv4;
 mod matv5;

@@ -132,7 +132,7 @@ pub fn is_netcdf4(path: &Path) -> bool {
 
 /// Refuse a NetCDF-4 file any of whose datasets is stored outside it, by
 /// the dataset's name.
-fn check_nothing_elsewhere(path: &Path, lib_path: &Path) -> Result<()> {
+pub(super) fn check_nothing_elsewhere(path: &Path, lib_path: &Path) -> Result<()> {
     super::quiet_hdf5();
     super::hdf5_origin::forbid_external_links();
     let file = ::hdf5::File::open(lib_path).map_err(|e| {
@@ -251,7 +251,7 @@ fn is_numeric(t: &NcVariableType) -> bool {
     matches!(t, NcVariableType::Int(_) | NcVariableType::Float(_))
 }
 
-fn type_name(t: &NcVariableType) -> &'static str {
+pub(super) fn type_name(t: &NcVariableType) -> &'static str {
     use netcdf::types::{FloatType, IntType};
     match t {
         NcVariableType::Float(FloatType::F64) => "double",
@@ -781,7 +781,7 @@ impl NetCdfMatrix {
 
 /// Run `f`, turning a panic of the `netcdf` crate into the refusal of a
 /// damaged file.
-fn contained<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(super) fn contained<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(Error::format(
             path,

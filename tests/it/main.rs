@@ -22,6 +22,7 @@ mod hostile_args;
 mod hostile_round3;
 mod killed_appends;
 mod locks;
+mod look_select;
 mod lost_digits;
 mod many_hosts;
 mod missing_values;
