@@ -115,6 +115,8 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
                     format!("exists in {target_name}; --force replaces it"),
                 ));
             }
+            // Fenced by its lock, as a load is (see `Store::fence`).
+            target.fence(name, lease.token());
             let mut load = if exists {
                 target.begin_replace(name)?
             } else {
