@@ -511,3 +511,141 @@ fn sharded_staging_is_refused_where_the_server_is_not_a_mongos() {
         bad.stderr
     );
 }
+
+/// A SecantusDB server of this test's own (a primary stepping down would
+/// fail every other test's writes on the shared one), stopped when
+/// dropped.
+struct OwnServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnServer {
+    fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = common::python_with(&["secantus"]);
+        let child = std::process::Command::new(python)
+            .args(["-m", "secantus", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--storage-path")
+            .arg(dir)
+            .args(["--log-level", "WARNING"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "SecantusDB did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Database `db` of this server, named as a replica set (SecantusDB's
+    /// is `secantus`), as a user names one: the driver then waits for a
+    /// primary instead of writing to a secondary. It checks for one every
+    /// half second once one is lost.
+    fn uri(&self, db: &str) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/{db}?replicaSet=secantus&appName=stepdown-test&heartbeatFrequencyMS=500",
+            self.port
+        )
+    }
+
+    /// The primary steps down for `secs` seconds (`replSetStepDown`,
+    /// forced: it has no secondary); it answers writes with
+    /// `NotWritablePrimary` meanwhile, then is elected again.
+    fn step_down(&self, secs: i32) {
+        let client =
+            mongodb::sync::Client::with_uri_str(format!("mongodb://127.0.0.1:{}/", self.port))
+                .unwrap();
+        // The server may close the connection as it steps down.
+        let _ = client
+            .database("admin")
+            .run_command(doc! { "replSetStepDown": secs, "force": true })
+            .run();
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The primary steps down (and is elected again 3 s later) while a first
+/// load writes and while an append writes: both ride it out, with the
+/// documents of loads that saw no fail-over.
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn a_primary_stepping_down_during_a_load_and_an_append_is_ridden_out() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = OwnServer::start(dir.path());
+    let grid = Grid::GLOBAL_HALF_DEGREE.with_window(-180.0, 180.0, -40.0, 40.0);
+    let first = env.grid_file("first.mat", &grid, 32);
+    let later = env.grid_file("later.mat", &grid, 16);
+    let args = |p: &std::path::PathBuf, t: &str| -> Vec<String> {
+        let mut a: Vec<String> = common::stm_load_args(p, "d")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        *a.last_mut().unwrap() = format!("timestamp={t}");
+        a
+    };
+    let steps = [args(&first, "2004-01-01"), args(&later, "2004-02-01")];
+    let run = |uri: &str, a: &[String]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        env.run_on(uri, &a)
+    };
+    let reference = server.uri("reference");
+    for a in &steps {
+        run(&reference, a).ok();
+    }
+    let uri = server.uri("stepdown");
+    for (k, a) in steps.iter().enumerate() {
+        let mut c = env.command(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        c.env("FLUXPY_DB", &uri)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        // Once the load has staged documents, the primary steps down.
+        let store = fluxpy::store::open(Some(&uri)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let staged = store
+                .all_collections()
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.starts_with("_load@"))
+                .any(|c| store.count(&c).unwrap_or(0) > 0);
+            if staged {
+                break;
+            }
+            assert!(Instant::now() < deadline, "step {k}: nothing staged");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(store);
+        server.step_down(3);
+        let r = common::Run::from(child.wait_with_output().unwrap());
+        assert_eq!(r.code, 0, "step {k}: {}", r.stderr);
+    }
+    let export = |uri: &str| env.run_on(uri, &["export", "-n", "d"]).ok().stdout;
+    assert_eq!(export(&uri), export(&reference));
+    let audit = env.run_on(&uri, &["db", "-a"]);
+    assert_eq!(audit.code, 0, "{}", audit.stdout);
+}
