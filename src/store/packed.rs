@@ -306,6 +306,25 @@ impl StepWriter {
         self.scratch.doubles.push(x);
     }
 
+    /// The next element, a number `v` that is `k / 10^places` computed as
+    /// that one division (as [`crate::model::round_units`] gives it at
+    /// these places): kept as `k` without checking it again.
+    #[inline]
+    pub fn push_units(&mut self, v: f64, k: i64) {
+        self.scratch.types.push(DOUBLE);
+        if let Some((_, scale)) = self.scale {
+            match i32::try_from(k) {
+                Ok(k) => {
+                    self.narrow &= i16::try_from(k).is_ok();
+                    self.scratch.ints.push(k);
+                    return;
+                }
+                Err(_) => self.switch_to_doubles(scale),
+            }
+        }
+        self.scratch.doubles.push(v);
+    }
+
     /// Go on with doubles: the integers so far become the very doubles
     /// they stand for.
     #[cold]
