@@ -302,7 +302,11 @@ impl Model for SpatioTemporal {
             });
             scope.spawn(move || {
                 for block in blocks_rx {
-                    let batch = block.map(|(k, b)| self.convert_block(k, &b));
+                    let batch = block.map(|(k, b)| {
+                        let batch = self.convert_block(k, &b);
+                        crate::source::blocks::recycle(b);
+                        batch
+                    });
                     let failed = batch.is_err();
                     if batches_tx.send(batch).is_err() || failed {
                         return;
