@@ -17,6 +17,7 @@ mod matv4;
 mod matv5;
 mod netcdf;
 mod netcdf3_header;
+pub mod scan;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
