@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_args;
 mod hostile_round3;
 mod killed_appends;
+mod lean_loads;
 mod locks;
 mod lost_digits;
 mod missing_values;
