@@ -493,6 +493,8 @@ fn run_binary(binary: &Path, file: &Path, db: &Path, timestamp: &str) -> (f64, u
         "SpatioTemporalMatrix"
     };
     let t = Instant::now();
+    // Reaped by wait4 below, which gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(binary)
         .arg("--db")
         .arg(db)

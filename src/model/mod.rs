@@ -645,8 +645,7 @@ pub fn round_units(x: f64, decimals: u32) -> Option<(i64, f64)> {
     let &scale = POW10.get(decimals as usize)?;
     let ax = x.abs();
     let y = ax * scale;
-    // Also false for NaN.
-    if !(y < 9_007_199_254_740_992.0) {
+    if y.is_nan() || y >= 9_007_199_254_740_992.0 {
         return None;
     }
     let i = y as i64;

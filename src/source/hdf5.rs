@@ -1056,7 +1056,7 @@ mod tests {
             let cols = m.info().cols;
             m.read_columns(0, cols)
         });
-        let e = refused.err().expect("refused").to_string();
+        let e = refused.expect_err("refused").to_string();
         assert!(e.contains("damaged chunk") && e.contains(" of its "), "{e}");
     }
 }

@@ -16,6 +16,8 @@ const BOUND_MIB: u64 = 256;
 /// The `manage` command run to its end: its exit code and peak resident
 /// memory in KiB (`wait4`'s, of that process alone).
 fn run_measured(mut c: std::process::Command) -> (i32, u64) {
+    // Reaped by wait4 below, which gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = c
         .stdout(std::process::Stdio::null())
         .spawn()
