@@ -29,7 +29,7 @@
 //! × floor, documents, values and input MB per second, and the peak
 //! resident memory of the loading process. With `--vs BINARY`, that
 //! `manage` binary (another version) loads the same file too, on a line of
-//! its own: a before-and-after in one run. With `--db`, each file is also
+//! its own, measured by `/usr/bin/time`: a before-and-after in one run. With `--db`, each file is also
 //! loaded into a fresh database of that MongoDB deployment (dropped
 //! afterwards). The generated files live in a temporary directory removed at
 //! the end (`--keep` leaves the files and stores there).
@@ -484,18 +484,21 @@ fn load_average() -> String {
     )
 }
 
-/// Load `file` with another `manage` binary into the embedded store `db`:
-/// wall seconds, peak RSS (KiB) and CPU seconds of that process.
+/// Load `file` with another `manage` binary into the embedded store `db`,
+/// under `/usr/bin/time`: wall seconds, peak RSS (KiB) and CPU seconds of
+/// that process. (Not by this process's own wait: a process spawned from
+/// this one starts with this one's peak memory on its books.)
 fn run_binary(binary: &Path, file: &Path, db: &Path, timestamp: &str) -> (f64, u64, f64) {
     let model = if file.extension().is_some_and(|e| e == "nc") {
         "CFGrid"
     } else {
         "SpatioTemporalMatrix"
     };
-    let t = Instant::now();
-    // Reaped by wait4 below, which gives its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(binary)
+    let report = db.with_extension("time");
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&report)
+        .arg(binary)
         .arg("--db")
         .arg(db)
         .args(["load", "-p"])
@@ -504,26 +507,20 @@ fn run_binary(binary: &Path, file: &Path, db: &Path, timestamp: &str) -> (f64, u
         .arg(format!("timestamp={timestamp};title=Benchmark"))
         .arg("-q")
         .stdout(Stdio::null())
-        .spawn()
-        .expect("run the other binary");
-    // SAFETY: wait4 fills the status and the rusage of this child.
-    let (status, usage) = unsafe {
-        let mut status = 0;
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut u);
-        (status, u)
-    };
-    let wall = t.elapsed().as_secs_f64();
+        .status()
+        .expect("run the other binary under /usr/bin/time");
     assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        status.success(),
         "the other binary failed on {}",
         file.display()
     );
-    (
-        wall,
-        usage.ru_maxrss as u64,
-        seconds(usage.ru_utime) + seconds(usage.ru_stime),
-    )
+    let text = std::fs::read_to_string(&report).expect("the time report");
+    std::fs::remove_file(&report).ok();
+    let n: Vec<f64> = text
+        .split_whitespace()
+        .map(|w| w.parse().expect("a number"))
+        .collect();
+    (n[0], n[3] as u64, n[1] + n[2])
 }
 
 /// An 8-step file loaded into `db`, then appended `n` times under the next days.

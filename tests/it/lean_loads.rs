@@ -13,29 +13,32 @@ const STEPS: usize = 160;
 /// The peak resident memory the load must stay under.
 const BOUND_MIB: u64 = 256;
 
-/// The `manage` command run to its end: its exit code and peak resident
-/// memory in KiB (`wait4`'s, of that process alone).
-fn run_measured(mut c: std::process::Command) -> (i32, u64) {
-    // Reaped by wait4 below, which gives its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let child = c
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run manage");
-    // SAFETY: wait4 fills the status and usage of this child.
-    let (status, usage) = unsafe {
-        let mut status = 0;
-        let mut u: libc::rusage = std::mem::zeroed();
-        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut u);
-        assert_eq!(pid, child.id() as libc::pid_t, "wait4");
-        (status, u)
-    };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (code, usage.ru_maxrss as u64)
+/// `manage ARGS` on `env`'s store run to its end by a small Python process:
+/// its exit code and its peak resident memory in KiB. (Measured from a
+/// parent of its own: a process spawned from this test binary starts with
+/// the binary's own peak on its books, whatever its own.)
+fn run_measured(env: &Env, python: &std::path::Path, args: &[&str]) -> (i32, u64) {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import resource, subprocess, sys\n\
+             r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\
+             print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+        )
+        .arg(env!("CARGO_BIN_EXE_manage"))
+        .args(args)
+        .env("FLUXPY_DB", env.db())
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("HDF5_USE_FILE_LOCKING")
+        .output()
+        .expect("run python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text
+        .split_whitespace()
+        .map(|w| w.parse::<i64>().expect("a number"));
+    let code = words.next().expect("the exit code");
+    let peak = words.next().expect("the peak memory");
+    (code as i32, peak as u64)
 }
 
 #[test]
@@ -82,18 +85,22 @@ json.dump({str(k): [float("%.2f" % v) for v in m[:, 2 + k].tolist()] for k in ch
     let file_mib = std::fs::metadata(&path).unwrap().len() >> 20;
     assert!(file_mib > BOUND_MIB, "the file is {file_mib} MiB");
 
-    let (code, peak_kib) = run_measured(env.command(&[
-        "load",
-        "-p",
-        path.to_str().unwrap(),
-        "-m",
-        "SpatioTemporalMatrix",
-        "-n",
-        "big",
-        "-o",
-        "timestamp=2004-01-01",
-        "-q",
-    ]));
+    let (code, peak_kib) = run_measured(
+        &env,
+        &python,
+        &[
+            "load",
+            "-p",
+            path.to_str().unwrap(),
+            "-m",
+            "SpatioTemporalMatrix",
+            "-n",
+            "big",
+            "-o",
+            "timestamp=2004-01-01",
+            "-q",
+        ],
+    );
     assert_eq!(code, 0, "the load failed");
     eprintln!(
         "peak memory of the load: {} MiB for a {file_mib} MiB file",
