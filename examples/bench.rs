@@ -1,34 +1,49 @@
 //! The load benchmark: a synthetic 0.5° global grid (259,200 cells) of 64
-//! and of 248 three-hourly steps, written by the project's generator as a
-//! MATLAB v7.3 file and as a plain HDF5 file, each loaded into a fresh
-//! embedded store by `manage load`'s own code path in a child process.
+//! and of 248 three-hourly steps, written by the project's generator in
+//! each input format, each loaded into a fresh embedded store by `manage
+//! load`'s own code path in a child process.
 //!
 //!     cargo run --release --example bench [-- --steps 64,248] [--dir DIR]
-//!         [--formats v7.3,HDF5,NetCDF] [--db mongodb://HOST:PORT]
+//!         [--formats v7.3,HDF5,gzip,MATv5,NetCDF] [--db mongodb://HOST:PORT]
+//!         [--vs OTHER_MANAGE_BINARY] [--appends N] [--keep]
 //!
-//! A year of 3-hourly NetCDF (the 2,920 steps of a CarbonTracker year), a CF
-//! NetCDF-4 file (`time × latitude × longitude`, float32, one deflated chunk
-//! per step, a masked band south of 60°S) loaded with CFGrid:
+//! The formats: MATLAB v7.3 and plain HDF5 (contiguous) written by the
+//! generator; `gzip`, the same HDF5 matrix rewritten by h5py with gzip and
+//! h5py's default chunks; `MATv5`, the matrix saved by SciPy's `savemat`
+//! (uncompressed); `NetCDF`, a CF NetCDF-4 file (`time × latitude ×
+//! longitude`, float32, one deflated chunk per step, a masked band south of
+//! 60°S) loaded with CFGrid. A year of 3-hourly NetCDF (the 2,920 steps of
+//! a CarbonTracker year):
 //!
 //!     cargo run --release --example bench -- --steps 248,2920 --formats NetCDF
 //!
-//! Prints, per file: cells, steps, input size, the time `cat FILE >
-//! /dev/null` takes, the load time, documents, values and input MB per
-//! second, and the peak resident memory of the loading process. With
-//! `--db`, each file is also loaded into a fresh database of that MongoDB
-//! deployment (dropped afterwards), on a second line. The generated files (about
-//! 130 MB and 510 MB each) live in a temporary directory removed at the end
-//! (`--keep` leaves the files and stores there).
+//! Before the loads of a file, its **floor**: the stages no loader can
+//! avoid, each timed alone in CPU seconds of one thread: reading the file,
+//! its SHA-256, rounding and packing every value into the compact form,
+//! zstd (level 1, the store's) of the packed documents, and the SQLite
+//! insert of the compressed bytes. Each load's CPU seconds are printed as
+//! a multiple of that floor.
 //!
-//! CPU seconds (user + system of the loading process) are printed beside
-//! wall seconds, since the machine may be shared. When `python3` with
-//! `h5py`, `numpy` and `pymongo` is present, the Python baseline
-//! (`scripts/python_baseline.py`) loads each file too, and the ratio is
-//! printed; after each HDF5 load, `export --format csv` of the store is
-//! timed. Then the append series: an 8-step file loaded, and appended
-//! `--appends N` times (default 20) under later times, each append's time
-//! printed (on MongoDB too with `--db`): an append should cost what it adds,
-//! not what is stored.
+//! Prints, per file: cells, steps, input size, the load time, CPU seconds
+//! (user + system of the loading process, since the machine may be shared),
+//! × floor, documents, values and input MB per second, and the peak
+//! resident memory of the loading process. With `--vs BINARY`, that
+//! `manage` binary (another version) loads the same file too, on a line of
+//! its own, measured by `/usr/bin/time`: a before-and-after in one run. With `--db`, each file is also
+//! loaded into a fresh database of that MongoDB deployment (dropped
+//! afterwards). The generated files live in a temporary directory removed at
+//! the end (`--keep` leaves the files and stores there).
+//!
+//! The Python used for the baseline and to write the gzip and MAT v5 files
+//! is `$FLUXPY_BENCH_PYTHON`, else the test environment's
+//! (`target/test-env/venv`, made by `scripts/with-test-env`), else
+//! `python3`. When it has `h5py`, `scipy`, `netCDF4`, `numpy` and `pymongo`,
+//! the Python baseline (`scripts/python_baseline.py`) loads each file too,
+//! and the ratio of its CPU seconds to manage's is printed; after each plain
+//! HDF5 load, `export --format csv` of the store is timed. Then the append
+//! series: an 8-step file loaded, and appended `--appends N` times (default
+//! 20) under later times, each append's time printed (on MongoDB too with
+//! `--db`): an append should cost what it adds, not what is stored.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,7 +61,8 @@ fn main() {
     let mut steps = vec![64, 248];
     let mut dir: Option<PathBuf> = None;
     let mut keep = false;
-    let mut formats = vec!["v7.3".to_string(), "HDF5".to_string()];
+    let mut formats: Vec<String> = FORMATS.iter().map(|f| f.to_string()).collect();
+    let mut other: Option<PathBuf> = None;
     let mut mongodb: Option<String> = None;
     let mut appends = 20usize;
     let mut it = args.iter();
@@ -66,18 +82,16 @@ fn main() {
             "--formats" => {
                 formats = it
                     .next()
-                    .expect("--formats v7.3,HDF5,NetCDF")
+                    .expect("--formats v7.3,HDF5,gzip,MATv5,NetCDF")
                     .split(',')
                     .map(|f| f.trim().to_string())
                     .collect();
-                if let Some(f) = formats
-                    .iter()
-                    .find(|f| !["v7.3", "HDF5", "NetCDF"].contains(&f.as_str()))
-                {
-                    eprintln!("bench: unknown format {f}; use v7.3, HDF5 and/or NetCDF");
+                if let Some(f) = formats.iter().find(|f| !FORMATS.contains(&f.as_str())) {
+                    eprintln!("bench: unknown format {f}; use {}", FORMATS.join(", "));
                     std::process::exit(2);
                 }
             }
+            "--vs" => other = Some(PathBuf::from(it.next().expect("--vs MANAGE_BINARY"))),
             "--db" => {
                 let uri = it.next().expect("--db mongodb://HOST:PORT");
                 if !uri.starts_with("mongodb") {
@@ -87,7 +101,7 @@ fn main() {
                 mongodb = Some(uri.clone());
             }
             other => {
-                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats v7.3,HDF5,NetCDF, --db mongodb://…, --appends N, --dir DIR, --keep");
+                eprintln!("bench: unknown argument {other}; use --steps N,M, --formats {}, --db mongodb://…, --vs BINARY, --appends N, --dir DIR, --keep", FORMATS.join(","));
                 std::process::exit(2);
             }
         }
@@ -104,17 +118,24 @@ fn main() {
         cpu_model()
     );
     println!("files in {}", tmp.path().display());
+    println!("load: {}", load_average());
     let python = python_baseline_available();
+    if !python {
+        println!(
+            "python: {} lacks h5py, scipy, netCDF4, numpy or pymongo: no baseline, no gzip or MAT v5 file",
+            python_command().display()
+        );
+    }
     println!(
-        "{:<6} {:<8} {:>8} {:>6} {:>8} {:>7} {:>8} {:>7} {:>7} {:>12} {:>8} {:>10} {:>9}",
+        "{:<6} {:<8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>12} {:>8} {:>10} {:>9}",
         "format",
         "store",
         "cells",
         "steps",
         "input MB",
-        "cat s",
         "load s",
         "CPU s",
+        "x floor",
         "docs/s",
         "values/s",
         "MB/s",
@@ -123,46 +144,77 @@ fn main() {
     );
     for &n in &steps {
         for format in formats.iter().map(String::as_str) {
+            if matches!(format, "gzip" | "MATv5") && !python {
+                continue;
+            }
             let file = tmp.path().join(match format {
                 "v7.3" => format!("global_{n}.mat"),
                 "NetCDF" => format!("global_{n}.nc"),
+                "gzip" => format!("global_{n}_gzip.h5"),
+                "MATv5" => format!("global_{n}_v5.mat"),
                 _ => format!("global_{n}.h5"),
             });
             let t = Instant::now();
             let layout = H5Layout::default();
+            let plain = tmp.path().join(format!("global_{n}.h5"));
+            let write_plain = || {
+                if plain.exists() {
+                    return Ok(());
+                }
+                write_hdf5(
+                    &plain,
+                    HDF5_DATASET,
+                    &Columns::flux(grid, n, STEP_HOURS),
+                    &layout,
+                )
+                .map_err(|e| e.to_string())
+            };
             match format {
                 "v7.3" => {
                     write_mat_v73(&file, "flux", &Columns::flux(grid, n, STEP_HOURS), &layout)
                         .map_err(|e| e.to_string())
                 }
                 "NetCDF" => write_netcdf(&file, n).map_err(|e| e.to_string()),
-                _ => write_hdf5(
-                    &file,
-                    "fluxes/global/flux",
-                    &Columns::flux(grid, n, STEP_HOURS),
-                    &layout,
-                )
-                .map_err(|e| e.to_string()),
+                "gzip" | "MATv5" => {
+                    write_plain().and_then(|()| rewrite_in_python(&plain, &file, format))
+                }
+                _ => write_plain(),
             }
             .expect("generate the input file");
             let generated = t.elapsed().as_secs_f64();
             let bytes = std::fs::metadata(&file).expect("file").len();
-            let cat = time_cat(&file);
+            let var = match format {
+                "HDF5" | "gzip" => HDF5_DATASET,
+                _ => "flux",
+            };
             let db = tmp.path().join(format!("store_{n}_{format}.db"));
             let (load, rss_kib, cpu) = run_child(&file, db.to_str().expect("a UTF-8 path"), START);
             let store_bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
+            let precision = stored_precision(&db).unwrap_or(2);
+            let f = floor(&file, var, precision);
+            println!(
+                "{format:<6} floor    {:>8} {n:>6} {:>8.1}  read {:.3} + sha256 {:.3} + round/pack {:.3} + zstd {:.3} + sqlite {:.3} = {:.3} CPU s (precision {precision})",
+                grid.cells(),
+                bytes as f64 / 1e6,
+                f.read,
+                f.hash,
+                f.pack,
+                f.zstd,
+                f.sqlite,
+                f.total(),
+            );
             let mb = bytes as f64 / 1e6;
             let row = |store: &str, load: f64, cpu: f64, rss_kib: u64, store_mb: Option<f64>| {
                 println!(
-                    "{:<6} {:<8} {:>8} {:>6} {:>8.1} {:>7.2} {:>8.2} {:>7.2} {:>7.1} {:>12.0} {:>8.1} {:>6.0} MiB {:>9}",
+                    "{:<6} {:<8} {:>8} {:>6} {:>8.1} {:>8.2} {:>7.2} {:>7.2} {:>7.1} {:>12.0} {:>8.1} {:>6.0} MiB {:>9}",
                     format,
                     store,
                     grid.cells(),
                     n,
                     mb,
-                    cat,
                     load,
                     cpu,
+                    cpu / f.total(),
                     n as f64 / load,
                     (grid.cells() * n) as f64 / load,
                     mb / load,
@@ -177,6 +229,19 @@ fn main() {
                 rss_kib,
                 Some(store_bytes as f64 / 1e6),
             );
+            if let Some(binary) = &other {
+                let odb = tmp.path().join(format!("other_{n}_{format}.db"));
+                let (load, rss_kib, ocpu) = run_binary(binary, &file, &odb, START);
+                row("--vs", load, ocpu, rss_kib, None);
+                println!(
+                    "       --vs {}: {:.2}x this build's CPU",
+                    binary.display(),
+                    ocpu / cpu
+                );
+                for ext in ["", "-wal", "-shm"] {
+                    std::fs::remove_file(format!("{}{ext}", odb.display())).ok();
+                }
+            }
             if format == "HDF5" {
                 let (rows, secs, cpu) = export_csv(&db);
                 println!(
@@ -184,13 +249,9 @@ fn main() {
                     rows as f64 / secs / 1e6
                 );
             }
-            if python && format != "NetCDF" {
-                let dataset = match format {
-                    "v7.3" => "flux",
-                    _ => "fluxes/global/flux",
-                };
+            if python {
                 let pdb = tmp.path().join(format!("python_{n}_{format}.db"));
-                let (secs, pcpu) = run_python(&file, dataset, &pdb, format == "v7.3");
+                let (secs, pcpu) = run_python(&file, var, &pdb, format, precision);
                 println!(
                     "       python baseline: {secs:.2} s ({pcpu:.2} s CPU); manage is {:.1}x faster ({:.1}x in CPU)",
                     secs / load,
@@ -223,6 +284,9 @@ fn main() {
                 std::fs::remove_file(format!("{}{ext}", db.display())).ok();
             }
         }
+        if !keep {
+            std::fs::remove_file(tmp.path().join(format!("global_{n}.h5"))).ok();
+        }
     }
     if appends > 0 {
         let db = tmp.path().join("store_appends.db");
@@ -253,6 +317,211 @@ fn main() {
 }
 
 const START: &str = "2004-01-01T00:00:00";
+
+/// The input formats, as `--formats` names them.
+const FORMATS: [&str; 5] = ["v7.3", "HDF5", "gzip", "MATv5", "NetCDF"];
+
+/// Where the plain HDF5 files hold the matrix.
+const HDF5_DATASET: &str = "fluxes/global/flux";
+
+/// The CPU seconds of each stage no loader of a file can avoid.
+struct Floor {
+    read: f64,
+    hash: f64,
+    pack: f64,
+    zstd: f64,
+    sqlite: f64,
+}
+
+impl Floor {
+    fn total(&self) -> f64 {
+        self.read + self.hash + self.pack + self.zstd + self.sqlite
+    }
+}
+
+/// CPU seconds of this thread.
+fn thread_cpu() -> f64 {
+    // SAFETY: clock_gettime only fills the struct it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// Time `f` in this thread's CPU seconds, added to `total`.
+fn timed<T>(total: &mut f64, f: impl FnOnce() -> T) -> T {
+    let t = thread_cpu();
+    let out = f();
+    *total += thread_cpu() - t;
+    out
+}
+
+/// The floor of `file`: its bytes read (in 1 MiB pieces) and hashed, each
+/// step's values (the matrix read a block at a time, untimed) rounded to
+/// `precision` and packed, the packed documents zstd-compressed at the
+/// store's level, and the compressed bytes inserted into a fresh SQLite
+/// table in one transaction: each stage timed alone.
+fn floor(file: &Path, var: &str, precision: u32) -> Floor {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = Floor {
+        read: 0.0,
+        hash: 0.0,
+        pack: 0.0,
+        zstd: 0.0,
+        sqlite: 0.0,
+    };
+    let mut input = std::fs::File::open(file).expect("the input");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut hasher = sha2::Sha256::new();
+    loop {
+        let n = timed(&mut f.read, || input.read(&mut buf)).expect("read the input");
+        if n == 0 {
+            break;
+        }
+        timed(&mut f.hash, || hasher.update(&buf[..n]));
+    }
+    std::hint::black_box(hasher.finalize());
+
+    let dir = tempfile::tempdir_in(file.parent().expect("a folder")).expect("a folder");
+    let db = rusqlite::Connection::open(dir.path().join("floor.db")).expect("SQLite");
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE docs (key BLOB PRIMARY KEY, doc BLOB NOT NULL); BEGIN",
+    )
+    .expect("a table");
+    let mut m = fluxpy::source::open(file, Some(var)).expect("open the matrix");
+    let (rows, cols) = (m.info().rows, m.info().cols);
+    let mut z = zstd::bulk::Compressor::new(1).expect("zstd");
+    let mut compressed = Vec::new();
+    let mut k = 2;
+    while k < cols {
+        let count = 8.min(cols - k);
+        let block = m.read_columns(k, count).expect("read a block");
+        for j in 0..count {
+            let column = block.column(j);
+            let doc = timed(&mut f.pack, || {
+                let mut w = fluxpy::store::packed::StepWriter::new(rows, precision);
+                for &x in column {
+                    match fluxpy::model::round_units(x, precision) {
+                        Some((k, v)) => w.push_units(v, k),
+                        None => w.push(Some(fluxpy::model::stored_value(x, precision)), None),
+                    }
+                }
+                w.finish((k + j) as i64 * 10_800_000, "values")
+            });
+            let n = timed(&mut f.zstd, || {
+                compressed.clear();
+                compressed.reserve(zstd::zstd_safe::compress_bound(doc.packed.len()));
+                z.compress_to_buffer(&doc.packed, &mut compressed)
+                    .expect("zstd")
+            });
+            timed(&mut f.sqlite, || {
+                db.execute(
+                    "INSERT INTO docs VALUES (?1, ?2)",
+                    rusqlite::params![((k + j) as i64).to_be_bytes(), &compressed[..n]],
+                )
+                .expect("insert")
+            });
+        }
+        k += count;
+    }
+    timed(&mut f.sqlite, || {
+        db.execute_batch("COMMIT").expect("commit")
+    });
+    f
+}
+
+/// The precision the load stored in `db`'s metadata of the benchmark dataset.
+fn stored_precision(db: &Path) -> Option<u32> {
+    let store = fluxpy::store::open(Some(db.to_str()?)).ok()?;
+    let dataset = fluxpy::cmd::dataset::Dataset::open(&*store, "bench").ok()?;
+    let p = dataset.metadata.as_ref()?.get("precision")?;
+    fluxpy::cmd::dataset::number(p).map(|p| p as u32)
+}
+
+/// The Python of the baseline: `$FLUXPY_BENCH_PYTHON`, the test
+/// environment's, or `python3`.
+fn python_command() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLUXPY_BENCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-env/venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+/// The plain HDF5 matrix at `plain` written to `to` by Python: with gzip and
+/// h5py's default chunks, or as a MAT v5 file by SciPy (uncompressed).
+fn rewrite_in_python(plain: &Path, to: &Path, format: &str) -> Result<(), String> {
+    let code = match format {
+        "gzip" => "import sys, h5py\nwith h5py.File(sys.argv[1]) as f:\n    m = f[sys.argv[3]][()]\nwith h5py.File(sys.argv[2], 'w') as g:\n    g.create_dataset(sys.argv[3], data=m, compression='gzip')\n",
+        _ => "import sys, h5py, scipy.io\nwith h5py.File(sys.argv[1]) as f:\n    m = f[sys.argv[3]][()]\nscipy.io.savemat(sys.argv[2], {'flux': m}, do_compression=False)\n",
+    };
+    let status = Command::new(python_command())
+        .arg("-c")
+        .arg(code)
+        .arg(plain)
+        .arg(to)
+        .arg(HDF5_DATASET)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("python failed writing {}", to.display()))
+    }
+}
+
+/// `/proc/loadavg`'s three load averages and the cores they compare with.
+fn load_average() -> String {
+    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = avg.split_whitespace().take(3).collect();
+    format!(
+        "load average {} (1, 5, 15 min) on {} cores",
+        fields.join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+/// Load `file` with another `manage` binary into the embedded store `db`,
+/// under `/usr/bin/time`: wall seconds, peak RSS (KiB) and CPU seconds of
+/// that process. (Not by this process's own wait: a process spawned from
+/// this one starts with this one's peak memory on its books.)
+fn run_binary(binary: &Path, file: &Path, db: &Path, timestamp: &str) -> (f64, u64, f64) {
+    let model = if file.extension().is_some_and(|e| e == "nc") {
+        "CFGrid"
+    } else {
+        "SpatioTemporalMatrix"
+    };
+    let report = db.with_extension("time");
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&report)
+        .arg(binary)
+        .arg("--db")
+        .arg(db)
+        .args(["load", "-p"])
+        .arg(file)
+        .args(["-m", model, "-n", "bench", "-o"])
+        .arg(format!("timestamp={timestamp};title=Benchmark"))
+        .arg("-q")
+        .stdout(Stdio::null())
+        .status()
+        .expect("run the other binary under /usr/bin/time");
+    assert!(
+        status.success(),
+        "the other binary failed on {}",
+        file.display()
+    );
+    let text = std::fs::read_to_string(&report).expect("the time report");
+    std::fs::remove_file(&report).ok();
+    let n: Vec<f64> = text
+        .split_whitespace()
+        .map(|w| w.parse().expect("a number"))
+        .collect();
+    (n[0], n[3] as u64, n[1] + n[2])
+}
 
 /// An 8-step file loaded into `db`, then appended `n` times under the next days.
 fn append_series(dir: &Path, grid: Grid, n: usize, db: &str, store: &str) {
@@ -320,10 +589,10 @@ fn export_csv(db: &Path) -> (u64, f64, f64) {
     (out.0 - 1, t.elapsed().as_secs_f64(), own_cpu() - cpu)
 }
 
-/// Whether `python3` with `h5py`, `numpy` and `bson` (pymongo) can run the baseline.
+/// Whether the Python has what the baseline and the writers need.
 fn python_baseline_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import h5py, numpy, bson"])
+    Command::new(python_command())
+        .args(["-c", "import h5py, numpy, bson, scipy.io, netCDF4"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -331,14 +600,24 @@ fn python_baseline_available() -> bool {
 }
 
 /// The Python baseline's wall and CPU seconds on `file`.
-fn run_python(file: &Path, dataset: &str, db: &Path, matlab: bool) -> (f64, f64) {
+fn run_python(file: &Path, dataset: &str, db: &Path, format: &str, precision: u32) -> (f64, f64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python_baseline.py");
     let before = children_cpu();
-    let mut c = Command::new("python3");
+    let mut c = Command::new(python_command());
     c.arg(script).arg(file).arg(dataset).arg(db);
-    if matlab {
-        c.arg("--matlab");
+    match format {
+        "v7.3" => {
+            c.arg("--matlab");
+        }
+        "MATv5" => {
+            c.arg("--mat5");
+        }
+        "NetCDF" => {
+            c.arg("--netcdf");
+        }
+        _ => {}
     }
+    c.arg("--precision").arg(precision.to_string());
     let out = c.stderr(Stdio::inherit()).output().expect("run python3");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the Python baseline failed: {text}");
@@ -368,18 +647,6 @@ fn children_cpu() -> f64 {
 
 fn own_cpu() -> f64 {
     cpu_of(libc::RUSAGE_SELF)
-}
-
-/// Seconds `cat FILE > /dev/null` takes.
-fn time_cat(file: &Path) -> f64 {
-    let t = Instant::now();
-    let status = Command::new("cat")
-        .arg(file)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run cat");
-    assert!(status.success(), "cat failed");
-    t.elapsed().as_secs_f64()
 }
 
 /// A CF NetCDF-4 file of the 0.5° global grid with `steps` 3-hourly steps,

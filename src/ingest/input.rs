@@ -2,7 +2,6 @@
 //! records it: the file's size and SHA-256, the digest of everything that
 //! decides its documents, and the entry written with the load.
 
-use std::io::Read;
 use std::path::Path;
 
 use bson::{doc, Document};
@@ -123,28 +122,14 @@ impl Stamp {
 }
 
 /// A file's size and SHA-256, read in pieces (never held whole), stopping
-/// at a signal between two pieces.
+/// at a signal between two pieces: from the load's one pass over the file
+/// when it shares one (see [`crate::source::scan`]), else read here.
 fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let io = |e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        crate::interrupt::check()?;
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io(e)),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
+    if let Some(pass) = crate::source::scan::shared(path) {
+        return Ok((pass.size, hex::encode(pass.sha256)));
     }
-    Ok((size, hex::encode(hasher.finalize())))
+    let pass = crate::source::scan::scan(path)?;
+    Ok((pass.size, hex::encode(pass.sha256)))
 }
 
 /// What identifies one load's input: the file's content, the model and

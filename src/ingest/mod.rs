@@ -334,9 +334,8 @@ fn opens_lightly(format: source::FileFormat) -> bool {
 
 /// The file's ingest-log identity (see [`Input::of`]) and the file
 /// prepared (see [`prepare`]), side by side: hashing reads the whole file,
-/// and so does checking the global heaps of an HDF5 or NetCDF file before
-/// it is opened, so that a load does not take the time of both reads one
-/// after the other. The file prepared is thrown away when the hash says it
+/// and checking the global heaps of an HDF5 or NetCDF file before it is
+/// opened needs the whole file too, which one pass gives both. The file prepared is thrown away when the hash says it
 /// was loaded already (a file skipped is read twice, at once).
 fn hash_beside_prepare(
     r: &Request,
@@ -344,6 +343,9 @@ fn hash_beside_prepare(
     model: Box<dyn Model>,
     path: &Path,
 ) -> (Result<Input>, Result<Prepared>) {
+    // One pass over the file gives the hash and the places the heap check
+    // looks at: whichever asks first reads it, the other waits for it.
+    let _one_pass = source::scan::share(path);
     std::thread::scope(|s| {
         let hashing = s.spawn(|| Input::of(r.name, r.kind, config, path));
         let file = prepare(r, config, model, path);

@@ -621,30 +621,53 @@ const POW10: [f64; 23] = [
 ///   (`|x| ≥ 10^(16-N)`), the formatted text parses back to `x` itself
 ///   (17 significant digits identify every `f64`), so `x` is returned.
 pub fn round_to(x: f64, decimals: u32) -> f64 {
-    if let Some(&scale) = POW10.get(decimals as usize) {
-        // On the magnitude: the rule is symmetric, and for a positive `y`
-        // below 2^53 `y - floor(y)` is exact, and so is `floor(y) + 1`.
-        let ax = x.abs();
-        let y = ax * scale;
-        if y < 9_007_199_254_740_992.0 {
-            let f = y.floor();
-            let d = (y - f) - 0.5;
-            // Comfortably more than the product's rounding error.
-            if d.abs() > y * (1.0 / 1_125_899_906_842_624.0) {
-                let v = (if d > 0.0 { f + 1.0 } else { f }) / scale;
-                return if v == 0.0 { 0.0 } else { v.copysign(x) };
-            }
-            let t = d + ax.mul_add(scale, -y);
-            if t != 0.0 {
-                let v = (if t > 0.0 { f + 1.0 } else { f }) / scale;
-                return if v == 0.0 { 0.0 } else { v.copysign(x) };
-            }
-        }
+    if let Some((_, v)) = round_units(x, decimals) {
+        return v;
     }
     if decimals <= 300 && x.abs() >= keeps_17_digits(decimals) {
         return x;
     }
     round_exact(x, decimals)
+}
+
+/// [`round_to`]'s fast path, with the integer it rounds to: `(k, v)` where
+/// `k` is `x` rounded to a whole number of `10^-decimals` units and `v`,
+/// the stored value, is `k / 10^decimals` (computed as exactly that one
+/// division, `k as f64 / 10^decimals`, so that whatever writes `k` and
+/// computes the value back from it gets `v` bit for bit). `None` where the
+/// fast path does not settle the rounding (more than 22 places, `|x|·10^N`
+/// from 2^53, an exact tie, non-finite `x`): [`round_to`] settles those.
+///
+/// The floor is taken by converting to an integer (exact below 2^53 for a
+/// non-negative `y`), not by a call of libm's `floor`.
+#[inline]
+pub fn round_units(x: f64, decimals: u32) -> Option<(i64, f64)> {
+    let &scale = POW10.get(decimals as usize)?;
+    let ax = x.abs();
+    let y = ax * scale;
+    if y.is_nan() || y >= 9_007_199_254_740_992.0 {
+        return None;
+    }
+    let i = y as i64;
+    let f = i as f64;
+    let d = (y - f) - 0.5;
+    // Comfortably more than the product's rounding error.
+    let up = if d.abs() > y * (1.0 / 1_125_899_906_842_624.0) {
+        d > 0.0
+    } else {
+        let t = d + ax.mul_add(scale, -y);
+        if t == 0.0 {
+            return None;
+        }
+        t > 0.0
+    };
+    let k = i + i64::from(up);
+    if k == 0 {
+        // No negative zero in the documents.
+        return Some((0, 0.0));
+    }
+    let v = k as f64 / scale;
+    Some(if x < 0.0 { (-k, -v) } else { (k, v) })
 }
 
 /// The least magnitude at which `decimals` places keep 17 significant
@@ -911,6 +934,71 @@ mod tests {
             bboxmd5(&[-180.0, -90.0, 180.0, 90.0]),
             md5_of("(-180.0, -90.0, 180.0, 90.0)")
         );
+    }
+
+    /// Values of many magnitudes and both signs, near ties among them.
+    fn sample_values() -> Vec<f64> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut out = vec![0.0, -0.0, 0.5, -0.5, 1.5, 2.675, -2.675, 0.125, 1e-30];
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let magnitude = 10f64.powi((state % 31) as i32 - 15);
+            let x = (unit - 0.5) * magnitude;
+            out.push(x);
+            // A decimal tie in text, and its neighbours.
+            let tie = ((x * 1e4).trunc() + 0.5) / 1e4;
+            out.extend([
+                tie,
+                f64::from_bits(tie.to_bits() + 1),
+                f64::from_bits(tie.to_bits() - 1),
+            ]);
+        }
+        out
+    }
+
+    #[test]
+    fn one_integer_gives_the_value_the_key_and_the_compact_form() {
+        use crate::store::packed::StepWriter;
+        let values = sample_values();
+        for decimals in 0..=22u32 {
+            let stats = Stats::new(decimals);
+            let (mut settled, mut left) = (0, 0);
+            let mut by_units = StepWriter::new(values.len(), decimals);
+            let mut by_value = StepWriter::new(values.len(), decimals);
+            for &x in &values {
+                let Some((k, v)) = round_units(x, decimals) else {
+                    left += 1;
+                    continue;
+                };
+                settled += 1;
+                // The reference: the text formatted, parsed back.
+                assert_eq!(
+                    v.to_bits(),
+                    round_exact(x, decimals).to_bits(),
+                    "{x:e} at {decimals}"
+                );
+                assert_eq!(v.to_bits(), (k as f64 / POW10[decimals as usize]).to_bits());
+                assert_eq!(
+                    stats.key_of_units(k, v),
+                    stats.key(v),
+                    "{x:e} at {decimals}"
+                );
+                by_units.push_units(v, k);
+                by_value.push(Some(v), stats.key(v));
+            }
+            assert!(
+                settled > 1_000,
+                "{settled} settled, {left} left at {decimals}"
+            );
+            assert_eq!(
+                by_units.finish(0, "values").packed,
+                by_value.finish(0, "values").packed,
+                "at {decimals}"
+            );
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::base::{self, Common};
 use super::{
-    fields, iso_date, read_coordinates, round_to, seconds_bson, Batch, Loss, Mark, Model,
-    ModelSpec, Stats, Summary,
+    fields, iso_date, read_coordinates, round_to, round_units, seconds_bson, Batch, Loss, Mark,
+    Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -178,6 +178,17 @@ impl SpatioTemporal {
         // it as it is, MongoDB gets the BSON it stands for.
         let mut w = StepWriter::new(column.len(), precision);
         for &x in column {
+            // One integer per value: the stored value, its statistics key
+            // and its compact form all come from it.
+            if let Some((k, v)) = round_units(x, precision) {
+                loss.count(x, v);
+                match stats.key_of_units(k, v) {
+                    Some(key) => keys.push(key),
+                    None => stats.add(v),
+                }
+                w.push_units(v, k);
+                continue;
+            }
             if !x.is_finite() {
                 // Stored as the double NaN or ±Infinity, left out of the statistics.
                 w.push(Some(x), None);
@@ -291,7 +302,11 @@ impl Model for SpatioTemporal {
             });
             scope.spawn(move || {
                 for block in blocks_rx {
-                    let batch = block.map(|(k, b)| self.convert_block(k, &b));
+                    let batch = block.map(|(k, b)| {
+                        let batch = self.convert_block(k, &b);
+                        crate::source::blocks::recycle(b);
+                        batch
+                    });
                     let failed = batch.is_err();
                     if batches_tx.send(batch).is_err() || failed {
                         return;

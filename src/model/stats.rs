@@ -146,6 +146,19 @@ impl Stats {
         (y.abs() < KEY_LIMIT).then(|| y.round() as i64)
     }
 
+    /// [`Stats::key`] of a value [`crate::model::round_units`] gave as
+    /// `(k, v)` at these statistics' decimals, without computing it again:
+    /// `k` itself while `|k|` is well below the key limit (where `v · 10^d`
+    /// rounds back to `k`, `v` being `k / 10^d` correctly rounded).
+    #[inline]
+    pub fn key_of_units(&self, k: i64, v: f64) -> Option<i64> {
+        if k.unsigned_abs() < (1u64 << 50) - 1 {
+            Some(k)
+        } else {
+            self.key(v)
+        }
+    }
+
     /// Add a stored value; null (non-finite) values are left out.
     pub fn add(&mut self, x: f64) {
         if !x.is_finite() {
@@ -178,11 +191,21 @@ impl Stats {
             self.n += keys.len() as u64;
             return;
         }
-        let base = first.saturating_sub(DENSE_SPAN / 2);
-        let mut dense = vec![0u64; DENSE_SPAN as usize];
+        // The array spans the keys when they fit it (keys are below 2^50 in
+        // magnitude: the difference cannot overflow), else the keys near
+        // the first one.
+        let (lo, hi) = keys
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        let (base, span) = if hi - lo < DENSE_SPAN {
+            (lo, hi - lo + 1)
+        } else {
+            (first.saturating_sub(DENSE_SPAN / 2), DENSE_SPAN)
+        };
+        let mut dense = vec![0u64; span as usize];
         for &k in keys {
             let i = k.wrapping_sub(base);
-            if (0..DENSE_SPAN).contains(&i) {
+            if (0..span).contains(&i) {
                 dense[i as usize] += 1;
             } else {
                 *self.counts.entry(k).or_default() += 1;

@@ -58,6 +58,9 @@ pub struct Hdf5Matrix {
     mapped: Option<Mapped>,
     /// Of a mapped matrix: the columns read ahead, from the first one given.
     ahead: Option<(usize, Array2<f64>)>,
+    /// Of a gzip-compressed matrix: the bytes each chunk must inflate to,
+    /// checked by the inflate of the library's reads (see `hdf5_deflate`).
+    inflates_to: Option<usize>,
     /// Kept open for as long as the dataset is read.
     _file: File,
     _opened: super::LibraryPath,
@@ -68,6 +71,7 @@ pub struct Hdf5Matrix {
 pub(super) fn silence_library() {
     super::quiet_hdf5();
     super::hdf5_origin::forbid_external_links();
+    super::hdf5_deflate::registered();
 }
 
 impl Hdf5Matrix {
@@ -131,10 +135,11 @@ impl Hdf5Matrix {
         };
         let sources = super::hdf5_origin::check_values_are_here(&file, &dataset)
             .map_err(|msg| Error::variable(path, &var, msg))?;
+        let mut inflates_to = None;
         if sources.is_empty() {
             check_storage(path, &var, &dataset, rows, cols)?;
             check_filters_available(path, &var, &dataset)?;
-            check_chunks(path, &var, &dataset)?;
+            inflates_to = check_chunks(path, &var, &dataset, false)?;
         } else {
             // A virtual dataset of this file: its values are its sources'.
             let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
@@ -150,7 +155,8 @@ impl Hdf5Matrix {
                     ));
                 }
                 check_filters_available(path, &var, src)?;
-                check_chunks(path, &var, src)?;
+                // Read through the virtual dataset: inflated and checked here.
+                check_chunks(path, &var, src, true)?;
             }
         }
         let mut matrix = Self {
@@ -165,6 +171,7 @@ impl Hdf5Matrix {
             transposed,
             mapped: None,
             ahead: None,
+            inflates_to,
             _file: file,
             _opened: opened,
         };
@@ -191,30 +198,70 @@ impl Matrix for Hdf5Matrix {
         let Some(m) = &self.mapped else {
             return self.read_slab(start, count);
         };
+        let rows = self.info.rows;
         if let Some((first, ahead)) = &self.ahead {
             if start >= *first && start + count <= first + ahead.ncols() {
-                let from = start - first;
-                return Ok(ahead.slice(s![.., from..from + count]).to_owned());
+                // Column-major: the columns asked for are one run.
+                let from = (start - first) * rows;
+                let run = &ahead.as_slice_memory_order().expect("a whole block")
+                    [from..from + count * rows];
+                let mut out = super::blocks::buffer(run.len());
+                out.extend_from_slice(run);
+                return block_of(&self.info, rows, count, out);
             }
         }
-        self.ahead = None;
-        let wide = (READ_AHEAD_BYTES / (8 * self.info.rows))
+        // The buffer of the columns read ahead before is read into again.
+        let spare = self
+            .ahead
+            .take()
+            .map(|(_, a)| a.into_raw_vec_and_offset().0);
+        let wide = (READ_AHEAD_BYTES / (8 * rows))
             .max(count)
             .min(self.info.cols - start);
-        let block = m.read_rows(&self.info, 0, self.info.rows, start, wide)?;
+        let buf = match spare {
+            Some(b) if wide > count => b,
+            _ => super::blocks::buffer(rows * wide),
+        };
+        let block = m.read_rows(&self.info, 0, rows, start, wide, buf)?;
         if wide == count {
             return Ok(block);
         }
-        let out = block.slice(s![.., ..count]).to_owned();
+        let run = &block.as_slice_memory_order().expect("a whole block")[..count * rows];
+        let mut out = super::blocks::buffer(run.len());
+        out.extend_from_slice(run);
         self.ahead = Some((start, block));
-        Ok(out)
+        block_of(&self.info, rows, count, out)
     }
+}
+
+/// `values` as a column-major `rows × count` block.
+fn block_of(info: &MatrixInfo, rows: usize, count: usize, values: Vec<f64>) -> Result<Array2<f64>> {
+    Array2::from_shape_vec((rows, count).f(), values)
+        .map_err(|e| Error::variable(&info.path, &info.var_name, format!("cannot be read: {e}")))
 }
 
 impl Hdf5Matrix {
     /// Columns `start..start + count` through the library: HDF5 rows of a
-    /// MATLAB matrix, HDF5 columns of a row-major one.
+    /// MATLAB matrix, HDF5 columns of a row-major one. Read straight into a
+    /// reused block buffer ([`super::blocks`]); where the library fails,
+    /// read again through the crate for its message.
     fn read_slab(&self, start: usize, count: usize) -> Result<Array2<f64>> {
+        let rows = self.info.rows;
+        let _expecting = super::hdf5_deflate::expect(self.inflates_to);
+        if let Some(buf) = self.read_slab_into(start, count) {
+            return if self.transposed {
+                // `count × rows` row-major: the block column-major.
+                block_of(&self.info, rows, count, buf)
+            } else {
+                Array2::from_shape_vec((rows, count), buf).map_err(|e| {
+                    Error::variable(
+                        &self.info.path,
+                        &self.info.var_name,
+                        format!("cannot be read: {e}"),
+                    )
+                })
+            };
+        }
         let read = if self.transposed {
             self.dataset
                 .read_slice_2d::<f64, _>(s![start..start + count, ..])
@@ -223,6 +270,17 @@ impl Hdf5Matrix {
             self.dataset
                 .read_slice_2d::<f64, _>(s![.., start..start + count])
         };
+        if let Some((held, bytes)) = super::hdf5_deflate::take_short() {
+            return Err(Error::variable(
+                &self.info.path,
+                &self.info.var_name,
+                format!(
+                    "has a damaged chunk in columns {}..{}: it holds {held} of its {bytes} bytes",
+                    start + 1,
+                    start + count
+                ),
+            ));
+        }
         read.map_err(|e| {
             Error::variable(
                 &self.info.path,
@@ -234,6 +292,47 @@ impl Hdf5Matrix {
                 ),
             )
         })
+    }
+
+    /// The slab as [`Hdf5Matrix::read_slab`] reads it, by `H5Dread` into a
+    /// reused buffer, converted to doubles by the library; `None` when it
+    /// fails.
+    fn read_slab_into(&self, start: usize, count: usize) -> Option<Vec<f64>> {
+        use hdf5_sys::h5d::H5Dread;
+        use hdf5_sys::h5p::H5P_DEFAULT;
+        use hdf5_sys::h5t::H5T_NATIVE_DOUBLE;
+        let rows = self.info.rows;
+        let (selection, shape) = if self.transposed {
+            (s![start..start + count, ..], [count, rows])
+        } else {
+            (s![.., start..start + count], [rows, count])
+        };
+        let selection: ::hdf5::Selection = selection.try_into().ok()?;
+        let fspace = self.dataset.space().ok()?.select(selection).ok()?;
+        let mspace = ::hdf5::Dataspace::try_new(shape).ok()?;
+        if fspace.selection_size() != rows * count {
+            return None;
+        }
+        let mut buf = super::blocks::buffer(rows * count);
+        // SAFETY: the buffer holds `rows * count` doubles, the memory
+        // space's size, which the library writes whole (as the crate's own
+        // reads do) before the length is set.
+        let status = ::hdf5::sync::sync(|| unsafe {
+            H5Dread(
+                self.dataset.id(),
+                *H5T_NATIVE_DOUBLE,
+                mspace.id(),
+                fspace.id(),
+                H5P_DEFAULT,
+                buf.as_mut_ptr().cast(),
+            )
+        });
+        if status < 0 {
+            return None;
+        }
+        // SAFETY: written by the library, above.
+        unsafe { buf.set_len(rows * count) };
+        Some(buf)
     }
 }
 
@@ -281,7 +380,7 @@ impl Mapped {
         };
         let n = cols.min(16);
         for row in [0, rows - 1] {
-            let ours = mapped.read_rows(&m.info, row, 1, 0, n).ok()?;
+            let ours = mapped.read_rows(&m.info, row, 1, 0, n, Vec::new()).ok()?;
             let library = d.read_slice_2d::<f64, _>(s![row..row + 1, 0..n]).ok()?;
             let same = ours
                 .iter()
@@ -302,12 +401,14 @@ impl Mapped {
         rows: usize,
         start: usize,
         count: usize,
+        mut out: Vec<f64>,
     ) -> Result<Array2<f64>> {
         let row_bytes = info.cols * 8;
         let per_window = (self.window / row_bytes).max(1);
         // Column-major, as a MATLAB matrix's blocks are: each column (a
         // time step) is contiguous for the conversion that walks it.
-        let mut out = vec![0f64; rows * count];
+        out.clear();
+        out.resize(rows * count, 0.0);
         for r0 in (0..rows).step_by(per_window) {
             let n = per_window.min(rows - r0);
             let at = self.offset + ((first + r0) * row_bytes + start * 8) as u64;
@@ -543,14 +644,16 @@ fn check_filters_available(path: &Path, var: &str, d: &Dataset) -> Result<()> {
 /// stored size into a buffer, then copies a whole chunk out of it); and a
 /// gzip-compressed chunk must inflate to exactly the chunk's bytes (given
 /// a chunk that inflates short, libhdf5 1.10 reads past its buffer). All
-/// three were found by fuzzing. One chunk is held at a time; the cost is
-/// one more pass of decompression over a gzip-compressed dataset, and a walk
-/// of the index for the others. Pipelines with filters other than deflate
-/// and shuffle are left to the library.
+/// three were found by fuzzing. The last is checked by the inflate of the
+/// library's own reads (see `hdf5_deflate`): this gives the bytes a chunk
+/// must inflate to, for the reader to name while it reads. With `inflate`
+/// (the sources of a virtual dataset, read through it) each chunk is
+/// inflated here instead, one at a time. Pipelines with filters other than
+/// deflate and shuffle are left to the library.
 /// Above this many chunks, [`check_chunks`] is skipped (see there).
 const MAX_CHECKED_CHUNKS: usize = 4096;
 
-fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
+fn check_chunks(path: &Path, var: &str, d: &Dataset, inflate: bool) -> Result<Option<usize>> {
     use ::hdf5::filters::Filter;
     use hdf5_sys::h5::hsize_t;
     use hdf5_sys::h5d::H5Dread_chunk;
@@ -558,7 +661,7 @@ fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
     use std::io::Read;
 
     let Some(chunk) = d.chunk() else {
-        return Ok(());
+        return Ok(None);
     };
     let filters = d.filters();
     let element = d.dtype().map(|t| t.size()).unwrap_or(8);
@@ -570,10 +673,19 @@ fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
             format!("has a damaged chunk at {at:?}: {msg}"),
         ))
     };
+    let deflate_at = filters.iter().position(|f| matches!(f, Filter::Deflate(_)));
+    let gzip = deflate_at.is_some()
+        && filters
+            .iter()
+            .all(|f| matches!(f, Filter::Deflate(_) | Filter::Shuffle));
+    // Inflated here where the library's reads cannot check them.
+    let inflate = inflate || !super::hdf5_deflate::registered();
+    // What the library's reads check, whether or not the index is walked.
+    let inflates_to = (gzip && !inflate).then_some(chunk_bytes);
     // The library finds a chunk by walking its index, so checking n chunks
     // costs n² steps: datasets of very many chunks are left unchecked.
     let Some(count) = d.num_chunks().filter(|&n| n <= MAX_CHECKED_CHUNKS) else {
-        return Ok(());
+        return Ok(inflates_to);
     };
     let mut chunks = Vec::with_capacity(count);
     for index in 0..count {
@@ -584,14 +696,14 @@ fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
                 format!("has a chunk ({index}) that cannot be located: the file is damaged"),
             ));
         };
-        chunks.push((info.offset, info.size));
+        chunks.push((info.offset, info.size, info.filter_mask));
     }
     // `H5Dread_chunk` finds a chunk by its offset, and writes as many bytes
     // as the entry it finds gives, whatever the buffer holds. An index that
     // lists one offset twice (or an offset between chunks, which the lookup
     // rounds to another chunk's) makes that entry another than the walk's:
     // a fuzzed file had it write 29 bytes into a buffer of 26.
-    let mut offsets: Vec<&[hsize_t]> = chunks.iter().map(|(at, _)| &at[..]).collect();
+    let mut offsets: Vec<&[hsize_t]> = chunks.iter().map(|(at, _, _)| &at[..]).collect();
     if let Some(at) = offsets.iter().find(|at| {
         at.iter()
             .zip(&chunk)
@@ -604,34 +716,43 @@ fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
         return damaged(w[0], "the index lists it more than once".into());
     }
     if filters.is_empty() {
-        return match chunks.iter().find(|(_, size)| *size != chunk_bytes as u64) {
-            Some((at, size)) => damaged(
+        return match chunks
+            .iter()
+            .find(|(_, size, _)| *size != chunk_bytes as u64)
+        {
+            Some((at, size, _)) => damaged(
                 at,
                 format!("{size} bytes stored for a chunk of {chunk_bytes}, without compression"),
             ),
-            None => Ok(()),
+            None => Ok(None),
         };
     }
-    let Some(deflate_at) = filters.iter().position(|f| matches!(f, Filter::Deflate(_))) else {
-        return Ok(());
+    let Some(deflate_at) = deflate_at.filter(|_| gzip) else {
+        return Ok(None);
     };
-    if !filters
-        .iter()
-        .all(|f| matches!(f, Filter::Deflate(_) | Filter::Shuffle))
-    {
-        return Ok(());
-    }
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut buf = Vec::new();
-    for (at, size) in chunks {
+    for (at, size, mask) in chunks {
         if size == 0 {
             continue;
         }
-        let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if size > file_len || size as usize > chunk_bytes.saturating_mul(2) + (1 << 20) {
             return damaged(
                 &at,
                 format!("{size} bytes stored for a chunk of {chunk_bytes}"),
             );
+        }
+        let written_plain = mask & (1 << deflate_at) != 0;
+        if !inflate && !written_plain {
+            // Inflated and checked by the library's read.
+            continue;
+        }
+        if written_plain && !inflate {
+            // Written without compression: the stored bytes are the chunk's.
+            if size != chunk_bytes as u64 {
+                return damaged(&at, format!("it holds {size} of its {chunk_bytes} bytes"));
+            }
+            continue;
         }
         buf.resize(size as usize, 0);
         let mut applied = 0u32;
@@ -663,7 +784,7 @@ fn check_chunks(path: &Path, var: &str, d: &Dataset) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(inflates_to)
 }
 
 fn open_dataset(path: &Path, file: &File, var: &str) -> Result<Dataset> {
@@ -891,5 +1012,55 @@ mod tests {
                 assert_eq!(a.to_bits(), b.to_bits(), "columns {start}..+{count}");
             }
         }
+    }
+
+    /// A gzip-compressed matrix (shuffled too) read through the filter that
+    /// checks each chunk's size gives the values written, with transposed
+    /// (MATLAB) and plain orientation alike; a chunk that inflates short
+    /// fails the read, saying so.
+    #[test]
+    fn gzip_chunks_are_inflated_once_and_checked() {
+        std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
+        assert!(super::super::hdf5_deflate::registered());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.h5");
+        let (rows, cols) = (1001, 13);
+        let m = Array2::from_shape_fn((rows, cols), |(r, c)| {
+            ((r * 31 + c * 7) as f64).sin() * 1e3 + if c == 5 { f64::NAN } else { 0.0 }
+        });
+        {
+            let f = File::create(&path).unwrap();
+            f.new_dataset_builder()
+                .with_data(&m)
+                .chunk((100, 4))
+                .shuffle()
+                .deflate(4)
+                .create("m")
+                .unwrap();
+        }
+        let mut h = Hdf5Matrix::open(&path, Some("m")).unwrap();
+        assert!(h.mapped.is_none());
+        assert_eq!(h.inflates_to, Some(100 * 4 * 8));
+        for (start, count) in [(0, 2), (2, 4), (6, 7), (0, 13), (12, 1)] {
+            let got = h.read_columns(start, count).unwrap();
+            assert_eq!(got.dim(), (rows, count));
+            for ((r, c), v) in got.indexed_iter() {
+                assert_eq!(
+                    v.to_bits(),
+                    m[[r, start + c]].to_bits(),
+                    "[{r}, {}]",
+                    start + c
+                );
+            }
+        }
+
+        let short = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-regressions/hdf5-chunk-inflates-short.h5");
+        let refused = Hdf5Matrix::open(&short, None).and_then(|mut m| {
+            let cols = m.info().cols;
+            m.read_columns(0, cols)
+        });
+        let e = refused.expect_err("refused").to_string();
+        assert!(e.contains("damaged chunk") && e.contains(" of its "), "{e}");
     }
 }

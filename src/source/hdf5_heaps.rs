@@ -19,7 +19,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-const SIGNATURE: &[u8] = b"GCOL";
+const SIGNATURE: &[u8] = super::scan::HEAP_SIGNATURE;
 const BLOCK: usize = 8 << 20;
 
 /// Refuse a file holding a global heap collection libhdf5 cannot walk.
@@ -39,6 +39,16 @@ pub fn check(path: &Path, base: u64) -> Result<()> {
             format!("has a damaged superblock: {why}"),
         ));
     }
+    // The signatures found by the load's one pass over the file, if it
+    // shares one (see `scan`).
+    if let Some(pass) = super::scan::shared(path) {
+        for &offset in &pass.heaps {
+            if let Some(why) = walk(&f, offset, lengths, file_len).map_err(io)? {
+                return Err(damaged_heap(path, offset, &why));
+            }
+        }
+        return Ok(());
+    }
     let finder = memchr::memmem::Finder::new(SIGNATURE);
     let mut block = vec![0u8; BLOCK + SIGNATURE.len() - 1];
     // Bytes of the previous block kept at the start of this one, so that a
@@ -51,12 +61,7 @@ pub fn check(path: &Path, base: u64) -> Result<()> {
         for hit in finder.find_iter(&block[..filled]) {
             let offset = start + hit as u64;
             if let Some(why) = walk(&f, offset, lengths, file_len).map_err(io)? {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "has a damaged global heap (variable-length data) at byte {offset}: {why}"
-                    ),
-                ));
+                return Err(damaged_heap(path, offset, &why));
             }
         }
         if n == 0 {
@@ -66,6 +71,13 @@ pub fn check(path: &Path, base: u64) -> Result<()> {
         kept = (SIGNATURE.len() - 1).min(filled);
         block.copy_within(filled - kept..filled, 0);
     }
+}
+
+fn damaged_heap(path: &Path, offset: u64, why: &str) -> Error {
+    Error::format(
+        path,
+        format!("has a damaged global heap (variable-length data) at byte {offset}: {why}"),
+    )
 }
 
 /// The superblock's "size of lengths" (bytes), if the superblock at `base`

@@ -452,3 +452,214 @@ fn skip_rest(r: &mut dyn Read) -> Walk<()> {
     io::copy(r, &mut io::sink())?;
     Ok(())
 }
+
+/// Where the values of a top-level numeric variable are, for reading them
+/// a few columns at a time instead of whole (see [`locate`]).
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The file offset of the zlib stream holding the variable, and its
+    /// length, for a compressed variable.
+    pub compressed: Option<(u64, u64)>,
+    /// Where the values start: a file offset, or an offset into the
+    /// inflated stream of a compressed variable.
+    pub data_at: u64,
+    /// The MAT data type the values are stored as (miDOUBLE, miUINT8, …).
+    pub storage: u32,
+    pub data_bytes: u64,
+    pub little: bool,
+}
+
+/// The byte size of a value of MAT data type `storage`, for the numeric
+/// types a real matrix stores its values as.
+pub fn storage_size(storage: u32) -> Option<usize> {
+    Some(match storage {
+        1 | 2 => 1,       // miINT8, miUINT8
+        3 | 4 => 2,       // miINT16, miUINT16
+        5..=7 => 4,       // miINT32, miUINT32, miSINGLE
+        9 | 12 | 13 => 8, // miDOUBLE, miINT64, miUINT64
+        _ => return None,
+    })
+}
+
+/// Where the `index`-th variable [`check`] listed keeps its real values,
+/// read from the file by offset (a compressed variable: its first bytes
+/// inflated), never whole; `None` where they are not one plain run of
+/// numbers (a small element, an unknown type), which the parsers then read.
+pub fn locate(path: &Path, index: usize) -> Result<Option<Located>> {
+    use std::os::unix::fs::FileExt;
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut header = [0u8; 128];
+    if file.read_exact_at(&mut header, 0).is_err() {
+        return Ok(None);
+    }
+    let w = Walker {
+        little: &header[126..128] == b"IM",
+        vars: RefCell::new(Vec::new()),
+    };
+    let mut seen = 0usize;
+    let mut pos = 128u64;
+    while pos + 8 <= len {
+        let mut t = [0u8; 8];
+        file.read_exact_at(&mut t, pos).map_err(io)?;
+        let kind = w.word(&t[..4]);
+        if kind >> 16 != 0 {
+            pos += 8;
+            continue;
+        }
+        let bytes = u64::from(w.word(&t[4..]));
+        let end = (pos + 8).saturating_add(bytes).min(len);
+        if kind == MI_COMPRESSED {
+            let region = BufReader::with_capacity(1 << 14, Region::new(&file, pos + 8, end));
+            let mut z = ZlibDecoder::new(region);
+            let Ok(Some((tag, declared))) = w.inner_tag(&mut z) else {
+                return Ok(None);
+            };
+            if w.word(&tag[..4]) == MI_MATRIX && declared > 0 {
+                if seen == index {
+                    return Ok(
+                        data_header(&w, &mut z).map(|(at, storage, data_bytes)| Located {
+                            compressed: Some((pos + 8, end - pos - 8)),
+                            data_at: 8 + at,
+                            storage,
+                            data_bytes,
+                            little: w.little,
+                        }),
+                    );
+                }
+                seen += 1;
+            }
+            pos = end;
+        } else {
+            let padded_end = (pos + 8).saturating_add(bytes.div_ceil(8) * 8).min(len);
+            if kind == MI_MATRIX && bytes > 0 {
+                if seen == index {
+                    let mut r = BufReader::with_capacity(1 << 12, Region::new(&file, pos + 8, end));
+                    return Ok(
+                        data_header(&w, &mut r).map(|(at, storage, data_bytes)| Located {
+                            compressed: None,
+                            data_at: pos + 8 + at,
+                            storage,
+                            data_bytes,
+                            little: w.little,
+                        }),
+                    );
+                }
+                seen += 1;
+            }
+            pos = padded_end;
+        }
+    }
+    Ok(None)
+}
+
+/// Of a matrix element's body (from its flags on): the offset of its real
+/// values from the body's start, their MAT data type and byte count.
+fn data_header(w: &Walker, r: &mut dyn Read) -> Option<(u64, u32, u64)> {
+    let mut used = 0u64;
+    // Flags: a tag and two words.
+    let mut flags = [0u8; 16];
+    r.read_exact(&mut flags).ok()?;
+    used += 16;
+    // Dimensions, then the name: each small, or padded to 8 bytes.
+    for _ in 0..2 {
+        let Tag { bytes, small, .. } = w.tag(r).ok()??;
+        used += 8;
+        if small.is_none() {
+            let padded = bytes.div_ceil(8) * 8;
+            if padded > 4096 {
+                return None;
+            }
+            io::copy(&mut r.take(padded), &mut io::sink()).ok()?;
+            used += padded;
+        }
+    }
+    let Tag { kind, bytes, small } = w.tag(r).ok()??;
+    used += 8;
+    (small.is_none() && storage_size(kind).is_some()).then_some((used, kind, bytes))
+}
+
+/// Bytes `start..end` of a file, read by offset.
+struct Region<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl<'a> Region<'a> {
+    fn new(file: &'a File, at: u64, end: u64) -> Self {
+        Self { file, at, end }
+    }
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = (buf.len() as u64).min(self.end.saturating_sub(self.at)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.at)?;
+        self.at += got as u64;
+        Ok(got)
+    }
+}
+
+/// A file's compressed variable inflated as a stream from its start:
+/// what [`crate::source::matv5`] reads columns from in order.
+pub struct Inflating {
+    z: ZlibDecoder<BufReader<OwnedRegion>>,
+    /// Bytes of the inflated stream read so far.
+    pub at: u64,
+}
+
+impl Inflating {
+    pub fn new(file: File, at: u64, len: u64) -> Self {
+        let region = OwnedRegion {
+            file,
+            at,
+            end: at + len,
+        };
+        Self {
+            z: ZlibDecoder::new(BufReader::with_capacity(1 << 16, region)),
+            at: 0,
+        }
+    }
+
+    /// Skip to `to` (from where the stream is), then fill `buf`.
+    pub fn read_at(&mut self, to: u64, buf: &mut [u8]) -> io::Result<()> {
+        if to < self.at {
+            return Err(io::Error::other("the stream cannot go back"));
+        }
+        let skip = to - self.at;
+        let skipped = io::copy(&mut (&mut self.z).take(skip), &mut io::sink())?;
+        if skipped < skip {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.z.read_exact(buf)?;
+        self.at = to + buf.len() as u64;
+        Ok(())
+    }
+}
+
+struct OwnedRegion {
+    file: File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for OwnedRegion {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Region {
+            file: &self.file,
+            at: self.at,
+            end: self.end,
+        }
+        .read(buf)
+        .inspect(|&n| self.at += n as u64)
+    }
+}

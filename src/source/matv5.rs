@@ -20,14 +20,40 @@ use std::path::Path;
 use matfile::NumericData;
 use ndarray::{s, Array2, ShapeBuilder};
 
-use super::mat_structure::VarHeader;
+use super::mat_structure::{self, Inflating, Located, VarHeader};
 use super::{check_shape, Matrix, MatrixInfo};
 use crate::error::{Error, Result};
 
 pub struct MatV5Matrix {
     info: MatrixInfo,
+    values: Values,
+}
+
+enum Values {
     /// The whole matrix, column-major as MATLAB stores it.
-    data: Array2<f64>,
+    Whole(Array2<f64>),
+    /// A large matrix, read a few columns at a time from the file.
+    Streamed(Streamed),
+}
+
+/// A variable with at least this many bytes of values is read a few
+/// columns at a time: from the file by offset when it is stored as it is,
+/// inflated as a stream when it is compressed. Smaller ones are parsed
+/// whole, as before.
+const STREAM_FROM_BYTES: u64 = 32 << 20;
+
+/// The values of a large variable, where [`mat_structure::locate`] found
+/// them.
+struct Streamed {
+    file: std::fs::File,
+    at: Located,
+    /// The bytes of one value as stored.
+    size: usize,
+    /// A compressed variable's stream, inflated up to where the last read
+    /// ended (columns are read in order; an earlier one starts it again).
+    stream: Option<Inflating>,
+    /// The bytes of the last columns read, reused.
+    raw: Vec<u8>,
 }
 
 const DAMAGED: &str =
@@ -41,7 +67,10 @@ impl MatV5Matrix {
         if let Some(why) = header.refusal() {
             return Err(Error::variable(path, &var, why));
         }
-        check_shape(path, &var, &header.dims)?;
+        let (rows, cols) = check_shape(path, &var, &header.dims)?;
+        if let Some(m) = Self::streamed(path, &var, index, header, rows, cols, STREAM_FROM_BYTES)? {
+            return Ok(m);
+        }
 
         // The parsers get the chosen variable, inflated, and nothing more:
         // memory is bounded by it, whatever a compressed stream holds, and
@@ -73,8 +102,150 @@ impl MatV5Matrix {
                 cols: data.ncols(),
                 class,
             },
-            data,
+            values: Values::Whole(data),
         })
+    }
+
+    /// The variable read a few columns at a time, when its values are at
+    /// least `from` bytes stored as one plain run of a numeric type.
+    fn streamed(
+        path: &Path,
+        var: &str,
+        index: usize,
+        header: &VarHeader,
+        rows: usize,
+        cols: usize,
+        from: u64,
+    ) -> Result<Option<Self>> {
+        let Some(class) = class_name(header.class) else {
+            return Ok(None);
+        };
+        let values = (rows as u64).saturating_mul(cols as u64);
+        if values.saturating_mul(8) < from {
+            return Ok(None);
+        }
+        let Some(at) = mat_structure::locate(path, index)? else {
+            return Ok(None);
+        };
+        let Some(size) = mat_structure::storage_size(at.storage) else {
+            return Ok(None);
+        };
+        if at.data_bytes != values.saturating_mul(size as u64) {
+            return Ok(None);
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Ok(Some(Self {
+            info: MatrixInfo {
+                path: path.to_path_buf(),
+                var_name: var.to_string(),
+                rows,
+                cols,
+                class,
+            },
+            values: Values::Streamed(Streamed {
+                file,
+                at,
+                size,
+                stream: None,
+                raw: Vec::new(),
+            }),
+        }))
+    }
+}
+
+/// The MATLAB class of a numeric class number.
+fn class_name(class: u8) -> Option<&'static str> {
+    Some(match class {
+        6 => "double",
+        7 => "single",
+        8 => "int8",
+        9 => "uint8",
+        10 => "int16",
+        11 => "uint16",
+        12 => "int32",
+        13 => "uint32",
+        14 => "int64",
+        15 => "uint64",
+        _ => return None,
+    })
+}
+
+impl Streamed {
+    fn read_columns(
+        &mut self,
+        info: &MatrixInfo,
+        start: usize,
+        count: usize,
+    ) -> Result<Array2<f64>> {
+        let rows = info.rows;
+        let column = (rows * self.size) as u64;
+        let to = self.at.data_at + start as u64 * column;
+        self.raw.resize(count * rows * self.size, 0);
+        let read = match self.at.compressed {
+            None => {
+                use std::os::unix::fs::FileExt;
+                self.file.read_exact_at(&mut self.raw, to)
+            }
+            Some((at, len)) => {
+                if self.stream.as_ref().is_none_or(|s| s.at > to) {
+                    let file = self.file.try_clone().map_err(|e| Error::Io {
+                        path: info.path.clone(),
+                        source: e,
+                    })?;
+                    self.stream = Some(Inflating::new(file, at, len));
+                }
+                let stream = self.stream.as_mut().expect("opened above");
+                stream.read_at(to, &mut self.raw)
+            }
+        };
+        read.map_err(|e| {
+            Error::format(
+                &info.path,
+                format!(
+                    "{DAMAGED} (columns {}..{} of '{}' cannot be read: {e})",
+                    start + 1,
+                    start + count,
+                    info.var_name
+                ),
+            )
+        })?;
+        let mut out = super::blocks::buffer(rows * count);
+        decode(&self.raw, self.at.storage, self.at.little, &mut out);
+        Array2::from_shape_vec((rows, count).f(), out).map_err(|e| {
+            Error::variable(&info.path, &info.var_name, format!("cannot be read: {e}"))
+        })
+    }
+}
+
+/// Append the values `raw` holds, of MAT data type `storage`, as doubles.
+fn decode(raw: &[u8], storage: u32, little: bool, out: &mut Vec<f64>) {
+    macro_rules! each {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            out.extend(raw.chunks_exact(N).map(|c| {
+                let b: [u8; N] = c.try_into().expect("N bytes");
+                (if little {
+                    <$t>::from_le_bytes(b)
+                } else {
+                    <$t>::from_be_bytes(b)
+                }) as f64
+            }))
+        }};
+    }
+    match storage {
+        1 => each!(i8),
+        2 => each!(u8),
+        3 => each!(i16),
+        4 => each!(u16),
+        5 => each!(i32),
+        6 => each!(u32),
+        7 => each!(f32),
+        12 => each!(i64),
+        13 => each!(u64),
+        _ => each!(f64),
     }
 }
 
@@ -119,7 +290,10 @@ impl Matrix for MatV5Matrix {
     }
 
     fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
-        Ok(self.data.slice(s![.., start..start + count]).to_owned())
+        match &mut self.values {
+            Values::Whole(data) => Ok(data.slice(s![.., start..start + count]).to_owned()),
+            Values::Streamed(s) => s.read_columns(&self.info, start, count),
+        }
     }
 }
 
@@ -248,6 +422,74 @@ mod tests {
             f.extend_from_slice(e);
         }
         f
+    }
+
+    /// A large variable is read a few columns at a time, from the file or
+    /// from its inflated stream, in any order: the same values, bit for
+    /// bit, as the parser's whole matrix, for each storage type.
+    #[test]
+    fn streamed_columns_are_the_parsed_matrix() {
+        use matrw::{MatVariable, MatlabType, NumericArray};
+        let dir = tempfile::tempdir().unwrap();
+        let (rows, cols) = (37usize, 11usize);
+        let doubles: Vec<f64> = (0..rows * cols)
+            .map(|i| {
+                if i % 13 == 0 {
+                    f64::NAN
+                } else {
+                    (i as f64 * 0.37).sin() * 1e-6
+                }
+            })
+            .collect();
+        let variables = [
+            ("double", MatlabType::F64(doubles.clone())),
+            (
+                "single",
+                MatlabType::F32(doubles.iter().map(|&v| v as f32).collect()),
+            ),
+            (
+                "int16",
+                MatlabType::I16((0..rows * cols).map(|i| i as i16 - 200).collect()),
+            ),
+            (
+                "uint8",
+                MatlabType::U8((0..rows * cols).map(|i| (i % 251) as u8).collect()),
+            ),
+        ];
+        for (class, values) in variables {
+            for compress in [false, true] {
+                let path = dir.path().join(format!("{class}_{compress}.mat"));
+                let var = MatVariable::NumericArray(
+                    NumericArray::new(vec![rows, cols], values.clone(), None).unwrap(),
+                );
+                let mut file = matrw::MatFile::new();
+                let small = NumericArray::new(vec![1, 2], MatlabType::F64(vec![1.0, 2.0]), None);
+                file.insert("before", MatVariable::NumericArray(small.unwrap()));
+                file.insert("m", var);
+                matrw::save_matfile_v7(path.to_str().unwrap(), file, compress).unwrap();
+                let mut whole = MatV5Matrix::open(&path, Some("m")).unwrap();
+                assert!(matches!(whole.values, Values::Whole(_)));
+                let vars = mat_structure::check(&path).unwrap();
+                let (index, header) = choose(&path, &vars, Some("m")).unwrap();
+                let mut streamed = MatV5Matrix::streamed(&path, "m", index, header, rows, cols, 0)
+                    .unwrap()
+                    .expect("streamed");
+                assert_eq!(streamed.info().class, whole.info().class, "{class}");
+                assert_eq!(streamed.info().class, class);
+                for (start, count) in [(0, 2), (2, 4), (6, 5), (1, 3), (0, 11)] {
+                    let a = whole.read_columns(start, count).unwrap();
+                    let b = streamed.read_columns(start, count).unwrap();
+                    assert_eq!(a.dim(), b.dim());
+                    for (x, y) in a.iter().zip(b.iter()) {
+                        assert_eq!(
+                            x.to_bits(),
+                            y.to_bits(),
+                            "{class} {compress} {start}+{count}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// An element of a type MAT v5 does not define, beside the variable:

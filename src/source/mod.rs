@@ -6,8 +6,10 @@
 //! blocks of columns, so that a model can convert a file larger than memory
 //! one block at a time.
 
+pub mod blocks;
 mod crash_guard;
 mod hdf5;
+mod hdf5_deflate;
 mod hdf5_heaps;
 mod hdf5_origin;
 pub mod listing;
@@ -16,6 +18,7 @@ mod matv4;
 mod matv5;
 mod netcdf;
 mod netcdf3_header;
+pub mod scan;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -760,7 +760,11 @@ impl NetCdfMatrix {
     fn read_columns_unguarded(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
         let nlon = self.lons.len();
         let coords = 2usize.saturating_sub(start).min(count);
-        let mut out = Array2::zeros((self.info.rows, count));
+        // A reused block buffer (see `blocks`), not a fresh one per block.
+        let mut values = super::blocks::buffer(self.info.rows * count);
+        values.resize(self.info.rows * count, 0.0);
+        let mut out =
+            Array2::from_shape_vec((self.info.rows, count), values).expect("rows × count values");
         for j in 0..coords {
             let col = start + j;
             for r in 0..self.info.rows {

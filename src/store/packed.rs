@@ -306,6 +306,25 @@ impl StepWriter {
         self.scratch.doubles.push(x);
     }
 
+    /// The next element, a number `v` that is `k / 10^places` computed as
+    /// that one division (as [`crate::model::round_units`] gives it at
+    /// these places): kept as `k` without checking it again.
+    #[inline]
+    pub fn push_units(&mut self, v: f64, k: i64) {
+        self.scratch.types.push(DOUBLE);
+        if let Some((_, scale)) = self.scale {
+            match i32::try_from(k) {
+                Ok(k) => {
+                    self.narrow &= i16::try_from(k).is_ok();
+                    self.scratch.ints.push(k);
+                    return;
+                }
+                Err(_) => self.switch_to_doubles(scale),
+            }
+        }
+        self.scratch.doubles.push(v);
+    }
+
     /// Go on with doubles: the integers so far become the very doubles
     /// they stand for.
     #[cold]
@@ -352,19 +371,24 @@ impl StepWriter {
         out.extend_from_slice(&(n as u32).to_le_bytes());
         out.extend_from_slice(&scratch.types);
         out.extend_from_slice(&[places, width as u8]);
+        // Sized once, then written in place: a loop the compiler vectorizes,
+        // not a capacity check per number.
+        let at = out.len();
+        out.resize(at + numbers * width, 0);
+        let run = &mut out[at..];
         match width {
-            2 => scratch
-                .ints
-                .iter()
-                .for_each(|&k| out.extend_from_slice(&(k as i16).to_le_bytes())),
-            4 => scratch
-                .ints
-                .iter()
-                .for_each(|&k| out.extend_from_slice(&k.to_le_bytes())),
-            _ => scratch
-                .doubles
-                .iter()
-                .for_each(|&x| out.extend_from_slice(&x.to_le_bytes())),
+            2 => run
+                .chunks_exact_mut(2)
+                .zip(&scratch.ints)
+                .for_each(|(d, &k)| d.copy_from_slice(&(k as i16).to_le_bytes())),
+            4 => run
+                .chunks_exact_mut(4)
+                .zip(&scratch.ints)
+                .for_each(|(d, &k)| d.copy_from_slice(&k.to_le_bytes())),
+            _ => run
+                .chunks_exact_mut(8)
+                .zip(&scratch.doubles)
+                .for_each(|(d, &x)| d.copy_from_slice(&x.to_le_bytes())),
         }
         out.push(0);
         STEP_SCRATCH.with(|s| *s.borrow_mut() = scratch);

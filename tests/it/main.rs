@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_args;
 mod hostile_round3;
 mod killed_appends;
+mod lean_loads;
 mod locks;
 mod look_select;
 mod lost_digits;
