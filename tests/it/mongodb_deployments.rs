@@ -131,9 +131,10 @@ fn replacements_are_retried_writes_that_survive_a_stepdown_error() {
             .run()
             .unwrap();
     };
-    // Twice: the driver retries a write once, so the second answer fails
-    // the load, which leaves nothing.
-    arm(2);
+    // Twelve times: the driver sends a write twice, and manage sends it
+    // five times in all (see `retrying`), so ten answers are ridden out and
+    // the eleventh fails the load, which leaves nothing.
+    arm(12);
     let e = load_twice(&mut store, "failed", 70_000)
         .unwrap_err()
         .to_string();

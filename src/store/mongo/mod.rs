@@ -72,6 +72,25 @@ pub struct Mongo {
 /// How many times an idempotent step is run again after a fail-over error.
 const RETRIES: u32 = 4;
 
+/// Run an idempotent operation again after an error a fail-over causes
+/// (see [`Mongo::retrying`]).
+pub(super) fn retrying<T>(
+    mut op: impl FnMut() -> mongodb::error::Result<T>,
+) -> mongodb::error::Result<T> {
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match op() {
+            Err(e) if tries < RETRIES && is_retryable(&e) => {
+                tries += 1;
+                std::thread::sleep(pause);
+                pause *= 4;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a lock's lease has lapsed, by the server's clock (`$$NOW`):
 /// never by a host's, so that hosts whose clocks differ agree. (Both sides
 /// as milliseconds: MongoDB compares dates so too, and SecantusDB compares
@@ -183,20 +202,9 @@ impl Mongo {
     /// selection then waits for the new primary.
     fn retrying<T>(
         &self,
-        mut op: impl FnMut() -> mongodb::error::Result<T>,
+        op: impl FnMut() -> mongodb::error::Result<T>,
     ) -> mongodb::error::Result<T> {
-        let mut pause = Duration::from_millis(100);
-        let mut tries = 0;
-        loop {
-            match op() {
-                Err(e) if tries < RETRIES && is_retryable(&e) => {
-                    tries += 1;
-                    std::thread::sleep(pause);
-                    pause *= 4;
-                }
-                other => return other,
-            }
-        }
+        retrying(op)
     }
 
     /// `renameCollection`, replacing any collection `to`. Retried after a

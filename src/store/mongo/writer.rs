@@ -102,11 +102,16 @@ fn insert_batch(
     docs: &[Encoded],
     deadline: &Deadline,
 ) -> std::result::Result<Inserted, BatchError> {
-    let e = match coll
-        .insert_many(docs.iter().map(|d| &d.raw))
-        .ordered(false)
-        .within(deadline)
-    {
+    // The driver retries an insert once when the server labels its error
+    // retryable (mongod does, for a primary stepping down); one answered
+    // with such a code but no label (SecantusDB) is sent again here too:
+    // an insert sent twice finds its documents stored, and replaces them
+    // below with the same ones.
+    let e = match super::retrying(|| {
+        coll.insert_many(docs.iter().map(|d| &d.raw))
+            .ordered(false)
+            .within(deadline)
+    }) {
         Ok(_) => {
             return Ok(Inserted {
                 first: docs.first().map(|d| d.key.clone()),
@@ -136,9 +141,11 @@ fn insert_batch(
     let mut replaced: Vec<usize> = dups.into_iter().collect();
     replaced.sort_unstable();
     for d in replaced.into_iter().map(|i| &docs[i]) {
-        coll.replace_one(doc! { "_id": d.id.clone() }, &d.raw)
-            .upsert(true)
-            .within(deadline)?;
+        super::retrying(|| {
+            coll.replace_one(doc! { "_id": d.id.clone() }, &d.raw)
+                .upsert(true)
+                .within(deadline)
+        })?;
     }
     Ok(inserted)
 }
