@@ -157,7 +157,7 @@ impl MatV5Matrix {
 }
 
 /// The MATLAB class of a numeric class number.
-fn class_name(class: u8) -> Option<&'static str> {
+pub(crate) fn class_name(class: u8) -> Option<&'static str> {
     Some(match class {
         6 => "double",
         7 => "single",

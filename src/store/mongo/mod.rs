@@ -72,8 +72,12 @@ pub struct Mongo {
 /// How many times an idempotent step is run again after a fail-over error.
 const RETRIES: u32 = 4;
 
-/// Run an idempotent operation again after an error a fail-over causes
-/// (see [`Mongo::retrying`]).
+/// Run an idempotent operation, again after an error a fail-over
+/// causes (see [`errors::is_retryable`]): the driver retries only
+/// inserts, updates, deletes of one document and reads, not commands
+/// such as `drop`, `renameCollection` or an aggregation with `$merge`.
+/// Up to [`RETRIES`] times, waiting a little longer each time; server
+/// selection then waits for the new primary.
 pub(super) fn retrying<T>(
     mut op: impl FnMut() -> mongodb::error::Result<T>,
 ) -> mongodb::error::Result<T> {
@@ -190,21 +194,7 @@ impl Mongo {
     }
 
     fn drop_coll(&self, name: &str) -> Result<()> {
-        self.retrying(|| self.coll(name).drop().within(&self.deadline))
-            .map_err(|e| self.err(name, e))
-    }
-
-    /// Run an idempotent operation, again after an error a fail-over
-    /// causes (see [`errors::is_retryable`]): the driver retries only
-    /// inserts, updates, deletes of one document and reads, not commands
-    /// such as `drop`, `renameCollection` or an aggregation with `$merge`.
-    /// Up to [`RETRIES`] times, waiting a little longer each time; server
-    /// selection then waits for the new primary.
-    fn retrying<T>(
-        &self,
-        op: impl FnMut() -> mongodb::error::Result<T>,
-    ) -> mongodb::error::Result<T> {
-        retrying(op)
+        retrying(|| self.coll(name).drop().within(&self.deadline)).map_err(|e| self.err(name, e))
     }
 
     /// `renameCollection`, replacing any collection `to`. Retried after a
@@ -213,7 +203,7 @@ impl Mongo {
     fn rename_coll(&self, from: &str, to: &str) -> Result<()> {
         let db = &self.target.db_name;
         let mut first = true;
-        self.retrying(|| {
+        retrying(|| {
             let run = self
                 .client
                 .database("admin")
@@ -377,7 +367,7 @@ impl Mongo {
     /// server puts them: `into` is never rewritten (see docs/mongodb.md).
     fn merge_into(&self, from: &str, into: &str) -> Result<()> {
         let staging = self.coll(from);
-        self.retrying(|| {
+        retrying(|| {
             let merge = staging.aggregate([
                 doc! { "$sort": { "_id": 1 } },
                 doc! { "$merge": {
@@ -470,7 +460,7 @@ impl Store for Mongo {
         }
         // `delete` of many documents is not a retryable write; deleting
         // again what is already deleted is harmless.
-        self.retrying(|| {
+        retrying(|| {
             self.coll(collection)
                 .delete_many(query(filter))
                 .within(&self.deadline)
@@ -668,7 +658,7 @@ impl Mongo {
         // NAME, so that it costs what it adds, not what is stored.
         let appending = !replace && self.exists(name)?;
         let mut first = true;
-        self.retrying(|| {
+        retrying(|| {
             let made = self.db.create_collection(&staging).within(&self.deadline);
             match made {
                 // Made by this very command, whose answer was lost.
