@@ -99,8 +99,17 @@ pub enum Error {
 
     /// SIGINT or SIGTERM came while the command worked (see
     /// [`crate::interrupt`]).
-    #[error("interrupted by {}: the unfinished work was undone and its locks released", crate::interrupt::signal_name(*signal))]
+    #[error("interrupted by {}: the unfinished work was undone and its locks released", signal_name(*signal))]
     Interrupted { signal: i32 },
+}
+
+/// The name of a signal that [`crate::interrupt`] catches.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 impl Error {

@@ -28,7 +28,7 @@ use signal_hook::iterator::Signals;
 /// without it (see the module's text).
 pub const GRACE: Duration = Duration::from_secs(5);
 
-use crate::error::{Error, Result};
+use crate::error::{signal_name, Error, Result};
 
 struct Flags {
     /// Whether a signal came.
@@ -92,14 +92,5 @@ pub fn check() -> Result<()> {
     match received() {
         Some(signal) => Err(Error::Interrupted { signal }),
         None => Ok(()),
-    }
-}
-
-/// The name of a signal this module catches.
-pub fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        SIGINT => "SIGINT",
-        SIGTERM => "SIGTERM",
-        _ => "a signal",
     }
 }

@@ -246,7 +246,7 @@ fn main() -> ExitCode {
         Ok(Err(fluxpy::error::Error::Interrupted { signal })) => {
             eprintln!(
                 "manage: interrupted: {} received; the unfinished work was undone and its locks released",
-                fluxpy::interrupt::signal_name(signal)
+                fluxpy::error::signal_name(signal)
             );
             ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
         }
