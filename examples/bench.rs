@@ -399,7 +399,7 @@ fn floor(file: &Path, var: &str, precision: u32) -> Floor {
         for j in 0..count {
             let column = block.column(j);
             let doc = timed(&mut f.pack, || {
-                let mut w = fluxpy::store::packed::StepWriter::new(rows, precision);
+                let mut w = fluxpy::doc::packed::StepWriter::new(rows, precision);
                 for &x in column {
                     match fluxpy::model::round_units(x, precision) {
                         Some((k, v)) => w.push_units(v, k),

@@ -9,6 +9,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod doc;
 pub mod error;
 pub mod expand;
 pub mod ingest;

@@ -14,10 +14,9 @@ use std::time::Duration;
 use bson::RawDocumentBuf;
 
 use crate::cmd::plural;
+use crate::doc::{COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
-use crate::store::{
-    self, lock, validate_name, Datasets, Filter, Unfinished, COORD_INDEX, METADATA, SUMMARY,
-};
+use crate::store::{self, lock, validate_name, Datasets, Filter, Unfinished};
 
 /// Copy a dataset, with its entries, summary and ingest log, into another store.
 #[derive(Debug, clap::Args)]

@@ -13,9 +13,10 @@
 use bson::{Bson, Document};
 
 use crate::cmd::require_dataset;
+use crate::doc::{fields, COORD_INDEX, METADATA};
 use crate::error::{Error, Result};
-use crate::model::{fields, iso_date};
-use crate::store::{Filter, Store, COORD_INDEX, METADATA};
+use crate::model::iso_date;
+use crate::store::{Filter, Store};
 
 /// How the documents of a dataset are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +83,7 @@ impl<'s> Dataset<'s> {
                 "has no coord_index entry, so its cells have no coordinates; `manage db -a` checks the store",
             )
         })?;
-        crate::model::coordinates_of(&entry).ok_or_else(|| {
+        crate::doc::coordinates_of(&entry).ok_or_else(|| {
             Error::collection(
                 &self.name,
                 "its coord_index entry is not a list of [x, y] pairs",

@@ -15,11 +15,12 @@ use bson::{Bson, Document};
 
 use crate::cmd::dataset::{document_time, Dataset};
 use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_error};
+use crate::doc::{ingest_log, summary as summary_entry};
+use crate::doc::{COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
 use crate::model::iso_date;
 use crate::store::{
     self, geom_dataset, lock, staged_dataset, Attempt, Datasets, Holder, Store, Unfinished,
-    COORD_INDEX, METADATA, SUMMARY,
 };
 
 /// What `-l` lists.
@@ -167,14 +168,15 @@ fn show(store: &dyn Store, name: &str) -> Result<()> {
         Error::collection(name, "has no metadata entry; see `manage db -l metadata`")
     })?;
     let mut files = store.ingest_log(name)?;
-    let loaded_at = |d: &Document| d.get_datetime("loaded_at").ok().copied();
+    let loaded_at = |d: &Document| d.get_datetime(ingest_log::LOADED_AT).ok().copied();
     files.sort_by(|a, b| {
-        (loaded_at(a), a.get_str("path").ok()).cmp(&(loaded_at(b), b.get_str("path").ok()))
+        (loaded_at(a), a.get_str(ingest_log::PATH).ok())
+            .cmp(&(loaded_at(b), b.get_str(ingest_log::PATH).ok()))
     });
     let files: Vec<Bson> = files
         .into_iter()
         .map(|mut f| {
-            for internal in ["_id", "name", "input"] {
+            for internal in ["_id", ingest_log::NAME, ingest_log::INPUT] {
                 f.remove(internal);
             }
             Bson::Document(f)
@@ -310,8 +312,8 @@ pub fn audit_report(store: &dyn Store) -> Result<Audit> {
             let cut_short = store
                 .entry(SUMMARY, c)?
                 .and_then(|e| {
-                    let p = e.get_str("path").ok()?.to_string();
-                    Some(match e.contains_key("finish") {
+                    let p = e.get_str(summary_entry::PATH).ok()?.to_string();
+                    Some(match e.contains_key(summary_entry::FINISH) {
                         true => format!(" (an append of {p} was cut short: `manage db -a --fix` or the next load into '{c}' finishes it)"),
                         false => format!(" (an append of {p} was cut short: run that load again)"),
                     })
@@ -415,7 +417,7 @@ pub fn fix(store: &mut dyn Store) -> Result<Vec<String>> {
     for name in store.collections()? {
         let kept = store
             .entry(SUMMARY, &name)?
-            .is_some_and(|e| e.contains_key("finish"));
+            .is_some_and(|e| e.contains_key(summary_entry::FINISH));
         if !kept {
             continue;
         }
@@ -519,7 +521,7 @@ fn replace_nulls(doc: &mut Document) -> u64 {
                     n += 1;
                 }
             }
-            Bson::Document(p) if key == crate::model::fields::PROPERTIES => {
+            Bson::Document(p) if key == crate::doc::fields::PROPERTIES => {
                 for (_, x) in p.iter_mut().filter(|(_, x)| matches!(x, Bson::Null)) {
                     *x = Bson::Double(f64::NAN);
                     n += 1;

@@ -17,8 +17,9 @@ use crate::cmd::dataset::{
 };
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
+use crate::doc::fields;
 use crate::error::{Error, Result};
-use crate::model::{fields, iso_date};
+use crate::model::iso_date;
 use crate::store;
 
 /// Output formats of `export`.

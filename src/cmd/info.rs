@@ -17,11 +17,12 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::cmd::dataset::{Dataset, Kind};
+use crate::doc::{fields, COORD_INDEX, MAX_DOCUMENT_BYTES};
 use crate::error::{shown, Error, Result};
 use crate::ingest::{Loader, Observer, Outcome, Request};
-use crate::model::{fields, iso_date, ModelKind};
+use crate::model::{iso_date, ModelKind};
 use crate::source::listing::{self, Listing};
-use crate::store::{self, COORD_INDEX, MAX_DOCUMENT_BYTES};
+use crate::store::{self};
 
 /// Describe data files: format, variables, time axis, the models that fit
 /// and what a load would store.
@@ -727,7 +728,7 @@ fn stored(db: &Path) -> Result<Stored> {
     let cells = if gridded {
         coord_entry
             .as_ref()
-            .and_then(crate::model::coordinates_of)
+            .and_then(crate::doc::coordinates_of)
             .map(|c| c.len())
     } else {
         None

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document};
 
+use crate::doc::{COORD_INDEX, METADATA};
 use crate::error::{Error, Result};
-use crate::store::{Datasets, Store, COORD_INDEX, METADATA};
+use crate::store::{Datasets, Store};
 
 /// A document as one line of relaxed MongoDB Extended JSON
 /// (dates as `{"$date": "…Z"}`), keys in stored order.

@@ -17,8 +17,8 @@ use bson::{Bson, Document};
 
 use crate::cmd::dataset::{array_fields, document_time, number, Dataset, Kind};
 use crate::cmd::export::Selection;
+use crate::doc::fields;
 use crate::error::{Error, Result};
-use crate::model::fields;
 
 /// The fill value of missing cells: libnetcdf's default for doubles
 /// (`NC_FILL_DOUBLE`), which every CF reader knows.

@@ -3,7 +3,7 @@
 //! step documents take, reused instead of mapped afresh for each one.
 //!
 //! (Step documents are written straight in the embedded store's compact
-//! form, `store::packed::StepWriter`; MongoDB gets the BSON joined back.)
+//! form, `doc::packed::StepWriter`; MongoDB gets the BSON joined back.)
 
 /// The decimal keys of a BSON array, `"0"`, `"1"`, …, counted up in place
 /// rather than formatted for each element.

@@ -17,7 +17,7 @@
 //! little-endian. The first form ([`join_doubles`]) had no `places` and
 //! `width` and kept the doubles.
 
-use crate::model::encode::ArrayKeys;
+use crate::doc::encode::ArrayKeys;
 
 const DOUBLE: u8 = 0x01;
 const NULL: u8 = 0x0A;
@@ -359,7 +359,7 @@ impl StepWriter {
         let array = 4 + elements + 1;
         let head_len = 4 + (1 + 4 + 8) + (1 + key.len() + 1);
         let bson_len = head_len + array + 1;
-        let mut out = crate::model::encode::buffer(8 + head_len + n + 2 + numbers * width + 1);
+        let mut out = crate::doc::encode::buffer(8 + head_len + n + 2 + numbers * width + 1);
         out.extend_from_slice(&(head_len as u32).to_le_bytes());
         out.extend_from_slice(&(bson_len as i32).to_le_bytes());
         out.push(0x09);

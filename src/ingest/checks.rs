@@ -6,10 +6,11 @@ use std::path::Path;
 
 use bson::{doc, Bson, Document};
 
-use super::summary::coords_digest;
+use crate::doc::summary::coords_digest;
+use crate::doc::{coordinates_of, fields, COORD_INDEX, MAX_DOCUMENT_BYTES};
 use crate::error::{shown, Error, Result};
-use crate::model::{coordinates_of, fields, Model, ModelKind, Summary};
-use crate::store::{Store, COORD_INDEX, MAX_DOCUMENT_BYTES};
+use crate::model::{Model, ModelKind, Summary};
+use crate::store::Store;
 
 /// Refuse a file that would add to dataset `name` documents of another
 /// model, or values rounded to another precision, than it holds: the

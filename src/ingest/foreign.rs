@@ -12,8 +12,9 @@
 
 use bson::{Bson, Document};
 
+use crate::doc::SUMMARY;
 use crate::error::{Error, Result};
-use crate::store::{Filter, Store, SUMMARY};
+use crate::store::{Filter, Store};
 
 /// What tells a dataset another tool wrote.
 #[derive(Debug, Clone)]

@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::Request;
 use crate::config::Config;
+use crate::doc::ingest_log::{self, id as ingest_id, NAME as INGEST_DATASET_FIELD};
 use crate::error::{Error, Result};
 use crate::model::ModelKind;
-use crate::store::{ingest_id, Holder, INGEST_DATASET_FIELD};
+use crate::store::Holder;
 
 /// The ingest-log facts of one file.
 pub(crate) struct Input {
@@ -51,16 +52,16 @@ impl Input {
         doc! {
             "_id": &self.id,
             INGEST_DATASET_FIELD: request.name,
-            "path": absolute.display().to_string(),
+            ingest_log::PATH: absolute.display().to_string(),
             "size": self.size as i64,
             "sha256": &self.sha256,
-            "input": &self.input,
+            ingest_log::INPUT: &self.input,
             "model": request.model,
             "dates": dates,
             "documents": documents as i64,
             "seconds": (seconds * 1000.0).round() / 1000.0,
             "version": env!("CARGO_PKG_VERSION"),
-            "loaded_at": bson::DateTime::from_chrono(me.started),
+            ingest_log::LOADED_AT: bson::DateTime::from_chrono(me.started),
             "loaded_by": format!("{}@{}", me.owner, me.host),
             "force": request.force,
         }

@@ -26,11 +26,12 @@ use self::foreign::{foreign_dataset, refuse_points};
 use self::input::{Input, Stamp};
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
+use crate::doc::{sort_key, METADATA};
 use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::lock::{self, Lease};
-use crate::store::{self, sort_key, Datasets, Load, Store, METADATA};
+use crate::store::{self, Datasets, Load, Store};
 
 /// The least a load's writes wait for another process's write to finish.
 const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
@@ -475,7 +476,7 @@ fn already_loaded(store: &dyn Store, name: &str, id: &str) -> Result<Option<Docu
 fn skipped(entry: &Document) -> Outcome {
     Outcome::Skipped {
         loaded_at: entry
-            .get_datetime("loaded_at")
+            .get_datetime(crate::doc::ingest_log::LOADED_AT)
             .ok()
             .map(|d| d.to_chrono().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
     }
@@ -755,7 +756,7 @@ fn locked_load(
     read.stamp.check_unchanged(path)?;
     load.log_ingest(input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64()))?;
     lease.check()?;
-    load.commit(model::coord_index_raw(name, &coords), metadata)?;
+    load.commit(crate::doc::coord_index_raw(name, &coords), metadata)?;
     Ok(Outcome::Loaded {
         documents,
         dates,
@@ -774,7 +775,7 @@ fn keep_stored_labels(
     options: Option<&str>,
     observer: &mut dyn Observer,
 ) {
-    for key in [model::fields::TITLE, model::fields::UNITS] {
+    for key in [crate::doc::fields::TITLE, crate::doc::fields::UNITS] {
         let Some(old) = stored.get(key) else {
             continue;
         };

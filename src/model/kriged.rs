@@ -73,7 +73,7 @@ impl Kriged {
 
 /// The largest encoded size of the document of a map of `n` cells.
 fn document_bytes(n: usize) -> usize {
-    49 + 2 * super::bson_array_bytes(n, 8)
+    49 + 2 * crate::doc::bson_array_bytes(n, 8)
 }
 
 /// A stored number of seconds, whether written as an integer or a double.

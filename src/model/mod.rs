@@ -8,8 +8,6 @@
 mod approx;
 mod base;
 mod cfgrid;
-pub(crate) mod encode;
-pub mod fields;
 mod kind;
 mod kriged;
 mod spatiotemporal;
@@ -23,11 +21,11 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
 use crate::config::Config;
+use crate::doc::{self, fields};
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
 
 pub use cfgrid::CfGrid;
-pub use encode::recycle;
 pub use kind::{is_known_key, known_keys, models_table, Mark, ModelKind, ModelSpec};
 pub use kriged::Kriged;
 pub use spatiotemporal::SpatioTemporal;
@@ -267,7 +265,7 @@ pub struct Batch {
     pub docs: Vec<RawDocumentBuf>,
     /// Documents written straight in the embedded store's compact form
     /// (step documents), which a store that wants BSON joins back.
-    pub packed: Vec<crate::store::packed::PackedDoc>,
+    pub packed: Vec<doc::packed::PackedDoc>,
     pub summary: Summary,
     /// What rounding did to the block's values.
     pub loss: Loss,
@@ -379,66 +377,6 @@ pub trait Model: Sync {
     fn convert_units(&mut self, _c: &crate::units::Conversion) {}
 }
 
-/// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.
-pub fn coord_index_document(name: &str, coords: &[[f64; 2]]) -> Document {
-    let i: Vec<Bson> = coords
-        .iter()
-        .map(|[x, y]| Bson::Array(vec![Bson::Double(*x), Bson::Double(*y)]))
-        .collect();
-    doc! { fields::ID: name, fields::CELLS: i }
-}
-
-/// [`coord_index_document`] encoded straight to BSON bytes: a global
-/// grid's is 259,200 small arrays, whose `Bson` values would take most of
-/// the time of a commit.
-pub fn coord_index_raw(name: &str, coords: &[[f64; 2]]) -> RawDocumentBuf {
-    // Each cell: type, key, NUL, then [len, 0x01 "0" NUL x, 0x01 "1" NUL y, 0].
-    const CELL: usize = 4 + 2 * (1 + 2 + 8) + 1;
-    let mut b = Vec::with_capacity(64 + name.len() + coords.len() * (CELL + 9));
-    b.extend_from_slice(&[0; 4]);
-    b.push(0x02);
-    b.extend_from_slice(b"_id\0");
-    b.extend_from_slice(&(name.len() as i32 + 1).to_le_bytes());
-    b.extend_from_slice(name.as_bytes());
-    b.push(0);
-    b.push(0x04);
-    b.extend_from_slice(b"i\0");
-    let array_at = b.len();
-    b.extend_from_slice(&[0; 4]);
-    let mut keys = encode::ArrayKeys::default();
-    for &[x, y] in coords {
-        b.push(0x04);
-        b.extend_from_slice(keys.with_nul());
-        b.extend_from_slice(&(CELL as i32).to_le_bytes());
-        b.extend_from_slice(b"\x010\0");
-        b.extend_from_slice(&x.to_le_bytes());
-        b.extend_from_slice(b"\x011\0");
-        b.extend_from_slice(&y.to_le_bytes());
-        b.push(0);
-        keys.advance();
-    }
-    b.push(0);
-    let array_len = (b.len() - array_at) as i32;
-    b[array_at..array_at + 4].copy_from_slice(&array_len.to_le_bytes());
-    b.push(0);
-    let len = b.len() as i32;
-    b[..4].copy_from_slice(&len.to_le_bytes());
-    RawDocumentBuf::from_bytes(b).expect("well-formed BSON")
-}
-
-/// The coordinates of a `coord_index` entry, to compare with a new file's.
-pub fn coordinates_of(entry: &Document) -> Option<Vec<[f64; 2]>> {
-    entry
-        .get_array(fields::CELLS)
-        .ok()?
-        .iter()
-        .map(|p| match p {
-            Bson::Array(a) if a.len() == 2 => Some([a[0].as_f64()?, a[1].as_f64()?]),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Read the `[x, y]` of every row from the first `width` columns, rounded to
 /// 5 decimals; a coordinate that is not a finite number is refused.
 pub(crate) fn read_coordinates(
@@ -524,26 +462,6 @@ pub(crate) fn seconds_bson(s: f64) -> Bson {
     }
 }
 
-/// Encoded size of a BSON array of `n` elements whose values take
-/// `value_bytes` each: the length, then per element its type byte, decimal
-/// index and NUL, and the value; then the closing NUL.
-pub fn bson_array_bytes(n: usize, value_bytes: usize) -> usize {
-    let mut digits = 0;
-    let (mut width, mut from) = (1, 0usize);
-    while from < n {
-        let to = (from.max(1) * 10).min(n);
-        digits += (to - from) * width;
-        (width, from) = (width + 1, to);
-    }
-    5 + n * (2 + value_bytes) + digits
-}
-
-/// Encoded size of the `coord_index` entry of `n` cells.
-pub fn coord_index_bytes(name: &str, n: usize) -> usize {
-    // {_id: string, i: [[x, y], ...]}; a pair is a 27-byte array of two doubles.
-    4 + (1 + 4 + 4 + name.len() + 1) + (1 + 2 + bson_array_bytes(n, 27)) + 1
-}
-
 /// Refuse a grid of `cells` whose documents (one per step of `step_bytes(n)`
 /// bytes, and the `coord_index` entry) would not fit MongoDB's document
 /// limit, before anything is converted or written.
@@ -552,7 +470,7 @@ pub(crate) fn check_document_sizes(
     name: &str,
     step_bytes: impl Fn(usize) -> usize,
 ) -> Result<()> {
-    use crate::store::MAX_DOCUMENT_BYTES;
+    use doc::MAX_DOCUMENT_BYTES;
     let n = info.rows;
     let most = |size: &dyn Fn(usize) -> usize| {
         // The largest cell count whose document fits: sizes grow with n.
@@ -567,7 +485,7 @@ pub(crate) fn check_document_sizes(
         }
         lo
     };
-    let ci = |k: usize| coord_index_bytes(name, k);
+    let ci = |k: usize| doc::coord_index_bytes(name, k);
     for (what, size) in [
         ("each time step", &step_bytes as &dyn Fn(usize) -> usize),
         ("its coord_index entry", &ci),
@@ -837,40 +755,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn coord_index_raw_is_the_bson_of_the_document() {
-        for coords in [
-            vec![],
-            vec![[0.5, -1.25]],
-            (0..1234).map(|i| [i as f64 * 0.5 - 180.0, -0.0]).collect(),
-        ] {
-            let raw = coord_index_raw("casa_2004", &coords);
-            let want = bson::to_vec(&coord_index_document("casa_2004", &coords)).unwrap();
-            assert_eq!(raw.as_bytes(), &want[..], "{} cells", coords.len());
-        }
-    }
-
     use super::*;
-
-    #[test]
-    fn document_sizes_are_computed_exactly() {
-        for n in [0, 1, 9, 10, 11, 99, 100, 101, 1234, 10_000] {
-            let coords = vec![[-166.5, 10.5]; n];
-            let ci = coord_index_document("casa_2004", &coords);
-            assert_eq!(
-                coord_index_bytes("casa_2004", n),
-                bson::to_vec(&ci).unwrap().len(),
-                "{n}"
-            );
-            let values = vec![Bson::Double(0.5); n];
-            let step = doc! { "_id": bson::DateTime::from_millis(0), "values": values };
-            assert_eq!(
-                26 + bson_array_bytes(n, 8),
-                bson::to_vec(&step).unwrap().len(),
-                "{n}"
-            );
-        }
-    }
 
     #[test]
     fn grids_too_large_for_one_document_are_refused() {
@@ -881,7 +766,7 @@ mod tests {
             cols: 10,
             class: "double",
         };
-        let step = |n| 26 + bson_array_bytes(n, 8);
+        let step = |n| 26 + doc::bson_array_bytes(n, 8);
         check_document_sizes(&info(400_000), "x", step).unwrap();
         let e = check_document_sizes(&info(1_100_000), "x", |n| step(n.min(10)))
             .unwrap_err()
@@ -901,8 +786,8 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(step(most) <= crate::store::MAX_DOCUMENT_BYTES);
-        assert!(step(most + 1) > crate::store::MAX_DOCUMENT_BYTES);
+        assert!(step(most) <= doc::MAX_DOCUMENT_BYTES);
+        assert!(step(most + 1) > doc::MAX_DOCUMENT_BYTES);
     }
 
     #[test]
@@ -961,7 +846,7 @@ mod tests {
 
     #[test]
     fn one_integer_gives_the_value_the_key_and_the_compact_form() {
-        use crate::store::packed::StepWriter;
+        use crate::doc::packed::StepWriter;
         let values = sample_values();
         for decimals in 0..=22u32 {
             let stats = Stats::new(decimals);

@@ -18,9 +18,9 @@ use super::{
     Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
+use crate::doc::packed::{PackedDoc, StepWriter};
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
-use crate::store::packed::{PackedDoc, StepWriter};
 
 /// Values read per block: 2 Mi doubles (16 MiB) at most, whatever the grid.
 /// A block is held three times over at most (being read, being converted,
@@ -266,7 +266,7 @@ impl Model for SpatioTemporal {
         }
         // {_id: date, values: [N doubles]}.
         super::check_document_sizes(info, &self.common.name, |n| {
-            26 + super::bson_array_bytes(n, 8)
+            26 + crate::doc::bson_array_bytes(n, 8)
         })
     }
 

@@ -11,8 +11,8 @@ use plotters::style::{register_font, FontStyle, RGBColor};
 use super::scale::{degrees, tick_label, Scale};
 use super::snapshot::Snapshot;
 use crate::cmd::dataset::Kind;
+use crate::doc::fields;
 use crate::error::{Error, Result};
-use crate::model::fields;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/fonts/LICENSE`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

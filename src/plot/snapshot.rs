@@ -7,8 +7,8 @@ use bson::{Bson, Document};
 use crate::cmd::dataset::{
     array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
+use crate::doc::fields;
 use crate::error::{Error, Result};
-use crate::model::fields;
 
 /// One cell or point and its value.
 pub struct Mark {

@@ -17,12 +17,10 @@ use bson::{Bson, Document, RawDocumentBuf};
 
 use super::{
     geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal, Filter,
-    Holder, Store, COORD_INDEX, INGEST_LOG, LOCKS, METADATA, SUMMARY, SUMMARY_PENDING, UNFINISHED,
+    Holder, Store, COORD_INDEX, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS, METADATA, SUMMARY,
+    SUMMARY_PENDING, UNFINISHED,
 };
 use crate::error::{Error, Result};
-
-/// The field of an ingest-log entry that names its dataset.
-pub(crate) const INGEST_DATASET_FIELD: &str = "name";
 
 /// Which ingest-log entries are dataset `name`'s: those whose
 /// [`INGEST_DATASET_FIELD`] it is.

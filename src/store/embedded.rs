@@ -133,12 +133,12 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
         )
     };
     let compact = if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
-        Some((z, super::packed::join as fn(&[u8]) -> Option<Vec<u8>>))
+        Some((z, crate::doc::packed::join as fn(&[u8]) -> Option<Vec<u8>>))
     } else {
         bytes.strip_prefix(&PACKED_DOUBLES_TAG).map(|z| {
             (
                 z,
-                super::packed::join_doubles as fn(&[u8]) -> Option<Vec<u8>>,
+                crate::doc::packed::join_doubles as fn(&[u8]) -> Option<Vec<u8>>,
             )
         })
     };
@@ -165,7 +165,7 @@ fn pack(bson: Vec<u8>) -> Result<Vec<u8>> {
     let packed = PACKING
         .with(|p| p.borrow_mut().pack(&bson))
         .map_err(|e| Error::store("write", format!("cannot compress a document: {e}")))?;
-    crate::model::recycle(bson);
+    crate::doc::recycle(bson);
     Ok(packed)
 }
 
@@ -189,7 +189,7 @@ impl Packing {
     /// document without an array of numbers) the zstd frame of `bson`.
     fn pack(&mut self, bson: &[u8]) -> std::io::Result<Vec<u8>> {
         let mut packed = std::mem::take(&mut self.packed);
-        let out = if super::packed::split_into(bson, &mut packed, &mut self.doubles) {
+        let out = if crate::doc::packed::split_into(bson, &mut packed, &mut self.doubles) {
             self.compress(&PACKED_TAG, &packed)
         } else {
             self.compress(&[], bson)
@@ -810,7 +810,7 @@ impl Load for EmbeddedLoad<'_> {
         Embedded::upsert(&self.store.conn, &self.store.path, &self.name, &rows)
     }
 
-    fn write_packed(&mut self, docs: Vec<super::packed::PackedDoc>) -> Result<()> {
+    fn write_packed(&mut self, docs: Vec<crate::doc::packed::PackedDoc>) -> Result<()> {
         let name = &self.name;
         let rows = docs
             .into_par_iter()
@@ -821,7 +821,7 @@ impl Load for EmbeddedLoad<'_> {
                     .map_err(|e| {
                         Error::store("write", format!("cannot compress a document: {e}"))
                     })?;
-                crate::model::recycle(d.packed);
+                crate::doc::recycle(d.packed);
                 Ok((sort_key(&d.id), stored))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -15,11 +15,9 @@
 
 mod dataset;
 pub mod embedded;
-mod key;
 pub mod lock;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
-pub mod packed;
 mod uri;
 
 use std::path::PathBuf;
@@ -31,31 +29,19 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-pub(crate) use dataset::{collected, Entries, INGEST_DATASET_FIELD};
+pub(crate) use dataset::{collected, Entries};
 pub use dataset::{Bookkeeping, Datasets, Unfinished};
-pub use key::sort_key;
+
+use crate::doc::ingest_log::{
+    id as ingest_id, input_of as ingest_input, COLLECTION as INGEST_LOG,
+    NAME as INGEST_DATASET_FIELD,
+};
+use crate::doc::summary::PENDING as SUMMARY_PENDING;
+use crate::doc::{check_document_size, checked_id, sort_key, COORD_INDEX, METADATA, SUMMARY};
 pub use lock::{Attempt, Holder, Lease, Renew};
 
-/// The collection of one metadata document per dataset.
-pub const METADATA: &str = "metadata";
-/// The collection of one coordinate list per dataset.
-pub const COORD_INDEX: &str = "coord_index";
-/// The collection of one mergeable summary per dataset (its times and its
-/// tables of value counts, see [`crate::model::Summary::to_stored`]) and the
-/// digest of its coordinates, so that an append merges into it instead of
-/// reading every stored document. Written with each load; a dataset without
-/// one gets it from its next load.
-pub const SUMMARY: &str = "summary_stats";
-/// The field of a summary entry that names (by its ingest-log `_id`, see
-/// [`ingest_id`]) the load whose commit is under way on a store without
-/// transactions: only that load, run again, may go on (see
-/// `ingest::summary`).
-pub const SUMMARY_PENDING: &str = "pending";
 /// The database name when the URI names none, as in the old tool.
 pub const DEFAULT_DB_NAME: &str = "fluxvis";
-/// The largest document MongoDB stores (its `maxBsonObjectSize`). Both
-/// stores refuse larger ones, so that a dataset fits either.
-pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Where a load writes before it is swapped in: `_load.NAME`. Names starting
 /// with `_` are refused for datasets, so this can never be a user's.
 const STAGING_PREFIX: &str = "_load.";
@@ -68,9 +54,6 @@ const STAGING_PREFIX: &str = "_load.";
 /// and `rename` moves it.
 const GEOM_PREFIX: &str = "_geom_";
 
-/// The ingest log: one entry per file loaded into a dataset (see
-/// [`ingest_id`]), written with the load it records.
-pub const INGEST_LOG: &str = "_ingest_log";
 /// The per-dataset locks of running loads (see [`lock`]).
 pub const LOCKS: &str = "_locks";
 /// Notes of the removes and renames under way on a store without
@@ -78,26 +61,6 @@ pub const LOCKS: &str = "_locks";
 /// after the last, so that one cut short at any step is found by `db -a`
 /// and finished by running it again (see [`dataset::Unfinished`]).
 pub const UNFINISHED: &str = "_unfinished";
-
-/// The ingest-log `_id` of loading input `input` (a digest of the file's
-/// content and of everything else that decides its documents) into `name`:
-/// loading the same input again replaces the entry, never duplicates it.
-pub fn ingest_id(name: &str, input: &str) -> String {
-    format!("{name}/{input}")
-}
-
-/// The input digest of an ingest-log entry of dataset `name`.
-pub(crate) fn ingest_input(entry: &Document, name: &str) -> String {
-    match entry.get_str("input") {
-        Ok(i) => i.to_string(),
-        Err(_) => entry
-            .get_str("_id")
-            .unwrap_or_default()
-            .strip_prefix(&format!("{name}/"))
-            .unwrap_or_default()
-            .to_string(),
-    }
-}
 
 /// Whether `collection` holds a dataset's documents: not a bookkeeping
 /// collection, and not an internal one (a name starting with `_`).
@@ -151,36 +114,6 @@ pub fn staged_dataset(collection: &str) -> Option<&str> {
             .filter(|n| !n.is_empty());
     }
     collection.strip_prefix(STAGING_PREFIX)
-}
-
-/// Refuse a document over [`MAX_DOCUMENT_BYTES`] (its encoded size), naming
-/// the collection and the document's `_id`.
-pub fn check_document_size(collection: &str, id: Option<&Bson>, bytes: usize) -> Result<()> {
-    if bytes <= MAX_DOCUMENT_BYTES {
-        return Ok(());
-    }
-    let id = id.map(|i| format!(" {i}")).unwrap_or_default();
-    Err(Error::collection(
-        collection,
-        format!(
-            "document{id} would be {:.1} MiB, over MongoDB's 16 MiB document limit; nothing was written",
-            bytes as f64 / (1024.0 * 1024.0)
-        ),
-    ))
-}
-
-/// The `_id` of an encoded document bound for `collection`, which is
-/// checked against [`MAX_DOCUMENT_BYTES`] as every store does before it
-/// writes one.
-pub(crate) fn checked_id(collection: &str, doc: &RawDocumentBuf) -> Result<Bson> {
-    let id = doc
-        .get("_id")
-        .ok()
-        .flatten()
-        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
-        .ok_or_else(|| Error::store("write", "a document has no readable _id"))?;
-    check_document_size(collection, Some(&id), doc.as_bytes().len())?;
-    Ok(id)
 }
 
 /// Which documents of a collection to read.
@@ -362,7 +295,7 @@ pub trait Load {
     /// Insert documents written in the compact form (step documents),
     /// replacing any stored document with the same `_id`. A store that
     /// keeps BSON joins them back (the embedded store keeps the form).
-    fn write_packed(&mut self, docs: Vec<packed::PackedDoc>) -> Result<()> {
+    fn write_packed(&mut self, docs: Vec<crate::doc::packed::PackedDoc>) -> Result<()> {
         if docs.is_empty() {
             return Ok(());
         }
@@ -683,16 +616,6 @@ mod tests {
         assert!(validate_name(&g).is_err());
         assert_eq!(geom_dataset(&g), Some("casa_2004"));
         assert_eq!(geom_dataset(&s), None);
-    }
-
-    #[test]
-    fn document_size_limit() {
-        check_document_size("x", None, MAX_DOCUMENT_BYTES).unwrap();
-        let id = Bson::String("a".into());
-        let e = check_document_size("x", Some(&id), MAX_DOCUMENT_BYTES + 1)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("'x'") && e.contains("16 MiB"), "{e}");
     }
 
     #[test]

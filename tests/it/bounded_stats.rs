@@ -90,7 +90,8 @@ fn f(v: &Value, key: &str) -> f64 {
 
 /// The size in bytes of dataset `name`'s summary entry.
 fn summary_entry_bytes(env: &Env, name: &str) -> usize {
-    use fluxpy::store::{embedded::Embedded, Store, SUMMARY};
+    use fluxpy::doc::SUMMARY;
+    use fluxpy::store::{embedded::Embedded, Store};
     let store = Embedded::open(&env.db()).unwrap();
     let entry = store
         .entry(SUMMARY, name)

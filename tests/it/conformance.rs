@@ -12,10 +12,13 @@ use std::time::Duration;
 use bson::{doc, Bson, DateTime, Document};
 use common::FreshDb;
 use fluxpy::cmd::db::{audit_findings, audit_report, fix};
+use fluxpy::doc::{
+    ingest_log::id as ingest_id, summary::PENDING as SUMMARY_PENDING, COORD_INDEX, METADATA,
+    SUMMARY,
+};
 use fluxpy::store::lock;
 use fluxpy::store::{
-    embedded::Embedded, geom_name, ingest_id, staging_name, Attempt, Datasets, Filter, Holder,
-    Store, COORD_INDEX, METADATA, SUMMARY, SUMMARY_PENDING,
+    embedded::Embedded, geom_name, staging_name, Attempt, Datasets, Filter, Holder, Store,
 };
 
 type Scenario = fn(&mut dyn Store);

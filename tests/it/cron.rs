@@ -9,7 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{sample, Env, Run};
-use fluxpy::store::{embedded::Embedded, Attempt, Datasets, Holder, Store, METADATA};
+use fluxpy::doc::METADATA;
+use fluxpy::store::{embedded::Embedded, Attempt, Datasets, Holder, Store};
 use fluxpy::synth::{self, Grid};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

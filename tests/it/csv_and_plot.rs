@@ -6,7 +6,8 @@ use crate::common;
 
 use bson::{doc, Bson, DateTime};
 use common::{fixture, png_summary, sample, store_points, Env, Point};
-use fluxpy::store::{embedded::Embedded, Store, COORD_INDEX};
+use fluxpy::doc::COORD_INDEX;
+use fluxpy::store::{embedded::Embedded, Store};
 
 const STM: &str = "SpatioTemporalMatrix";
 const DAY: i64 = 86_400_000;
@@ -31,7 +32,7 @@ fn load_casa(env: &Env) {
 
 fn coords(env: &Env, name: &str) -> Vec<[f64; 2]> {
     let store = Embedded::open(&env.db()).unwrap();
-    fluxpy::model::coordinates_of(&store.entry(COORD_INDEX, name).unwrap().unwrap()).unwrap()
+    fluxpy::doc::coordinates_of(&store.entry(COORD_INDEX, name).unwrap().unwrap()).unwrap()
 }
 
 /// A CSV field as the number it stands for; empty is null.

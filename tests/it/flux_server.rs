@@ -434,7 +434,7 @@ fn the_carbon_data_explorers_queries_answer_as_the_embedded_export() {
     for ci in &index {
         let name = ci.get_str("_id").unwrap().to_string();
         let want = store
-            .entry(fluxpy::store::COORD_INDEX, &name)
+            .entry(fluxpy::doc::COORD_INDEX, &name)
             .unwrap()
             .unwrap();
         assert_eq!(ci, &want, "coord_index {name}");

@@ -7,6 +7,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::{python_with, run_python, sample, Env, Run};
+use fluxpy::doc::{COORD_INDEX, METADATA};
 use fluxpy::synth;
 use matrw::{matvar, MatVariable, MatlabType, NumericArray};
 
@@ -40,7 +41,7 @@ impl Guarded {
     /// count, the documents of every collection, metadata and coord_index
     /// included, as their BSON bytes in `_id` order.
     fn state(env: &Env) -> (Vec<(String, u64)>, Vec<Vec<u8>>) {
-        use fluxpy::store::{Datasets, Filter, Store, COORD_INDEX, METADATA};
+        use fluxpy::store::{Datasets, Filter, Store};
         let store = fluxpy::store::embedded::Embedded::open_read_only(&env.db()).unwrap();
         let mut names = store.collections().unwrap();
         names.extend([METADATA.to_string(), COORD_INDEX.to_string()]);

@@ -746,7 +746,7 @@ fn export_bbox_keeps_the_points_inside() {
 /// the documents are scanned). `db -l` and `db -a` print JSON for scripts.
 fn times_and_json(t: &common::Target) {
     use bson::Bson;
-    use fluxpy::store::{COORD_INDEX, SUMMARY};
+
     let sample = common::sample();
     t.run(&[
         "load",
@@ -1230,3 +1230,4 @@ fn copy_between_stores_exports_identically() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("'nope'"), "{}", r.stderr);
 }
+use fluxpy::doc::{COORD_INDEX, SUMMARY};

@@ -6,8 +6,9 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::{fixture, Env};
+use fluxpy::doc::COORD_INDEX;
 use fluxpy::model::round_to;
-use fluxpy::store::{embedded::Embedded, Store, COORD_INDEX};
+use fluxpy::store::{embedded::Embedded, Store};
 use fluxpy::synth::{self, Grid};
 use serde_json::{json, Value};
 

@@ -39,9 +39,10 @@ const FIXTURES: [&str; 3] = [
 ];
 
 fn coord_index(env: &Env, name: &str) -> Vec<[f64; 2]> {
-    use fluxpy::store::{embedded::Embedded, Store, COORD_INDEX};
+    use fluxpy::doc::COORD_INDEX;
+    use fluxpy::store::{embedded::Embedded, Store};
     let store = Embedded::open(&env.db()).unwrap();
-    fluxpy::model::coordinates_of(&store.entry(COORD_INDEX, name).unwrap().unwrap()).unwrap()
+    fluxpy::doc::coordinates_of(&store.entry(COORD_INDEX, name).unwrap().unwrap()).unwrap()
 }
 
 /// The loaded dataset against the reference: same cells in the same order,

@@ -10,19 +10,14 @@ use rayon::prelude::*;
 use super::deadline::{Rows, Within};
 use super::writer::encode;
 use super::{scan, Before, MongoLoad};
-use crate::error::{Error, Result};
-use crate::store::{
-    check_document_size, geom_name, sort_key, Bookkeeping, Entries, Filter, Load, Store,
-    COORD_INDEX, MAX_DOCUMENT_BYTES, METADATA, SUMMARY, SUMMARY_PENDING,
+use crate::doc::summary::{
+    COORDS_SHA256, FINISH, LAST_ID, PATH as PENDING_PATH, PENDING as SUMMARY_PENDING,
 };
-
-/// The field of a dataset's summary entry that notes its largest `_id`.
-const LAST_ID: &str = "last_id";
-/// The field of a pending summary entry that keeps what the append's
-/// commit writes (see `finish_append`).
-pub(super) const FINISH: &str = "finish";
-/// The field of a summary entry with the digest of the coordinates.
-const COORDS_SHA256: &str = "coords_sha256";
+use crate::doc::{
+    check_document_size, sort_key, COORD_INDEX, MAX_DOCUMENT_BYTES, METADATA, SUMMARY,
+};
+use crate::error::{Error, Result};
+use crate::store::{geom_name, Bookkeeping, Entries, Filter, Load, Store};
 
 impl Load for MongoLoad<'_> {
     fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
@@ -351,7 +346,7 @@ impl MongoLoad<'_> {
                 .unwrap_or(Bson::Null)
         };
         let mut pending =
-            doc! { "_id": &self.name, SUMMARY_PENDING: entry("_id"), "path": entry("path") };
+            doc! { "_id": &self.name, SUMMARY_PENDING: entry("_id"), PENDING_PATH: entry("path") };
         let mut finish = entries.to_document()?;
         finish.insert("staging", &self.staging);
         let mut kept = pending.clone();

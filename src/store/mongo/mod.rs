@@ -303,7 +303,7 @@ impl Mongo {
         let Some(entry) = self.get(super::COORD_INDEX, &Bson::String(name.into()))? else {
             return Ok(());
         };
-        let Some(coords) = crate::model::coordinates_of(&entry) else {
+        let Some(coords) = crate::doc::coordinates_of(&entry) else {
             return Ok(());
         };
         let staging = staging_name(&geom);
@@ -568,7 +568,7 @@ impl Store for Mongo {
         let Some(entry) = self.get(super::SUMMARY, &Bson::String(name.into()))? else {
             return Ok(None);
         };
-        let Ok(finish) = entry.get_document(load::FINISH) else {
+        let Ok(finish) = entry.get_document(crate::doc::summary::FINISH) else {
             return Ok(None);
         };
         let (Ok(staging), Some(entries)) = (

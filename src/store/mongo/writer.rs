@@ -193,7 +193,7 @@ impl MongoLoad<'_> {
         self.in_flight = Some(std::thread::spawn(move || {
             let inserted = insert_batch(&coll, &batch, &deadline);
             for d in batch {
-                crate::model::recycle(d.raw.into_bytes());
+                crate::doc::recycle(d.raw.into_bytes());
             }
             inserted
         }));
@@ -238,7 +238,7 @@ mod tests {
         // A document above the batch size goes alone.
         assert_eq!(split_batches(&[3, 20, 3], 8, 10), vec![0..1, 1..2, 2..3]);
         // Sixteen 16 MiB documents: two per message, never over 48 MB.
-        let big = vec![crate::store::MAX_DOCUMENT_BYTES; 16];
+        let big = vec![crate::doc::MAX_DOCUMENT_BYTES; 16];
         let b = split_batches(&big, MAX_MESSAGE_BYTES - (1 << 16), MAX_BATCH_DOCUMENTS);
         assert_eq!(b.len(), 8);
         // Many small documents: the count limit splits them.
