@@ -21,4 +21,5 @@ pub mod source;
 pub mod store;
 #[cfg(feature = "synth")]
 pub mod synth;
+pub mod time;
 pub mod units;

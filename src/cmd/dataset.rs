@@ -15,8 +15,8 @@ use bson::{Bson, Document};
 use crate::cmd::require_dataset;
 use crate::doc::{fields, COORD_INDEX, METADATA};
 use crate::error::{Error, Result};
-use crate::model::iso_date;
 use crate::store::{Filter, Store};
+use crate::time::iso_date;
 
 /// How the documents of a dataset are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,10 +18,10 @@ use crate::cmd::{extended_json, plural, require_dataset, stdout_lines, write_err
 use crate::doc::{ingest_log, summary as summary_entry};
 use crate::doc::{COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
-use crate::model::iso_date;
 use crate::store::{
     self, geom_dataset, lock, staged_dataset, Attempt, Datasets, Holder, Store, Unfinished,
 };
+use crate::time::iso_date;
 
 /// What `-l` lists.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

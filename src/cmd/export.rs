@@ -19,8 +19,8 @@ use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
 use crate::doc::fields;
 use crate::error::{Error, Result};
-use crate::model::iso_date;
 use crate::store;
+use crate::time::iso_date;
 
 /// Output formats of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -20,9 +20,10 @@ use crate::cmd::dataset::{Dataset, Kind};
 use crate::doc::{fields, COORD_INDEX, MAX_DOCUMENT_BYTES};
 use crate::error::{shown, Error, Result};
 use crate::ingest::{Loader, Observer, Outcome, Request};
-use crate::model::{iso_date, ModelKind};
+use crate::model::ModelKind;
 use crate::source::listing::{self, Listing};
 use crate::store::{self};
+use crate::time::iso_date;
 
 /// Describe data files: format, variables, time axis, the models that fit
 /// and what a load would store.

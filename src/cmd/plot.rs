@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use crate::cmd::dataset::{Dataset, Kind};
 use crate::cmd::export::shortest;
 use crate::error::{Error, Result};
-use crate::model::iso_date;
 use crate::plot::{self, Snapshot};
 use crate::store;
+use crate::time::iso_date;
 
 /// Draw a map of one time step of a dataset to a PNG file.
 #[derive(Debug, clap::Args)]

@@ -118,12 +118,14 @@ impl Config {
         })
     }
 
-    /// Keys no model understands, with their values (topmost layer wins).
-    pub fn unknown_keys(&self) -> Map<String, Value> {
+    /// Keys that `known` does not know, with their values (topmost layer
+    /// wins). `map`, the old tool's key for the matrices of a file, is
+    /// always known.
+    pub fn unknown_keys(&self, known: impl Fn(&str) -> bool) -> Map<String, Value> {
         let mut out = Map::new();
         for l in &self.layers {
             for (k, v) in &l.map {
-                if !crate::model::is_known_key(k) && k != "map" {
+                if !known(k) && k != "map" {
                     out.insert(k.clone(), v.clone());
                 }
             }
@@ -365,15 +367,16 @@ fn nesting_depth(v: &str) -> usize {
     deepest
 }
 
-/// The stacked config of one load: model defaults, file, then `-o`.
+/// The stacked config of one load: the model's `defaults`, the config
+/// file (`file`, else the data file's sidecar if there is one), then `-o`.
 pub fn for_load(
-    kind: crate::model::ModelKind,
+    defaults: Map<String, Value>,
     data: &Path,
     file: Option<&Path>,
     options: Option<&str>,
 ) -> Result<Config> {
     let mut c = Config::new().for_file(data);
-    c.push("defaults", kind.defaults());
+    c.push("defaults", defaults);
     match file {
         Some(f) => c.push_file(f)?,
         None => {

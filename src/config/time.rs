@@ -40,7 +40,7 @@ impl Config {
                 ),
             ));
         }
-        if crate::model::date_after(t, 0.0).is_none() {
+        if crate::time::date_after(t, 0.0).is_none() {
             return Err(Error::config(
                 self.origin(&["timestamp"]),
                 "timestamp",

@@ -188,8 +188,8 @@ impl<'a> Loader<'a> {
         // A missing or unreadable file is named before anything is said of
         // its config (what else is wrong with it, when it is opened).
         let format = source::sniff(path)?;
-        let config = config::for_load(r.kind, path, r.config_file, r.options)?;
-        let unknown = config.unknown_keys();
+        let config = config::for_load(r.kind.defaults(), path, r.config_file, r.options)?;
+        let unknown = config.unknown_keys(model::is_known_key);
         if !unknown.is_empty() {
             let keys: Vec<_> = unknown.keys().map(String::as_str).collect();
             observer.warn(&format!(
@@ -540,13 +540,17 @@ fn convert(
 }
 
 fn dates_of(summary: &Summary) -> Vec<String> {
-    summary.times.keys().map(|&t| model::iso_date(t)).collect()
+    summary
+        .times
+        .keys()
+        .map(|&t| crate::time::iso_date(t))
+        .collect()
 }
 
 /// The first and last time of a summary.
 fn span_of(summary: &Summary) -> Option<(String, String)> {
     match (summary.times.keys().next(), summary.times.keys().last()) {
-        (Some(&a), Some(&b)) => Some((model::iso_date(a), model::iso_date(b))),
+        (Some(&a), Some(&b)) => Some((crate::time::iso_date(a), crate::time::iso_date(b))),
         _ => None,
     }
 }

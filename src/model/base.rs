@@ -5,9 +5,10 @@
 
 use bson::{doc, Bson, Document};
 
-use super::{bbox, bboxmd5, fields, iso_date, to_bson, Stats, Summary};
+use super::{bbox, bboxmd5, fields, to_bson, Stats, Summary};
 use crate::config::Config;
 use crate::error::Result;
+use crate::time::iso_date;
 
 /// The config keys every model reads, or the config layer reads for every
 /// model (each model's own are in its [`super::ModelSpec::keys`]). `header`,
@@ -171,7 +172,7 @@ pub(crate) fn title_of(config: &Config, name: &str) -> Result<String> {
 /// The config keys no model understands, as BSON for the metadata document.
 pub(crate) fn extra_keys(config: &Config) -> Document {
     config
-        .unknown_keys()
+        .unknown_keys(super::is_known_key)
         .iter()
         .map(|(k, v)| (k.clone(), to_bson(v)))
         .collect()

@@ -12,12 +12,13 @@ use serde_json::json;
 
 use super::base::{self, every_date, Common};
 use super::{
-    bson_date, check_columns, column_positions, fields, read_coordinates, seconds_bson,
-    stored_value, Batch, Loss, Mark, Model, ModelSpec, Summary,
+    check_columns, column_positions, fields, read_coordinates, seconds_bson, stored_value, Batch,
+    Loss, Mark, Model, ModelSpec, Summary,
 };
 use crate::config::Config;
 use crate::error::Result;
 use crate::source::{Matrix, MatrixInfo};
+use crate::time::bson_date;
 
 /// KrigedXCO2Matrix in the table of models.
 pub(crate) const SPEC: ModelSpec = ModelSpec {

@@ -14,13 +14,14 @@ use serde_json::json;
 
 use super::base::{self, Common};
 use super::{
-    fields, iso_date, read_coordinates, round_to, round_units, seconds_bson, Batch, Loss, Mark,
-    Model, ModelSpec, Stats, Summary,
+    fields, read_coordinates, round_to, round_units, seconds_bson, Batch, Loss, Mark, Model,
+    ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::doc::packed::{PackedDoc, StepWriter};
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
+use crate::time::{date_after, iso_date};
 
 /// Values read per block: 2 Mi doubles (16 MiB) at most, whatever the grid.
 /// A block is held three times over at most (being read, being converted,
@@ -143,7 +144,7 @@ impl SpatioTemporal {
         if let Some(t) = &self.times {
             return bson::DateTime::from_millis(t[k]);
         }
-        super::date_after(self.start, self.step_seconds * k as f64)
+        date_after(self.start, self.step_seconds * k as f64)
             .expect("step dates checked against the file's number of steps")
     }
 
@@ -246,8 +247,7 @@ impl Model for SpatioTemporal {
         }
         let last = info.cols - self.columns.len() - 1;
         // Times given by the file (CFGrid) were checked by its source.
-        if self.times.is_none()
-            && super::date_after(self.start, self.step_seconds * last as f64).is_none()
+        if self.times.is_none() && date_after(self.start, self.step_seconds * last as f64).is_none()
         {
             return Err(Error::config(
                 &self.step_origin,

@@ -18,12 +18,13 @@ use serde_json::json;
 
 use super::base::{self, every_date, Common};
 use super::{
-    bson_date, check_columns, column_positions, fields, read_coordinates, round_to, stored_value,
-    value_bson, Batch, Mark, Model, ModelSpec, Stats, Summary,
+    check_columns, column_positions, fields, read_coordinates, round_to, stored_value, value_bson,
+    Batch, Mark, Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::source::{Matrix, MatrixInfo};
+use crate::time::bson_date;
 
 /// XCO2Matrix in the table of models.
 pub(crate) const SPEC: ModelSpec = ModelSpec {
