@@ -17,9 +17,11 @@ pub mod interrupt;
 pub mod model;
 pub mod panics;
 pub mod plot;
+pub mod read;
 pub mod source;
 pub mod store;
 #[cfg(feature = "synth")]
 pub mod synth;
+pub mod text;
 pub mod time;
 pub mod units;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
-use crate::cmd::plural;
 use crate::doc::{COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
 use crate::store::{self, lock, validate_name, Datasets, Filter, Unfinished};
+use crate::text::plural;
 
 /// Copy a dataset, with its entries, summary and ingest log, into another store.
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         )));
     }
     let source = store::open_for_reading(db)?;
-    crate::cmd::require_dataset(&*source, name)?;
+    crate::store::Datasets::require(&*source, name)?;
     if source.locks()?.iter().any(|(n, _)| n == name) || source.unfinished_of(name)?.is_some() {
         return Err(Error::collection(
             name,

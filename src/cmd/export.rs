@@ -12,13 +12,13 @@ use bson::Document;
 
 use std::path::{Path, PathBuf};
 
-use crate::cmd::dataset::{
-    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
-};
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
 use crate::doc::fields;
 use crate::error::{Error, Result};
+use crate::read::{
+    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
+};
 use crate::store;
 use crate::time::iso_date;
 

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::cmd::dataset::{Dataset, Kind};
 use crate::doc::{fields, COORD_INDEX, MAX_DOCUMENT_BYTES};
 use crate::error::{shown, Error, Result};
 use crate::ingest::{Loader, Observer, Outcome, Request};
 use crate::model::ModelKind;
+use crate::read::{Dataset, Kind};
 use crate::source::listing::{self, Listing};
 use crate::store::{self};
 use crate::time::iso_date;
@@ -740,7 +740,7 @@ fn stored(db: &Path) -> Result<Stored> {
     dataset.scan(None, &mut |doc| {
         documents += 1;
         largest = largest.max(bson::to_vec(&doc).map(|b| b.len()).unwrap_or(0));
-        if let Some(t) = crate::cmd::dataset::document_time(&doc) {
+        if let Some(t) = crate::read::document_time(&doc) {
             dates.insert(t);
         }
         Ok(())

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cmd::plural;
 use crate::config;
 use crate::error::{shown, Error, Result};
 use crate::ingest::{Destination, Loader, Observer, Outcome, Request};
 use crate::model::ModelKind;
 use crate::store::validate_name;
+use crate::text::plural;
 
 /// Load matrix files into dataset NAME (adding their times if NAME exists).
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,6 @@
 
 pub mod args;
 pub mod copy;
-pub mod dataset;
 pub mod db;
 pub mod export;
 pub mod info;
@@ -20,9 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document};
 
-use crate::doc::{COORD_INDEX, METADATA};
 use crate::error::{Error, Result};
-use crate::store::{Datasets, Store};
 
 /// A document as one line of relaxed MongoDB Extended JSON
 /// (dates as `{"$date": "…Z"}`), keys in stored order.
@@ -86,45 +83,9 @@ pub fn stdout_lines(f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> 
     }
 }
 
-/// `1 document`, `2 documents`: a count and its noun, in the right number.
-pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 pub fn write_error(e: io::Error) -> Error {
     Error::Io {
         path: "<stdout>".into(),
         source: e,
     }
-}
-
-/// Fail unless some part of dataset `name` exists (its collection, an
-/// entry in `metadata` or `coord_index`, or what an interrupted load of it
-/// left); the error lists what does exist.
-pub fn require_dataset(store: &dyn Store, name: &str) -> Result<()> {
-    let names = store.collections()?;
-    if names.iter().any(|n| n == name)
-        || store.entry(METADATA, name)?.is_some()
-        || store.entry(COORD_INDEX, name)?.is_some()
-        || store
-            .leftovers()?
-            .iter()
-            .any(|l| crate::store::staged_dataset(l) == Some(name))
-        || store.unfinished()?.iter().any(|u| u.key() == name)
-    {
-        return Ok(());
-    }
-    let existing = if names.is_empty() {
-        "the store holds no collection".to_string()
-    } else {
-        format!("existing collections: {}", names.join(", "))
-    };
-    Err(Error::collection(
-        name,
-        format!("does not exist; {existing}"),
-    ))
 }

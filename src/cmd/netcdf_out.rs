@@ -15,10 +15,10 @@ use std::path::Path;
 
 use bson::{Bson, Document};
 
-use crate::cmd::dataset::{array_fields, document_time, number, Dataset, Kind};
 use crate::cmd::export::Selection;
 use crate::doc::fields;
 use crate::error::{Error, Result};
+use crate::read::{array_fields, document_time, number, Dataset, Kind};
 
 /// The fill value of missing cells: libnetcdf's default for doubles
 /// (`NC_FILL_DOUBLE`), which every CF reader knows.
@@ -238,7 +238,7 @@ pub fn write(dataset: &Dataset, sel: &Selection, path: &Path) -> Result<u64> {
                 &dataset.name,
                 format!(
                     "document {} has no time",
-                    crate::cmd::dataset::describe_id(&doc)
+                    crate::read::describe_id(&doc)
                 ),
             )
         })?;
@@ -254,7 +254,7 @@ pub fn write(dataset: &Dataset, sel: &Selection, path: &Path) -> Result<u64> {
                         &dataset.name,
                         format!(
                             "document {} has {} {p} but its coord_index has {} cells",
-                            crate::cmd::dataset::describe_id(&doc),
+                            crate::read::describe_id(&doc),
                             a.len(),
                             g.place.len()
                         ),

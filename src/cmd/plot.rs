@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::cmd::dataset::{Dataset, Kind};
 use crate::cmd::export::shortest;
 use crate::error::{Error, Result};
 use crate::plot::{self, Snapshot};
+use crate::read::{Dataset, Kind};
 use crate::store;
 use crate::time::iso_date;
 

@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     validate_name(&args.dataset.name)?;
     let mut store = store::open_existing(db)?;
-    crate::cmd::require_dataset(&*store, &args.dataset.name)?;
+    crate::store::Datasets::require(&*store, &args.dataset.name)?;
     let name = args.dataset.name.as_str();
     store::lock::with_locks(&mut *store, &[name], |s| s.remove(name))?;
     println!("removed {}", args.dataset.name);

@@ -31,7 +31,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
         ));
     }
     let mut store = store::open_existing(db)?;
-    crate::cmd::require_dataset(&*store, &args.dataset.name)?;
+    crate::store::Datasets::require(&*store, &args.dataset.name)?;
     let (from, to) = (args.dataset.name.as_str(), args.new_name.as_str());
     store::lock::with_locks(&mut *store, &[from, to], |s| s.rename(from, to))?;
     println!("renamed {} to {}", args.dataset.name, args.new_name);

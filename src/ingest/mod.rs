@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document, RawDocumentBuf};
 
 use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
-use self::foreign::{foreign_dataset, refuse_points};
+use self::foreign::refuse_points;
 use self::input::{Input, Stamp};
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
@@ -30,6 +30,7 @@ use crate::doc::{sort_key, METADATA};
 use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
+use crate::store::foreign::foreign_dataset;
 use crate::store::lock::{self, Lease};
 use crate::store::{self, Datasets, Load, Store};
 

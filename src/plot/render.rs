@@ -10,9 +10,9 @@ use plotters::style::{register_font, FontStyle, RGBColor};
 
 use super::scale::{degrees, tick_label, Scale};
 use super::snapshot::Snapshot;
-use crate::cmd::dataset::Kind;
 use crate::doc::fields;
 use crate::error::{Error, Result};
+use crate::read::Kind;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/fonts/LICENSE`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

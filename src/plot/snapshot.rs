@@ -4,11 +4,11 @@
 
 use bson::{Bson, Document};
 
-use crate::cmd::dataset::{
-    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
-};
 use crate::doc::fields;
 use crate::error::{Error, Result};
+use crate::read::{
+    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
+};
 
 /// One cell or point and its value.
 pub struct Mark {

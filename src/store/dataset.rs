@@ -526,6 +526,33 @@ pub trait Datasets: Store {
         self.get(INGEST_LOG, &Bson::String(id.into()))
     }
 
+    /// Fail unless some part of dataset `name` exists (its collection, an
+    /// entry in `metadata` or `coord_index`, or what an interrupted load of it
+    /// left); the error lists what does exist.
+    fn require(&self, name: &str) -> Result<()> {
+        let names = self.collections()?;
+        if names.iter().any(|n| n == name)
+            || self.entry(METADATA, name)?.is_some()
+            || self.entry(COORD_INDEX, name)?.is_some()
+            || self
+                .leftovers()?
+                .iter()
+                .any(|l| super::staged_dataset(l) == Some(name))
+            || self.unfinished()?.iter().any(|u| u.key() == name)
+        {
+            return Ok(());
+        }
+        let existing = if names.is_empty() {
+            "the store holds no collection".to_string()
+        } else {
+            format!("existing collections: {}", names.join(", "))
+        };
+        Err(Error::collection(
+            name,
+            format!("does not exist; {existing}"),
+        ))
+    }
+
     /// Every lock, as (dataset, holder), in dataset order.
     fn locks(&self) -> Result<Vec<(String, Holder)>> {
         let mut out = Vec::new();

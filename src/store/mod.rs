@@ -13,8 +13,10 @@
 //! (one document per time step or point), the entry `{_id: NAME}` in
 //! `metadata`, and the entry `{_id: NAME}` in `coord_index`.
 
+pub mod audit;
 mod dataset;
 pub mod embedded;
+pub mod foreign;
 pub mod lock;
 #[cfg(feature = "mongodb")]
 pub mod mongo;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use bson::{doc, Bson, DateTime, Document};
 use common::FreshDb;
-use fluxpy::cmd::db::{audit_findings, audit_report, fix};
 use fluxpy::doc::{
     ingest_log::id as ingest_id, summary::PENDING as SUMMARY_PENDING, COORD_INDEX, METADATA,
     SUMMARY,
 };
+use fluxpy::store::audit::{findings as audit_findings, repair as fix, report as audit_report};
 use fluxpy::store::lock;
 use fluxpy::store::{
     embedded::Embedded, geom_name, staging_name, Attempt, Datasets, Filter, Holder, Store,

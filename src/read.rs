@@ -12,7 +12,6 @@
 
 use bson::{Bson, Document};
 
-use crate::cmd::require_dataset;
 use crate::doc::{fields, COORD_INDEX, METADATA};
 use crate::error::{Error, Result};
 use crate::store::{Filter, Store};
@@ -52,7 +51,7 @@ impl<'s> Dataset<'s> {
     /// The dataset `name`; an unknown name is an error that lists the
     /// existing ones.
     pub fn open(store: &'s dyn Store, name: &str) -> Result<Self> {
-        require_dataset(store, name)?;
+        crate::store::Datasets::require(store, name)?;
         Ok(Self {
             store,
             name: name.to_string(),
