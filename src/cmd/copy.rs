@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
-use crate::doc::{COORD_INDEX, METADATA, SUMMARY};
+use crate::doc::{Docs, COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
-use crate::store::{self, lock, validate_name, Datasets, Filter, Unfinished};
+use crate::store::{self, lock, validate_name, Datasets, Entries, Filter, Unfinished};
 use crate::text::plural;
 
 /// Copy a dataset, with its entries, summary and ingest log, into another store.
@@ -121,7 +121,6 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
             } else {
                 target.begin_load(name)?
             };
-            load.bookkeeping().replaces = exists;
             let mut batch: Vec<RawDocumentBuf> = Vec::new();
             let mut bytes = 0usize;
             let mut documents = 0u64;
@@ -133,21 +132,25 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
                 documents += 1;
                 if bytes >= BATCH_BYTES {
                     lease.check()?;
-                    load.write_raw(std::mem::take(&mut batch))?;
+                    load.write(Docs::Bson(std::mem::take(&mut batch)))?;
                     bytes = 0;
                 }
                 Ok(())
             })?;
             lease.check()?;
             if !batch.is_empty() {
-                load.write_raw(batch)?;
+                load.write(Docs::Bson(batch))?;
             }
-            load.set_summary(summary);
-            for entry in log {
-                load.log_ingest(entry)?;
-            }
+            let coord_index = RawDocumentBuf::from_document(&coord_index)
+                .map_err(|e| Error::store("copy", format!("cannot encode a document: {e}")))?;
+            let entries = Entries {
+                summary,
+                ingest: log,
+                replaces: exists,
+                ..Entries::new(name, coord_index, metadata)
+            };
             lease.check()?;
-            load.commit(coord_index, metadata)?;
+            load.commit(entries)?;
             Ok(documents)
         },
     )?;

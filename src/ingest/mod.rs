@@ -26,13 +26,13 @@ use self::foreign::refuse_points;
 use self::input::{Input, Stamp};
 use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
 use crate::config::{self, Config};
-use crate::doc::{sort_key, METADATA};
+use crate::doc::{sort_key, Docs, METADATA};
 use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
 use crate::store::foreign::foreign_dataset;
 use crate::store::lock::{self, Lease};
-use crate::store::{self, Datasets, Load, Store};
+use crate::store::{self, Datasets, Entries, Load, Store};
 
 /// The least a load's writes wait for another process's write to finish.
 const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
@@ -579,9 +579,9 @@ struct Guarded<'l, 'a> {
 }
 
 impl<'l> Guarded<'l, '_> {
-    fn commit(mut self, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
+    fn commit(mut self, entries: Entries) -> Result<()> {
         match self.load.take() {
-            Some(l) => l.commit_raw(coord_index, metadata),
+            Some(l) => l.commit(entries),
             None => Ok(()),
         }
     }
@@ -691,7 +691,6 @@ fn locked_load(
         load: Some(begun),
         lease,
     };
-    load.bookkeeping().replaces = replace;
     let (file_summary, documents) =
         convert(model, &mut *file.matrix, lenient, observer, &mut |batch| {
             // A signal, or the lock lost: the load fails here, and its
@@ -732,9 +731,12 @@ fn locked_load(
                 }
             }
             if !batch.docs.is_empty() {
-                load.write_raw(batch.docs)?;
+                load.write(Docs::Bson(batch.docs))?;
             }
-            load.write_packed(batch.packed)
+            if !batch.packed.is_empty() {
+                load.write(Docs::Steps(batch.packed))?;
+            }
+            Ok(())
         })?;
     observer.committing();
     let summary = match base {
@@ -749,7 +751,6 @@ fn locked_load(
             all
         }
     };
-    load.set_summary(summary_entry(name, &coords, &summary));
     let dates = dates_of(&file_summary);
     let mut metadata = model.metadata(&coords, &summary);
     if let Some(md) = stored_md.as_ref().filter(|_| appending) {
@@ -759,9 +760,14 @@ fn locked_load(
     // bytes: a file written or replaced since it was stamped fails the
     // load, and nothing of it is committed.
     read.stamp.check_unchanged(path)?;
-    load.log_ingest(input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64()))?;
+    let entries = Entries {
+        summary: summary_entry(name, &coords, &summary),
+        ingest: vec![input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64())],
+        replaces: replace,
+        ..Entries::new(name, crate::doc::coord_index_raw(name, &coords), metadata)
+    };
     lease.check()?;
-    load.commit(crate::doc::coord_index_raw(name, &coords), metadata)?;
+    load.commit(entries)?;
     Ok(Outcome::Loaded {
         documents,
         dates,

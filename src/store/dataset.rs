@@ -16,9 +16,9 @@
 use bson::{Bson, Document, RawDocumentBuf};
 
 use super::{
-    geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection, is_kept_internal, Filter,
-    Holder, Store, COORD_INDEX, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS, METADATA, SUMMARY,
-    SUMMARY_PENDING, UNFINISHED,
+    check_document_size, geom_dataset, geom_name, ingest_id, ingest_input, is_data_collection,
+    is_kept_internal, Filter, Holder, Store, COORD_INDEX, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
+    METADATA, SUMMARY, SUMMARY_PENDING, UNFINISHED,
 };
 use crate::error::{Error, Result};
 
@@ -167,20 +167,6 @@ pub(crate) fn collected(
     Ok(out)
 }
 
-/// What a load records beside its documents, for its commit to write (see
-/// [`Entries`]); every backend's load keeps one.
-#[derive(Debug, Default)]
-pub struct Bookkeeping {
-    /// The dataset's summary entry; without one the commit removes the
-    /// stored one.
-    pub summary: Option<Document>,
-    /// The load's ingest-log entries.
-    pub ingest: Vec<Document>,
-    /// The load replaces the dataset whole (`load --replace`): the
-    /// dataset's other ingest-log entries go with the commit.
-    pub replaces: bool,
-}
-
 /// The entries a load's commit writes once its documents are in place, in
 /// the order that keeps a store without transactions readable at every
 /// step: the `coord_index` entry (when the coordinates changed), the
@@ -188,21 +174,57 @@ pub struct Bookkeeping {
 /// the dataset complete to readers and to `db -a`, and last the ingest log,
 /// so that an entry exists only for a load that is complete and a load cut
 /// short before it is not skipped when run again.
-pub(crate) struct Entries {
+pub struct Entries {
     pub name: String,
     pub coord_index: Option<RawDocumentBuf>,
     pub summary: Option<Document>,
     pub metadata: Document,
     pub ingest: Vec<Document>,
-    /// The dataset's other ingest-log entries are deleted first (see
-    /// [`Bookkeeping::replaces`]).
+    /// The load replaces the dataset whole (`load --replace`): the
+    /// dataset's other ingest-log entries are deleted first.
     pub replaces: bool,
 }
 
 impl Entries {
+    /// The entries of a load into `name` of these coordinates and
+    /// metadata, with no summary (the stored one is removed) and no
+    /// ingest-log entry.
+    pub fn new(name: &str, coord_index: RawDocumentBuf, metadata: Document) -> Self {
+        Self {
+            name: name.to_string(),
+            coord_index: Some(coord_index),
+            summary: None,
+            metadata,
+            ingest: Vec::new(),
+            replaces: false,
+        }
+    }
+
+    /// Refuse, before anything is written, an entry over the document
+    /// size limit, naming its collection and `_id`.
+    pub fn check(&self) -> Result<()> {
+        let encoded = |d: &Document| {
+            bson::to_vec(d)
+                .map(|b| b.len())
+                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))
+        };
+        if let Some(ci) = &self.coord_index {
+            let id = Bson::String(self.name.clone());
+            check_document_size(COORD_INDEX, Some(&id), ci.as_bytes().len())?;
+        }
+        let rest = [(&self.metadata, METADATA)]
+            .into_iter()
+            .chain(self.summary.iter().map(|s| (s, SUMMARY)))
+            .chain(self.ingest.iter().map(|e| (e, INGEST_LOG)));
+        for (d, collection) in rest {
+            check_document_size(collection, d.get("_id"), encoded(d)?)?;
+        }
+        Ok(())
+    }
+
     /// These entries as one document, kept where a later process can
     /// write them (see `Store::finish_append`).
-    pub(crate) fn to_document(&self) -> Result<Document> {
+    pub fn to_document(&self) -> Result<Document> {
         let mut d = Document::new();
         if let Some(ci) = &self.coord_index {
             let ci = ci
@@ -220,7 +242,7 @@ impl Entries {
     }
 
     /// The entries [`Entries::to_document`] kept for dataset `name`.
-    pub(crate) fn from_document(name: &str, d: &Document) -> Option<Self> {
+    pub fn from_document(name: &str, d: &Document) -> Option<Self> {
         Some(Self {
             name: name.to_string(),
             coord_index: match d.get_document("coord_index") {
@@ -240,7 +262,7 @@ impl Entries {
     }
 
     /// Write them, in that order.
-    pub(crate) fn write(self, store: &(impl Store + ?Sized)) -> Result<()> {
+    pub fn write(self, store: &(impl Store + ?Sized)) -> Result<()> {
         if let Some(ci) = self.coord_index {
             store.put_raw(COORD_INDEX, ci)?;
         }

@@ -17,9 +17,9 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    sort_key, Attempt, Bookkeeping, Entries, Filter, Holder, Load, Renew, Store, COORD_INDEX,
-    LOCKS, METADATA,
+    sort_key, Attempt, Entries, Filter, Holder, Load, Renew, Store, COORD_INDEX, LOCKS, METADATA,
 };
+use crate::doc::Docs;
 use crate::error::{Error, Result};
 
 const TABLE_PREFIX: &str = "c:";
@@ -510,9 +510,90 @@ impl Embedded {
         Ok(Box::new(EmbeddedLoad {
             store: self,
             name: name.to_string(),
-            bookkeeping: Bookkeeping::default(),
             committed: false,
         }))
+    }
+}
+
+impl super::Locks for Embedded {
+    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt> {
+        let path = self.path.clone();
+        let err = sql_err(&path);
+        let held_by_other = |h: Option<Holder>| h.filter(|h| h.token != me.token && !h.is_gone());
+        // A live holder is seen without waiting for the store's write lock
+        // (which its load may hold for long).
+        if let Some(h) = held_by_other(Self::lock_holder(&self.conn, &path, name)?) {
+            return Ok(Attempt::Held(h));
+        }
+        self.conn.busy_timeout(wait).map_err(&err)?;
+        let attempt = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            // Checked again inside the write transaction: taking the lock
+            // (or taking over a stale one) is atomic.
+            Ok(tx) => match held_by_other(Self::lock_holder(&tx, &path, name)?) {
+                Some(h) => Ok(Attempt::Held(h)),
+                None => Self::put_doc(&tx, &path, LOCKS, &me.to_document(name))
+                    .and_then(|_| tx.commit().map_err(&err))
+                    .map(|_| Attempt::Taken),
+            },
+            Err(e) if is_busy(&e) => Ok(Attempt::Busy),
+            Err(e) => Err(err(e)),
+        };
+        self.conn.busy_timeout(self.busy).map_err(&err)?;
+        attempt
+    }
+
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
+        let path = self.path.clone();
+        with_own_lock(&mut self.conn, &path, name, &holder.token, |tx, _| {
+            Self::delete_key(tx, LOCKS, &Bson::String(name.into())).map_err(sql_err(&path))
+        })
+    }
+
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        let err = sql_err(&self.path);
+        let conn = Connection::open(&self.path).map_err(&err)?;
+        // While a load writes (one transaction), nothing else can: a
+        // renewal that finds the store busy is tried again next time, and
+        // no other process can take the lock over meanwhile either.
+        conn.busy_timeout(RENEW_WAIT).map_err(&err)?;
+        Ok(Box::new(EmbeddedRenew {
+            conn,
+            path: self.path.clone(),
+        }))
+    }
+
+    fn set_busy_wait(&mut self, wait: Duration) {
+        if self.conn.busy_timeout(wait).is_ok() {
+            self.busy = wait;
+        }
+    }
+
+    fn writing_elsewhere(&self) -> bool {
+        // In WAL mode a writer holds an exclusive lock on byte 120 of the
+        // `-shm` file from the start of its transaction to its commit
+        // (SQLite's documented WAL-index format). Asked with F_GETLK,
+        // which takes no lock; without a `-shm` file nobody writes.
+        let shm = self.shm.get_or_init(|| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push("-shm");
+            std::fs::File::open(p).ok()
+        });
+        let Some(shm) = shm else {
+            return false;
+        };
+        // SAFETY: an all-zero flock is valid; fcntl(F_GETLK) only fills it in.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = WAL_WRITE_LOCK_BYTE;
+        lock.l_len = 1;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the call; `lock` is a valid flock.
+        let r = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
+        r == 0 && lock.l_type != libc::F_UNLCK as libc::c_short
     }
 }
 
@@ -630,86 +711,6 @@ impl Store for Embedded {
         self.begin_in_transaction(name)
     }
 
-    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt> {
-        let path = self.path.clone();
-        let err = sql_err(&path);
-        let held_by_other = |h: Option<Holder>| h.filter(|h| h.token != me.token && !h.is_gone());
-        // A live holder is seen without waiting for the store's write lock
-        // (which its load may hold for long).
-        if let Some(h) = held_by_other(Self::lock_holder(&self.conn, &path, name)?) {
-            return Ok(Attempt::Held(h));
-        }
-        self.conn.busy_timeout(wait).map_err(&err)?;
-        let attempt = match self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            // Checked again inside the write transaction: taking the lock
-            // (or taking over a stale one) is atomic.
-            Ok(tx) => match held_by_other(Self::lock_holder(&tx, &path, name)?) {
-                Some(h) => Ok(Attempt::Held(h)),
-                None => Self::put_doc(&tx, &path, LOCKS, &me.to_document(name))
-                    .and_then(|_| tx.commit().map_err(&err))
-                    .map(|_| Attempt::Taken),
-            },
-            Err(e) if is_busy(&e) => Ok(Attempt::Busy),
-            Err(e) => Err(err(e)),
-        };
-        self.conn.busy_timeout(self.busy).map_err(&err)?;
-        attempt
-    }
-
-    fn set_busy_wait(&mut self, wait: Duration) {
-        if self.conn.busy_timeout(wait).is_ok() {
-            self.busy = wait;
-        }
-    }
-
-    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
-        let path = self.path.clone();
-        with_own_lock(&mut self.conn, &path, name, &holder.token, |tx, _| {
-            Self::delete_key(tx, LOCKS, &Bson::String(name.into())).map_err(sql_err(&path))
-        })
-    }
-
-    fn renewer(&self) -> Result<Box<dyn Renew>> {
-        let err = sql_err(&self.path);
-        let conn = Connection::open(&self.path).map_err(&err)?;
-        // While a load writes (one transaction), nothing else can: a
-        // renewal that finds the store busy is tried again next time, and
-        // no other process can take the lock over meanwhile either.
-        conn.busy_timeout(RENEW_WAIT).map_err(&err)?;
-        Ok(Box::new(EmbeddedRenew {
-            conn,
-            path: self.path.clone(),
-        }))
-    }
-
-    fn writing_elsewhere(&self) -> bool {
-        // In WAL mode a writer holds an exclusive lock on byte 120 of the
-        // `-shm` file from the start of its transaction to its commit
-        // (SQLite's documented WAL-index format). Asked with F_GETLK,
-        // which takes no lock; without a `-shm` file nobody writes.
-        let shm = self.shm.get_or_init(|| {
-            let mut p = self.path.as_os_str().to_owned();
-            p.push("-shm");
-            std::fs::File::open(p).ok()
-        });
-        let Some(shm) = shm else {
-            return false;
-        };
-        // SAFETY: an all-zero flock is valid; fcntl(F_GETLK) only fills it in.
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = libc::F_WRLCK as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = WAL_WRITE_LOCK_BYTE;
-        lock.l_len = 1;
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for the call; `lock` is a valid flock.
-        let r = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
-        r == 0 && lock.l_type != libc::F_UNLCK as libc::c_short
-    }
-
     fn describe(&self) -> String {
         crate::error::shown(&self.path).to_string()
     }
@@ -789,28 +790,12 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 struct EmbeddedLoad<'c> {
     store: &'c mut Embedded,
     name: String,
-    bookkeeping: Bookkeeping,
     committed: bool,
 }
 
-impl Drop for EmbeddedLoad<'_> {
-    fn drop(&mut self) {
-        if !self.committed {
-            self.store.rollback_transaction();
-        }
-    }
-}
-
-impl Load for EmbeddedLoad<'_> {
-    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
-        let rows = docs
-            .into_par_iter()
-            .map(|d| encode_raw(&self.name, d))
-            .collect::<Result<Vec<_>>>()?;
-        Embedded::upsert(&self.store.conn, &self.store.path, &self.name, &rows)
-    }
-
-    fn write_packed(&mut self, docs: Vec<crate::doc::packed::PackedDoc>) -> Result<()> {
+impl EmbeddedLoad<'_> {
+    /// Insert step documents, kept in the compact form, compressed.
+    fn write_steps(&mut self, docs: Vec<crate::doc::packed::PackedDoc>) -> Result<()> {
         let name = &self.name;
         let rows = docs
             .into_par_iter()
@@ -824,6 +809,30 @@ impl Load for EmbeddedLoad<'_> {
                 crate::doc::recycle(d.packed);
                 Ok((sort_key(&d.id), stored))
             })
+            .collect::<Result<Vec<_>>>()?;
+        Embedded::upsert(&self.store.conn, &self.store.path, name, &rows)
+    }
+}
+
+impl Drop for EmbeddedLoad<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.store.rollback_transaction();
+        }
+    }
+}
+
+impl Load for EmbeddedLoad<'_> {
+    fn write(&mut self, docs: Docs) -> Result<()> {
+        let name = &self.name;
+        let docs = match docs {
+            Docs::Bson(docs) => docs,
+            // Step documents are kept in their compact form.
+            Docs::Steps(docs) => return self.write_steps(docs),
+        };
+        let rows = docs
+            .into_par_iter()
+            .map(|d| encode_raw(name, d))
             .collect::<Result<Vec<_>>>()?;
         Embedded::upsert(&self.store.conn, &self.store.path, name, &rows)
     }
@@ -852,35 +861,14 @@ impl Load for EmbeddedLoad<'_> {
         Ok(())
     }
 
-    fn bookkeeping(&mut self) -> &mut Bookkeeping {
-        &mut self.bookkeeping
-    }
-
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         self.store.scan(&self.name, &Filter::All, f)
     }
 
-    fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
-        let raw = RawDocumentBuf::from_document(&coord_index)
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-        self.commit_raw(raw, metadata)
-    }
-
-    fn commit_raw(
-        mut self: Box<Self>,
-        coord_index: RawDocumentBuf,
-        metadata: Document,
-    ) -> Result<()> {
+    fn commit(mut self: Box<Self>, entries: Entries) -> Result<()> {
         // One transaction: the order of the entries does not matter here.
-        Entries {
-            name: self.name.clone(),
-            coord_index: Some(coord_index),
-            summary: self.bookkeeping.summary.take(),
-            metadata,
-            ingest: std::mem::take(&mut self.bookkeeping.ingest),
-            replaces: self.bookkeeping.replaces,
-        }
-        .write(&*self.store)?;
+        entries.check()?;
+        entries.write(&*self.store)?;
         self.store.commit_transaction()?;
         self.committed = true;
         Ok(())

@@ -25,6 +25,47 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::Store;
 use crate::error::{Error, Result};
 
+/// What a store provides for the per-dataset locks: one atomic attempt
+/// at a lock, its release, renewals from another thread, the clock leases
+/// lapse by, and how writers of other processes are waited for. Every
+/// [`Store`](super::Store) is one; what is common to locks (holders,
+/// leases, waiting, several in order) is written once above it, here.
+pub trait Locks {
+    /// The lock primitive: one atomic attempt at the lock of dataset `name`
+    /// for `me`: take it if it is free or stale (see [`Holder::is_gone`]),
+    /// else say who holds it. A backend may wait up to `wait` for the store
+    /// itself to be free.
+    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
+
+    /// Release the lock of `name` if `holder` (the same acquisition, by its
+    /// token) still holds it; whether it did.
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
+
+    /// What renews the leases of locks in this store from another thread
+    /// (its own connection).
+    fn renewer(&self) -> Result<Box<dyn Renew>>;
+
+    /// How long each later write may wait for another process's write to
+    /// finish (a load sets its `--lock-timeout`); backends whose server
+    /// queues writes itself ignore it.
+    fn set_busy_wait(&mut self, _wait: Duration) {}
+
+    /// Whether another connection is writing to the store right now, so
+    /// that no lease can be renewed meanwhile (the embedded store: one
+    /// writer at a time, and a load is one transaction). A lease that
+    /// looks lapsed then proves nothing.
+    fn writing_elsewhere(&self) -> bool {
+        false
+    }
+
+    /// The store's clock, by which leases lapse: a server's own (MongoDB),
+    /// so that hosts whose clocks differ agree; this host's for a store
+    /// only this host writes.
+    fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(host_now())
+    }
+}
+
 /// How long a load waits for a dataset's lock unless `--lock-timeout` says.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 

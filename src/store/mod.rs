@@ -23,24 +23,22 @@ pub mod mongo;
 mod uri;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bson::{Bson, Document, RawDocumentBuf};
-use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-pub(crate) use dataset::{collected, Entries};
-pub use dataset::{Bookkeeping, Datasets, Unfinished};
+pub(crate) use dataset::collected;
+pub use dataset::{Datasets, Entries, Unfinished};
 
+pub(crate) use crate::doc::check_document_size;
 use crate::doc::ingest_log::{
     id as ingest_id, input_of as ingest_input, COLLECTION as INGEST_LOG,
     NAME as INGEST_DATASET_FIELD,
 };
 use crate::doc::summary::PENDING as SUMMARY_PENDING;
-use crate::doc::{check_document_size, checked_id, sort_key, COORD_INDEX, METADATA, SUMMARY};
-pub use lock::{Attempt, Holder, Lease, Renew};
+use crate::doc::{checked_id, sort_key, Docs, COORD_INDEX, METADATA, SUMMARY};
+pub use lock::{Attempt, Holder, Lease, Locks, Renew};
 
 /// The database name when the URI names none, as in the old tool.
 pub const DEFAULT_DB_NAME: &str = "fluxvis";
@@ -132,7 +130,7 @@ pub enum Filter {
 /// A backend: the primitives on collections and documents that the
 /// dataset rules ([`Datasets`]) and the loads are built from, and nothing
 /// more. It knows nothing of datasets: it moves documents and collections.
-pub trait Store {
+pub trait Store: Locks {
     /// Every collection of the store, internal ones included, sorted
     /// (MongoDB's own `system.` collections left out).
     fn all_collections(&self) -> Result<Vec<String>>;
@@ -234,40 +232,6 @@ pub trait Store {
     /// collection, or its transaction).
     fn begin_replace<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>>;
 
-    /// The lock primitive: one atomic attempt at the lock of dataset `name`
-    /// for `me`: take it if it is free or stale (see [`Holder::is_gone`]),
-    /// else say who holds it. A backend may wait up to `wait` for the store
-    /// itself to be free.
-    fn try_lock(&mut self, name: &str, me: &Holder, wait: Duration) -> Result<Attempt>;
-
-    /// Release the lock of `name` if `holder` (the same acquisition, by its
-    /// token) still holds it; whether it did.
-    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool>;
-
-    /// What renews the leases of locks in this store from another thread
-    /// (its own connection).
-    fn renewer(&self) -> Result<Box<dyn Renew>>;
-
-    /// How long each later write may wait for another process's write to
-    /// finish (a load sets its `--lock-timeout`); backends whose server
-    /// queues writes itself ignore it.
-    fn set_busy_wait(&mut self, _wait: Duration) {}
-
-    /// Whether another connection is writing to the store right now, so
-    /// that no lease can be renewed meanwhile (the embedded store: one
-    /// writer at a time, and a load is one transaction). A lease that
-    /// looks lapsed then proves nothing.
-    fn writing_elsewhere(&self) -> bool {
-        false
-    }
-
-    /// The store's clock, by which leases lapse: a server's own (MongoDB),
-    /// so that hosts whose clocks differ agree; this host's for a store
-    /// only this host writes.
-    fn now(&self) -> Result<DateTime<Utc>> {
-        Ok(lock::host_now())
-    }
-
     /// Fence the loads this connection begins into `name` with the lock
     /// acquisition `token`: each stages into a collection of its own, and
     /// checks right before each step of its commit that `token` still
@@ -290,70 +254,23 @@ pub trait Store {
 
 /// One load into one dataset.
 pub trait Load {
-    /// Insert documents already encoded as BSON (as models hand them on),
-    /// replacing any stored document with the same `_id`.
-    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()>;
-
-    /// Insert documents written in the compact form (step documents),
-    /// replacing any stored document with the same `_id`. A store that
-    /// keeps BSON joins them back (the embedded store keeps the form).
-    fn write_packed(&mut self, docs: Vec<crate::doc::packed::PackedDoc>) -> Result<()> {
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let raw = docs.into_par_iter().map(|d| d.to_raw()).collect();
-        self.write_raw(raw)
-    }
-
-    /// Insert documents, replacing any stored document with the same `_id`.
-    fn write(&mut self, docs: Vec<Document>) -> Result<()> {
-        let raw = docs
-            .iter()
-            .map(RawDocumentBuf::from_document)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-        self.write_raw(raw)
-    }
+    /// Insert encoded documents (as models hand them on), replacing any
+    /// stored document with the same `_id`. A store that keeps BSON joins
+    /// step documents back from the compact form ([`Docs::into_bson`]);
+    /// the embedded store keeps the form.
+    fn write(&mut self, docs: Docs) -> Result<()>;
 
     /// The documents with these `_id`s that the dataset held before this
     /// load wrote any of them (the ones a write of the same `_id`s replaces).
     /// Call it before writing those `_id`s.
     fn stored(&mut self, ids: &[Bson], f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
 
-    /// What the commit writes beside the documents (see [`Bookkeeping`]).
-    fn bookkeeping(&mut self) -> &mut Bookkeeping;
-
-    /// The dataset's entry in [`SUMMARY`], written by the commit with the
-    /// rest; without one (or with `None`) the commit removes the stored one.
-    fn set_summary(&mut self, entry: Option<Document>) {
-        self.bookkeeping().summary = entry;
-    }
-
     /// Every document of the dataset as it will be once committed, in `_id` order.
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()>;
 
-    /// Record `entry` (with its `_id` from [`ingest_id`]) in the ingest log
-    /// as part of the commit: written with it, and not at all without it.
-    fn log_ingest(&mut self, entry: Document) -> Result<()> {
-        let bytes = bson::to_vec(&entry)
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-        check_document_size(INGEST_LOG, entry.get("_id"), bytes.len())?;
-        self.bookkeeping().ingest.push(entry);
-        Ok(())
-    }
-
-    /// Write the `coord_index` and `metadata` entries and make everything visible.
-    fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()>;
-
-    /// [`Load::commit`] with the `coord_index` entry already encoded (a
-    /// global grid's is megabytes, built without a `Document`): a store
-    /// that keeps BSON stores it as it is.
-    fn commit_raw(self: Box<Self>, coord_index: RawDocumentBuf, metadata: Document) -> Result<()> {
-        let coord_index = coord_index
-            .to_document()
-            .map_err(|e| Error::store("write", format!("cannot decode a document: {e}")))?;
-        self.commit(coord_index, metadata)
-    }
+    /// Write the entries (`coord_index`, summary, `metadata`, ingest log:
+    /// see [`Entries`]) and make everything visible, or nothing.
+    fn commit(self: Box<Self>, entries: Entries) -> Result<()>;
 
     /// Give up a load whose lock another process has taken over: nothing
     /// of it is kept, and what it shares with that process's load (the

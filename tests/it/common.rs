@@ -194,8 +194,8 @@ pub fn store_points(db: &Path, name: &str, points: &[Point]) {
         .collect();
     let mut store = Embedded::open(db).unwrap();
     let mut load = store.begin_load(name).unwrap();
-    load.write(docs).unwrap();
-    load.commit(
+    load.write(self::docs(docs)).unwrap();
+    load.commit(entries(
         doc! {"_id": name, "i": coords},
         doc! {
             "_id": name,
@@ -204,7 +204,7 @@ pub fn store_points(db: &Path, name: &str, points: &[Point]) {
             "gridded": false,
             "geometry": {"type": "Point"},
         },
-    )
+    ))
     .unwrap();
 }
 
@@ -559,4 +559,19 @@ pub fn reference_stats(docs: &[serde_json::Value]) -> [f64; 5] {
         (v[h - 1] + v[h]) / 2.0
     };
     [mean, v[0], v[v.len() - 1], std, median]
+}
+
+/// Documents as a load writes them: encoded as BSON.
+pub fn docs(documents: Vec<bson::Document>) -> fluxpy::doc::Docs {
+    fluxpy::doc::Docs::from_documents(&documents).expect("documents that encode")
+}
+
+/// The entries of a load's commit: this `coord_index` entry (whose `_id`
+/// names the dataset) and `metadata` entry, no summary, no ingest log.
+pub fn entries(coord_index: bson::Document, metadata: bson::Document) -> fluxpy::store::Entries {
+    let name = coord_index
+        .get_str("_id")
+        .expect("a coord_index entry has a name");
+    let raw = bson::RawDocumentBuf::from_document(&coord_index).expect("an entry that encodes");
+    fluxpy::store::Entries::new(name, raw, metadata)
 }

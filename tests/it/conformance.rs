@@ -18,7 +18,7 @@ use fluxpy::doc::{
 use fluxpy::store::audit::{findings as audit_findings, repair as fix, report as audit_report};
 use fluxpy::store::lock;
 use fluxpy::store::{
-    embedded::Embedded, geom_name, staging_name, Attempt, Datasets, Filter, Holder, Store,
+    embedded::Embedded, geom_name, staging_name, Attempt, Datasets, Entries, Filter, Holder, Store,
 };
 
 type Scenario = fn(&mut dyn Store);
@@ -72,9 +72,12 @@ fn metadata(name: &str, dates: &[&str]) -> Document {
 /// Load `docs` into `name` and commit.
 fn load(store: &mut dyn Store, name: &str, docs: Vec<Document>) {
     let mut l = store.begin_load(name).unwrap();
-    l.write(docs).unwrap();
-    l.commit(coord_index(name), metadata(name, &[name]))
-        .unwrap();
+    l.write(crate::common::docs(docs)).unwrap();
+    l.commit(crate::common::entries(
+        coord_index(name),
+        metadata(name, &[name]),
+    ))
+    .unwrap();
 }
 
 fn all(store: &dyn Store, name: &str) -> Vec<Document> {
@@ -107,11 +110,21 @@ fn load_and_read_back(store: &mut dyn Store) {
     assert!(store.collections().unwrap().is_empty());
     // Out of order, before and after 1970, one time written twice.
     let mut l = store.begin_load("casa").unwrap();
-    l.write(vec![step(10_800_000, 2.0), step(-86_400_000, 0.0)])
-        .unwrap();
-    l.write(vec![step(0, 1.0), step(10_800_000, 5.0)]).unwrap();
-    l.commit(coord_index("casa"), metadata("casa", &["a", "b"]))
-        .unwrap();
+    l.write(crate::common::docs(vec![
+        step(10_800_000, 2.0),
+        step(-86_400_000, 0.0),
+    ]))
+    .unwrap();
+    l.write(crate::common::docs(vec![
+        step(0, 1.0),
+        step(10_800_000, 5.0),
+    ]))
+    .unwrap();
+    l.commit(crate::common::entries(
+        coord_index("casa"),
+        metadata("casa", &["a", "b"]),
+    ))
+    .unwrap();
 
     assert_eq!(store.collections().unwrap(), ["casa"]);
     assert_eq!(store.entry_ids(METADATA).unwrap(), ["casa"]);
@@ -166,7 +179,8 @@ fn append_and_reload(store: &mut dyn Store) {
     load(store, "x", vec![step(0, 1.0), step(1000, 2.0)]);
     {
         let mut l = store.begin_load("x").unwrap();
-        l.write(vec![step(2000, 3.0), step(1000, 20.0)]).unwrap();
+        l.write(crate::common::docs(vec![step(2000, 3.0), step(1000, 20.0)]))
+            .unwrap();
         // What the load sees is the dataset as it will be once committed.
         let mut seen = vec![];
         l.scan(&mut |d| {
@@ -176,8 +190,11 @@ fn append_and_reload(store: &mut dyn Store) {
         .unwrap();
         assert_eq!(ids(&seen), [0, 1000, 2000]);
         assert_eq!(first_value(&seen[1]), 20.0);
-        l.commit(coord_index("x"), metadata("x", &["0", "2000"]))
-            .unwrap();
+        l.commit(crate::common::entries(
+            coord_index("x"),
+            metadata("x", &["0", "2000"]),
+        ))
+        .unwrap();
     }
     let docs = all(store, "x");
     assert_eq!(ids(&docs), [0, 1000, 2000]);
@@ -190,9 +207,12 @@ fn append_and_reload(store: &mut dyn Store) {
     // Loading the same documents again changes nothing and duplicates nothing.
     let before: Vec<Vec<u8>> = docs.iter().map(|d| bson::to_vec(d).unwrap()).collect();
     let mut l = store.begin_load("x").unwrap();
-    l.write(docs.clone()).unwrap();
-    l.commit(coord_index("x"), metadata("x", &["0", "2000"]))
-        .unwrap();
+    l.write(crate::common::docs(docs.clone())).unwrap();
+    l.commit(crate::common::entries(
+        coord_index("x"),
+        metadata("x", &["0", "2000"]),
+    ))
+    .unwrap();
     let after: Vec<Vec<u8>> = all(store, "x")
         .iter()
         .map(|d| bson::to_vec(d).unwrap())
@@ -206,7 +226,8 @@ fn failure_mid_load(store: &mut dyn Store) {
     // A new dataset: nothing of it may remain.
     {
         let mut l = store.begin_load("fresh").unwrap();
-        l.write(vec![step(0, 1.0), step(1000, 2.0)]).unwrap();
+        l.write(crate::common::docs(vec![step(0, 1.0), step(1000, 2.0)]))
+            .unwrap();
         // dropped uncommitted, as when the conversion fails half way
     }
     assert!(store.collections().unwrap().is_empty());
@@ -219,7 +240,8 @@ fn failure_mid_load(store: &mut dyn Store) {
     let before = all(store, "kept");
     {
         let mut l = store.begin_load("kept").unwrap();
-        l.write(vec![step(1000, 99.0), step(5000, 5.0)]).unwrap();
+        l.write(crate::common::docs(vec![step(1000, 99.0), step(5000, 5.0)]))
+            .unwrap();
     }
     assert_eq!(all(store, "kept"), before);
     assert_eq!(
@@ -281,9 +303,13 @@ fn remove(store: &mut dyn Store) {
 fn rename_and_remove_every_part(store: &mut dyn Store) {
     let summary = |name: &str| doc! { "_id": name, "coords_sha256": "c0ffee", "count": 2 };
     let mut l = store.begin_load("a").unwrap();
-    l.write(vec![step(0, 1.0), step(1000, 2.0)]).unwrap();
-    l.set_summary(Some(summary("a")));
-    l.commit(coord_index("a"), metadata("a", &["a"])).unwrap();
+    l.write(crate::common::docs(vec![step(0, 1.0), step(1000, 2.0)]))
+        .unwrap();
+    l.commit(Entries {
+        summary: Some(summary("a")),
+        ..crate::common::entries(coord_index("a"), metadata("a", &["a"]))
+    })
+    .unwrap();
     // flux-server's geometry cache of `a` (a load into MongoDB made it;
     // here one document more, or the only one), and a stale summary under
     // `b` (of a dataset `b` no longer there).
@@ -342,9 +368,12 @@ fn audit(store: &mut dyn Store) {
     // A commit whose metadata names another dataset leaves `odd` without a
     // metadata entry and a metadata entry `stray` without a collection.
     let mut l = store.begin_load("odd").unwrap();
-    l.write(vec![step(0, 1.0)]).unwrap();
-    l.commit(coord_index("odd"), metadata("stray", &[]))
-        .unwrap();
+    l.write(crate::common::docs(vec![step(0, 1.0)])).unwrap();
+    l.commit(crate::common::entries(
+        coord_index("odd"),
+        metadata("stray", &[]),
+    ))
+    .unwrap();
     let mut findings = audit_findings(store).unwrap();
     findings.sort();
     assert_eq!(
@@ -371,20 +400,24 @@ fn ingest(name: &str, input: &str, documents: i64) -> Document {
 /// Load `docs` into `name` with these ingest-log entries, and commit.
 fn load_logged(store: &mut dyn Store, name: &str, docs: Vec<Document>, log: Vec<Document>) {
     let mut l = store.begin_load(name).unwrap();
-    l.write(docs).unwrap();
-    for e in log {
-        l.log_ingest(e).unwrap();
-    }
-    l.commit(coord_index(name), metadata(name, &[name]))
-        .unwrap();
+    l.write(crate::common::docs(docs)).unwrap();
+    l.commit(Entries {
+        ingest: log,
+        ..crate::common::entries(coord_index(name), metadata(name, &[name]))
+    })
+    .unwrap();
 }
 
 fn ingest_log(store: &mut dyn Store) {
     // Not committed: not logged.
     {
         let mut l = store.begin_load("a").unwrap();
-        l.write(vec![step(0, 1.0)]).unwrap();
-        l.log_ingest(ingest("a", "i1", 1)).unwrap();
+        l.write(crate::common::docs(vec![step(0, 1.0)])).unwrap();
+        // Dropped before its commit, which would have logged it.
+        let _never_committed = Entries {
+            ingest: vec![ingest("a", "i1", 1)],
+            ..crate::common::entries(coord_index("a"), metadata("a", &["a"]))
+        };
     }
     assert!(store.ingest_log("a").unwrap().is_empty());
     assert_eq!(store.ingest_entry(&ingest_id("a", "i1")).unwrap(), None);
@@ -620,7 +653,7 @@ fn mongodb_conforms_when_a_test_deployment_is_given() {
     let store: &mut dyn Store = &mut db.store;
     load(store, "x", vec![step(0, 1.0)]);
     let mut l = store.begin_load("x").unwrap();
-    l.write(vec![step(1000, 2.0)]).unwrap();
+    l.write(crate::common::docs(vec![step(1000, 2.0)])).unwrap();
     std::mem::forget(l); // as if the process died here
     assert_eq!(store.leftovers().unwrap(), [staging_name("x")]);
     let findings = audit_findings(store).unwrap();
@@ -635,7 +668,7 @@ fn mongodb_conforms_when_a_test_deployment_is_given() {
 
     // Or `db -a --fix` drops the leftover, leaving the dataset as it was.
     let mut l = store.begin_load("x").unwrap();
-    l.write(vec![step(2000, 3.0)]).unwrap();
+    l.write(crate::common::docs(vec![step(2000, 3.0)])).unwrap();
     std::mem::forget(l);
     assert_eq!(store.leftovers().unwrap(), [staging_name("x")]);
     let fixed = fix(store).unwrap();

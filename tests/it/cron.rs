@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{sample, Env, Run};
 use fluxpy::doc::METADATA;
-use fluxpy::store::{embedded::Embedded, Attempt, Datasets, Holder, Store};
+use fluxpy::store::{embedded::Embedded, Attempt, Datasets, Holder, Locks, Store};
 use fluxpy::synth::{self, Grid};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

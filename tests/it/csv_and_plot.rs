@@ -110,17 +110,17 @@ fn csv_of_a_grid_with_values_errors_and_nulls() {
     let env = Env::new();
     let mut store = Embedded::open(&env.db()).unwrap();
     let mut load = store.begin_load("kriged").unwrap();
-    load.write(vec![doc! {
+    load.write(crate::common::docs(vec![doc! {
         "_id": DateTime::from_millis(JUNE_1),
         "_span": 518400,
         "values": [385.1, Bson::Null, 1e-7],
         "errors": [0.5, 0.25, Bson::Null],
-    }])
+    }]))
     .unwrap();
-    load.commit(
+    load.commit(crate::common::entries(
         doc! {"_id": "kriged", "i": [[-100.25, 40.5], [-99.75, 40.5], [0.0, -0.5]]},
         doc! {"_id": "kriged", "gridded": true, "title": "Kriged XCO2"},
-    )
+    ))
     .unwrap();
     drop(store);
     let one = env

@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_args;
 mod hostile_round3;
 mod killed_appends;
+mod layers;
 mod lean_loads;
 mod locks;
 mod look_select;

@@ -71,15 +71,16 @@ fn a_load_whose_lock_was_taken_over_commits_nothing_at_any_step() {
         let mut store = target.store();
         if stored {
             let mut l = store.begin_load(name).unwrap();
-            l.write(vec![day(1)]).unwrap();
-            l.commit(coords(name), md(name)).unwrap();
+            l.write(crate::common::docs(vec![day(1)])).unwrap();
+            l.commit(crate::common::entries(coords(name), md(name)))
+                .unwrap();
         }
         let before = stored.then(|| exported(&target, name));
         let a = holder("host-a", &format!("a-{name}"), 60);
         assert_eq!(store.try_lock(name, &a, wait).unwrap(), Attempt::Taken);
         store.fence(name, &a.token);
         let mut l = store.begin_load(name).unwrap();
-        l.write(vec![day(2), day(3)]).unwrap();
+        l.write(crate::common::docs(vec![day(2), day(3)])).unwrap();
         assert_eq!(staging(&target).len(), 1, "{:?}", staging(&target));
         // Host B takes the lock over while A is about to commit.
         target
@@ -94,7 +95,10 @@ fn a_load_whose_lock_was_taken_over_commits_nothing_at_any_step() {
             )
             .run()
             .unwrap();
-        let e = l.commit(coords(name), md(name)).unwrap_err().to_string();
+        let e = l
+            .commit(crate::common::entries(coords(name), md(name)))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("another process took its lock over") && !e.contains('\n'),
             "{name}: {e}"

@@ -76,12 +76,16 @@ fn big_step(ms: i64, v: f64, cells: usize) -> Document {
 fn load_twice(store: &mut dyn Store, name: &str, cells: usize) -> fluxpy::error::Result<()> {
     let hour = 3_600_000;
     let mut load = store.begin_load(name)?;
-    load.write((0..12).map(|k| big_step(k * hour, 1.0, cells)).collect())?;
-    load.write((0..12).map(|k| big_step(k * hour, 2.0, cells)).collect())?;
-    load.commit(
+    load.write(crate::common::docs(
+        (0..12).map(|k| big_step(k * hour, 1.0, cells)).collect(),
+    ))?;
+    load.write(crate::common::docs(
+        (0..12).map(|k| big_step(k * hour, 2.0, cells)).collect(),
+    ))?;
+    load.commit(crate::common::entries(
         doc! { "_id": name, "i": [[0.5, 0.5]] },
         doc! { "_id": name, "title": name, "gridded": true },
-    )
+    ))
 }
 
 /// Every document of `name`, in natural order, through the driver.

@@ -1772,9 +1772,13 @@ fn old_tool_into_embedded(db: &Path, name: &str) {
     };
     let mut store = Embedded::open(db).unwrap();
     let mut load = store.begin_load(name).unwrap();
-    load.write(read(&format!("{name}.jsonl"))).unwrap();
-    load.commit(entry("coord_index.jsonl"), entry("metadata.jsonl"))
+    load.write(crate::common::docs(read(&format!("{name}.jsonl"))))
         .unwrap();
+    load.commit(crate::common::entries(
+        entry("coord_index.jsonl"),
+        entry("metadata.jsonl"),
+    ))
+    .unwrap();
 }
 
 #[test]

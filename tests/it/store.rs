@@ -22,9 +22,13 @@ fn large_documents_are_stored_compressed_and_read_back_as_the_same_bson() {
     let big = doc! { "_id": DateTime::from_millis(0), "values": values };
     let small = step(1000, 1.0);
     let mut load = store.begin_load("x").unwrap();
-    load.write(vec![big.clone(), small.clone()]).unwrap();
-    load.commit(doc! {"_id": "x", "i": []}, doc! {"_id": "x"})
+    load.write(crate::common::docs(vec![big.clone(), small.clone()]))
         .unwrap();
+    load.commit(crate::common::entries(
+        doc! {"_id": "x", "i": []},
+        doc! {"_id": "x"},
+    ))
+    .unwrap();
 
     let mut back = vec![];
     store

@@ -13,17 +13,17 @@ use super::{scan, Before, MongoLoad};
 use crate::doc::summary::{
     COORDS_SHA256, FINISH, LAST_ID, PATH as PENDING_PATH, PENDING as SUMMARY_PENDING,
 };
-use crate::doc::{
-    check_document_size, sort_key, COORD_INDEX, MAX_DOCUMENT_BYTES, METADATA, SUMMARY,
-};
+use crate::doc::{fields, Docs};
+use crate::doc::{sort_key, COORD_INDEX, MAX_DOCUMENT_BYTES, METADATA, SUMMARY};
 use crate::error::{Error, Result};
-use crate::store::{geom_name, Bookkeeping, Entries, Filter, Load, Store};
+use crate::store::{geom_name, Entries, Filter, Load, Store};
 
 impl Load for MongoLoad<'_> {
-    fn write_raw(&mut self, docs: Vec<RawDocumentBuf>) -> Result<()> {
+    fn write(&mut self, docs: Docs) -> Result<()> {
         let name = &self.name;
         // Every document is checked before any of them is sent.
         let encoded = docs
+            .into_bson()
             .into_par_iter()
             .map(|d| encode(name, d))
             .collect::<Result<Vec<_>>>()?;
@@ -77,10 +77,6 @@ impl Load for MongoLoad<'_> {
             }
         }
         Ok(())
-    }
-
-    fn bookkeeping(&mut self) -> &mut Bookkeeping {
-        &mut self.bookkeeping
     }
 
     fn scan(&mut self, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
@@ -141,20 +137,12 @@ impl Load for MongoLoad<'_> {
         let _ = self.join();
     }
 
-    fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
-        // Every entry is checked before anything is written (the ingest-log
-        // entries were, by `log_ingest`).
-        let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
-            .into_iter()
-            .chain(self.bookkeeping.summary.iter().map(|e| (e, SUMMARY)));
-        for entry in entries {
-            let bytes = bson::to_vec(entry.0)
-                .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-            check_document_size(entry.1, entry.0.get("_id"), bytes.len())?;
-        }
+    fn commit(mut self: Box<Self>, mut entries: Entries) -> Result<()> {
+        // Every entry is checked before anything is written.
+        entries.check()?;
         self.settle()?;
         if self.appending {
-            return self.commit_append(coord_index, metadata);
+            return self.commit_append(entries);
         }
         let store = self.store;
         if !self.in_order {
@@ -163,7 +151,7 @@ impl Load for MongoLoad<'_> {
             // server, so that an unsorted `find` reads a time series.
             store.sort_into(&self.staging, &self.staging)?;
         }
-        self.drop_stale_geometry(&coord_index)?;
+        self.drop_stale_geometry(entries.coord_index.as_ref())?;
         // Without its metadata entry the dataset is incomplete to `db -a`
         // until the new entry is written, last.
         let id = Bson::String(self.name.clone());
@@ -190,7 +178,7 @@ impl Load for MongoLoad<'_> {
             return Err(e);
         }
         self.committed = true;
-        let entries = self.entries(Some(coord_index), None, metadata)?;
+        entries.summary = self.summary_with_last(entries.summary.take(), None);
         self.check_fence()?;
         entries.write(store)?;
         store.make_geometry(&self.name)
@@ -201,11 +189,22 @@ impl MongoLoad<'_> {
     /// Drop flux-server's geometry cache of NAME when the coordinates
     /// change: it is made from coord_index, again by the commit once the
     /// new entry is written (see [`super::Mongo::make_geometry`]).
-    fn drop_stale_geometry(&self, coord_index: &Document) -> Result<()> {
+    fn drop_stale_geometry(&self, coord_index: Option<&RawDocumentBuf>) -> Result<()> {
+        let Some(coord_index) = coord_index else {
+            return Ok(());
+        };
         let geom = geom_name(&self.name);
         if self.store.exists(&geom)? {
-            let stored = self.store.entry(COORD_INDEX, &self.name)?;
-            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
+            // Compared as encoded bytes: the new entry (megabytes for a
+            // global grid) is never decoded.
+            let cells = |d: &bson::RawDocument| -> Option<Vec<u8>> {
+                Some(d.get_array(fields::CELLS).ok()?.as_bytes().to_vec())
+            };
+            let stored = self
+                .store
+                .entry(COORD_INDEX, &self.name)?
+                .and_then(|d| RawDocumentBuf::from_document(&d).ok());
+            if stored.as_deref().and_then(cells) != cells(coord_index) {
                 self.store.drop_coll(&geom)?;
             }
         }
@@ -268,32 +267,14 @@ impl MongoLoad<'_> {
         Ok(before)
     }
 
-    /// The entries the commit writes once the documents are in place (see
-    /// [`Entries`]): the summary with NAME's largest `_id`.
-    fn entries(
-        &mut self,
-        coord_index: Option<Document>,
-        stored_last: Option<(Vec<u8>, Bson)>,
-        metadata: Document,
-    ) -> Result<Entries> {
-        let coord_index = coord_index
-            .map(|ci| RawDocumentBuf::from_document(&ci))
-            .transpose()
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
-        Ok(Entries {
-            name: self.name.clone(),
-            coord_index,
-            summary: self.summary_with_last(stored_last),
-            metadata,
-            ingest: std::mem::take(&mut self.bookkeeping.ingest),
-            replaces: self.bookkeeping.replaces,
-        })
-    }
-
     /// The summary entry to write, with the largest `_id` NAME holds once
     /// this load is committed (so that the next append need not ask).
-    fn summary_with_last(&mut self, stored_last: Option<(Vec<u8>, Bson)>) -> Option<Document> {
-        let mut summary = self.bookkeeping.summary.take()?;
+    fn summary_with_last(
+        &self,
+        summary: Option<Document>,
+        stored_last: Option<(Vec<u8>, Bson)>,
+    ) -> Option<Document> {
+        let mut summary = summary?;
         let last = self
             .written
             .iter()
@@ -312,7 +293,7 @@ impl MongoLoad<'_> {
     /// NAME. `metadata` goes first and comes back last, so NAME looks
     /// complete only once the merge is; in between, the summary entry names
     /// the load under way, and only that same load (run again) may go on.
-    fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+    fn commit_append(mut self: Box<Self>, mut entries: Entries) -> Result<()> {
         let store = self.store;
         let before = self.before()?;
         let stored_last = before.last;
@@ -321,16 +302,16 @@ impl MongoLoad<'_> {
         // global grid) is not written again.
         let same_coords = before.coords_sha256.is_some()
             && before.coords_sha256.as_deref()
-                == self
-                    .bookkeeping
+                == entries
                     .summary
                     .as_ref()
                     .and_then(|s| s.get_str(COORDS_SHA256).ok());
-        if !same_coords {
-            self.drop_stale_geometry(&coord_index)?;
+        if same_coords {
+            entries.coord_index = None;
+        } else {
+            self.drop_stale_geometry(entries.coord_index.as_ref())?;
         }
-        let coord_index = (!same_coords).then_some(coord_index);
-        let entries = self.entries(coord_index, stored_last, metadata)?;
+        entries.summary = self.summary_with_last(entries.summary.take(), stored_last);
         // In between, the summary entry names the load under way and keeps
         // what its commit writes once the documents are merged, with the
         // staging collection: a commit cut short from here on is finished

@@ -38,8 +38,8 @@ use chrono::{DateTime, Utc};
 use mongodb::sync::{Client, Collection, Database};
 
 use super::{
-    checked_id, fenced_staging_name, lock, staged_dataset, staging_name, Attempt, Bookkeeping,
-    Filter, Holder, Load, Renew, Store, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
+    checked_id, fenced_staging_name, lock, staged_dataset, staging_name, Attempt, Filter, Holder,
+    Load, Renew, Store, INGEST_DATASET_FIELD, INGEST_LOG, LOCKS,
 };
 use crate::error::{Error, Result};
 pub use crate::store::uri::redact_uri;
@@ -394,6 +394,87 @@ impl Mongo {
     }
 }
 
+impl super::Locks for Mongo {
+    fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
+        let locks = self.coll(LOCKS);
+        let lock = leased(me.to_document(name), lease_ms(me));
+        // The lock is the document {_id: name}. One update takes it when it
+        // is free (the upsert inserts it) or when its lease has lapsed by
+        // the server's clock (it matches and is replaced); while another's
+        // lease holds, the upsert's insert meets the unique _id. Of several
+        // processes racing, exactly one succeeds: the others find a lease
+        // that holds, or the _id taken.
+        match locks
+            .update_one(doc! { "_id": name, "$expr": lapsed() }, lock.clone())
+            .upsert(true)
+            .within(&self.deadline)
+        {
+            Ok(_) => return Ok(Attempt::Taken),
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(self.err(LOCKS, e)),
+        }
+        let Some(found) = locks
+            .find_one(doc! { "_id": name })
+            .within(&self.deadline)
+            .map_err(|e| self.err(LOCKS, e))?
+        else {
+            // Released in between: try again.
+            return Ok(Attempt::Busy);
+        };
+        let holder = Holder::from_document(&found).ok_or_else(|| {
+            Error::collection(
+                LOCKS,
+                format!("the lock of '{name}' is not one manage wrote; remove it from {LOCKS}"),
+            )
+        })?;
+        if holder.token == me.token {
+            // Our own update, retried by the driver after it had succeeded.
+            return Ok(Attempt::Taken);
+        }
+        // A holder on this host whose process is gone is taken over before
+        // its lease lapses, if it is still that very lock: of several
+        // processes taking it over, one replaces it.
+        if !holder.on_this_host() || holder.why_gone_at(self.now()?).is_none() {
+            return Ok(Attempt::Held(holder));
+        }
+        let replaced = locks
+            .update_one(doc! { "_id": name, "token": &holder.token }, lock)
+            .within(&self.deadline)
+            .map_err(|e| self.err(LOCKS, e))?;
+        Ok(match replaced.matched_count {
+            1 => Attempt::Taken,
+            _ => Attempt::Busy,
+        })
+    }
+
+    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
+        self.coll(LOCKS)
+            .delete_one(doc! { "_id": name, "token": &holder.token })
+            .within(&self.deadline)
+            .map(|r| r.deleted_count == 1)
+            .map_err(|e| self.err(LOCKS, e))
+    }
+
+    fn renewer(&self) -> Result<Box<dyn Renew>> {
+        Ok(Box::new(MongoRenew {
+            locks: self.coll(LOCKS),
+            deadline: self.deadline.clone(),
+        }))
+    }
+
+    fn now(&self) -> Result<DateTime<Utc>> {
+        let hello = self
+            .db
+            .run_command(doc! { "hello": 1 })
+            .within(&self.deadline)
+            .map_err(|e| self.command_err("hello", e))?;
+        Ok(hello
+            .get_datetime("localTime")
+            .map(|t| t.to_chrono())
+            .unwrap_or_else(|_| lock::host_now()))
+    }
+}
+
 impl Store for Mongo {
     fn all_collections(&self) -> Result<Vec<String>> {
         let mut names = self
@@ -469,73 +550,6 @@ impl Store for Mongo {
         .map_err(|e| self.err(collection, e))
     }
 
-    fn try_lock(&mut self, name: &str, me: &Holder, _wait: Duration) -> Result<Attempt> {
-        let locks = self.coll(LOCKS);
-        let lock = leased(me.to_document(name), lease_ms(me));
-        // The lock is the document {_id: name}. One update takes it when it
-        // is free (the upsert inserts it) or when its lease has lapsed by
-        // the server's clock (it matches and is replaced); while another's
-        // lease holds, the upsert's insert meets the unique _id. Of several
-        // processes racing, exactly one succeeds: the others find a lease
-        // that holds, or the _id taken.
-        match locks
-            .update_one(doc! { "_id": name, "$expr": lapsed() }, lock.clone())
-            .upsert(true)
-            .within(&self.deadline)
-        {
-            Ok(_) => return Ok(Attempt::Taken),
-            Err(e) if is_duplicate_key(&e) => {}
-            Err(e) => return Err(self.err(LOCKS, e)),
-        }
-        let Some(found) = locks
-            .find_one(doc! { "_id": name })
-            .within(&self.deadline)
-            .map_err(|e| self.err(LOCKS, e))?
-        else {
-            // Released in between: try again.
-            return Ok(Attempt::Busy);
-        };
-        let holder = Holder::from_document(&found).ok_or_else(|| {
-            Error::collection(
-                LOCKS,
-                format!("the lock of '{name}' is not one manage wrote; remove it from {LOCKS}"),
-            )
-        })?;
-        if holder.token == me.token {
-            // Our own update, retried by the driver after it had succeeded.
-            return Ok(Attempt::Taken);
-        }
-        // A holder on this host whose process is gone is taken over before
-        // its lease lapses, if it is still that very lock: of several
-        // processes taking it over, one replaces it.
-        if !holder.on_this_host() || holder.why_gone_at(self.now()?).is_none() {
-            return Ok(Attempt::Held(holder));
-        }
-        let replaced = locks
-            .update_one(doc! { "_id": name, "token": &holder.token }, lock)
-            .within(&self.deadline)
-            .map_err(|e| self.err(LOCKS, e))?;
-        Ok(match replaced.matched_count {
-            1 => Attempt::Taken,
-            _ => Attempt::Busy,
-        })
-    }
-
-    fn renewer(&self) -> Result<Box<dyn Renew>> {
-        Ok(Box::new(MongoRenew {
-            locks: self.coll(LOCKS),
-            deadline: self.deadline.clone(),
-        }))
-    }
-
-    fn unlock(&mut self, name: &str, holder: &Holder) -> Result<bool> {
-        self.coll(LOCKS)
-            .delete_one(doc! { "_id": name, "token": &holder.token })
-            .within(&self.deadline)
-            .map(|r| r.deleted_count == 1)
-            .map_err(|e| self.err(LOCKS, e))
-    }
-
     fn count_kept(&self, collection: &str) -> Result<u64> {
         // On a sharded cluster the collection's own count includes orphan
         // documents (left on a shard by a chunk migration): count them.
@@ -546,18 +560,6 @@ impl Store for Mongo {
             .estimated_document_count()
             .within(&self.deadline)
             .map_err(|e| self.err(collection, e))
-    }
-
-    fn now(&self) -> Result<DateTime<Utc>> {
-        let hello = self
-            .db
-            .run_command(doc! { "hello": 1 })
-            .within(&self.deadline)
-            .map_err(|e| self.command_err("hello", e))?;
-        Ok(hello
-            .get_datetime("localTime")
-            .map(|t| t.to_chrono())
-            .unwrap_or_else(|_| lock::host_now()))
     }
 
     fn fence(&mut self, name: &str, token: &str) {
@@ -690,7 +692,6 @@ impl Mongo {
             in_flight: None,
             last_key: None,
             in_order: true,
-            bookkeeping: Bookkeeping::default(),
             committed: false,
             appending: false,
             written: Vec::new(),
@@ -745,8 +746,6 @@ struct MongoLoad<'s> {
     last_key: Option<Vec<u8>>,
     /// Whether the staging collection's natural order is still `_id` order.
     in_order: bool,
-    /// The summary and ingest-log entries the commit writes.
-    bookkeeping: Bookkeeping,
     committed: bool,
     /// NAME existed when the load began: the staging collection holds only
     /// the documents this load writes, merged into NAME by the commit.
