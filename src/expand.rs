@@ -4,38 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{shown, shown_text};
-
-/// The input formats `manage` reads, each with the file-name extensions a
-/// directory given to `load -p` or `info` is searched for (files are told
-/// apart by their content, not their names). The manual pages and the
-/// help texts list them from here.
-pub const FORMATS: &[(&str, &[&str])] = &[
-    (
-        "MATLAB MAT-files v4, v5/v7 (compressed or not) and v7.3 (HDF5 inside)",
-        &["mat"],
-    ),
-    ("HDF5", &["h5", "hdf5"]),
-    (
-        "NetCDF-3 (classic, 64-bit offset, 64-bit data) and NetCDF-4",
-        &["nc"],
-    ),
-];
-
-/// Whether a directory's file of extension `ext` (lower case) is a data file.
-pub fn is_data_extension(ext: &str) -> bool {
-    FORMATS.iter().any(|(_, exts)| exts.contains(&ext))
-}
-
-/// The formats and their extensions, one line each (`--help`, man pages).
-pub fn formats_lines() -> Vec<String> {
-    FORMATS
-        .iter()
-        .map(|(name, exts)| {
-            let exts: Vec<String> = exts.iter().map(|e| format!(".{e}")).collect();
-            format!("{name}: {}", exts.join(", "))
-        })
-        .collect()
-}
+use crate::source::formats::{extensions_text, is_data_extension};
 
 /// The data files `-p` names, in name order (file name, then path), each
 /// once; and the arguments that name none, with why.
@@ -50,8 +19,9 @@ pub fn expand(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
                 Ok(_) => unmatched.push((
                     arg.clone(),
                     format!(
-                        "{}: directory holds no .mat, .h5, .hdf5 or .nc file",
-                        shown(arg)
+                        "{}: directory holds no {} file",
+                        shown(arg),
+                        extensions_text()
                     ),
                 )),
                 Err(e) => unmatched.push((arg.clone(), format!("{}: {e}", shown(arg)))),

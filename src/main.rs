@@ -18,8 +18,7 @@ Where to store: --db or FLUXPY_DB. A mongodb:// URI selects MongoDB (database
 store file, by default $XDG_DATA_HOME/fluxpy/fluxvis.db (~/.local/share/...).
 
 Input formats (told apart by content; a directory is searched for these names):
-  MATLAB MAT-files v4, v5/v7 and v7.3: .mat   HDF5: .h5, .hdf5
-  NetCDF-3 and NetCDF-4: .nc
+{INPUT_FORMATS}
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 `db -a` found problems,
 130/143 interrupted by SIGINT/SIGTERM."
@@ -77,14 +76,36 @@ Install:  manage man --dir ~/.local/share/man/man1   then: man manage, man manag
 
 /// The command line, with `load --help` carrying the models table built
 /// from the models' own definitions.
+/// The input formats in the help texts come from the table of formats.
 fn command() -> clap::Command {
-    Cli::command().mut_subcommand("load", |c| {
-        let after = c
-            .get_after_help()
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        c.after_help(cmd::load::after_help(&after))
-    })
+    use fluxpy::source::formats;
+    let top = Cli::command();
+    let listed: Vec<String> = formats::formats_lines()
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect();
+    let after = top
+        .get_after_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+        .replace("{INPUT_FORMATS}", &listed.join("\n"));
+    top.after_help(after)
+        .mut_subcommand("load", |c| {
+            let after = c
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            c.after_help(cmd::load::after_help(&after))
+                .mut_arg("paths", |a| {
+                    a.help(format!(
+                        "{}; several after one -p, or -p repeated",
+                        formats::paths_help()
+                    ))
+                })
+        })
+        .mut_subcommand("info", |c| {
+            c.mut_arg("paths", |a| a.help(formats::paths_help()))
+        })
 }
 
 /// The manual page of `cmd` named `name` (`manage`, `manage-load`):
@@ -110,7 +131,7 @@ fn man_page(cmd: &clap::Command, name: &str) -> Vec<u8> {
             man.render_extra_section(&mut out)?;
         }
         let mut extra = String::from(".SH \"INPUT FORMATS\"\n");
-        for line in fluxpy::expand::formats_lines() {
+        for line in fluxpy::source::formats::formats_lines() {
             extra.push_str(&format!("{}\n.br\n", roff(&line)));
         }
         extra.push_str(&roff(

@@ -46,8 +46,8 @@ Examples:
   manage info casa.mat --config > casa.json
   manage load -p casa.mat -m SpatioTemporalMatrix -n casa -c casa.json")]
 pub struct Args {
-    /// Data files (MATLAB .mat v4/v5/v7.3, HDF5, NetCDF): paths,
-    /// directories (their .mat/.h5/.hdf5/.nc files) or quoted glob patterns
+    /// Data files: its help comes from the table of input formats
+    /// (`source::formats::paths_help`)
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
 

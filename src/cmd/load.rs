@@ -45,9 +45,8 @@ Examples:
   manage load -p flux1x1_2004063000.nc -m CFGrid -n ct_bio -o var_name=bio_flux_opt")]
 #[command(mut_arg("name", |a| a.help("The dataset (MongoDB collection) to load into")))]
 pub struct Args {
-    /// Data files (MATLAB .mat v4, v5/v7, v7.3, HDF5, NetCDF-3/4): paths, directories
-    /// (their .mat/.h5/.hdf5/.nc files) or quoted glob patterns; several
-    /// after one -p, or -p repeated
+    /// Data files: its help comes from the table of input formats
+    /// (`source::formats::paths_help`)
     #[arg(
         short = 'p',
         long = "path",

@@ -245,7 +245,7 @@ impl<'a> Loader<'a> {
                 // What the file is before any of it is read, hashed or
                 // parsed: checked again once everything is read.
                 let stamp = Stamp::of(path)?;
-                let (input, file) = if opens_lightly(format) {
+                let (input, file) = if source::formats::of(format).lazy {
                     let (input, file) = hash_beside_prepare(&r, &config, model, path);
                     (input?, Opening::Done(file))
                 } else {
@@ -323,15 +323,6 @@ fn return_large_buffers_to_the_system() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
-}
-
-/// Whether opening a file of this format (as [`source::sniff`] tells it)
-/// reads little of it, once its global heaps are checked: HDF5 and NetCDF
-/// files, whose blocks are read as they are converted. A MATLAB v4/v5
-/// file's variable is read whole when it is opened.
-fn opens_lightly(format: source::FileFormat) -> bool {
-    use source::FileFormat::{Hdf5, MatV73, NetCdf3, NetCdf4};
-    matches!(format, Hdf5 | MatV73 | NetCdf3 | NetCdf4)
 }
 
 /// The file's ingest-log identity (see [`Input::of`]) and the file

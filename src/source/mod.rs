@@ -8,6 +8,7 @@
 
 pub mod blocks;
 mod crash_guard;
+pub mod formats;
 mod hdf5;
 mod hdf5_deflate;
 mod hdf5_heaps;
@@ -170,33 +171,8 @@ const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// checked of it before a library opens it: an HDF5 file's global heaps,
 /// a NetCDF-3 header; an HDF5 file that libnetcdf wrote is NetCDF-4.
 pub fn detect(path: &Path) -> Result<FileFormat> {
-    let Sniffed {
-        format,
-        netcdf_version,
-        hdf5_base,
-    } = sniffed(path)?;
-    match format {
-        FileFormat::Hdf5 => {
-            hdf5_heaps::check(path, hdf5_base)?;
-            crash_guard::reading(path);
-            let netcdf4 = self::netcdf::is_netcdf4(path);
-            crash_guard::clear();
-            Ok(if netcdf4 {
-                FileFormat::NetCdf4
-            } else {
-                FileFormat::Hdf5
-            })
-        }
-        FileFormat::NetCdf3 => {
-            netcdf3_header::check(path, netcdf_version)?;
-            Ok(FileFormat::NetCdf3)
-        }
-        FileFormat::MatV73 => {
-            hdf5_heaps::check(path, hdf5_base)?;
-            Ok(FileFormat::MatV73)
-        }
-        other => Ok(other),
-    }
+    let sniffed = sniffed(path)?;
+    (formats::of(sniffed.format).check)(path, &sniffed)
 }
 
 /// The format of a file as its first bytes tell it, without the checks of
@@ -208,14 +184,14 @@ pub fn sniff(path: &Path) -> Result<FileFormat> {
 }
 
 /// What the first bytes of a file say.
-struct Sniffed {
-    format: FileFormat,
+pub struct Sniffed {
+    pub format: FileFormat,
     /// The version byte of a NetCDF-3 file (1, 2 or 5).
-    netcdf_version: u8,
+    pub netcdf_version: u8,
     /// Where the superblock of an HDF5 file starts: 0, or the size of its
     /// user block (512 behind a MATLAB header; any power of two from 512
     /// up, as h5py's `userblock_size` makes it).
-    hdf5_base: u64,
+    pub hdf5_base: u64,
 }
 
 /// Where an HDF5 file whose first bytes are a user block has its
@@ -348,10 +324,7 @@ fn sniffed(path: &Path) -> Result<Sniffed> {
     if matv4::looks_like_v4(head) {
         return found(FileFormat::MatV4, 0, 0);
     }
-    Err(Error::format(
-        path,
-        "not a MATLAB .mat, HDF5 or NetCDF file (expected a MAT-file header, a MAT v4 variable header, the HDF5 signature or the NetCDF-3 magic CDF)",
-    ))
+    Err(Error::format(path, formats::unknown_format_text()))
 }
 
 /// Open the matrix held in `path` under `var_name` (a dataset path such as
@@ -360,16 +333,7 @@ fn sniffed(path: &Path) -> Result<Sniffed> {
 /// first dataset of a depth-first walk in name order that skips names
 /// starting with `__` or `#`.
 pub fn open(path: &Path, var_name: Option<&str>) -> Result<Box<dyn Matrix>> {
-    match detect(path)? {
-        FileFormat::MatV5 => Ok(Box::new(matv5::MatV5Matrix::open(path, var_name)?)),
-        FileFormat::MatV4 => Ok(Box::new(matv4::MatV4Matrix::open(path, var_name)?)),
-        FileFormat::MatV73 | FileFormat::Hdf5 => {
-            Ok(Box::new(self::hdf5::Hdf5Matrix::open(path, var_name)?))
-        }
-        f @ (FileFormat::NetCdf3 | FileFormat::NetCdf4) => Ok(Box::new(
-            self::netcdf::NetCdfMatrix::open(path, var_name, f == FileFormat::NetCdf4)?,
-        )),
-    }
+    (formats::of(detect(path)?).open)(path, var_name)
 }
 
 /// Check the shape every model needs: a 2-D matrix with at least one row.

@@ -867,11 +867,15 @@ fn times_and_json(t: &common::Target) {
 
 crate::on_both_stores!(db_times_from_the_summary_and_json, times_and_json);
 
-/// The extensions `load -p DIR` takes, as src/expand.rs lists them.
+/// The extensions `load -p DIR` takes, as the table of input formats
+/// (src/source/formats.rs) lists them, each once.
 fn loader_extensions() -> Vec<String> {
-    let src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/expand.rs")).unwrap();
-    let start = src.find("pub const FORMATS").expect("the formats table");
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/source/formats.rs"
+    ))
+    .unwrap();
+    let start = src.find("pub static FORMATS").expect("the formats table");
     let table = &src[start..start + src[start..].find("];").unwrap()];
     let re = regex::Regex::new(r#"&\[([^\]]*)\]"#).unwrap();
     let quoted = regex::Regex::new(r#""([a-z0-9]+)""#).unwrap();
@@ -885,6 +889,7 @@ fn loader_extensions() -> Vec<String> {
         })
         .collect();
     exts.sort();
+    exts.dedup();
     exts
 }
 
