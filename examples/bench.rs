@@ -433,9 +433,9 @@ fn floor(file: &Path, var: &str, precision: u32) -> Floor {
 /// The precision the load stored in `db`'s metadata of the benchmark dataset.
 fn stored_precision(db: &Path) -> Option<u32> {
     let store = fluxpy::store::open(Some(db.to_str()?)).ok()?;
-    let dataset = fluxpy::cmd::dataset::Dataset::open(&*store, "bench").ok()?;
+    let dataset = fluxpy::read::Dataset::open(&*store, "bench").ok()?;
     let p = dataset.metadata.as_ref()?.get("precision")?;
-    fluxpy::cmd::dataset::number(p).map(|p| p as u32)
+    fluxpy::read::number(p).map(|p| p as u32)
 }
 
 /// The Python of the baseline: `$FLUXPY_BENCH_PYTHON`, the test
@@ -580,7 +580,7 @@ fn export_csv(db: &Path) -> (u64, f64, f64) {
     }
     let (t, cpu) = (Instant::now(), own_cpu());
     let store = fluxpy::store::open(Some(db.to_str().expect("a UTF-8 path"))).expect("the store");
-    let dataset = fluxpy::cmd::dataset::Dataset::open(&*store, "bench").expect("the dataset");
+    let dataset = fluxpy::read::Dataset::open(&*store, "bench").expect("the dataset");
     let mut out = Rows(0);
     let mut documents = 0;
     fluxpy::cmd::export::write_csv(&dataset, &Default::default(), &mut out, &mut documents)

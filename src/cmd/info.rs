@@ -240,7 +240,7 @@ impl Description {
         };
         json!({
             "path": shown(&self.path).to_string(),
-            "format": listing::format_name(self.listing.format),
+            "format": crate::source::formats::of(self.listing.format).label,
             "attributes": self.listing.attributes,
             "variables": variables,
             "time": self.time_axis(),
@@ -258,7 +258,7 @@ impl Description {
             o,
             "{}: {}",
             shown(&self.path),
-            listing::format_name(self.listing.format)
+            crate::source::formats::of(self.listing.format).label
         );
         for (k, v) in &self.listing.attributes {
             let _ = writeln!(o, "  :{k} = {}", short(v));

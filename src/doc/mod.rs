@@ -77,6 +77,26 @@ pub(crate) fn checked_id(collection: &str, doc: &RawDocumentBuf) -> Result<Bson>
     Ok(id)
 }
 
+/// The version of the stored format this build writes and reads: kept
+/// in the embedded store as SQLite's `user_version`, in MongoDB in the
+/// `_meta` collection (`{_id: "format", version}`). A store of a newer
+/// version is refused by name, before anything is read or written; one
+/// without (written before the version was kept) is this version.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Refuse a store whose format `version` is newer than this build's.
+pub fn check_format_version(store: &str, version: i64) -> Result<()> {
+    if version <= FORMAT_VERSION {
+        return Ok(());
+    }
+    Err(Error::store(
+        store.to_string(),
+        format!(
+            "was written by a newer manage (store format version {version}; this one reads up to {FORMAT_VERSION}); nothing was read or written: use a newer manage"
+        ),
+    ))
+}
+
 /// A batch of encoded documents, as a model hands them to a store: BSON,
 /// or step documents in the compact form.
 #[derive(Debug)]

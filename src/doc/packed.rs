@@ -14,8 +14,7 @@
 //! `places: u8` and `width: u8` (2 or 4: each double is an integer of that
 //! many bytes divided by 10^places; 8: the doubles' own 8 bytes), the
 //! numbers, then the document's bytes after the array. All integers
-//! little-endian. The first form ([`join_doubles`]) had no `places` and
-//! `width` and kept the doubles.
+//! little-endian.
 
 use crate::doc::encode::ArrayKeys;
 
@@ -448,16 +447,6 @@ fn decimals(doubles: &[u8]) -> Option<(u8, u8)> {
 /// The BSON document whose compact form (as [`split`] writes it) is
 /// `packed`; `None` when it is not one.
 pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
-    join_form(packed, true)
-}
-
-/// The same for the first compact form, whose doubles are always kept as
-/// they are (stores written before the decimal form).
-pub fn join_doubles(packed: &[u8]) -> Option<Vec<u8>> {
-    join_form(packed, false)
-}
-
-fn join_form(packed: &[u8], decimal: bool) -> Option<Vec<u8>> {
     let u32_at = |at: usize| -> Option<usize> {
         Some(u32::from_le_bytes(packed.get(at..at + 4)?.try_into().ok()?) as usize)
     };
@@ -467,12 +456,8 @@ fn join_form(packed: &[u8], decimal: bool) -> Option<Vec<u8>> {
     let types_at = 8 + head_len;
     let types = packed.get(types_at..types_at.checked_add(n)?)?;
     let doubles = types.iter().filter(|&&t| t == DOUBLE).count();
-    let (p, width, values_at) = if decimal {
-        let form = packed.get(types_at + n..types_at + n + 2)?;
-        (form[0], usize::from(form[1]), types_at + n + 2)
-    } else {
-        (0, 8, types_at + n)
-    };
+    let form = packed.get(types_at + n..types_at + n + 2)?;
+    let (p, width, values_at) = (form[0], usize::from(form[1]), types_at + n + 2);
     if !matches!(width, 2 | 4 | 8) || usize::from(p) >= POW10.len() {
         return None;
     }
@@ -669,28 +654,6 @@ mod tests {
             assert_eq!(join(&d.packed).unwrap(), want, "{what}");
             assert_eq!(d.to_raw().as_bytes(), &want[..], "{what}");
         }
-    }
-
-    #[test]
-    fn the_first_form_with_doubles_still_reads() {
-        let values: Vec<Bson> = [0.25, -1.0 / 3.0]
-            .iter()
-            .map(|&x| Bson::Double(x))
-            .chain([Bson::Null])
-            .collect();
-        let b = bytes(&doc! { "_id": "a", "values": values, "t": 1 });
-        // Its layout written out by hand: head, n, types, doubles, tail.
-        let start = b.windows(7).position(|w| w == b"values\0").unwrap() + 7;
-        let head = &b[..start];
-        let mut old = (head.len() as u32).to_le_bytes().to_vec();
-        old.extend_from_slice(head);
-        old.extend_from_slice(&3u32.to_le_bytes());
-        old.extend_from_slice(&[DOUBLE, DOUBLE, NULL]);
-        old.extend_from_slice(&0.25f64.to_le_bytes());
-        old.extend_from_slice(&(-1.0f64 / 3.0).to_le_bytes());
-        let array_len = i32::from_le_bytes(b[start..start + 4].try_into().unwrap()) as usize;
-        old.extend_from_slice(&b[start + array_len..]);
-        assert_eq!(join_doubles(&old).unwrap(), b);
     }
 
     #[test]

@@ -12,6 +12,9 @@
 
 use std::path::Path;
 
+use serde_json::Map;
+
+use super::listing::{self, Listed};
 use super::{hdf5_heaps, matv4, matv5, netcdf3_header, FileFormat, Matrix, Sniffed};
 use crate::error::Result;
 
@@ -19,11 +22,16 @@ use crate::error::Result;
 /// a checked file.
 pub type Open = fn(&Path, Option<&str>) -> Result<Box<dyn Matrix>>;
 
+/// How `info` lists a format's variables and global attributes.
+pub type List = fn(&Path) -> Result<Listed>;
+
 /// One input format.
 pub struct Format {
     pub format: FileFormat,
     /// Its name, as the help texts list it.
     pub name: &'static str,
+    /// Its name, as `info` prints it.
+    pub label: &'static str,
     /// The family a refusal names ("not a MATLAB .mat, HDF5 or NetCDF
     /// file").
     pub family: &'static str,
@@ -40,6 +48,8 @@ pub struct Format {
     pub check: fn(&Path, &Sniffed) -> Result<FileFormat>,
     /// Open the matrix `var` (or the default one) of a checked file.
     pub open: Open,
+    /// Its variables and global attributes (`info`).
+    pub list: List,
 }
 
 /// Every input format, in the order the help texts list them.
@@ -47,16 +57,19 @@ pub static FORMATS: &[Format] = &[
     Format {
         format: FileFormat::MatV5,
         name: "MATLAB MAT-file v5/v7 (compressed or not)",
+        label: "MATLAB v5/v7 MAT-file",
         family: "MATLAB .mat",
         signature: "a MAT-file header",
         extensions: &["mat"],
         lazy: false,
         check: |_, _| Ok(FileFormat::MatV5),
         open: |p, v| Ok(Box::new(matv5::MatV5Matrix::open(p, v)?)),
+        list: |p| Ok((listing::mat_v5(p)?, Map::new())),
     },
     Format {
         format: FileFormat::MatV73,
         name: "MATLAB MAT-file v7.3 (HDF5 inside)",
+        label: "MATLAB v7.3 MAT-file (HDF5)",
         family: "MATLAB .mat",
         signature: "a MAT-file header",
         extensions: &["mat"],
@@ -66,20 +79,24 @@ pub static FORMATS: &[Format] = &[
             Ok(FileFormat::MatV73)
         },
         open: |p, v| Ok(Box::new(super::hdf5::Hdf5Matrix::open(p, v)?)),
+        list: |p| listing::hdf5(p, true),
     },
     Format {
         format: FileFormat::MatV4,
         name: "MATLAB MAT-file v4",
+        label: "MATLAB v4 MAT-file",
         family: "MATLAB .mat",
         signature: "a MAT v4 variable header",
         extensions: &["mat"],
         lazy: false,
         check: |_, _| Ok(FileFormat::MatV4),
         open: |p, v| Ok(Box::new(matv4::MatV4Matrix::open(p, v)?)),
+        list: |p| Ok((listing::mat_v4(p)?, Map::new())),
     },
     Format {
         format: FileFormat::Hdf5,
         name: "HDF5",
+        label: "HDF5",
         family: "HDF5",
         signature: "the HDF5 signature",
         extensions: &["h5", "hdf5"],
@@ -96,10 +113,12 @@ pub static FORMATS: &[Format] = &[
             })
         },
         open: |p, v| Ok(Box::new(super::hdf5::Hdf5Matrix::open(p, v)?)),
+        list: |p| listing::hdf5(p, false),
     },
     Format {
         format: FileFormat::NetCdf3,
         name: "NetCDF-3 (classic, 64-bit offset, 64-bit data)",
+        label: "NetCDF-3",
         family: "NetCDF",
         signature: "the NetCDF-3 magic CDF",
         extensions: &["nc"],
@@ -109,10 +128,12 @@ pub static FORMATS: &[Format] = &[
             Ok(FileFormat::NetCdf3)
         },
         open: |p, v| Ok(Box::new(super::netcdf::NetCdfMatrix::open(p, v, false)?)),
+        list: |p| super::netcdf::contained(p, || listing::netcdf(p, false)),
     },
     Format {
         format: FileFormat::NetCdf4,
         name: "NetCDF-4 (HDF5 that libnetcdf wrote)",
+        label: "NetCDF-4 (HDF5)",
         family: "NetCDF",
         signature: "the HDF5 signature",
         extensions: &["nc"],
@@ -120,6 +141,7 @@ pub static FORMATS: &[Format] = &[
         // Told from HDF5 by the HDF5 row's check; never sniffed as such.
         check: |_, _| Ok(FileFormat::NetCdf4),
         open: |p, v| Ok(Box::new(super::netcdf::NetCdfMatrix::open(p, v, true)?)),
+        list: |p| super::netcdf::contained(p, || listing::netcdf(p, true)),
     },
 ];
 

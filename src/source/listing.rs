@@ -11,6 +11,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::FileFormat;
+
+/// The variables of a file and its global attributes, as `info` lists them.
+pub type Listed = (Vec<Variable>, Map<String, Value>);
 use crate::error::{Error, Result};
 
 /// One variable (MAT-file variable, HDF5 dataset, NetCDF variable).
@@ -40,29 +43,10 @@ pub struct Listing {
     pub attributes: Map<String, Value>,
 }
 
-/// A format's name, as `info` prints it.
-pub fn format_name(f: FileFormat) -> &'static str {
-    match f {
-        FileFormat::MatV5 => "MATLAB v5/v7 MAT-file",
-        FileFormat::MatV4 => "MATLAB v4 MAT-file",
-        FileFormat::MatV73 => "MATLAB v7.3 MAT-file (HDF5)",
-        FileFormat::Hdf5 => "HDF5",
-        FileFormat::NetCdf3 => "NetCDF-3",
-        FileFormat::NetCdf4 => "NetCDF-4 (HDF5)",
-    }
-}
-
 /// List the variables of `path`.
 pub fn list(path: &Path) -> Result<Listing> {
     let format = super::detect(path)?;
-    let (variables, attributes) = match format {
-        FileFormat::MatV5 => (mat_v5(path)?, Map::new()),
-        FileFormat::MatV4 => (mat_v4(path)?, Map::new()),
-        FileFormat::MatV73 | FileFormat::Hdf5 => hdf5(path, format == FileFormat::MatV73)?,
-        FileFormat::NetCdf3 | FileFormat::NetCdf4 => {
-            super::netcdf::contained(path, || netcdf(path, format == FileFormat::NetCdf4))?
-        }
-    };
+    let (variables, attributes) = (super::formats::of(format).list)(path)?;
     Ok(Listing {
         format,
         variables,
@@ -70,7 +54,7 @@ pub fn list(path: &Path) -> Result<Listing> {
     })
 }
 
-fn mat_v5(path: &Path) -> Result<Vec<Variable>> {
+pub(super) fn mat_v5(path: &Path) -> Result<Vec<Variable>> {
     let vars = super::mat_structure::check(path)?;
     Ok(vars
         .iter()
@@ -100,7 +84,7 @@ fn mat_v5(path: &Path) -> Result<Vec<Variable>> {
         .collect())
 }
 
-fn mat_v4(path: &Path) -> Result<Vec<Variable>> {
+pub(super) fn mat_v4(path: &Path) -> Result<Vec<Variable>> {
     let (_, headers) = super::matv4::headers(path)?;
     Ok(headers
         .iter()
@@ -174,7 +158,7 @@ fn hdf5_attrs(loc: &::hdf5::Location) -> Map<String, Value> {
     out
 }
 
-fn hdf5(path: &Path, matlab: bool) -> Result<(Vec<Variable>, Map<String, Value>)> {
+pub(super) fn hdf5(path: &Path, matlab: bool) -> Result<(Vec<Variable>, Map<String, Value>)> {
     use super::hdf5_origin::Visited;
     super::hdf5::silence_library();
     super::crash_guard::reading(path);
@@ -254,7 +238,7 @@ fn nc_value(v: netcdf::AttributeValue) -> Value {
     }
 }
 
-fn netcdf(path: &Path, netcdf4: bool) -> Result<(Vec<Variable>, Map<String, Value>)> {
+pub(super) fn netcdf(path: &Path, netcdf4: bool) -> Result<(Vec<Variable>, Map<String, Value>)> {
     if netcdf4 {
         super::quiet_hdf5();
         super::crash_guard::reading(path);

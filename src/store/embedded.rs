@@ -121,9 +121,6 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// zstd-compressed after the tag. No BSON document starts with it (the
 /// length would be negative), nor a zstd frame.
 const PACKED_TAG: [u8; 4] = [b'F', b'P', b'2', 0xff];
-/// The tag of the first compact form, whose numbers are always doubles
-/// (stores written before the decimal form); read, no longer written.
-const PACKED_DOUBLES_TAG: [u8; 4] = [b'F', b'P', b'1', 0xff];
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     let damaged = |e: String| {
@@ -132,19 +129,9 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
             format!("damaged document: {e}"),
         )
     };
-    let compact = if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
-        Some((z, crate::doc::packed::join as fn(&[u8]) -> Option<Vec<u8>>))
-    } else {
-        bytes.strip_prefix(&PACKED_DOUBLES_TAG).map(|z| {
-            (
-                z,
-                crate::doc::packed::join_doubles as fn(&[u8]) -> Option<Vec<u8>>,
-            )
-        })
-    };
-    if let Some((z, join)) = compact {
+    if let Some(z) = bytes.strip_prefix(&PACKED_TAG) {
         let packed = zstd::decode_all(z).map_err(|e| damaged(e.to_string()))?;
-        let plain = join(&packed)
+        let plain = crate::doc::packed::join(&packed)
             .ok_or_else(|| damaged("its compact form does not rebuild a document".into()))?;
         Document::from_reader(&plain[..]).map_err(|e| damaged(e.to_string()))
     } else if bytes.starts_with(&ZSTD_MAGIC) {
@@ -269,7 +256,13 @@ impl Embedded {
             .map_err(&err)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(&err)?;
-        Self::checked(conn, path)
+        let store = Self::checked(conn, path)?;
+        // A new store, or one written before the version was kept.
+        store
+            .conn
+            .pragma_update(None, "user_version", crate::doc::FORMAT_VERSION)
+            .map_err(store.err())?;
+        Ok(store)
     }
 
     /// Refuse another program's SQLite database: one with a table whose
@@ -313,6 +306,11 @@ impl Embedded {
                 "is not an embedded store (not a SQLite database)",
             )
         })?;
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(store.err())?;
+        crate::doc::check_format_version(&crate::error::shown(path).to_string(), version)?;
         Ok(store)
     }
 

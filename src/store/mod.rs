@@ -54,6 +54,9 @@ const STAGING_PREFIX: &str = "_load.";
 /// and `rename` moves it.
 const GEOM_PREFIX: &str = "_geom_";
 
+/// The store's own notes (MongoDB): `{_id: "format", version}`, the
+/// stored format's version (see [`crate::doc::FORMAT_VERSION`]).
+pub const META: &str = "_meta";
 /// The per-dataset locks of running loads (see [`lock`]).
 pub const LOCKS: &str = "_locks";
 /// Notes of the removes and renames under way on a store without
@@ -71,7 +74,7 @@ pub fn is_data_collection(collection: &str) -> bool {
 /// Whether `collection` is an internal one that a sound store keeps (the
 /// ingest log, the locks), as opposed to a leftover.
 pub fn is_kept_internal(collection: &str) -> bool {
-    collection == INGEST_LOG || collection == LOCKS || collection == UNFINISHED
+    [INGEST_LOG, LOCKS, UNFINISHED, META].contains(&collection)
 }
 
 /// flux-server's geometry collection of dataset `name` (see [`GEOM_PREFIX`]).

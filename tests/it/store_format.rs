@@ -78,3 +78,85 @@ fn a_store_of_plain_zstd_documents_reads_and_appends_as_before() {
     assert_eq!(after.lines().take(4).collect::<Vec<_>>(), first_four);
     assert_eq!(after.lines().count(), 12);
 }
+
+/// A new embedded store notes the stored format's version (SQLite's
+/// `user_version`, read back by SQLite itself); one noted as newer than
+/// this build reads is refused by name, and left byte for byte as it was.
+#[test]
+fn a_store_of_a_newer_format_version_is_refused_by_name() {
+    let env = Env::new();
+    let p = sample();
+    env.load(&p, STM, "casa", &[]).ok();
+    let version = |c: &rusqlite::Connection| -> i64 {
+        c.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    assert_eq!(version(&c), 1);
+    c.pragma_update(None, "user_version", 2).unwrap();
+    drop(c);
+    let before = std::fs::read(env.db()).unwrap();
+    for args in [vec!["db", "-l", "collections"], vec!["export", "-n", "casa"]] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", r.stderr);
+        assert!(
+            lines[0].contains("store format version 2") && lines[0].contains("newer manage"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = env.load(&p, STM, "other", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+    assert_eq!(std::fs::read(env.db()).unwrap(), before);
+}
+
+/// The same on MongoDB: the first load notes `{_id: "format", version: 1}`
+/// in `_meta` (read back with the driver), which `db -a` does not report;
+/// a newer version is refused by name.
+#[test]
+#[cfg_attr(
+    not(feature = "mongodb-tests"),
+    ignore = "needs MongoDB (feature mongodb-tests)"
+)]
+fn a_mongodb_database_of_a_newer_format_version_is_refused_by_name() {
+    use mongodb::bson::doc;
+    let db = common::FreshDb::new(&common::mongodb_uri());
+    let env = Env::new();
+    let p = sample();
+    let load = |name: &str| {
+        env.run_on(
+            &db.uri,
+            &["load", "-p", p.to_str().unwrap(), "-m", STM, "-n", name],
+        )
+    };
+    load("casa").ok();
+    let client = mongodb::sync::Client::with_uri_str(&db.uri).unwrap();
+    let meta = client
+        .database(&db.name)
+        .collection::<bson::Document>("_meta");
+    let noted = meta
+        .find_one(doc! { "_id": "format" })
+        .run()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        noted
+            .get_i64("version")
+            .ok()
+            .or(noted.get_i32("version").ok().map(i64::from)),
+        Some(1)
+    );
+    env.run_on(&db.uri, &["db", "-a"]).ok();
+    meta.update_one(doc! { "_id": "format" }, doc! { "$set": { "version": 2 } })
+        .run()
+        .unwrap();
+    let r = env.run_on(&db.uri, &["db", "-l", "collections"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+    let r = load("other");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+}

@@ -163,6 +163,19 @@ impl Mongo {
             .run_command(doc! { "ping": 1 })
             .within(&store.deadline)
             .map_err(|e| store.command_err("ping", e))?;
+        let noted = store
+            .coll(super::META)
+            .find_one(doc! { "_id": "format" })
+            .within(&store.deadline)
+            .map_err(|e| store.err(super::META, e))?;
+        let version = noted.and_then(|d| match d.get("version") {
+            Some(Bson::Int32(v)) => Some(i64::from(*v)),
+            Some(Bson::Int64(v)) => Some(*v),
+            _ => None,
+        });
+        if let Some(version) = version {
+            crate::doc::check_format_version(&store.target.where_(), version)?;
+        }
         Ok(store)
     }
 
@@ -647,6 +660,18 @@ impl Mongo {
     /// A load into `name`; `replace`: committed as a first load is (the
     /// staging collection renamed over NAME), whatever NAME holds.
     fn begin<'s>(&'s mut self, name: &str, replace: bool) -> Result<Box<dyn Load + 's>> {
+        // The stored format's version, noted by the first load (an
+        // idempotent upsert: retried as it is).
+        retrying(|| {
+            self.coll(super::META)
+                .update_one(
+                    doc! { "_id": "format" },
+                    doc! { "$max": { "version": crate::doc::FORMAT_VERSION } },
+                )
+                .upsert(true)
+                .within(&self.deadline)
+        })
+        .map_err(|e| self.err(super::META, e))?;
         let (staging, fence) = self.staging_for(name);
         // Leftovers of loads into NAME that died, or whose lock this load
         // holds now, are dropped: this load redoes them. (One whose holder
