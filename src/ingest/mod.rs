@@ -19,14 +19,14 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document};
 
 use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
 use self::foreign::refuse_points;
 use self::input::{Input, Stamp};
-use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry};
+use self::summary::{refuse_over_unfinished_append, stored_summary, summary_entry, DatasetSummary};
 use crate::config::{self, Config};
-use crate::doc::{sort_key, Docs, METADATA};
+use crate::doc::{Docs, METADATA};
 use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
 use crate::source::{self, Matrix};
@@ -474,12 +474,6 @@ fn skipped(entry: &Document) -> Outcome {
     }
 }
 
-/// A document's `_id`.
-fn id_of(doc: &RawDocumentBuf) -> Option<Bson> {
-    let id = doc.get("_id").ok().flatten()?;
-    Bson::try_from(id.to_raw_bson()).ok()
-}
-
 /// Convert the file, handing each batch of documents to `out`; the summary
 /// of the file's own documents and how many there were. Rounding that
 /// turned more than 1% of the file's non-zero values into 0 fails the
@@ -659,16 +653,7 @@ fn locked_load(
 
     check_metadata_size(name, path, &*file.model, &coords)?;
 
-    // The summary of the dataset as it will be: the stored one, less the
-    // documents this load replaces, plus the file's. Only the replaced
-    // documents are read. Without a stored summary (a store written before
-    // there was one, or one that does not fit) every document is read once.
-    let mut base = match (appending, stored) {
-        (false, _) => Some(Summary::default()),
-        (true, Some((s, _))) => Some(s),
-        (true, None) => None,
-    };
-    let mut written: HashSet<Vec<u8>> = HashSet::new();
+    let mut summary = DatasetSummary::new(appending, stored.map(|(s, _)| s));
     let model = &*file.model;
     // The load's staging and commit are fenced by its lock: should another
     // process take the lock over, nothing of this load is committed.
@@ -695,32 +680,7 @@ fn locked_load(
                     .collect();
                 return Err(refuse_points(name, &shown(path), f, &docs));
             }
-            if appending && base.is_some() {
-                let ids: Vec<Bson> = batch
-                    .docs
-                    .iter()
-                    .filter_map(id_of)
-                    .chain(batch.packed.iter().map(|p| p.id.clone()))
-                    .collect();
-                // An _id twice in one load, or one that cannot be read:
-                // the merge cannot tell what is replaced; read everything.
-                let repeated =
-                    ids.len() != batch.len() || !ids.iter().all(|id| written.insert(sort_key(id)));
-                if repeated {
-                    base = None;
-                } else {
-                    let mut fits = true;
-                    load.stored(&ids, &mut |old| {
-                        if let Some(b) = &mut base {
-                            fits &= b.subtract(&model.summarize(&old));
-                        }
-                        Ok(())
-                    })?;
-                    if !fits {
-                        base = None;
-                    }
-                }
-            }
+            summary.replacing(&batch, model, &mut |ids, f| load.stored(ids, f))?;
             if !batch.docs.is_empty() {
                 load.write(Docs::Bson(batch.docs))?;
             }
@@ -730,18 +690,7 @@ fn locked_load(
             Ok(())
         })?;
     observer.committing();
-    let summary = match base {
-        Some(b) if b.compatible(&file_summary) => b.merge(file_summary.clone()),
-        _ => {
-            // Dates and statistics describe the whole collection, old times too.
-            let mut all = Summary::default();
-            load.scan(&mut |d| {
-                all = std::mem::take(&mut all).merge(model.summarize(&d));
-                Ok(())
-            })?;
-            all
-        }
-    };
+    let summary = summary.finish(&file_summary, model, &mut |f| load.scan(f))?;
     let dates = dates_of(&file_summary);
     let mut metadata = model.metadata(&coords, &summary);
     if let Some(md) = stored_md.as_ref().filter(|_| appending) {
