@@ -146,10 +146,34 @@ impl Load for MongoLoad<'_> {
         let _ = self.join();
     }
 
-    fn commit(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+    fn commit(self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+        let coord_index = RawDocumentBuf::from_document(&coord_index)
+            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
+        self.commit_raw(coord_index, metadata)
+    }
+
+    /// The commit, with the `coord_index` entry as it is sent: a global
+    /// grid's is megabytes of BSON, and decoded into a `Document` (to be
+    /// encoded again) it took 116 MB, the peak of a load's memory.
+    fn commit_raw(
+        mut self: Box<Self>,
+        coord_index: RawDocumentBuf,
+        metadata: Document,
+    ) -> Result<()> {
         // Every entry is checked before anything is written (the ingest-log
         // entries were, by `log_ingest`).
-        let entries = [(&coord_index, COORD_INDEX), (&metadata, METADATA)]
+        let id = |d: &RawDocumentBuf| {
+            d.get("_id")
+                .ok()
+                .flatten()
+                .and_then(|b| b.to_raw_bson().try_into().ok())
+        };
+        check_document_size(
+            COORD_INDEX,
+            id(&coord_index).as_ref(),
+            coord_index.as_bytes().len(),
+        )?;
+        let entries = [(&metadata, METADATA)]
             .into_iter()
             .chain(self.bookkeeping.summary.iter().map(|e| (e, SUMMARY)));
         for entry in entries {
@@ -206,11 +230,16 @@ impl MongoLoad<'_> {
     /// Drop flux-server's geometry cache of NAME when the coordinates
     /// change: it is made from coord_index, again by the commit once the
     /// new entry is written (see [`super::Mongo::make_geometry`]).
-    fn drop_stale_geometry(&self, coord_index: &Document) -> Result<()> {
+    fn drop_stale_geometry(&self, coord_index: &RawDocumentBuf) -> Result<()> {
         let geom = geom_name(&self.name);
         if self.store.exists(&geom)? {
             let stored = self.store.entry(COORD_INDEX, &self.name)?;
-            if stored.as_ref().and_then(|d| d.get("i")) != coord_index.get("i") {
+            let new: Option<Bson> = coord_index
+                .get("i")
+                .ok()
+                .flatten()
+                .and_then(|b| b.to_raw_bson().try_into().ok());
+            if stored.as_ref().and_then(|d| d.get("i")) != new.as_ref() {
                 self.store.drop_coll(&geom)?;
             }
         }
@@ -277,14 +306,10 @@ impl MongoLoad<'_> {
     /// [`Entries`]): the summary with NAME's largest `_id`.
     fn entries(
         &mut self,
-        coord_index: Option<Document>,
+        coord_index: Option<RawDocumentBuf>,
         stored_last: Option<(Vec<u8>, Bson)>,
         metadata: Document,
     ) -> Result<Entries> {
-        let coord_index = coord_index
-            .map(|ci| RawDocumentBuf::from_document(&ci))
-            .transpose()
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))?;
         Ok(Entries {
             name: self.name.clone(),
             coord_index,
@@ -317,7 +342,11 @@ impl MongoLoad<'_> {
     /// NAME. `metadata` goes first and comes back last, so NAME looks
     /// complete only once the merge is; in between, the summary entry names
     /// the load under way, and only that same load (run again) may go on.
-    fn commit_append(mut self: Box<Self>, coord_index: Document, metadata: Document) -> Result<()> {
+    fn commit_append(
+        mut self: Box<Self>,
+        coord_index: RawDocumentBuf,
+        metadata: Document,
+    ) -> Result<()> {
         let store = self.store;
         let before = self.before()?;
         let stored_last = before.last;
