@@ -392,7 +392,7 @@ pub fn write_jsonl(
             }
         }
         *written += 1;
-        line.write(stored, out)
+        line.write(&dataset.name, stored, out)
     })
 }
 
@@ -684,7 +684,7 @@ const ARRAY_MARK: &str = "\u{1}fluxpy compact array\u{1}";
 impl JsonLine {
     /// One document as a line: as [`extended_json`] writes it, a compact
     /// array's numbers written from their stored integers (the same text).
-    fn write(&mut self, stored: Stored<'_>, out: &mut dyn Write) -> Result<()> {
+    fn write(&mut self, name: &str, stored: Stored<'_>, out: &mut dyn Write) -> Result<()> {
         let (mut outline, array) = match stored {
             Stored::Document(doc) => {
                 return writeln!(out, "{}", extended_json(doc)).map_err(write_error)
@@ -693,7 +693,7 @@ impl JsonLine {
         };
         let damaged = || {
             Error::collection(
-                "export",
+                name,
                 format!("document {} is damaged", describe_id(&outline)),
             )
         };

@@ -645,6 +645,61 @@ mod tests {
         bson::to_vec(d).unwrap()
     }
 
+    /// A compact document read in place: its array's key, its other
+    /// fields, and its elements as the BSON holds them.
+    #[test]
+    fn a_view_gives_the_key_the_other_fields_and_the_elements() {
+        let cases = [
+            (
+                vec![Some(0.25), None, Some(f64::NAN), Some(-3.07), Some(1e6)],
+                false,
+            ),
+            (
+                vec![Some(1.0 / 3.0), None, Some(f64::INFINITY), Some(0.5)],
+                true,
+            ),
+        ];
+        for (values, doubles) in cases {
+            let bson: Vec<Bson> = values
+                .iter()
+                .map(|v| v.map_or(Bson::Null, Bson::Double))
+                .collect();
+            let d = doc! { "_id": bson::DateTime::from_millis(0), "_span": 7, "values": bson.clone(), "t": "x" };
+            let b = bytes(&d);
+            let packed = split(&b).expect("packable");
+            let v = view(&packed, true).expect("a view");
+            assert_eq!(v.key(), Some("values"));
+            assert_eq!(v.len(), values.len());
+            let outline = bson::Document::from_reader(&v.outline().unwrap()[..]).unwrap();
+            assert_eq!(
+                outline,
+                doc! { "_id": bson::DateTime::from_millis(0), "_span": 7, "values": [], "t": "x" }
+            );
+            let mut elements = Vec::new();
+            v.elements_into(&mut elements).unwrap();
+            let back: Vec<Bson> = elements
+                .iter()
+                .map(|e| match *e {
+                    Element::Null => Bson::Null,
+                    Element::Units(k) => Bson::Double(f64::from(k) / POW10[v.places() as usize]),
+                    Element::Double(x) => Bson::Double(x),
+                })
+                .collect();
+            // NaN is not equal to itself: compare the bits.
+            let bits = |a: &[Bson]| {
+                a.iter()
+                    .map(|b| b.as_f64().map(f64::to_bits))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&back), bits(&bson));
+            assert_eq!(
+                elements.iter().any(|e| matches!(e, Element::Units(_))),
+                !doubles,
+                "{values:?}"
+            );
+        }
+    }
+
     #[test]
     fn documents_come_back_byte_for_byte() {
         let values: Vec<Bson> = (0..1234)

@@ -819,3 +819,39 @@ impl Renew for MongoRenew {
             .map_err(|e| Error::store(LOCKS, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cells read from a raw `coord_index` entry are those the decoded
+    /// entry gives; an entry with a cell that is not two doubles gives none.
+    #[test]
+    fn coordinates_of_a_raw_entry_are_those_of_the_decoded_one() {
+        let coords: Vec<[f64; 2]> = (0..1000)
+            .map(|i| {
+                [
+                    -179.75 + 0.5 * (i % 720) as f64,
+                    -89.75 + 0.5 * (i / 720) as f64,
+                ]
+            })
+            .collect();
+        let raw = crate::model::coord_index_raw("casa", &coords);
+        let decoded = raw.to_document().unwrap();
+        assert_eq!(
+            coordinates_of_raw(&raw),
+            crate::model::coordinates_of(&decoded)
+        );
+        assert_eq!(coordinates_of_raw(&raw), Some(coords));
+        for cells in [
+            bson::bson!([[1.5, 2.5], [1.5]]),
+            bson::bson!([[1.5, 2.5], [1.5, 2.5, 3.5]]),
+            bson::bson!([[1.5, "x"]]),
+        ] {
+            let d = doc! { "_id": "casa", crate::model::fields::CELLS: cells };
+            let raw = RawDocumentBuf::from_document(&d).unwrap();
+            assert_eq!(coordinates_of_raw(&raw), None);
+            assert_eq!(crate::model::coordinates_of(&d), None);
+        }
+    }
+}
