@@ -40,7 +40,10 @@
 //! `python3`. When it has `h5py`, `scipy`, `netCDF4`, `numpy` and `pymongo`,
 //! the Python baseline (`scripts/python_baseline.py`) loads each file too,
 //! and the ratio of its CPU seconds to manage's is printed; after each plain
-//! HDF5 load, `export --format csv` of the store is timed. Then the append
+//! HDF5 load, `export --format csv` and `--format jsonl` of the store are
+//! timed, and beside them a Python peer (`scripts/python_export_peer.py`:
+//! pymongo's `bson`, the `csv` and `json` modules) exporting the baseline's
+//! stored documents the same ways. Then the append
 //! series: an 8-step file loaded, and appended `--appends N` times (default
 //! 20) under later times, each append's time printed (on MongoDB too with
 //! `--db`): an append should cost what it adds, not what is stored.
@@ -242,13 +245,18 @@ fn main() {
                     std::fs::remove_file(format!("{}{ext}", odb.display())).ok();
                 }
             }
-            if format == "HDF5" {
-                let (rows, secs, cpu) = export_csv(&db);
+            let exports = (format == "HDF5").then(|| {
+                let (rows, secs, csv_cpu) = export_store(&db, false);
                 println!(
-                    "       export --format csv: {rows} rows in {secs:.2} s ({cpu:.2} s CPU), {:.2} M rows/s",
+                    "       export --format csv: {rows} rows in {secs:.2} s ({csv_cpu:.2} s CPU), {:.2} M rows/s",
                     rows as f64 / secs / 1e6
                 );
-            }
+                let (lines, secs, jsonl_cpu) = export_store(&db, true);
+                println!(
+                    "       export --format jsonl: {lines} lines in {secs:.2} s ({jsonl_cpu:.2} s CPU)"
+                );
+                (csv_cpu, jsonl_cpu)
+            });
             if python {
                 let pdb = tmp.path().join(format!("python_{n}_{format}.db"));
                 let (secs, pcpu) = run_python(&file, var, &pdb, format, precision);
@@ -257,6 +265,15 @@ fn main() {
                     secs / load,
                     pcpu / cpu
                 );
+                if let Some((csv_cpu, jsonl_cpu)) = exports {
+                    for (form, cpu) in [("csv", csv_cpu), ("jsonl", jsonl_cpu)] {
+                        let (secs, pcpu) = run_export_peer(&pdb, &file, form);
+                        println!(
+                            "       python export peer, {form}: {secs:.2} s ({pcpu:.2} s CPU); manage export is {:.1}x faster in CPU",
+                            pcpu / cpu
+                        );
+                    }
+                }
                 std::fs::remove_file(&pdb).ok();
             }
             if let Some(uri) = &mongodb {
@@ -565,9 +582,9 @@ fn append_series(dir: &Path, grid: Grid, n: usize, db: &str, store: &str) {
     }
 }
 
-/// `export --format csv` of the benchmark dataset to a sink, in this
-/// process: rows, wall and CPU seconds.
-fn export_csv(db: &Path) -> (u64, f64, f64) {
+/// `export --format csv` (or `jsonl`) of the benchmark dataset to a sink,
+/// in this process: rows (lines), wall and CPU seconds.
+fn export_store(db: &Path, jsonl: bool) -> (u64, f64, f64) {
     struct Rows(u64);
     impl std::io::Write for Rows {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -583,10 +600,40 @@ fn export_csv(db: &Path) -> (u64, f64, f64) {
     let dataset = fluxpy::read::Dataset::open(&*store, "bench").expect("the dataset");
     let mut out = Rows(0);
     let mut documents = 0;
+    if jsonl {
+        fluxpy::cmd::export::write_jsonl(&dataset, &Default::default(), &mut out, &mut documents)
+            .expect("export");
+        return (out.0, t.elapsed().as_secs_f64(), own_cpu() - cpu);
+    }
     fluxpy::cmd::export::write_csv(&dataset, &Default::default(), &mut out, &mut documents)
         .expect("export");
     // The header is not a row.
     (out.0 - 1, t.elapsed().as_secs_f64(), own_cpu() - cpu)
+}
+
+/// The Python export peer (`scripts/python_export_peer.py`) on the Python
+/// baseline's store `db` of the plain HDF5 `file`, writing `form` (`csv`
+/// or `jsonl`) to /dev/null: its wall and CPU seconds.
+fn run_export_peer(db: &Path, file: &Path, form: &str) -> (f64, f64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python_export_peer.py");
+    let before = children_cpu();
+    let t = Instant::now();
+    let out = Command::new(python_command())
+        .arg(script)
+        .arg(db)
+        .arg(file)
+        .arg(HDF5_DATASET)
+        .arg(format!("--{form}"))
+        .arg("/dev/null")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "the Python export peer failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (t.elapsed().as_secs_f64(), children_cpu() - before)
 }
 
 /// Whether the Python has what the baseline and the writers need.

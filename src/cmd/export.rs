@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 use crate::cmd::{extended_json, stdout_lines, write_error};
 use crate::config::parse_timestamp;
 use crate::doc::fields;
+use crate::doc::packed::{Element, View};
 use crate::error::{Error, Result};
 use crate::read::{
     array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
 };
 use crate::store;
+use crate::store::{Filter, Stored};
 use crate::time::iso_date;
 
 /// Output formats of `export`.
@@ -202,6 +204,38 @@ impl Selection {
         })
     }
 
+    /// [`Selection::scan`], each document as the store keeps it (see
+    /// [`store::Store::scan_stored`]): the compact form of a step is
+    /// written from without being turned into BSON.
+    pub fn scan_stored(
+        &self,
+        dataset: &Dataset,
+        f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.at.is_none()
+            && (self.from.is_some() || self.to.is_some())
+            && dataset.declared_kind() == Some(Kind::Gridded)
+        {
+            if let Some((summary, _)) =
+                crate::ingest::summary::stored_summary(dataset.store, &dataset.name)?
+            {
+                for &t in summary.times.keys() {
+                    if self.keeps_time(Some(t)) {
+                        scan_stored_at(dataset, Some(t), f)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        scan_stored_at(dataset, self.at, &mut |stored| {
+            if self.keeps_time(document_time(stored.outline())) {
+                f(stored)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     /// The error for a selection that holds no document.
     fn nothing(&self, dataset: &Dataset) -> Option<Error> {
         if let Some(ms) = self.at {
@@ -262,15 +296,7 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let mut written = 0u64;
     let write = |out: &mut dyn Write, written: &mut u64| -> Result<()> {
         match args.format {
-            Format::Jsonl => sel.scan(&dataset, &mut |doc| {
-                if let Some(b) = &sel.bbox {
-                    if !b.contains(dataset.point_xy(&doc)?) {
-                        return Ok(());
-                    }
-                }
-                *written += 1;
-                writeln!(out, "{}", extended_json(doc)).map_err(write_error)
-            }),
+            Format::Jsonl => write_jsonl(&dataset, &sel, out, written),
             Format::Csv => write_csv(&dataset, &sel, out, written),
             Format::Netcdf => unreachable!("written to a path"),
         }?;
@@ -351,6 +377,26 @@ pub fn atomically(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()
     Ok(())
 }
 
+/// Write the selected documents of `dataset` as relaxed Extended JSON
+/// lines, counting them in `written`.
+pub fn write_jsonl(
+    dataset: &Dataset,
+    sel: &Selection,
+    out: &mut dyn Write,
+    written: &mut u64,
+) -> Result<()> {
+    let mut line = JsonLine::default();
+    sel.scan_stored(dataset, &mut |stored| {
+        if let Some(b) = &sel.bbox {
+            if !b.contains(dataset.point_xy(stored.outline())?) {
+                return Ok(());
+            }
+        }
+        *written += 1;
+        line.write(&dataset.name, stored, out)
+    })
+}
+
 /// What the first document of a CSV export settles: its layout, the
 /// gridded parameters, the cell coordinates and the cells written.
 type Layout = (Kind, Vec<String>, Vec<[f64; 2]>, Vec<usize>);
@@ -367,16 +413,18 @@ pub fn write_csv(
         out: std::io::BufWriter::with_capacity(1 << 16, out),
         field: String::with_capacity(32),
         cells_xy: Vec::new(),
+        elements: Vec::new(),
     };
     let with_time = sel.at.is_none();
     // Settled by the first document: its layout, the gridded parameters,
     // the cell coordinates and the cells written.
     let mut layout: Option<Layout> = None;
-    sel.scan(dataset, &mut |doc| {
-        let kind = dataset.kind(&doc);
+    sel.scan_stored(dataset, &mut |stored| {
+        let doc = stored.outline();
+        let kind = dataset.kind(doc);
         if kind == Kind::Points {
             if let Some(b) = &sel.bbox {
-                if !b.contains(dataset.point_xy(&doc)?) {
+                if !b.contains(dataset.point_xy(doc)?) {
                     return Ok(());
                 }
             }
@@ -384,7 +432,7 @@ pub fn write_csv(
         *documents += 1;
         if layout.is_none() {
             let (params, coords) = match kind {
-                Kind::Gridded => (array_fields(&doc), dataset.coordinates()?),
+                Kind::Gridded => (array_fields(doc), dataset.coordinates()?),
                 Kind::Points => (vec![], vec![]),
             };
             let keep = (0..coords.len())
@@ -395,8 +443,8 @@ pub fn write_csv(
         }
         let (kind, params, coords, keep) = layout.as_ref().expect("set above");
         match kind {
-            Kind::Gridded => csv.cells(dataset, &doc, params, coords, keep, with_time),
-            Kind::Points => csv.point(dataset, &doc),
+            Kind::Gridded => csv.cells(dataset, &stored, params, coords, keep, with_time),
+            Kind::Points => csv.point(dataset, doc),
         }
     })?;
     if layout.is_none() && sel.nothing(dataset).is_none() {
@@ -424,6 +472,8 @@ struct Csv<W: Write> {
     field: String,
     /// Each cell's `x,y`, formatted once.
     cells_xy: Vec<String>,
+    /// The elements of a compact array, reused for every document.
+    elements: Vec<Element>,
 }
 
 impl<W: Write> Csv<W> {
@@ -468,28 +518,58 @@ impl<W: Write> Csv<W> {
     fn cells(
         &mut self,
         dataset: &Dataset,
-        doc: &Document,
+        stored: &Stored<'_>,
         params: &[String],
         coords: &[[f64; 2]],
         keep: &[usize],
         with_time: bool,
     ) -> Result<()> {
+        let doc = stored.outline();
         let time = time_field(doc);
+        let mismatch = |p: &str, n: usize| {
+            Error::collection(
+                &dataset.name,
+                format!(
+                    "document {} has {n} {p} but its coord_index has {} cells",
+                    describe_id(doc),
+                    coords.len()
+                ),
+            )
+        };
+        // The compact array (if any) is read as it is stored: its numbers
+        // are written from their integers, not from BSON doubles.
+        let compact = match stored {
+            Stored::Compact { array, .. } => {
+                let key = array.key().unwrap_or_default();
+                if params.iter().any(|p| p == key) {
+                    if array.len() != coords.len() {
+                        return Err(mismatch(key, array.len()));
+                    }
+                    array.elements_into(&mut self.elements).ok_or_else(|| {
+                        Error::collection(
+                            &dataset.name,
+                            format!("document {} is damaged", describe_id(doc)),
+                        )
+                    })?;
+                }
+                Some((key, array.places()))
+            }
+            Stored::Document(_) => None,
+        };
         let mut arrays = Vec::with_capacity(params.len());
         for p in params {
+            if let Some((_, places)) = compact.filter(|(k, _)| k == p) {
+                arrays.push(Column::Compact(places));
+                continue;
+            }
             let a = doc.get_array(p).ok();
             if let Some(a) = a.filter(|a| a.len() != coords.len()) {
-                return Err(Error::collection(
-                    &dataset.name,
-                    format!(
-                        "document {} has {} {p} but its coord_index has {} cells",
-                        describe_id(doc),
-                        a.len(),
-                        coords.len()
-                    ),
-                ));
+                return Err(mismatch(p, a.len()));
             }
-            arrays.push(a);
+            arrays.push(match a {
+                Some(a) => Column::Bson(a),
+                None => Column::Missing,
+            });
         }
         // Nothing in a gridded row needs quoting (numbers and a time), so
         // rows are written as bytes, each cell's "x,y" formatted once per
@@ -506,23 +586,38 @@ impl<W: Write> Csv<W> {
                 })
                 .collect();
         }
+        let mut row: Vec<u8> = Vec::with_capacity(128);
         for &i in keep {
-            let xy = &self.cells_xy[i];
-            let out = &mut self.out;
+            row.clear();
             if with_time {
-                out.write_all(time.as_bytes()).map_err(write_error)?;
-                out.write_all(b",").map_err(write_error)?;
+                row.extend_from_slice(time.as_bytes());
+                row.push(b',');
             }
-            out.write_all(xy.as_bytes()).map_err(write_error)?;
+            row.extend_from_slice(self.cells_xy[i].as_bytes());
             for a in &arrays {
-                self.field.clear();
-                self.field.push(',');
-                if let Some(x) = a.and_then(|a| number(&a[i])) {
-                    shortest(x, &mut self.field);
+                row.push(b',');
+                match a {
+                    Column::Compact(places) => match self.elements[i] {
+                        Element::Units(k) => write_units(k, *places, false, &mut row),
+                        Element::Double(x) if x.is_finite() => {
+                            self.field.clear();
+                            shortest(x, &mut self.field);
+                            row.extend_from_slice(self.field.as_bytes());
+                        }
+                        Element::Double(_) | Element::Null => {}
+                    },
+                    Column::Bson(a) => {
+                        if let Some(x) = number(&a[i]) {
+                            self.field.clear();
+                            shortest(x, &mut self.field);
+                            row.extend_from_slice(self.field.as_bytes());
+                        }
+                    }
+                    Column::Missing => {}
                 }
-                out.write_all(self.field.as_bytes()).map_err(write_error)?;
             }
-            out.write_all(b"\n").map_err(write_error)?;
+            row.push(b'\n');
+            self.out.write_all(&row).map_err(write_error)?;
         }
         Ok(())
     }
@@ -535,6 +630,169 @@ impl<W: Write> Csv<W> {
         self.number(point_property(doc, fields::VALUE))?;
         self.number(point_property(doc, fields::ERROR))?;
         self.end()
+    }
+}
+
+/// Where a gridded parameter's numbers come from in a CSV row.
+enum Column<'a> {
+    /// The document's compact array (its elements in `Csv::elements`), of
+    /// these places.
+    Compact(u32),
+    Bson(&'a bson::Array),
+    /// The document has no such array: empty fields.
+    Missing,
+}
+
+/// [`Dataset::scan`] through [`store::Store::scan_stored`].
+fn scan_stored_at(
+    dataset: &Dataset,
+    at: Option<i64>,
+    f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
+) -> Result<()> {
+    let store = dataset.store;
+    let time = |ms| bson::Bson::DateTime(bson::DateTime::from_millis(ms));
+    match at {
+        None => store.scan_stored(&dataset.name, &Filter::All, f),
+        Some(ms) if dataset.declared_kind() == Some(Kind::Gridded) => {
+            store.scan_stored(&dataset.name, &Filter::Id(time(ms)), f)
+        }
+        Some(ms) if dataset.declared_kind() == Some(Kind::Points) => store.scan_stored(
+            &dataset.name,
+            &Filter::Field(fields::TIMESTAMP.into(), time(ms)),
+            f,
+        ),
+        Some(ms) => store.scan_stored(&dataset.name, &Filter::All, &mut |s| {
+            if document_time(s.outline()) == Some(ms) {
+                f(s)
+            } else {
+                Ok(())
+            }
+        }),
+    }
+}
+
+/// Writes documents as lines of relaxed Extended JSON.
+#[derive(Default)]
+struct JsonLine {
+    line: Vec<u8>,
+    elements: Vec<Element>,
+}
+
+/// Stands for a compact array in the JSON of its document's other fields,
+/// where the array's text then goes.
+const ARRAY_MARK: &str = "\u{1}fluxpy compact array\u{1}";
+
+impl JsonLine {
+    /// One document as a line: as [`extended_json`] writes it, a compact
+    /// array's numbers written from their stored integers (the same text).
+    fn write(&mut self, name: &str, stored: Stored<'_>, out: &mut dyn Write) -> Result<()> {
+        let (mut outline, array) = match stored {
+            Stored::Document(doc) => {
+                return writeln!(out, "{}", extended_json(doc)).map_err(write_error)
+            }
+            Stored::Compact { outline, array } => (outline, array),
+        };
+        let damaged = || {
+            Error::collection(
+                name,
+                format!("document {} is damaged", describe_id(&outline)),
+            )
+        };
+        let key = array.key().ok_or_else(damaged)?.to_string();
+        array
+            .elements_into(&mut self.elements)
+            .ok_or_else(damaged)?;
+        outline.insert(key, ARRAY_MARK);
+        let text = extended_json(outline);
+        let mark = serde_json::to_string(ARRAY_MARK).expect("a string");
+        let at = text
+            .find(&mark)
+            .expect("the mark is in the document's JSON");
+        self.line.clear();
+        self.line.extend_from_slice(&text.as_bytes()[..at]);
+        json_array(&self.elements, &array, &mut self.line);
+        self.line
+            .extend_from_slice(&text.as_bytes()[at + mark.len()..]);
+        self.line.push(b'\n');
+        out.write_all(&self.line).map_err(write_error)
+    }
+}
+
+/// The relaxed Extended JSON of a compact array's elements, as
+/// `Bson::into_relaxed_extjson` and `serde_json` write them.
+fn json_array(elements: &[Element], array: &View<'_>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match *e {
+            Element::Null => out.extend_from_slice(b"null"),
+            Element::Units(k) => write_units(k, array.places(), true, out),
+            Element::Double(x) => out.extend_from_slice(
+                bson::Bson::Double(x)
+                    .into_relaxed_extjson()
+                    .to_string()
+                    .as_bytes(),
+            ),
+        }
+    }
+    out.push(b']');
+}
+
+/// The shortest decimal that reads back as the double `k / 10^places`
+/// (`places` at most 9, as the compact form keeps them): the digits of `k`
+/// themselves, since that double is the correct rounding of the decimal
+/// `k·10^-places`, which has at most 10 significant digits, and no other
+/// decimal of as few digits rounds to it. Written as [`shortest`] writes
+/// the double (`json` false), or as `serde_json` does (`json`: `.0` after a
+/// whole number); both switch to the exponent form below 1e-5.
+fn write_units(k: i32, places: u32, json: bool, out: &mut Vec<u8>) {
+    if k == 0 {
+        out.extend_from_slice(if json { b"0.0" } else { b"0" });
+        return;
+    }
+    if k < 0 {
+        out.push(b'-');
+    }
+    let mut buf = [0u8; 10];
+    let mut n = k.unsigned_abs();
+    let mut len = 0;
+    while n > 0 {
+        buf[9 - len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+    }
+    let all = &buf[10 - len..];
+    // The exponent of the first digit, then the digits without trailing zeros.
+    let first = len as i32 - 1 - places as i32;
+    let end = all.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
+    let digits = &all[..end];
+    if first < -5 {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.extend_from_slice(first.to_string().as_bytes());
+    } else if first < 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-first - 1) as usize));
+        out.extend_from_slice(digits);
+    } else {
+        let whole = first as usize + 1;
+        if digits.len() <= whole {
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', whole - digits.len()));
+            if json {
+                out.extend_from_slice(b".0");
+            }
+        } else {
+            out.extend_from_slice(&digits[..whole]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[whole..]);
+        }
     }
 }
 
@@ -573,6 +831,59 @@ mod tests {
         let mut out = String::new();
         shortest(x, &mut out);
         out
+    }
+
+    /// The text written from a compact integer is the text of the double
+    /// it stands for, written as before: by `shortest` for CSV, by
+    /// `Bson::into_relaxed_extjson` for JSON lines.
+    #[test]
+    fn numbers_from_compact_integers_are_those_of_their_doubles() {
+        let mut ks: Vec<i32> = vec![
+            0,
+            1,
+            -1,
+            5,
+            9,
+            10,
+            12,
+            100,
+            1000,
+            99999,
+            100000,
+            123456,
+            1000000,
+            i16::MAX.into(),
+            i16::MIN.into(),
+            i32::MAX,
+            i32::MIN,
+            i32::MIN + 1,
+            1_000_000_000,
+            -2_000_000_000,
+        ];
+        let mut x = 0x2545_f491u32;
+        for _ in 0..4000 {
+            // xorshift: integers of every length, both signs.
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let k = (x as i32) >> (x % 31);
+            ks.push(k);
+        }
+        for &k in &ks {
+            for places in 0..=9u32 {
+                let v = f64::from(k) / 10f64.powi(places as i32);
+                let mut csv = Vec::new();
+                write_units(k, places, false, &mut csv);
+                assert_eq!(String::from_utf8(csv).unwrap(), s(v), "{k} / 10^{places}");
+                let mut json = Vec::new();
+                write_units(k, places, true, &mut json);
+                assert_eq!(
+                    String::from_utf8(json).unwrap(),
+                    bson::Bson::Double(v).into_relaxed_extjson().to_string(),
+                    "{k} / 10^{places}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -217,6 +217,21 @@ pub fn coord_index_bytes(name: &str, n: usize) -> usize {
     4 + (1 + 4 + 4 + name.len() + 1) + (1 + 2 + bson_array_bytes(n, 27)) + 1
 }
 
+/// [`coordinates_of`] of an entry as it is stored, without
+/// decoding it: `None` unless every cell is an array of two doubles.
+pub fn coordinates_of_raw(entry: &bson::RawDocument) -> Option<Vec<[f64; 2]>> {
+    let cells = entry.get_array(fields::CELLS).ok()?;
+    cells
+        .into_iter()
+        .map(|p| {
+            let mut xy = p.ok()?.as_array()?.into_iter();
+            let x = xy.next()?.ok()?.as_f64()?;
+            let y = xy.next()?.ok()?.as_f64()?;
+            xy.next().is_none().then_some([x, y])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +277,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'x'") && e.contains("16 MiB"), "{e}");
+    }
+
+    /// The cells read from a raw `coord_index` entry are those the decoded
+    /// entry gives; an entry with a cell that is not two doubles gives none.
+    #[test]
+    fn coordinates_of_a_raw_entry_are_those_of_the_decoded_one() {
+        let coords: Vec<[f64; 2]> = (0..1000)
+            .map(|i| {
+                [
+                    -179.75 + 0.5 * (i % 720) as f64,
+                    -89.75 + 0.5 * (i / 720) as f64,
+                ]
+            })
+            .collect();
+        let raw = coord_index_raw("casa", &coords);
+        let decoded = raw.to_document().unwrap();
+        assert_eq!(coordinates_of_raw(&raw), coordinates_of(&decoded));
+        assert_eq!(coordinates_of_raw(&raw), Some(coords));
+        for cells in [
+            bson::bson!([[1.5, 2.5], [1.5]]),
+            bson::bson!([[1.5, 2.5], [1.5, 2.5, 3.5]]),
+            bson::bson!([[1.5, "x"]]),
+        ] {
+            let d = doc! { "_id": "casa", fields::CELLS: cells };
+            let raw = RawDocumentBuf::from_document(&d).unwrap();
+            assert_eq!(coordinates_of_raw(&raw), None);
+            assert_eq!(coordinates_of(&d), None);
+        }
     }
 }

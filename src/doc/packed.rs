@@ -447,6 +447,40 @@ fn decimals(doubles: &[u8]) -> Option<(u8, u8)> {
 /// The BSON document whose compact form (as [`split`] writes it) is
 /// `packed`; `None` when it is not one.
 pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
+    view(packed)?.join()
+}
+
+/// A compact document read in place: its parts, the numbers still in
+/// their stored form. What [`join`] rebuilds the BSON from, and what
+/// `export` writes its numbers from without building the BSON.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// The document's bytes up to the array's length.
+    head: &'a [u8],
+    /// The element types (double, null, or a mark).
+    types: &'a [u8],
+    /// Each double is an integer of `width` bytes over 10^`places` (width
+    /// 2 or 4), or its own 8 bytes.
+    places: u8,
+    width: usize,
+    values: &'a [u8],
+    /// The document's bytes after the array.
+    tail: &'a [u8],
+}
+
+/// One element of a compact array, as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Element {
+    Null,
+    /// The double `k / 10^places`, correctly rounded (the view's places).
+    Units(i32),
+    /// A double kept as it is (NaN and the infinities included).
+    Double(f64),
+}
+
+/// The compact document `packed` in place ([`join`]'s form); `None` when
+/// it is not one.
+pub fn view(packed: &[u8]) -> Option<View<'_>> {
     let u32_at = |at: usize| -> Option<usize> {
         Some(u32::from_le_bytes(packed.get(at..at + 4)?.try_into().ok()?) as usize)
     };
@@ -457,50 +491,134 @@ pub fn join(packed: &[u8]) -> Option<Vec<u8>> {
     let types = packed.get(types_at..types_at.checked_add(n)?)?;
     let doubles = types.iter().filter(|&&t| t == DOUBLE).count();
     let form = packed.get(types_at + n..types_at + n + 2)?;
-    let (p, width, values_at) = (form[0], usize::from(form[1]), types_at + n + 2);
-    if !matches!(width, 2 | 4 | 8) || usize::from(p) >= POW10.len() {
+    let (places, width, values_at) = (form[0], usize::from(form[1]), types_at + n + 2);
+    if !matches!(width, 2 | 4 | 8) || usize::from(places) >= POW10.len() {
         return None;
     }
     let values = packed.get(values_at..values_at.checked_add(doubles.checked_mul(width)?)?)?;
     let tail = packed.get(values_at + values.len()..)?;
-    let scale = POW10[usize::from(p)];
-    let double = |v: &[u8]| -> [u8; 8] {
-        match width {
-            2 => (f64::from(i16::from_le_bytes([v[0], v[1]])) / scale).to_le_bytes(),
-            4 => (f64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]])) / scale).to_le_bytes(),
-            _ => v.try_into().expect("8 bytes"),
-        }
-    };
-    let mut out = Vec::with_capacity(head.len() + tail.len() + 5 + n * 16);
-    out.extend_from_slice(head);
-    let array_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    let mut v = values.chunks_exact(width);
-    let mut keys = ArrayKeys::default();
-    for &t in types {
-        match t {
-            DOUBLE => {
-                out.push(DOUBLE);
-                out.extend_from_slice(keys.with_nul());
-                out.extend_from_slice(&double(v.next()?));
-            }
-            NULL => {
-                out.push(NULL);
-                out.extend_from_slice(keys.with_nul());
-            }
-            _ => {
-                out.push(DOUBLE);
-                out.extend_from_slice(keys.with_nul());
-                out.extend_from_slice(&marked(t)?.to_le_bytes());
-            }
-        }
-        keys.advance();
+    Some(View {
+        head,
+        types,
+        places,
+        width,
+        values,
+        tail,
+    })
+}
+
+impl View<'_> {
+    /// The number of elements of the array.
+    pub fn len(&self) -> usize {
+        self.types.len()
     }
-    out.push(0);
-    let len = i32::try_from(out.len() - array_at).ok()?;
-    out[array_at..array_at + 4].copy_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(tail);
-    (i32_at(&out, 0)? == out.len()).then_some(out)
+
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// The array's key: the last element of the head.
+    pub fn key(&self) -> Option<&str> {
+        let b = self.head;
+        let mut at = 4;
+        loop {
+            let kind = *b.get(at)?;
+            let key_end = at + 1 + b.get(at + 1..)?.iter().position(|&c| c == 0)?;
+            if key_end + 1 == b.len() {
+                return (kind == 0x04)
+                    .then(|| std::str::from_utf8(&b[at + 1..key_end]).ok())
+                    .flatten();
+            }
+            at = key_end + 1 + value_size(b, kind, key_end + 1)?;
+        }
+    }
+
+    /// The places of [`Element::Units`].
+    pub fn places(&self) -> u32 {
+        u32::from(self.places)
+    }
+
+    /// The elements, in order, into `out` (cleared first); `None` when the
+    /// numbers run out before the types do.
+    pub fn elements_into(&self, out: &mut Vec<Element>) -> Option<()> {
+        out.clear();
+        out.reserve(self.types.len());
+        let mut v = self.values.chunks_exact(self.width);
+        for &t in self.types {
+            out.push(match t {
+                DOUBLE => {
+                    let b = v.next()?;
+                    match self.width {
+                        2 => Element::Units(i32::from(i16::from_le_bytes([b[0], b[1]]))),
+                        4 => Element::Units(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                        _ => Element::Double(f64::from_le_bytes(b.try_into().ok()?)),
+                    }
+                }
+                NULL => Element::Null,
+                _ => Element::Double(marked(t)?),
+            });
+        }
+        Some(())
+    }
+
+    /// The BSON of the document with its array left empty: its other
+    /// fields (the `_id`, ...), cheap to decode.
+    pub fn outline(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.head.len() + self.tail.len() + 5);
+        out.extend_from_slice(self.head);
+        out.extend_from_slice(&[5, 0, 0, 0, 0]);
+        out.extend_from_slice(self.tail);
+        let len = i32::try_from(out.len()).ok()?;
+        out.get_mut(0..4)?.copy_from_slice(&len.to_le_bytes());
+        Some(out)
+    }
+
+    /// The BSON document the compact form stands for.
+    pub fn join(&self) -> Option<Vec<u8>> {
+        let (head, types, values, tail, width) =
+            (self.head, self.types, self.values, self.tail, self.width);
+        let n = types.len();
+        let scale = POW10[usize::from(self.places)];
+        let double = |v: &[u8]| -> [u8; 8] {
+            match width {
+                2 => (f64::from(i16::from_le_bytes([v[0], v[1]])) / scale).to_le_bytes(),
+                4 => {
+                    (f64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]])) / scale).to_le_bytes()
+                }
+                _ => v.try_into().expect("8 bytes"),
+            }
+        };
+        let mut out = Vec::with_capacity(head.len() + tail.len() + 5 + n * 16);
+        out.extend_from_slice(head);
+        let array_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut v = values.chunks_exact(width);
+        let mut keys = ArrayKeys::default();
+        for &t in types {
+            match t {
+                DOUBLE => {
+                    out.push(DOUBLE);
+                    out.extend_from_slice(keys.with_nul());
+                    out.extend_from_slice(&double(v.next()?));
+                }
+                NULL => {
+                    out.push(NULL);
+                    out.extend_from_slice(keys.with_nul());
+                }
+                _ => {
+                    out.push(DOUBLE);
+                    out.extend_from_slice(keys.with_nul());
+                    out.extend_from_slice(&marked(t)?.to_le_bytes());
+                }
+            }
+            keys.advance();
+        }
+        out.push(0);
+        let len = i32::try_from(out.len() - array_at).ok()?;
+        out[array_at..array_at + 4].copy_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(tail);
+        (i32_at(&out, 0)? == out.len()).then_some(out)
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +628,61 @@ mod tests {
 
     fn bytes(d: &bson::Document) -> Vec<u8> {
         bson::to_vec(d).unwrap()
+    }
+
+    /// A compact document read in place: its array's key, its other
+    /// fields, and its elements as the BSON holds them.
+    #[test]
+    fn a_view_gives_the_key_the_other_fields_and_the_elements() {
+        let cases = [
+            (
+                vec![Some(0.25), None, Some(f64::NAN), Some(-3.07), Some(1e6)],
+                false,
+            ),
+            (
+                vec![Some(1.0 / 3.0), None, Some(f64::INFINITY), Some(0.5)],
+                true,
+            ),
+        ];
+        for (values, doubles) in cases {
+            let bson: Vec<Bson> = values
+                .iter()
+                .map(|v| v.map_or(Bson::Null, Bson::Double))
+                .collect();
+            let d = doc! { "_id": bson::DateTime::from_millis(0), "_span": 7, "values": bson.clone(), "t": "x" };
+            let b = bytes(&d);
+            let packed = split(&b).expect("packable");
+            let v = view(&packed).expect("a view");
+            assert_eq!(v.key(), Some("values"));
+            assert_eq!(v.len(), values.len());
+            let outline = bson::Document::from_reader(&v.outline().unwrap()[..]).unwrap();
+            assert_eq!(
+                outline,
+                doc! { "_id": bson::DateTime::from_millis(0), "_span": 7, "values": [], "t": "x" }
+            );
+            let mut elements = Vec::new();
+            v.elements_into(&mut elements).unwrap();
+            let back: Vec<Bson> = elements
+                .iter()
+                .map(|e| match *e {
+                    Element::Null => Bson::Null,
+                    Element::Units(k) => Bson::Double(f64::from(k) / POW10[v.places() as usize]),
+                    Element::Double(x) => Bson::Double(x),
+                })
+                .collect();
+            // NaN is not equal to itself: compare the bits.
+            let bits = |a: &[Bson]| {
+                a.iter()
+                    .map(|b| b.as_f64().map(f64::to_bits))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&back), bits(&bson));
+            assert_eq!(
+                elements.iter().any(|e| matches!(e, Element::Units(_))),
+                !doubles,
+                "{values:?}"
+            );
+        }
     }
 
     #[test]

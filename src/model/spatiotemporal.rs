@@ -148,11 +148,13 @@ impl SpatioTemporal {
             .expect("step dates checked against the file's number of steps")
     }
 
-    /// Steps `k..k + block.ncols()` as documents and their summary.
-    fn convert_block(&self, k: usize, block: &Array2<f64>) -> Batch {
+    /// Steps `k..k + block.ncols()` as documents and their summary; with
+    /// `sketch`, their statistics counted in a sketch from the start (see
+    /// [`Stats::approximate`]).
+    fn convert_block(&self, k: usize, block: &Array2<f64>, sketch: bool) -> Batch {
         let parts: Vec<(PackedDoc, Summary, Loss)> = (0..block.ncols())
             .into_par_iter()
-            .map(|j| self.step_document(self.date_of_step(k + j), block.column(j)))
+            .map(|j| self.step_document(self.date_of_step(k + j), block.column(j), sketch))
             .collect();
         let mut batch = Batch::default();
         for (doc, summary, loss) in parts {
@@ -170,10 +172,15 @@ impl SpatioTemporal {
         &self,
         id: bson::DateTime,
         column: ArrayView1<f64>,
+        sketch: bool,
     ) -> (PackedDoc, Summary, Loss) {
         let precision = self.common.precision;
         let mut loss = Loss::default();
-        let mut stats = Stats::new(precision);
+        let mut stats = if sketch {
+            Stats::approximate(precision)
+        } else {
+            Stats::new(precision)
+        };
         let mut keys = Vec::with_capacity(column.len());
         // Written straight in the compact form: the embedded store keeps
         // it as it is, MongoDB gets the BSON it stands for.
@@ -301,10 +308,16 @@ impl Model for SpatioTemporal {
                 }
             });
             scope.spawn(move || {
+                // Once a block's statistics are past the table's limit
+                // (values with many decimals, nearly all distinct), so are
+                // the load's: the next blocks count in a sketch at once
+                // instead of first filling a table per step.
+                let mut sketch = false;
                 for block in blocks_rx {
                     let batch = block.map(|(k, b)| {
-                        let batch = self.convert_block(k, &b);
+                        let batch = self.convert_block(k, &b, sketch);
                         crate::source::blocks::recycle(b);
+                        sketch |= batch.summary.stats.iter().any(|(_, s)| s.is_approximate());
                         batch
                     });
                     let failed = batch.is_err();

@@ -119,6 +119,17 @@ impl Stats {
         }
     }
 
+    /// Statistics that count in the sketch from the start: for values that
+    /// join others already past the table's limit (a later step of a load
+    /// whose earlier steps passed it), whose merged statistics are a
+    /// sketch whichever way these are counted.
+    pub fn approximate(decimals: u32) -> Self {
+        Self {
+            approx: Some(Box::new(Approx::new())),
+            ..Self::new(decimals)
+        }
+    }
+
     /// Whether the median is approximate (the table gave way to a sketch).
     pub fn is_approximate(&self) -> bool {
         self.approx.is_some()
@@ -203,12 +214,30 @@ impl Stats {
             (first.saturating_sub(DENSE_SPAN / 2), DENSE_SPAN)
         };
         let mut dense = vec![0u64; span as usize];
-        for &k in keys {
+        for (at, &k) in keys.iter().enumerate() {
             let i = k.wrapping_sub(base);
             if (0..span).contains(&i) {
                 dense[i as usize] += 1;
-            } else {
-                *self.counts.entry(k).or_default() += 1;
+                continue;
+            }
+            *self.counts.entry(k).or_default() += 1;
+            if self.counts.len() + self.large.len() > TABLE_LIMIT {
+                // Past the limit (values stored with many decimals, nearly
+                // all distinct): the table gives way to the sketch now, and
+                // the rest goes straight to it, instead of first growing a
+                // table of every value only to turn it into a sketch. The
+                // same values are counted, so the statistics are the same.
+                self.bound();
+                let scale = self.scale;
+                let a = self.approx.as_mut().expect("a sketch past the limit");
+                for (i, c) in dense.into_iter().enumerate() {
+                    a.add((base + i as i64) as f64 / scale, c);
+                }
+                for &k in &keys[at + 1..] {
+                    a.add(k as f64 / scale, 1);
+                }
+                self.n += keys.len() as u64;
+                return;
             }
         }
         for (i, c) in dense.into_iter().enumerate() {
@@ -650,6 +679,45 @@ mod tests {
         let keys: Vec<i64> = v.iter().map(|&x| s.key(x).unwrap()).collect();
         s.add_keys(&keys);
         assert_eq!(s, of(&v));
+    }
+
+    /// Keys past the table's limit go to the sketch as soon as the limit
+    /// is passed: the same statistics as counting the values one by one,
+    /// for keys in the dense array and outside it alike.
+    #[test]
+    fn counting_keys_past_the_limit_equals_counting_values() {
+        let v: Vec<f64> = (0..3 * TABLE_LIMIT as i64)
+            .map(|i| {
+                if i % 3 == 0 {
+                    (i % 500) as f64 * 1e-6
+                } else {
+                    ((i * 7919 % 1_000_003) as f64 - 5e5) * 1e-3
+                }
+            })
+            .map(|x| (x * 1e6).round() / 1e6)
+            .collect();
+        let mut by_keys = Stats::new(6);
+        let keys: Vec<i64> = v.iter().map(|&x| by_keys.key(x).unwrap()).collect();
+        by_keys.add_keys(&keys);
+        assert!(by_keys.is_approximate());
+        let mut one_by_one = Stats::new(6);
+        v.iter().for_each(|&x| one_by_one.add(x));
+        assert!(one_by_one.is_approximate());
+        // The same statistics, bit for bit (the sketch's own running sum,
+        // which none of them reads, depends on the order values came in).
+        assert_eq!(by_keys.count(), one_by_one.count());
+        assert_eq!(by_keys.document(), one_by_one.document());
+        // A part counted in a sketch from the start, merged into a part
+        // past the limit, gives the same statistics too.
+        let cut = 2 * TABLE_LIMIT;
+        let mut first = Stats::new(6);
+        first.add_keys(&keys[..cut]);
+        let mut rest = Stats::approximate(6);
+        rest.add_keys(&keys[cut..]);
+        assert!(first.is_approximate() && rest.is_approximate());
+        first.merge(rest);
+        assert_eq!(first.count(), one_by_one.count());
+        assert_eq!(first.document(), one_by_one.document());
     }
 
     #[test]

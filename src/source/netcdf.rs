@@ -69,6 +69,14 @@ pub struct NetCdfMatrix {
     lons: Vec<f64>,
     packing: Packing,
     netcdf4: bool,
+    /// Where each output cell sits within one step of a block, for the
+    /// block strides `offsets_for`; kept from block to block.
+    offsets: Vec<usize>,
+    offsets_for: (usize, usize),
+    /// The values of the last block as the file stores them, the buffer
+    /// kept for the next block.
+    raw_f32: Vec<f32>,
+    raw_f64: Vec<f64>,
 }
 
 /// CF packing and missing-value attributes, in packed units.
@@ -89,7 +97,9 @@ impl Packing {
     /// variable means: unsigned under `_Unsigned`.
     fn as_meant(&self, raw: f64) -> f64 {
         match self.unsigned_bits {
-            Some(bits) if raw < 0.0 => raw + 2f64.powi(bits),
+            // 2^bits built from its exponent: `powi` is a call into the
+            // runtime, which the reading loop made for every value.
+            Some(bits) if raw < 0.0 => raw + f64::from_bits(((bits + 1023) as u64) << 52),
             _ => raw,
         }
     }
@@ -684,16 +694,20 @@ impl NetCdfMatrix {
             lons,
             packing,
             netcdf4,
+            offsets: Vec::new(),
+            offsets_for: (0, 0),
+            raw_f32: Vec::new(),
+            raw_f64: Vec::new(),
         })
     }
 
-    /// Steps `start..start + count` as `rows × count`.
-    fn read_steps(&self, start: usize, count: usize) -> Result<Array2<f64>> {
-        let var = &self.info.var_name;
-        let v = self
-            .file
-            .variable(var)
-            .ok_or_else(|| Error::variable(&self.info.path, var, "is no longer in the file"))?;
+    /// Steps `start..start + count` into `out`, `rows × count` values in
+    /// column order (each step's values contiguous). A float variable is
+    /// read as the type it is stored in, into a buffer kept for the next
+    /// block (the library's conversion to doubles and a fresh buffer per
+    /// block cost more than the reordering below, mostly in page faults);
+    /// widening a float to a double here is the same exact conversion.
+    fn read_steps(&mut self, start: usize, count: usize, out: &mut [f64]) -> Result<()> {
         let extents: Vec<Extent> = self
             .dims
             .iter()
@@ -711,9 +725,12 @@ impl NetCdfMatrix {
                 }
             })
             .collect();
-        let raw: Vec<f64> = v
-            .get_values(extents)
-            .map_err(|e| Error::variable(&self.info.path, var, format!("cannot be read: {e}")))?;
+        let total: usize = self
+            .dims
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| if i == self.t_axis { count } else { n })
+            .product();
         // Strides of the block, C order over the variable's dimensions.
         let mut strides = vec![0usize; self.dims.len()];
         let mut s = 1;
@@ -731,20 +748,48 @@ impl NetCdfMatrix {
             strides[self.lon_axis],
         );
         let nlon = self.lons.len();
+        let rows = self.info.rows;
         // Where each output cell sits within one step of the block.
-        let offsets: Vec<usize> = (0..self.info.rows)
-            .map(|r| self.lat_order[r / nlon] * sla + self.lon_order[r % nlon] * slo)
-            .collect();
-        // Column-major, so that each step is filled (and later read) in
-        // one contiguous run.
-        let mut out = Array2::zeros((self.info.rows, count).f());
-        for (k, mut col) in out.columns_mut().into_iter().enumerate() {
-            let step = &raw[k * st..];
-            for (x, &o) in col.iter_mut().zip(&offsets) {
-                *x = self.packing.unpack(step[o]);
+        if self.offsets.len() != rows || self.offsets_for != (sla, slo) {
+            self.offsets = (0..rows)
+                .map(|r| self.lat_order[r / nlon] * sla + self.lon_order[r % nlon] * slo)
+                .collect();
+            self.offsets_for = (sla, slo);
+        }
+        let var = &self.info.var_name;
+        let v = self
+            .file
+            .variable(var)
+            .ok_or_else(|| Error::variable(&self.info.path, var, "is no longer in the file"))?;
+        let unreadable = |e: netcdf::Error| {
+            Error::variable(&self.info.path, var, format!("cannot be read: {e}"))
+        };
+        let (offsets, packing) = (&self.offsets, &self.packing);
+        let columns = out.chunks_exact_mut(rows).take(count).enumerate();
+        if self.info.class == "single" {
+            let raw = &mut self.raw_f32;
+            raw.clear();
+            raw.resize(total, 0.0);
+            v.get_values_into(raw, extents).map_err(unreadable)?;
+            for (k, col) in columns {
+                let step = &raw[k * st..];
+                for (x, &o) in col.iter_mut().zip(offsets) {
+                    *x = packing.unpack(f64::from(step[o]));
+                }
+            }
+        } else {
+            let raw = &mut self.raw_f64;
+            raw.clear();
+            raw.resize(total, 0.0);
+            v.get_values_into(raw, extents).map_err(unreadable)?;
+            for (k, col) in columns {
+                let step = &raw[k * st..];
+                for (x, &o) in col.iter_mut().zip(offsets) {
+                    *x = packing.unpack(step[o]);
+                }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -761,25 +806,31 @@ impl NetCdfMatrix {
         let nlon = self.lons.len();
         let coords = 2usize.saturating_sub(start).min(count);
         // A reused block buffer (see `blocks`), not a fresh one per block.
-        let mut values = super::blocks::buffer(self.info.rows * count);
-        values.resize(self.info.rows * count, 0.0);
-        let mut out =
-            Array2::from_shape_vec((self.info.rows, count), values).expect("rows × count values");
-        for j in 0..coords {
-            let col = start + j;
-            for r in 0..self.info.rows {
-                out[[r, j]] = if col == 0 {
+        let rows = self.info.rows;
+        let mut values = super::blocks::buffer(rows * count);
+        values.resize(rows * count, 0.0);
+        // Column-major: each column (a coordinate or a step) is one run.
+        for (j, col) in values
+            .chunks_exact_mut(rows.max(1))
+            .take(coords)
+            .enumerate()
+        {
+            for (r, x) in col.iter_mut().enumerate() {
+                *x = if start + j == 0 {
                     self.lons[r % nlon]
                 } else {
                     self.lats[r / nlon]
                 };
             }
         }
-        if count > coords {
-            let steps = self.read_steps(start + coords - 2, count - coords)?;
-            out.slice_mut(ndarray::s![.., coords..]).assign(&steps);
+        if count > coords && rows > 0 {
+            self.read_steps(
+                start + coords - 2,
+                count - coords,
+                &mut values[coords * rows..],
+            )?;
         }
-        Ok(out)
+        Ok(Array2::from_shape_vec((rows, count).f(), values).expect("rows × count values"))
     }
 }
 

@@ -142,6 +142,28 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Document> {
     }
 }
 
+/// A stored row as [`super::Stored`]: a document in the compact form read
+/// in place (its zstd frame inflated into `buf`, its numbers left as they
+/// are stored), any other decoded as [`decode`] does.
+fn decode_stored<'b>(path: &Path, bytes: &[u8], buf: &'b mut Vec<u8>) -> Result<super::Stored<'b>> {
+    let damaged = |e: String| {
+        Error::store(
+            crate::error::shown(path).to_string(),
+            format!("damaged document: {e}"),
+        )
+    };
+    let Some(z) = bytes.strip_prefix(&PACKED_TAG) else {
+        return decode(path, bytes).map(super::Stored::Document);
+    };
+    buf.clear();
+    zstd::stream::copy_decode(z, &mut *buf).map_err(|e| damaged(e.to_string()))?;
+    let not_compact = || damaged("its compact form does not rebuild a document".into());
+    let array = crate::doc::packed::view(buf).ok_or_else(not_compact)?;
+    let outline = array.outline().ok_or_else(not_compact)?;
+    let outline = Document::from_reader(&outline[..]).map_err(|e| damaged(e.to_string()))?;
+    Ok(super::Stored::Compact { outline, array })
+}
+
 /// The stored form of a document's BSON bytes: compressed when large, since
 /// the values of a step compress about fourfold and a load then writes (and
 /// the log checkpoints) a quarter of the bytes, for less time than it saves.
@@ -455,6 +477,46 @@ impl Embedded {
         filter: &Filter,
         f: &mut dyn FnMut(Document) -> Result<()>,
     ) -> Result<()> {
+        Self::scan_rows(conn, path, collection, filter, &mut |bytes| {
+            let doc = decode(path, bytes)?;
+            if let Filter::Field(field, value) = filter {
+                if doc.get(field) != Some(value) {
+                    return Ok(());
+                }
+            }
+            f(doc)
+        })
+    }
+
+    /// [`Store::scan_stored`] on `conn`.
+    fn scan_stored_conn(
+        conn: &Connection,
+        path: &Path,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(super::Stored<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        Self::scan_rows(conn, path, collection, filter, &mut |bytes| {
+            let stored = decode_stored(path, bytes, &mut buf)?;
+            if let Filter::Field(field, value) = filter {
+                if stored.outline().get(field) != Some(value) {
+                    return Ok(());
+                }
+            }
+            f(stored)
+        })
+    }
+
+    /// The stored bytes of each row of `collection` that `filter` may
+    /// select (by `_id`, or all of them in `_id` order), to `f`.
+    fn scan_rows(
+        conn: &Connection,
+        path: &Path,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let err = sql_err(path);
         if !Self::has_table(conn, collection).map_err(&err)? {
             return Ok(());
@@ -483,13 +545,7 @@ impl Embedded {
                     format!("damaged row: {e}"),
                 )
             })?;
-            let doc = decode(path, bytes)?;
-            if let Filter::Field(field, value) = filter {
-                if doc.get(field) != Some(value) {
-                    continue;
-                }
-            }
-            f(doc)?;
+            f(bytes)?;
         }
         Ok(())
     }
@@ -691,6 +747,15 @@ impl Store for Embedded {
         f: &mut dyn FnMut(Document) -> Result<()>,
     ) -> Result<()> {
         Self::scan_conn(&self.conn, &self.path, collection, filter, f)
+    }
+
+    fn scan_stored(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(super::Stored<'_>) -> Result<()>,
+    ) -> Result<()> {
+        Self::scan_stored_conn(&self.conn, &self.path, collection, filter, f)
     }
 
     fn begin_replace<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {

@@ -130,6 +130,26 @@ pub enum Filter {
     Field(String, Bson),
 }
 
+/// A document as [`Store::scan_stored`] hands it out.
+pub enum Stored<'a> {
+    Document(Document),
+    /// A document kept in the compact form ([`crate::doc::packed`]): its other fields,
+    /// with the array left empty, and the array in place.
+    Compact {
+        outline: Document,
+        array: crate::doc::packed::View<'a>,
+    },
+}
+
+impl Stored<'_> {
+    /// The document's fields, a compact array left empty.
+    pub fn outline(&self) -> &Document {
+        match self {
+            Stored::Document(d) | Stored::Compact { outline: d, .. } => d,
+        }
+    }
+}
+
 /// A backend: the primitives on collections and documents that the
 /// dataset rules ([`Datasets`]) and the loads are built from, and nothing
 /// more. It knows nothing of datasets: it moves documents and collections.
@@ -179,6 +199,18 @@ pub trait Store: Locks {
         filter: &Filter,
         f: &mut dyn FnMut(Document) -> Result<()>,
     ) -> Result<()>;
+
+    /// [`Store::scan`], each document as the store keeps it: a step
+    /// document in the embedded store's compact form is handed out as
+    /// that, its numbers not turned into BSON (what `export` writes from).
+    fn scan_stored(
+        &self,
+        collection: &str,
+        filter: &Filter,
+        f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.scan(collection, filter, &mut |d| f(Stored::Document(d)))
+    }
 
     /// Insert an encoded document into `collection` (made if need be),
     /// replacing the one with the same `_id`.

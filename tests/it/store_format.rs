@@ -96,7 +96,10 @@ fn a_store_of_a_newer_format_version_is_refused_by_name() {
     c.pragma_update(None, "user_version", 2).unwrap();
     drop(c);
     let before = std::fs::read(env.db()).unwrap();
-    for args in [vec!["db", "-l", "collections"], vec!["export", "-n", "casa"]] {
+    for args in [
+        vec!["db", "-l", "collections"],
+        vec!["export", "-n", "casa"],
+    ] {
         let r = env.run(&args);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         let lines: Vec<&str> = r.stderr.lines().collect();
