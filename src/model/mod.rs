@@ -8,6 +8,7 @@
 mod approx;
 mod base;
 mod cfgrid;
+pub mod coarsen;
 pub(crate) mod encode;
 pub mod fields;
 mod kind;
@@ -377,6 +378,17 @@ pub trait Model: Sync {
     /// Called after [`Model::inspect`], only where [`Model::values_unit`]
     /// is `Some`; the values themselves are converted as they are read.
     fn convert_units(&mut self, _c: &crate::units::Conversion) {}
+
+    /// For `coarsen`: a grid's coordinate columns (their count, x's and
+    /// y's); `None` for point data, which is not coarsened.
+    fn grid_columns(&self) -> Option<(usize, usize, usize)> {
+        None
+    }
+
+    /// The matrix is the coarse grid [`coarsen::Coarsened`] made, called
+    /// after [`Model::inspect`]: `gridres` describes the coarse grid and
+    /// the metadata records how it was made (`coarsened`).
+    fn coarsened(&mut self, _a: &coarsen::Applied) {}
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.
@@ -544,6 +556,21 @@ pub fn coord_index_bytes(name: &str, n: usize) -> usize {
     4 + (1 + 4 + 4 + name.len() + 1) + (1 + 2 + bson_array_bytes(n, 27)) + 1
 }
 
+/// The largest cell count up to `n` whose document of `size(cells)` bytes
+/// fits MongoDB's document limit (sizes grow with the count).
+pub fn most_that_fit(n: usize, size: &dyn Fn(usize) -> usize) -> usize {
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if size(mid) <= crate::store::MAX_DOCUMENT_BYTES {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 /// Refuse a grid of `cells` whose documents (one per step of `step_bytes(n)`
 /// bytes, and the `coord_index` entry) would not fit MongoDB's document
 /// limit, before anything is converted or written.
@@ -554,20 +581,9 @@ pub(crate) fn check_document_sizes(
 ) -> Result<()> {
     use crate::store::MAX_DOCUMENT_BYTES;
     let n = info.rows;
-    let most = |size: &dyn Fn(usize) -> usize| {
-        // The largest cell count whose document fits: sizes grow with n.
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if size(mid) <= MAX_DOCUMENT_BYTES {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
-    };
+    let most = |size: &dyn Fn(usize) -> usize| most_that_fit(n, size);
     let ci = |k: usize| coord_index_bytes(name, k);
+    let fit = most(&step_bytes).min(most(&ci));
     for (what, size) in [
         ("each time step", &step_bytes as &dyn Fn(usize) -> usize),
         ("its coord_index entry", &ci),
@@ -578,9 +594,9 @@ pub(crate) fn check_document_sizes(
                 &info.path,
                 &info.var_name,
                 format!(
-                    "has {n} cells: {what} would be a {:.1} MiB document, over MongoDB's 16 MiB document limit (at most {} cells fit); nothing was written",
+                    "has {n} cells: {what} would be a {:.1} MiB document, {} (at most {fit} cells fit both a time step's document and the coord_index entry); nothing was written",
                     bytes as f64 / (1024.0 * 1024.0),
-                    most(size)
+                    coarsen::OVER_LIMIT,
                 ),
             ));
         }
