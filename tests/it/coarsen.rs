@@ -307,3 +307,113 @@ scipy.io.savemat(sys.argv[2], {"flux": np.array(rows)})
         r.stderr
     );
 }
+
+/// The most `[x, y]` pairs a `coord_index` entry of dataset `name` holds
+/// within 16 MiB, as pymongo's `bson` encodes it (bisected in Python).
+fn coord_index_bound(name: &str) -> usize {
+    let python = common::python_with(&["bson"]);
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            r#"
+import sys, bson
+name = sys.argv[1]
+size = lambda n: len(bson.encode({"_id": name, "i": [[0.5, 0.5]] * n}))
+lo, hi = 1, 2_000_000
+while lo < hi:
+    mid = (lo + hi + 1) // 2
+    if size(mid) <= 16 * 1024 * 1024:
+        lo = mid
+    else:
+        hi = mid - 1
+print(lo)
+"#,
+        )
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Global grids of 0.25° (1,036,800 cells, 2 steps) and 0.1° (6,480,000
+/// cells, 1 step), made at test time: a load without `coarsen` is refused
+/// naming the bound that fits both documents (the coord_index entry's, as
+/// pymongo's `bson` measures it) and the smallest factor whose grid fits
+/// (2: 720 × 360 cells; 4: 900 × 450, where 3 gives 1200 × 600, too
+/// many, which a load with `coarsen: 3` shows); `info` names it too. With
+/// that factor each loads, and its values are xarray's area-weighted
+/// coarsen of the file.
+#[test]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+fn global_grids_too_large_name_and_load_with_the_coarsening_that_fits() {
+    let env = common::Env::new();
+    let python = common::python_with(&["xarray"]);
+    let bound = coord_index_bound("q");
+    assert_eq!(coord_index_bound("d"), bound);
+    for (file, res, steps, factor, too_small) in [
+        ("q.nc", 0.25, 2, 2usize, None),
+        ("d.nc", 0.1, 1, 4, Some(3usize)),
+    ] {
+        let (nc, cells) = grid_file(&env, file, res, [-90.0, 90.0, -180.0, 180.0], steps);
+        let (nx, ny) = ((360.0 / res) as usize, (180.0 / res) as usize);
+        assert_eq!(cells, nx * ny);
+        let name = &file[..1];
+        let coarse = nx.div_ceil(factor) * ny.div_ceil(factor);
+        assert!(coarse <= bound);
+        let r = env.load(&nc, "CFGrid", name, &[]);
+        assert_ne!(r.code, 0, "{}", r.stdout);
+        for want in [
+            format!("has {cells} cells"),
+            format!("at most {bound} cells fit both"),
+            format!("\"coarsen\": {factor} in the config"),
+            format!("stores {coarse} cells, which fit"),
+        ] {
+            assert!(r.stderr.contains(&want), "{want} in {}", r.stderr);
+        }
+        let info = env.run(&["info", s(&nc)]);
+        assert!(
+            info.stdout
+                .contains(&format!("\"coarsen\": {factor} in the config")),
+            "{}",
+            info.stdout
+        );
+        if let Some(f) = too_small {
+            assert!(nx.div_ceil(f) * ny.div_ceil(f) > bound);
+            let r = env.load(&nc, "CFGrid", name, &["-o", &format!("coarsen={f}")]);
+            assert_ne!(r.code, 0);
+            assert!(
+                r.stderr.contains("coord_index entry would be"),
+                "{}",
+                r.stderr
+            );
+        }
+        env.load(
+            &nc,
+            "CFGrid",
+            name,
+            &["-o", &format!("coarsen={factor};precision=6")],
+        )
+        .ok();
+        let md = env.metadata(name);
+        assert_eq!(md["coarsened"]["cells"], coarse, "{md}");
+        assert_eq!(md["coarsened"]["source_cells"], cells);
+        let near = |v: &serde_json::Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
+        assert!(near(&md["gridres"]["x"], res * factor as f64), "{md}");
+        assert!(
+            near(&md["bbox"][0], -180.0 + res * factor as f64 / 2.0),
+            "{md}"
+        );
+        let csv = env.path(&format!("{name}.csv"));
+        env.run(&["export", "-n", name, "--format", "csv", "--output", s(&csv)])
+            .ok();
+        check_against_xarray(&python, &nc, factor, &csv, "area");
+    }
+}
