@@ -9,7 +9,8 @@
 //! xarray's `coarsen(boundary="pad")` followed by a NaN-skipping mean does).
 //! A coarse cell exists when at least one of its cells is a row of the
 //! file; its centre is the mean of the lattice positions of its block (so
-//! a regular grid stays regular whatever the mask), rounded to 5 decimals.
+//! a regular grid stays regular whatever the mask, but for the partial
+//! blocks at the edges), rounded to 5 decimals.
 //!
 //! Its value at each step is the weighted mean of the values of its cells
 //! that are not NaN (missing), `Σ w·v / Σ w` over those cells; a block with

@@ -55,9 +55,9 @@ if mode == "make":
     d.close()
     print(len(lat) * len(lon))
 
-elif mode == "check":
+else:
     import xarray as xr
-    path, factor, csv_path, weights = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    path, factor, out_path, weights = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
     ds = xr.open_dataset(path).sortby(["lat", "lon"])
     v = ds["flux"].astype("float64")
     lat, lon = ds["lat"].values.astype(float), ds["lon"].values.astype(float)
@@ -84,6 +84,27 @@ elif mode == "check":
     lon_c = [round(lon[j * factor:(j + 1) * factor].mean(), 4) for j in range(nb(len(lon)))]
     assert want.shape == (v.shape[0], len(lat_c), len(lon_c)), want.shape
 
+if mode == "checknc":
+    import json
+    out = xr.open_dataset(out_path)
+    g = out["values"]
+    assert g.dims == ("time", "lat", "lon"), g.dims
+    assert g.attrs["units"] == ds["flux"].attrs["units"], g.attrs
+    assert np.isfinite(g.encoding["_FillValue"]), g.encoding
+    assert out["lat"].attrs["units"] == "degrees_north" and out["lon"].attrs["units"] == "degrees_east"
+    assert np.allclose(out["lat"].values, lat_c, atol=1e-4), (out["lat"].values, lat_c)
+    assert np.allclose(out["lon"].values, lon_c, atol=1e-4), (out["lon"].values, lon_c)
+    assert (out["time"].values == ds["time"].values).all(), (out["time"].values, ds["time"].values)
+    got = g.values
+    assert np.array_equal(np.isnan(got), np.isnan(want)), "missing cells differ"
+    ok = ~np.isnan(want)
+    assert ok.sum() > 0 and (~ok).sum() > 0
+    assert np.allclose(got[ok], want[ok], rtol=0, atol=6e-7), np.abs(got[ok] - want[ok]).max()
+    # What cdo info prints per step: missing count, minimum, mean, maximum.
+    print(json.dumps([[int(np.isnan(w).sum()), float(np.nanmin(w)), float(np.nanmean(w)), float(np.nanmax(w))] for w in want]))
+
+if mode == "check":
+    csv_path = out_path
     got = {}
     rows = list(csv.reader(open(csv_path)))
     assert rows[0] == ["timestamp", "x", "y", "values"], rows[0]
@@ -415,5 +436,103 @@ fn global_grids_too_large_name_and_load_with_the_coarsening_that_fits() {
         env.run(&["export", "-n", name, "--format", "csv", "--output", s(&csv)])
             .ok();
         check_against_xarray(&python, &nc, factor, &csv, "area");
+    }
+}
+
+/// `cdo ARGS…`; fails the test (with how to install it) where cdo is not
+/// there: a test that calls this is marked with the feature `cdo-tests`.
+fn cdo(args: &[&str]) -> String {
+    let out = std::process::Command::new("cdo").args(args).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => panic!("cdo {args:?} failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => panic!(
+            "cdo cannot be run ({e}): run the tests with scripts/with-test-env (as root it installs cdo), \
+             or without the cdo-tests feature"
+        ),
+    }
+}
+
+/// `export --format netcdf` of a coarsened dataset read back by xarray
+/// (dimensions, units, `_FillValue`, times, the coarse coordinates and
+/// values, equal to xarray's own coarsen of the source file) and by cdo:
+/// `sinfo` sees a 8 × 6 lonlat grid of 3 steps at the source's times, and
+/// `info`'s per-step missing count, minimum, mean and maximum are numpy's
+/// of xarray's coarse grid.
+#[test]
+#[cfg_attr(
+    not(feature = "python-tests"),
+    ignore = "needs Python (feature python-tests)"
+)]
+#[cfg_attr(not(feature = "cdo-tests"), ignore = "needs cdo (feature cdo-tests)")]
+fn a_netcdf_export_reads_back_in_xarray_and_cdo() {
+    let env = common::Env::new();
+    let (nc, _) = grid_file(&env, "polar.nc", 0.5, [78.5, 90.0, -15.0, 0.0], 3);
+    env.load(&nc, "CFGrid", "polar", &["-o", "coarsen=4;precision=6"])
+        .ok();
+    let out = env.path("out.nc");
+    env.run(&[
+        "export",
+        "-n",
+        "polar",
+        "--format",
+        "netcdf",
+        "--output",
+        s(&out),
+    ])
+    .ok();
+    let python = common::python_with(&["xarray", "netCDF4"]);
+    let stats = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .args(["checknc", s(&nc), "4", s(&out), "area"])
+        .output()
+        .unwrap();
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let stats: Vec<[f64; 4]> = serde_json::from_slice(&stats.stdout).unwrap();
+
+    let sinfo = cdo(&["sinfo", s(&out)]);
+    for want in [
+        "lonlat",
+        "points=48 (8x6)",
+        "time : 3 steps",
+        "2004-06-30 00:00:00",
+        "2004-06-30 03:00:00",
+        "2004-06-30 06:00:00",
+    ] {
+        let squeezed = sinfo.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed.contains(want), "{want} in {sinfo}");
+    }
+    // "  1 : 2004-06-30 00:00:00  0  48  1 :  2.0492  2.3730  2.6475 : -1"
+    let info = cdo(&["-s", "info", s(&out)]);
+    let rows: Vec<Vec<&str>> = info
+        .lines()
+        .skip(1)
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|p| p.len() >= 4)
+        .collect();
+    assert_eq!(rows.len(), 3, "{info}");
+    for (row, want) in rows.iter().zip(&stats) {
+        // Date and time hold colons too: the last three fields are
+        // "level gridsize miss", "min mean max", "parameter".
+        let n = row.len();
+        let miss: f64 = row[n - 3]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mmm: Vec<f64> = row[n - 2]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(miss, want[0], "{info}");
+        for (got, w) in mmm.iter().zip(&want[1..]) {
+            assert!((got - w).abs() <= 1e-4 * w.abs(), "{got} vs {w}: {info}");
+        }
     }
 }
