@@ -374,6 +374,7 @@ fn describe(path: &Path, chosen: Option<ModelKind>) -> Result<Description> {
             path: std::env::temp_dir(),
             source: e,
         })?;
+    let _on_signal = crate::interrupt::remove_on_signal(tmp.path());
     let kinds: Vec<ModelKind> = match chosen {
         Some(k) => vec![k],
         None => ModelKind::ALL.to_vec(),

@@ -536,3 +536,87 @@ fn a_netcdf_export_reads_back_in_xarray_and_cdo() {
         }
     }
 }
+
+/// Send `signal` to `manage ARGS` once `ready` holds (its temporary file
+/// or folder exists), and return its exit code and stderr; the command
+/// must still be running when the signal is sent.
+fn interrupt_when(
+    mut cmd: std::process::Command,
+    signal: nix::sys::signal::Signal,
+    ready: impl Fn() -> bool,
+) -> (Option<i32>, String) {
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "manage ended before it made its temporary file"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no temporary file"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "manage ended before the signal: make its work longer"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// SIGINT and SIGTERM during `export --output` (CSV and NetCDF) and during
+/// `info`: `manage` ends with 130 and 143 and leaves nothing behind: no
+/// output file, no temporary file beside it, no temporary folder of
+/// `info`'s trial loads (in TMPDIR).
+#[test]
+fn interrupted_exports_and_info_leave_nothing_behind() {
+    use nix::sys::signal::Signal;
+    let env = common::Env::new();
+    // 0.5° global, 48 steps: exports take seconds.
+    let grid = env.grid_file("g.mat", &fluxpy::synth::Grid::GLOBAL_HALF_DEGREE, 48);
+    env.run(&common::stm_load_args(&grid, "g")).ok();
+    for (signal, code, name) in [
+        (Signal::SIGINT, 130, "SIGINT"),
+        (Signal::SIGTERM, 143, "SIGTERM"),
+    ] {
+        for format in ["csv", "netcdf"] {
+            let dir = env.path(&format!("out-{format}-{code}"));
+            std::fs::create_dir(&dir).unwrap();
+            let out = dir.join(format!("g.{format}"));
+            let cmd = env.command(&["export", "-n", "g", "--format", format, "--output", s(&out)]);
+            let (got, stderr) = interrupt_when(cmd, signal, || !entries(&dir).is_empty());
+            assert_eq!(got, Some(code), "{format} {name}: {stderr}");
+            assert!(
+                stderr.contains(&format!("interrupted: {name} received")),
+                "{stderr}"
+            );
+            assert_eq!(entries(&dir), Vec::<String>::new(), "{format} {name}");
+        }
+        let tmp = env.path(&format!("tmp-{code}"));
+        std::fs::create_dir(&tmp).unwrap();
+        let mut cmd = env.command(&["info", s(&grid)]);
+        cmd.env("TMPDIR", &tmp);
+        let (got, stderr) = interrupt_when(cmd, signal, || !entries(&tmp).is_empty());
+        assert_eq!(got, Some(code), "info {name}: {stderr}");
+        assert_eq!(entries(&tmp), Vec::<String>::new(), "info {name}");
+    }
+}
