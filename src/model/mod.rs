@@ -907,7 +907,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("each time step") && e.contains("16 MiB"), "{e}");
-        // The count it names is the largest that fits.
+        // The count it names is the largest whose step document and
+        // coord_index entry both fit (here the coord_index's bound).
         let most: usize = e
             .split("at most ")
             .nth(1)
@@ -917,8 +918,11 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
+        let ci = |n| coord_index_bytes("x", n);
         assert!(step(most) <= crate::store::MAX_DOCUMENT_BYTES);
-        assert!(step(most + 1) > crate::store::MAX_DOCUMENT_BYTES);
+        assert!(ci(most) <= crate::store::MAX_DOCUMENT_BYTES);
+        assert!(ci(most + 1) > crate::store::MAX_DOCUMENT_BYTES);
+        assert!(e.contains("fit both"), "{e}");
     }
 
     #[test]
