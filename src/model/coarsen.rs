@@ -399,6 +399,13 @@ pub fn with_fitting_factor(
     }
 }
 
+/// The factor a refusal made by [`with_fitting_factor`] names.
+pub fn suggested_factor(msg: &str) -> Option<usize> {
+    let (_, rest) = msg.split_once(&format!("\"{KEY}\": "))?;
+    let (f, rest) = rest.split_once(' ')?;
+    rest.starts_with("in the config").then(|| f.parse().ok())?
+}
+
 /// A matrix of the coarse grid, read from the fine one.
 pub struct Coarsened {
     inner: Box<dyn Matrix>,
@@ -652,6 +659,30 @@ mod tests {
         let got = m.read_columns(2, 1).unwrap()[[0, 0]];
         let want = (w0 * 1.0 + w1 * 3.0) / (w0 + w1);
         assert!((got - want).abs() < 1e-12, "{got} {want}");
+    }
+
+    #[test]
+    fn the_factor_a_refusal_names_is_read_back() {
+        let e = Error::variable(
+            "a.nc",
+            "v",
+            format!("has 9 cells: x, {OVER_LIMIT}; nothing was written"),
+        );
+        let xy: Vec<[f64; 2]> = (0..6)
+            .flat_map(|i| (0..6).map(move |j| [i as f64, j as f64]))
+            .collect();
+        let mut m = mem(ndarray::Array2::from_shape_fn((36, 3), |(r, c)| match c {
+            0 => xy[r][0],
+            1 => xy[r][1],
+            _ => 1.0,
+        }));
+        let msg = with_fitting_factor(e, &mut m, (2, 0, 1), 9).to_string();
+        assert!(
+            msg.ends_with("stores 9 cells, which fit; nothing was written"),
+            "{msg}"
+        );
+        assert_eq!(suggested_factor(&msg), Some(2));
+        assert_eq!(suggested_factor("no factor"), None);
     }
 
     #[test]

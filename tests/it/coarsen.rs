@@ -366,9 +366,9 @@ print(lo)
 /// naming the bound that fits both documents (the coord_index entry's, as
 /// pymongo's `bson` measures it) and the smallest factor whose grid fits
 /// (2: 720 × 360 cells; 4: 900 × 450, where 3 gives 1200 × 600, too
-/// many, which a load with `coarsen: 3` shows); `info` names it too. With
-/// that factor each loads, and its values are xarray's area-weighted
-/// coarsen of the file.
+/// many, which a load with `coarsen: 3` shows); `info` names it too, and
+/// its starter config (`info --config`) has it. With that config each
+/// loads, and its values are xarray's area-weighted coarsen of the file.
 #[test]
 #[cfg_attr(
     not(feature = "python-tests"),
@@ -399,13 +399,15 @@ fn global_grids_too_large_name_and_load_with_the_coarsening_that_fits() {
         ] {
             assert!(r.stderr.contains(&want), "{want} in {}", r.stderr);
         }
-        let info = env.run(&["info", s(&nc)]);
-        assert!(
-            info.stdout
-                .contains(&format!("\"coarsen\": {factor} in the config")),
-            "{}",
-            info.stdout
-        );
+        // info: the models fit with that factor, and a load would store
+        // the coarse grid.
+        let info = env.run(&["info", s(&nc)]).ok().stdout;
+        for want in [
+            format!("with \"coarsen\": {factor} (the file's grid is too large for one document)"),
+            format!("{steps} documents, {steps} times, {coarse} cells"),
+        ] {
+            assert!(info.contains(&want), "{want} in {info}");
+        }
         if let Some(f) = too_small {
             assert!(nx.div_ceil(f) * ny.div_ceil(f) > bound);
             let r = env.load(&nc, "CFGrid", name, &["-o", &format!("coarsen={f}")]);
@@ -416,11 +418,21 @@ fn global_grids_too_large_name_and_load_with_the_coarsening_that_fits() {
                 r.stderr
             );
         }
+        // info's starter config has the factor, and loads as it is.
+        let cfg: serde_json::Value = serde_json::from_str(
+            &env.run(&["info", s(&nc), "--config", "-m", "CFGrid"])
+                .ok()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(cfg["coarsen"], factor, "{cfg}");
+        let cfg_path = env.path(&format!("{name}.json"));
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
         env.load(
             &nc,
             "CFGrid",
             name,
-            &["-o", &format!("coarsen={factor};precision=6")],
+            &["-c", s(&cfg_path), "-o", "precision=6"],
         )
         .ok();
         let md = env.metadata(name);
