@@ -7,6 +7,10 @@
 //! and `manage` exits with 130 (SIGINT) or 143 (SIGTERM). A second signal
 //! while the first is being handled ends the process at once.
 //!
+//! Commands that write only temporary files of their own (`export
+//! --output`, `info`) have nothing to undo: on either signal they remove
+//! those files and end at once, with the same codes ([`end_on_signal`]).
+//!
 //! Work that does not reach a check, such as a library call that does not
 //! return on a damaged file or a wait inside SQLite for another program's
 //! write, would ignore a single signal (and `timeout` or cron's kill sends
@@ -76,6 +80,69 @@ pub fn catch() -> Result<()> {
         .map_err(failed)?;
     let _ = FLAGS.set(flags);
     Ok(())
+}
+
+/// The temporary files and folders to remove on a signal, for
+/// [`end_on_signal`].
+static LEFT_BEHIND: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// For commands that write nothing but their own temporary files before
+/// they rename or remove them (`export --output`, `info`): on SIGINT or
+/// SIGTERM, remove those files (see [`remove_on_signal`]) and end at once
+/// with 130 or 143. There is no store to undo and no lock to release, so
+/// nothing waits for the work to reach a check.
+pub fn end_on_signal() -> Result<()> {
+    let failed = |e: std::io::Error| Error::Usage(format!("cannot catch SIGINT and SIGTERM: {e}"));
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(failed)?;
+    std::thread::Builder::new()
+        .name("signal-cleanup".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Held to the end: a file is not registered or dropped
+                // after this point.
+                let paths = LEFT_BEHIND.lock().unwrap_or_else(|e| e.into_inner());
+                for p in paths.iter() {
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(p)
+                    } else {
+                        std::fs::remove_file(p)
+                    };
+                }
+                eprintln!(
+                    "manage: interrupted: {} received; its temporary files were removed and no output was written",
+                    signal_name(signal)
+                );
+                // SAFETY: `_exit` ends the process at once, without the
+                // exit handlers: libhdf5's and libnetcdf's would run while
+                // another thread may be inside them.
+                unsafe { libc::_exit(128 + signal) };
+            }
+        })
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Remove `path` (a file or a folder) if [`end_on_signal`]'s signal comes
+/// while the returned guard lives; dropping it forgets the path.
+pub fn remove_on_signal(path: &std::path::Path) -> LeftBehind {
+    let path = path.to_path_buf();
+    LEFT_BEHIND
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.clone());
+    LeftBehind(path)
+}
+
+/// A path registered by [`remove_on_signal`].
+pub struct LeftBehind(std::path::PathBuf);
+
+impl Drop for LeftBehind {
+    fn drop(&mut self) {
+        let mut paths = LEFT_BEHIND.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = paths.iter().rposition(|p| *p == self.0) {
+            paths.remove(i);
+        }
+    }
 }
 
 /// The signal that came, if one did since [`catch`].

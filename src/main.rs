@@ -237,6 +237,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // Those that write only their own temporary files remove them and end.
+    let temporary_only = match &cli.command {
+        Command::Export(a) => a.output.is_some(),
+        Command::Info(_) => true,
+        _ => false,
+    };
+    if temporary_only {
+        if let Err(e) = fluxpy::interrupt::end_on_signal() {
+            eprintln!("manage: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Info(a) => cmd::info::run(a),
         Command::Load(a) => cmd::load::run(db, a),

@@ -359,6 +359,7 @@ pub fn atomically(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()
         .suffix(".part")
         .tempfile_in(dir)
         .map_err(|e| io_error(dir, e))?;
+    let _on_signal = crate::interrupt::remove_on_signal(tmp.path());
     f(tmp.path())?;
     {
         use std::os::unix::fs::PermissionsExt;

@@ -376,6 +376,7 @@ fn describe(path: &Path, chosen: Option<ModelKind>) -> Result<Description> {
             path: std::env::temp_dir(),
             source: e,
         })?;
+    let _on_signal = crate::interrupt::remove_on_signal(tmp.path());
     let kinds: Vec<ModelKind> = match chosen {
         Some(k) => vec![k],
         None => ModelKind::ALL.to_vec(),
@@ -383,19 +384,39 @@ fn describe(path: &Path, chosen: Option<ModelKind>) -> Result<Description> {
     let mut trials = Vec::new();
     for (i, kind) in kinds.into_iter().enumerate() {
         crate::interrupt::check()?;
-        let config = starter_config(kind, path, &listing);
-        let cfg_path = tmp.path().join(format!("config{i}.json"));
-        let verdict = std::fs::write(
-            &cfg_path,
-            serde_json::to_string_pretty(&Value::Object(config.clone())).expect("JSON"),
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            let db = tmp.path().join(format!("dry{i}.db"));
-            trial_load(kind, path, &cfg_path, &db, true)
-                .map_err(|e| without_path(path, &one_line(&e)))
-                .map(|o| why_it_fits(kind, &o))
-        });
+        let mut config = starter_config(kind, path, &listing);
+        let dry_run = |config: &Map<String, Value>, attempt: &str| {
+            let cfg_path = tmp.path().join(format!("config{i}{attempt}.json"));
+            std::fs::write(
+                &cfg_path,
+                serde_json::to_string_pretty(&Value::Object(config.clone())).expect("JSON"),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let db = tmp.path().join(format!("dry{i}{attempt}.db"));
+                trial_load(kind, path, &cfg_path, &db, true)
+                    .map_err(|e| without_path(path, &one_line(&e)))
+                    .map(|o| why_it_fits(kind, &o))
+            })
+        };
+        let mut verdict = dry_run(&config, "");
+        // A grid too large for one document fits coarsened: the starter
+        // config then has the factor the refusal names.
+        if let Some(f) = verdict
+            .as_ref()
+            .err()
+            .and_then(|why| crate::model::coarsen::suggested_factor(why))
+        {
+            let mut coarse = config.clone();
+            coarse.insert(crate::model::coarsen::KEY.into(), Value::from(f));
+            if let Ok(why) = dry_run(&coarse, "-coarse") {
+                verdict = Ok(format!(
+                    "{why}, with \"{}\": {f} (the file's grid is too large for one document)",
+                    crate::model::coarsen::KEY
+                ));
+                config = coarse;
+            }
+        }
         trials.push(Trial {
             kind,
             config,

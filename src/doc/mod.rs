@@ -211,6 +211,21 @@ pub fn bson_array_bytes(n: usize, value_bytes: usize) -> usize {
     5 + n * (2 + value_bytes) + digits
 }
 
+/// The largest cell count up to `n` whose document of `size(cells)` bytes
+/// fits MongoDB's document limit (sizes grow with the count).
+pub fn most_that_fit(n: usize, size: &dyn Fn(usize) -> usize) -> usize {
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if size(mid) <= MAX_DOCUMENT_BYTES {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 /// Encoded size of the `coord_index` entry of `n` cells.
 pub fn coord_index_bytes(name: &str, n: usize) -> usize {
     // {_id: string, i: [[x, y], ...]}; a pair is a 27-byte array of two doubles.

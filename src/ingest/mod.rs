@@ -372,8 +372,39 @@ fn prepare(
 ) -> Result<Prepared> {
     let var = config.string("var_name")?;
     let mut matrix = source::open(path, var.as_deref())?;
+    let applied = match crate::model::coarsen::Coarsening::from_config(config)? {
+        Some(c) => {
+            let origin = config.origin(&[crate::model::coarsen::KEY]);
+            let Some(columns) = model.grid_columns() else {
+                return Err(Error::config(
+                    origin,
+                    crate::model::coarsen::KEY,
+                    format!(
+                        "applies to the gridded models SpatioTemporalMatrix and CFGrid; {} data is not coarsened",
+                        r.kind.name()
+                    ),
+                ));
+            };
+            let coarse = crate::model::coarsen::Coarsened::new(matrix, c, columns, &origin)?;
+            let applied = coarse.applied().clone();
+            matrix = Box::new(coarse);
+            Some(applied)
+        }
+        None => None,
+    };
     model.inspect(&mut *matrix)?;
-    model.check(matrix.info())?;
+    if let Some(a) = &applied {
+        model.coarsened(a);
+    }
+    if let Err(e) = model.check(matrix.info()) {
+        return Err(match model.grid_columns() {
+            Some(columns) if applied.is_none() => {
+                let most = crate::model::coarsen::cells_that_fit(model.name(), matrix.info().rows);
+                crate::model::coarsen::with_fitting_factor(e, &mut *matrix, columns, most)
+            }
+            _ => e,
+        });
+    }
     if let Some(m) = r.mediator {
         r.kind.check_mediator(m, Some(matrix.info()))?;
     }

@@ -39,7 +39,7 @@ pub(crate) const SPEC: ModelSpec = ModelSpec {
     steps_in_columns: true,
     writes_as: Some(&super::spatiotemporal::SPEC),
     parameters: &[fields::VALUES],
-    keys: &["step", "steps", "drop_empty_cells"],
+    keys: &["step", "steps", "drop_empty_cells", super::coarsen::KEY],
     mark: None,
     shape: "a NetCDF variable over time, latitude and longitude (CF); one document per time",
     required: "none (times, grid and units come from the file)",
@@ -274,6 +274,16 @@ impl Model for CfGrid {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn grid_columns(&self) -> Option<(usize, usize, usize)> {
+        Some((2, 0, 1))
+    }
+
+    fn coarsened(&mut self, a: &super::coarsen::Applied) {
+        if let Some(g) = &mut self.grid {
+            g.inner.coarsened(a);
+        }
     }
 
     fn inspect(&mut self, m: &mut dyn Matrix) -> Result<()> {

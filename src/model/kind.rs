@@ -344,6 +344,7 @@ mod tests {
             "formats",
             "regex",
             "drop_empty_cells",
+            "coarsen",
         ] {
             assert!(is_known_key(key), "{key}");
         }

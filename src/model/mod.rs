@@ -8,6 +8,7 @@
 mod approx;
 mod base;
 mod cfgrid;
+pub mod coarsen;
 mod kind;
 mod kriged;
 mod spatiotemporal;
@@ -374,6 +375,17 @@ pub trait Model: Sync {
     /// Called after [`Model::inspect`], only where [`Model::values_unit`]
     /// is `Some`; the values themselves are converted as they are read.
     fn convert_units(&mut self, _c: &crate::units::Conversion) {}
+
+    /// For `coarsen`: a grid's coordinate columns (their count, x's and
+    /// y's); `None` for point data, which is not coarsened.
+    fn grid_columns(&self) -> Option<(usize, usize, usize)> {
+        None
+    }
+
+    /// The matrix is the coarse grid [`coarsen::Coarsened`] made, called
+    /// after [`Model::inspect`]: `gridres` describes the coarse grid and
+    /// the metadata records how it was made (`coarsened`).
+    fn coarsened(&mut self, _a: &coarsen::Applied) {}
 }
 
 /// Read the `[x, y]` of every row from the first `width` columns, rounded to
@@ -471,20 +483,9 @@ pub(crate) fn check_document_sizes(
 ) -> Result<()> {
     use doc::MAX_DOCUMENT_BYTES;
     let n = info.rows;
-    let most = |size: &dyn Fn(usize) -> usize| {
-        // The largest cell count whose document fits: sizes grow with n.
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if size(mid) <= MAX_DOCUMENT_BYTES {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
-    };
+    let most = |size: &dyn Fn(usize) -> usize| doc::most_that_fit(n, size);
     let ci = |k: usize| doc::coord_index_bytes(name, k);
+    let fit = most(&step_bytes).min(most(&ci));
     for (what, size) in [
         ("each time step", &step_bytes as &dyn Fn(usize) -> usize),
         ("its coord_index entry", &ci),
@@ -495,9 +496,9 @@ pub(crate) fn check_document_sizes(
                 &info.path,
                 &info.var_name,
                 format!(
-                    "has {n} cells: {what} would be a {:.1} MiB document, over MongoDB's 16 MiB document limit (at most {} cells fit); nothing was written",
+                    "has {n} cells: {what} would be a {:.1} MiB document, {} (at most {fit} cells fit both a time step's document and the coord_index entry); nothing was written",
                     bytes as f64 / (1024.0 * 1024.0),
-                    most(size)
+                    coarsen::OVER_LIMIT,
                 ),
             ));
         }
@@ -741,7 +742,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("each time step") && e.contains("16 MiB"), "{e}");
-        // The count it names is the largest that fits.
+        // The count it names is the largest whose step document and
+        // coord_index entry both fit (here the coord_index's bound).
         let most: usize = e
             .split("at most ")
             .nth(1)
@@ -751,8 +753,11 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
+        let ci = |n| doc::coord_index_bytes("x", n);
         assert!(step(most) <= doc::MAX_DOCUMENT_BYTES);
-        assert!(step(most + 1) > doc::MAX_DOCUMENT_BYTES);
+        assert!(ci(most) <= doc::MAX_DOCUMENT_BYTES);
+        assert!(ci(most + 1) > doc::MAX_DOCUMENT_BYTES);
+        assert!(e.contains("fit both"), "{e}");
     }
 
     #[test]

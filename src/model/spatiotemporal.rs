@@ -37,7 +37,7 @@ pub(crate) const SPEC: ModelSpec = ModelSpec {
     steps_in_columns: true,
     writes_as: None,
     parameters: &[fields::VALUES],
-    keys: &["columns", "step", "steps"],
+    keys: &["columns", "step", "steps", super::coarsen::KEY],
     mark: Some(Mark::List(fields::STEPS)),
     shape: "N x (2+T): x, y, then T time steps",
     required: "timestamp (time of the first step)",
@@ -235,6 +235,18 @@ impl Model for SpatioTemporal {
         self.common.convert_units(c);
     }
 
+    fn grid_columns(&self) -> Option<(usize, usize, usize)> {
+        Some((self.columns.len(), self.x_col, self.y_col))
+    }
+
+    fn coarsened(&mut self, a: &super::coarsen::Applied) {
+        let given = self.common.gridres.take();
+        self.common
+            .extra
+            .insert(super::coarsen::METADATA_KEY, a.document(given.as_ref()));
+        self.common.gridres = Some(super::coarsen::coarse_gridres(given.as_ref(), a));
+    }
+
     fn name(&self) -> &str {
         &self.common.name
     }
@@ -272,9 +284,7 @@ impl Model for SpatioTemporal {
             ));
         }
         // {_id: date, values: [N doubles]}.
-        super::check_document_sizes(info, &self.common.name, |n| {
-            26 + crate::doc::bson_array_bytes(n, 8)
-        })
+        super::check_document_sizes(info, &self.common.name, super::coarsen::step_bytes)
     }
 
     fn coordinates(&self, m: &mut dyn Matrix) -> Result<Vec<[f64; 2]>> {

@@ -9,6 +9,7 @@ mod bounded_memory;
 mod bounded_stats;
 mod busy_store;
 mod cli;
+mod coarsen;
 mod coastlines;
 mod conformance;
 mod cron;
