@@ -9,12 +9,19 @@
 //! coordinates: [x, y], properties: {value, error}}`. Which one a dataset is
 //! comes from its metadata (`gridded`) and, where that is missing, from the
 //! shape of its documents; never from the name of the model that loaded it.
+//!
+//! Also here: what `export` selects ([`Selection`]: a time, a time range,
+//! a box), and a dataset's stored summary ([`stored_summary`]), which an
+//! append merges into and a time range reads the times from.
 
 use bson::{Bson, Document};
 
-use crate::doc::{fields, COORD_INDEX, METADATA};
+use crate::config::parse_timestamp;
+use crate::doc::summary::{self as entry};
+use crate::doc::{fields, COORD_INDEX, METADATA, SUMMARY};
 use crate::error::{Error, Result};
-use crate::store::{Filter, Store};
+use crate::model::Summary;
+use crate::store::{Filter, Store, Stored};
 use crate::time::iso_date;
 
 /// How the documents of a dataset are laid out.
@@ -218,5 +225,187 @@ pub fn describe_id(doc: &Document) -> String {
         Some(Bson::DateTime(d)) => format!("{}Z", iso_date(d.timestamp_millis())),
         Some(b) => b.to_string(),
         None => "(no _id)".into(),
+    }
+}
+
+/// `--bbox W,S,E,N`: a box of longitudes and latitudes, edges included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bbox {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+}
+
+impl Bbox {
+    pub fn contains(&self, [x, y]: [f64; 2]) -> bool {
+        (self.west..=self.east).contains(&x) && (self.south..=self.north).contains(&y)
+    }
+}
+
+/// Which documents, and which of their cells, to write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    pub at: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub bbox: Option<Bbox>,
+}
+
+impl Selection {
+    pub fn time(t: &Option<String>, flag: &str) -> Result<Option<i64>> {
+        t.as_deref()
+            .map(|s| {
+                parse_timestamp(s)
+                    .map(|t| t.timestamp_millis())
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{flag} '{s}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// Whether a document of time `ms` is selected.
+    pub fn keeps_time(&self, ms: Option<i64>) -> bool {
+        match ms {
+            None => self.from.is_none() && self.to.is_none(),
+            Some(t) => self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t <= e),
+        }
+    }
+
+    /// Every selected document, in _id order.
+    ///
+    /// A time range of a gridded dataset (one document per time, its
+    /// `_id`) reads only the documents of the range: the times come from
+    /// the stored summary, each document is read by its `_id`. Without a
+    /// usable summary every document is read and its time compared.
+    pub fn scan(&self, dataset: &Dataset, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
+        if self.at.is_none()
+            && (self.from.is_some() || self.to.is_some())
+            && dataset.declared_kind() == Some(Kind::Gridded)
+        {
+            if let Some((summary, _)) = stored_summary(dataset.store, &dataset.name)? {
+                for &t in summary.times.keys() {
+                    if self.keeps_time(Some(t)) {
+                        dataset.scan(Some(t), f)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        dataset.scan(self.at, &mut |doc| {
+            if self.keeps_time(document_time(&doc)) {
+                f(doc)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// [`Selection::scan`], each document as the store keeps it (see
+    /// [`Store::scan_stored`]): the compact form of a step is
+    /// written from without being turned into BSON.
+    pub fn scan_stored(
+        &self,
+        dataset: &Dataset,
+        f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.at.is_none()
+            && (self.from.is_some() || self.to.is_some())
+            && dataset.declared_kind() == Some(Kind::Gridded)
+        {
+            if let Some((summary, _)) = stored_summary(dataset.store, &dataset.name)? {
+                for &t in summary.times.keys() {
+                    if self.keeps_time(Some(t)) {
+                        scan_stored_at(dataset, Some(t), f)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        scan_stored_at(dataset, self.at, &mut |stored| {
+            if self.keeps_time(document_time(stored.outline())) {
+                f(stored)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// The error for a selection that holds no document.
+    pub fn nothing(&self, dataset: &Dataset) -> Option<Error> {
+        if let Some(ms) = self.at {
+            return Some(dataset.nothing_at(ms));
+        }
+        if self.from.is_none() && self.to.is_none() {
+            return None;
+        }
+        let t = |x: Option<i64>| x.map(|ms| format!("{}Z", iso_date(ms)));
+        let range = match (t(self.from), t(self.to)) {
+            (Some(a), Some(b)) => format!("from {a} to {b}"),
+            (Some(a), None) => format!("from {a} on"),
+            (None, Some(b)) => format!("up to {b}"),
+            (None, None) => unreachable!("checked above"),
+        };
+        Some(Error::collection(
+            &dataset.name,
+            format!(
+                "has no document {range}; `manage db -n {} --times` lists its times",
+                dataset.name
+            ),
+        ))
+    }
+}
+
+/// [`Dataset::scan`] through [`store::Store::scan_stored`].
+fn scan_stored_at(
+    dataset: &Dataset,
+    at: Option<i64>,
+    f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
+) -> Result<()> {
+    let store = dataset.store;
+    let time = |ms| bson::Bson::DateTime(bson::DateTime::from_millis(ms));
+    match at {
+        None => store.scan_stored(&dataset.name, &Filter::All, f),
+        Some(ms) if dataset.declared_kind() == Some(Kind::Gridded) => {
+            store.scan_stored(&dataset.name, &Filter::Id(time(ms)), f)
+        }
+        Some(ms) if dataset.declared_kind() == Some(Kind::Points) => store.scan_stored(
+            &dataset.name,
+            &Filter::Field(fields::TIMESTAMP.into(), time(ms)),
+            f,
+        ),
+        Some(ms) => store.scan_stored(&dataset.name, &Filter::All, &mut |s| {
+            if document_time(s.outline()) == Some(ms) {
+                f(s)
+            } else {
+                Ok(())
+            }
+        }),
+    }
+}
+
+/// The stored summary of dataset `name` and the digest of its coordinates,
+/// when the dataset is complete and the summary is one this version wrote
+/// for as many documents as the collection holds.
+pub fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, String)>> {
+    let Some(entry) = store.entry(SUMMARY, name)? else {
+        return Ok(None);
+    };
+    let Some((stored, digest)) = entry::parts(&entry) else {
+        return Ok(None);
+    };
+    if store.entry(METADATA, name)?.is_none() {
+        return Ok(None);
+    }
+    let summary = Summary::from_stored(stored);
+    let digest = Some(digest.to_string());
+    // Checked against the collection's document count as the store keeps
+    // it (an exact count reads every document on MongoDB).
+    match (summary, digest) {
+        (Some(s), Some(d)) if s.documents == store.count_kept(name)? => Ok(Some((s, d))),
+        _ => Ok(None),
     }
 }

@@ -194,7 +194,7 @@ fn times(store: &dyn Store, name: &str, json: bool) -> Result<()> {
     let dataset = Dataset::open(store, name)?;
     // Time → (span, documents).
     let mut times: std::collections::BTreeMap<i64, (Option<f64>, u64)> = Default::default();
-    match crate::ingest::summary::stored_summary(store, name)? {
+    match crate::read::stored_summary(store, name)? {
         Some((summary, _)) => {
             for (t, n) in &summary.time_documents {
                 times.insert(*t, (summary.times.get(t).copied().flatten(), *n));

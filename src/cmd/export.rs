@@ -13,15 +13,15 @@ use bson::Document;
 use std::path::{Path, PathBuf};
 
 use crate::cmd::{extended_json, stdout_lines, write_error};
-use crate::config::parse_timestamp;
 use crate::doc::fields;
 use crate::doc::packed::{Element, View};
 use crate::error::{Error, Result};
 use crate::read::{
-    array_fields, describe_id, document_time, number, point_property, Dataset, Kind,
+    array_fields, describe_id, document_time, number, point_property, Bbox, Dataset, Kind,
+    Selection,
 };
 use crate::store;
-use crate::store::{Filter, Stored};
+use crate::store::Stored;
 use crate::time::iso_date;
 
 /// Output formats of `export`.
@@ -33,21 +33,6 @@ pub enum Format {
     Csv,
     /// A CF NetCDF-4 file (gridded data; needs --output)
     Netcdf,
-}
-
-/// `--bbox W,S,E,N`: a box of longitudes and latitudes, edges included.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bbox {
-    pub west: f64,
-    pub south: f64,
-    pub east: f64,
-    pub north: f64,
-}
-
-impl Bbox {
-    pub fn contains(&self, [x, y]: [f64; 2]) -> bool {
-        (self.west..=self.east).contains(&x) && (self.south..=self.north).contains(&y)
-    }
 }
 
 fn parse_bbox(s: &str) -> std::result::Result<Bbox, String> {
@@ -139,126 +124,6 @@ pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
-}
-
-/// Which documents, and which of their cells, to write.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Selection {
-    pub at: Option<i64>,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    pub bbox: Option<Bbox>,
-}
-
-impl Selection {
-    fn time(t: &Option<String>, flag: &str) -> Result<Option<i64>> {
-        t.as_deref()
-            .map(|s| {
-                parse_timestamp(s)
-                    .map(|t| t.timestamp_millis())
-                    .ok_or_else(|| {
-                        Error::Usage(format!(
-                            "{flag} '{s}' is not a valid ISO 8601 time such as 2004-06-30T03:00:00"
-                        ))
-                    })
-            })
-            .transpose()
-    }
-
-    /// Whether a document of time `ms` is selected.
-    pub fn keeps_time(&self, ms: Option<i64>) -> bool {
-        match ms {
-            None => self.from.is_none() && self.to.is_none(),
-            Some(t) => self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t <= e),
-        }
-    }
-
-    /// Every selected document, in _id order.
-    ///
-    /// A time range of a gridded dataset (one document per time, its
-    /// `_id`) reads only the documents of the range: the times come from
-    /// the stored summary, each document is read by its `_id`. Without a
-    /// usable summary every document is read and its time compared.
-    pub fn scan(&self, dataset: &Dataset, f: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
-        if self.at.is_none()
-            && (self.from.is_some() || self.to.is_some())
-            && dataset.declared_kind() == Some(Kind::Gridded)
-        {
-            if let Some((summary, _)) =
-                crate::ingest::summary::stored_summary(dataset.store, &dataset.name)?
-            {
-                for &t in summary.times.keys() {
-                    if self.keeps_time(Some(t)) {
-                        dataset.scan(Some(t), f)?;
-                    }
-                }
-                return Ok(());
-            }
-        }
-        dataset.scan(self.at, &mut |doc| {
-            if self.keeps_time(document_time(&doc)) {
-                f(doc)
-            } else {
-                Ok(())
-            }
-        })
-    }
-
-    /// [`Selection::scan`], each document as the store keeps it (see
-    /// [`store::Store::scan_stored`]): the compact form of a step is
-    /// written from without being turned into BSON.
-    pub fn scan_stored(
-        &self,
-        dataset: &Dataset,
-        f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
-    ) -> Result<()> {
-        if self.at.is_none()
-            && (self.from.is_some() || self.to.is_some())
-            && dataset.declared_kind() == Some(Kind::Gridded)
-        {
-            if let Some((summary, _)) =
-                crate::ingest::summary::stored_summary(dataset.store, &dataset.name)?
-            {
-                for &t in summary.times.keys() {
-                    if self.keeps_time(Some(t)) {
-                        scan_stored_at(dataset, Some(t), f)?;
-                    }
-                }
-                return Ok(());
-            }
-        }
-        scan_stored_at(dataset, self.at, &mut |stored| {
-            if self.keeps_time(document_time(stored.outline())) {
-                f(stored)
-            } else {
-                Ok(())
-            }
-        })
-    }
-
-    /// The error for a selection that holds no document.
-    fn nothing(&self, dataset: &Dataset) -> Option<Error> {
-        if let Some(ms) = self.at {
-            return Some(dataset.nothing_at(ms));
-        }
-        if self.from.is_none() && self.to.is_none() {
-            return None;
-        }
-        let t = |x: Option<i64>| x.map(|ms| format!("{}Z", iso_date(ms)));
-        let range = match (t(self.from), t(self.to)) {
-            (Some(a), Some(b)) => format!("from {a} to {b}"),
-            (Some(a), None) => format!("from {a} on"),
-            (None, Some(b)) => format!("up to {b}"),
-            (None, None) => unreachable!("checked above"),
-        };
-        Some(Error::collection(
-            &dataset.name,
-            format!(
-                "has no document {range}; `manage db -n {} --times` lists its times",
-                dataset.name
-            ),
-        ))
-    }
 }
 
 pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
@@ -642,34 +507,6 @@ enum Column<'a> {
     Bson(&'a bson::Array),
     /// The document has no such array: empty fields.
     Missing,
-}
-
-/// [`Dataset::scan`] through [`store::Store::scan_stored`].
-fn scan_stored_at(
-    dataset: &Dataset,
-    at: Option<i64>,
-    f: &mut dyn FnMut(Stored<'_>) -> Result<()>,
-) -> Result<()> {
-    let store = dataset.store;
-    let time = |ms| bson::Bson::DateTime(bson::DateTime::from_millis(ms));
-    match at {
-        None => store.scan_stored(&dataset.name, &Filter::All, f),
-        Some(ms) if dataset.declared_kind() == Some(Kind::Gridded) => {
-            store.scan_stored(&dataset.name, &Filter::Id(time(ms)), f)
-        }
-        Some(ms) if dataset.declared_kind() == Some(Kind::Points) => store.scan_stored(
-            &dataset.name,
-            &Filter::Field(fields::TIMESTAMP.into(), time(ms)),
-            f,
-        ),
-        Some(ms) => store.scan_stored(&dataset.name, &Filter::All, &mut |s| {
-            if document_time(s.outline()) == Some(ms) {
-                f(s)
-            } else {
-                Ok(())
-            }
-        }),
-    }
 }
 
 /// Writes documents as lines of relaxed Extended JSON.

@@ -21,7 +21,7 @@ use crate::error::{shown, Error, Result};
 use crate::ingest::{Loader, Observer, Outcome, Request};
 use crate::model::ModelKind;
 use crate::read::{Dataset, Kind};
-use crate::source::listing::{self, Listing};
+use crate::source::listing::Listing;
 use crate::store::{self};
 use crate::time::iso_date;
 
@@ -368,7 +368,7 @@ fn short(v: &Value) -> String {
 const TRIAL: &str = "manage_info";
 
 fn describe(path: &Path, chosen: Option<ModelKind>) -> Result<Description> {
-    let listing = listing::list(path)?;
+    let listing = crate::source::formats::list(path)?;
     let tmp = tempfile::Builder::new()
         .prefix("manage-info")
         .tempdir()

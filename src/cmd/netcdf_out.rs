@@ -15,9 +15,9 @@ use std::path::Path;
 
 use bson::{Bson, Document};
 
-use crate::cmd::export::Selection;
 use crate::doc::fields;
 use crate::error::{Error, Result};
+use crate::read::Selection;
 use crate::read::{array_fields, document_time, number, Dataset, Kind};
 
 /// The fill value of missing cells: libnetcdf's default for doubles

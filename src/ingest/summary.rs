@@ -8,7 +8,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 
 use crate::doc::sort_key;
 use crate::doc::summary::{self as entry, PENDING as SUMMARY_PENDING};
-use crate::doc::{METADATA, SUMMARY};
+use crate::doc::SUMMARY;
 use crate::error::{Error, Result};
 use crate::model::{Batch, Model, Summary};
 use crate::store::Store;
@@ -21,29 +21,6 @@ pub(crate) fn summary_entry(
     summary: &Summary,
 ) -> Option<Document> {
     entry::entry(name, coords, summary.to_stored())
-}
-
-/// The stored summary of dataset `name` and the digest of its coordinates,
-/// when the dataset is complete and the summary is one this version wrote
-/// for as many documents as the collection holds.
-pub(crate) fn stored_summary(store: &dyn Store, name: &str) -> Result<Option<(Summary, String)>> {
-    let Some(entry) = store.entry(SUMMARY, name)? else {
-        return Ok(None);
-    };
-    let Some((stored, digest)) = entry::parts(&entry) else {
-        return Ok(None);
-    };
-    if store.entry(METADATA, name)?.is_none() {
-        return Ok(None);
-    }
-    let summary = Summary::from_stored(stored);
-    let digest = Some(digest.to_string());
-    // Checked against the collection's document count as the store keeps
-    // it (an exact count reads every document on MongoDB).
-    match (summary, digest) {
-        (Some(s), Some(d)) if s.documents == store.count_kept(name)? => Ok(Some((s, d))),
-        _ => Ok(None),
-    }
 }
 
 /// An append to MongoDB cut short in its merge leaves NAME without its

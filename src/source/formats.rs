@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde_json::Map;
 
-use super::listing::{self, Listed};
+use super::listing::{self, Listed, Listing};
 use super::{hdf5_heaps, matv4, matv5, netcdf3_header, FileFormat, Matrix, Sniffed};
 use crate::error::Result;
 
@@ -151,6 +151,17 @@ pub fn of(format: FileFormat) -> &'static Format {
         .iter()
         .find(|f| f.format == format)
         .expect("every format has a row")
+}
+
+/// List the variables of `path`.
+pub fn list(path: &Path) -> Result<Listing> {
+    let format = super::detect(path)?;
+    let (variables, attributes) = (of(format).list)(path)?;
+    Ok(Listing {
+        format,
+        variables,
+        attributes,
+    })
 }
 
 /// Each value of `field` once, in the table's order.

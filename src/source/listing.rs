@@ -43,17 +43,6 @@ pub struct Listing {
     pub attributes: Map<String, Value>,
 }
 
-/// List the variables of `path`.
-pub fn list(path: &Path) -> Result<Listing> {
-    let format = super::detect(path)?;
-    let (variables, attributes) = (super::formats::of(format).list)(path)?;
-    Ok(Listing {
-        format,
-        variables,
-        attributes,
-    })
-}
-
 pub(super) fn mat_v5(path: &Path) -> Result<Vec<Variable>> {
     let vars = super::mat_structure::check(path)?;
     Ok(vars

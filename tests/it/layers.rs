@@ -11,7 +11,8 @@ const LAYERS: &[&[&str]] = &[
     &["error", "time", "text", "units", "panics"],
     &["interrupt", "doc", "config"],
     &["source", "store"],
-    &["model", "read", "expand"],
+    &["model", "expand"],
+    &["read"],
     &["ingest", "plot", "synth"],
     &["cmd"],
 ];

@@ -828,4 +828,3 @@ impl Renew for MongoRenew {
             .map_err(|e| Error::store(LOCKS, e))
     }
 }
-
