@@ -74,6 +74,24 @@ Install:  manage man --dir ~/.local/share/man/man1   then: man manage, man manag
     },
 }
 
+impl Command {
+    /// Whether the command writes under locks, and so ends on SIGINT or
+    /// SIGTERM through its error path, undoing what is unfinished and
+    /// releasing its locks. No wildcard: a new command must say.
+    fn catches_signals(&self) -> bool {
+        match self {
+            Command::Load(_) | Command::Remove(_) | Command::Rename(_) | Command::Copy(_) => true,
+            Command::Info(_)
+            | Command::Db(_)
+            | Command::Export(_)
+            | Command::Plot(_)
+            | Command::Models
+            | Command::Completions { .. }
+            | Command::Man { .. } => false,
+        }
+    }
+}
+
 /// The command line, with `load --help` carrying the models table built
 /// from the models' own definitions.
 /// The input formats in the help texts come from the table of formats.
@@ -228,10 +246,7 @@ fn main() -> ExitCode {
     let db = cli.db.as_deref();
     // The commands that write under locks end on SIGINT/SIGTERM through
     // their error path, undoing what is unfinished and releasing the locks.
-    if matches!(
-        cli.command,
-        Command::Load(_) | Command::Remove(_) | Command::Rename(_) | Command::Copy(_)
-    ) {
+    if cli.command.catches_signals() {
         if let Err(e) = fluxpy::interrupt::catch() {
             eprintln!("manage: error: {e}");
             return ExitCode::FAILURE;

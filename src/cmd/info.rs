@@ -680,7 +680,7 @@ fn starter_config(kind: ModelKind, path: &Path, listing: &Listing) -> Map<String
     };
     match kind.name() {
         "CFGrid" => {
-            if let Some(f) = matrix.as_ref().and_then(|m| m.cf_grid()) {
+            if let Some(f) = matrix.as_ref().and_then(|m| m.grid_facts()) {
                 if let Some(t) = &f.title {
                     c.insert("//title".into(), json!(format!("From the file: {t}")));
                 }

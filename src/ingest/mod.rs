@@ -488,8 +488,8 @@ impl Matrix for Converted {
         Ok(block)
     }
 
-    fn cf_grid(&self) -> Option<&source::CfGridFacts> {
-        self.inner.cf_grid()
+    fn grid_facts(&self) -> Option<&source::GridFacts> {
+        self.inner.grid_facts()
     }
 }
 

@@ -203,7 +203,7 @@ impl CfGrid {
     /// magnitude, and so of every value; a packed variable's packing step
     /// (decimals down to its `scale_factor`); an integer variable's units.
     fn precision_of_file(&self, m: &mut dyn Matrix) -> Result<u32> {
-        let facts = m.cf_grid().cloned();
+        let facts = m.grid_facts().cloned();
         if let Some(step) = facts.as_ref().and_then(|f| f.packing_step) {
             let d = (-step.abs().log10() - 1e-9).ceil();
             return Ok(if d.is_finite() && d > 0.0 {
@@ -288,7 +288,7 @@ impl Model for CfGrid {
 
     fn inspect(&mut self, m: &mut dyn Matrix) -> Result<()> {
         let info = m.info().clone();
-        let facts = m.cf_grid().cloned().ok_or_else(|| {
+        let facts = m.grid_facts().cloned().ok_or_else(|| {
             Error::format(
                 &info.path,
                 "CFGrid reads NetCDF files with CF coordinates; this file is MATLAB or plain HDF5: load it with SpatioTemporalMatrix",
@@ -391,9 +391,9 @@ mod tests {
     use super::*;
     use crate::config::parse_overrides;
     use crate::model::testing::mem;
-    use crate::source::CfGridFacts;
+    use crate::source::GridFacts;
 
-    struct WithFacts(crate::model::testing::Mem, CfGridFacts);
+    struct WithFacts(crate::model::testing::Mem, GridFacts);
     impl Matrix for WithFacts {
         fn info(&self) -> &MatrixInfo {
             self.0.info()
@@ -401,7 +401,7 @@ mod tests {
         fn read_columns(&mut self, start: usize, count: usize) -> Result<Array2<f64>> {
             self.0.read_columns(start, count)
         }
-        fn cf_grid(&self) -> Option<&CfGridFacts> {
+        fn grid_facts(&self) -> Option<&GridFacts> {
             Some(&self.1)
         }
     }
@@ -424,7 +424,7 @@ mod tests {
         ];
         WithFacts(
             mem(data),
-            CfGridFacts {
+            GridFacts {
                 times_ms,
                 title: Some("From the file".into()),
                 units: Some("mol m-2 s-1".into()),

@@ -40,7 +40,7 @@ use ndarray::Array2;
 use super::round_to;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::source::{CfGridFacts, Matrix, MatrixInfo};
+use crate::source::{GridFacts, Matrix, MatrixInfo};
 
 /// Fine values read per block at most (one step always).
 const FINE_VALUES: usize = 2 << 20;
@@ -608,8 +608,8 @@ impl Matrix for Coarsened {
         Ok(out)
     }
 
-    fn cf_grid(&self) -> Option<&CfGridFacts> {
-        self.inner.cf_grid()
+    fn grid_facts(&self) -> Option<&GridFacts> {
+        self.inner.grid_facts()
     }
 }
 

@@ -28,7 +28,7 @@ use ndarray::Array2;
 
 use crate::error::{Error, Result};
 
-pub use self::netcdf::{parse_time_units, CfGridFacts};
+pub use self::netcdf::{parse_time_units, GridFacts};
 
 /// A path the C libraries (HDF5, NetCDF) can open, which take UTF-8 text
 /// only: the path itself when it is UTF-8; otherwise, on Linux, the file
@@ -143,7 +143,7 @@ pub trait Matrix: Send {
 
     /// What the file's CF metadata says of its grid (times, units, title,
     /// spacing): only NetCDF files have it.
-    fn cf_grid(&self) -> Option<&CfGridFacts> {
+    fn grid_facts(&self) -> Option<&GridFacts> {
         None
     }
 }

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 
 /// What the CF metadata of the file says about the grid, for the model.
 #[derive(Debug, Clone)]
-pub struct CfGridFacts {
+pub struct GridFacts {
     /// The time of each step, ms since the epoch, increasing.
     pub times_ms: Vec<i64>,
     /// The file's global `title`.
@@ -54,7 +54,7 @@ pub struct NetCdfMatrix {
     file: netcdf::File,
     /// The path the library opened, held as long as the file.
     _opened: super::LibraryPath,
-    facts: CfGridFacts,
+    facts: GridFacts,
     /// Length of each dimension of the variable, in file order.
     dims: Vec<usize>,
     /// Positions of the time, latitude and longitude dimensions.
@@ -676,7 +676,7 @@ impl NetCdfMatrix {
             },
             file,
             _opened: opened,
-            facts: CfGridFacts {
+            facts: GridFacts {
                 times_ms,
                 title,
                 units,
@@ -856,7 +856,7 @@ impl Matrix for NetCdfMatrix {
         contained(&path, || self.read_columns_unguarded(start, count))
     }
 
-    fn cf_grid(&self) -> Option<&CfGridFacts> {
+    fn grid_facts(&self) -> Option<&GridFacts> {
         Some(&self.facts)
     }
 }
