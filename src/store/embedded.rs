@@ -278,13 +278,7 @@ impl Embedded {
             .map_err(&err)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(&err)?;
-        let store = Self::checked(conn, path)?;
-        // A new store, or one written before the version was kept.
-        store
-            .conn
-            .pragma_update(None, "user_version", crate::doc::FORMAT_VERSION)
-            .map_err(store.err())?;
-        Ok(store)
+        Self::checked(conn, path)
     }
 
     /// Refuse another program's SQLite database: one with a table whose
@@ -555,8 +549,18 @@ impl Embedded {
     /// A load into `name` in the transaction just begun (rolled back if
     /// its tables cannot be made).
     fn begin_in_transaction<'s>(&'s mut self, name: &str) -> Result<Box<dyn Load + 's>> {
-        for c in [name, METADATA, COORD_INDEX] {
-            if let Err(e) = Self::create_table(&self.conn, c) {
+        // The stored format's version, noted by the load's own transaction
+        // (a new store, or one written before the version was kept): only
+        // a store a load wrote to says it.
+        let noted = self
+            .conn
+            .pragma_update(None, "user_version", crate::doc::FORMAT_VERSION);
+        for made in [noted].into_iter().chain(
+            [name, METADATA, COORD_INDEX]
+                .into_iter()
+                .map(|c| Self::create_table(&self.conn, c)),
+        ) {
+            if let Err(e) = made {
                 self.rollback_transaction();
                 return Err(sql_err(&self.path)(e));
             }

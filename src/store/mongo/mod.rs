@@ -67,6 +67,9 @@ pub struct Mongo {
     /// The dataset and lock token that fence the loads begun here (see
     /// [`Store::fence`]).
     fence: Option<(String, String)>,
+    /// Whether `_meta` notes the stored format's version (read on connect;
+    /// the first load notes it).
+    format_noted: bool,
 }
 
 /// How many times an idempotent step is run again after a fail-over error.
@@ -157,6 +160,7 @@ impl Mongo {
             ingest_index: OnceLock::new(),
             sharded: OnceLock::new(),
             fence: None,
+            format_noted: false,
         };
         store
             .db
@@ -176,6 +180,8 @@ impl Mongo {
         if let Some(version) = version {
             crate::doc::check_format_version(&store.target.where_(), version)?;
         }
+        let mut store = store;
+        store.format_noted = version.is_some();
         Ok(store)
     }
 
@@ -665,18 +671,21 @@ impl Mongo {
     /// A load into `name`; `replace`: committed as a first load is (the
     /// staging collection renamed over NAME), whatever NAME holds.
     fn begin<'s>(&'s mut self, name: &str, replace: bool) -> Result<Box<dyn Load + 's>> {
-        // The stored format's version, noted by the first load (an
-        // idempotent upsert: retried as it is).
-        retrying(|| {
-            self.coll(super::META)
-                .update_one(
-                    doc! { "_id": "format" },
-                    doc! { "$max": { "version": crate::doc::FORMAT_VERSION } },
-                )
-                .upsert(true)
-                .within(&self.deadline)
-        })
-        .map_err(|e| self.err(super::META, e))?;
+        // The stored format's version, noted by the first load into a
+        // database without it: an insert (a retryable write), which another
+        // host's first load may have made first.
+        if !self.format_noted {
+            let noted = self
+                .coll(super::META)
+                .insert_one(doc! { "_id": "format", "version": crate::doc::FORMAT_VERSION })
+                .within(&self.deadline);
+            match noted {
+                Ok(_) => {}
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(self.err(super::META, e)),
+            }
+            self.format_noted = true;
+        }
         let (staging, fence) = self.staging_for(name);
         // Leftovers of loads into NAME that died, or whose lock this load
         // holds now, are dropped: this load redoes them. (One whose holder
