@@ -268,8 +268,20 @@ impl Embedded {
             .map_err(&err)?;
         // WAL lets readers (db, export) run while a load writes; NORMAL sync
         // keeps every commit atomic and is durable at checkpoints.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(&err)?;
+        // Switching a new file to WAL takes the file's exclusive lock
+        // without calling the busy handler: a second process opening the
+        // same new store at that moment is told "database is locked" at
+        // once (two cron jobs' first loads). Tried again until the busy
+        // timeout, as every other wait for the file is.
+        let until = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other.map_err(&err)?,
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(&err)?;
         // A load is one transaction of up to gigabytes; the log is truncated
