@@ -126,15 +126,6 @@ impl Docs {
             Docs::Steps(d) => d.into_par_iter().map(|p| p.to_raw()).collect(),
         }
     }
-
-    /// Documents built as `Document`s, encoded.
-    pub fn from_documents(docs: &[Document]) -> Result<Docs> {
-        docs.iter()
-            .map(RawDocumentBuf::from_document)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map(Docs::Bson)
-            .map_err(|e| Error::store("write", format!("cannot encode a document: {e}")))
-    }
 }
 
 /// The `coord_index` entry: `{_id: NAME, i: [[x, y], …]}`.

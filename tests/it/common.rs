@@ -563,7 +563,12 @@ pub fn reference_stats(docs: &[serde_json::Value]) -> [f64; 5] {
 
 /// Documents as a load writes them: encoded as BSON.
 pub fn docs(documents: Vec<bson::Document>) -> fluxpy::doc::Docs {
-    fluxpy::doc::Docs::from_documents(&documents).expect("documents that encode")
+    fluxpy::doc::Docs::Bson(
+        documents
+            .iter()
+            .map(|d| bson::RawDocumentBuf::from_document(d).expect("a document that encodes"))
+            .collect(),
+    )
 }
 
 /// The entries of a load's commit: this `coord_index` entry (whose `_id`

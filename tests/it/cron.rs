@@ -296,25 +296,7 @@ fn two_concurrent_loads_of_different_dates_into_one_name_keep_both() {
     };
     let p = env.grid_file("flux.mat", &global, 4);
     let days = ["2004-06-30", "2004-07-01"];
-    let children: Vec<_> = days
-        .iter()
-        .map(|d| {
-            let ts = format!("timestamp={d}");
-            env.command(&["load", "-p", s(&p), "-m", STM, "-n", "both", "-o", &ts])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    loads_at_once(&env, &[], &p, &days, "");
     assert_eq!(counts(&env), "both (8 records)\n");
     let md = metadata(&env, "both");
     assert_eq!(
@@ -594,38 +576,42 @@ fn first_loads_into_one_new_store_at_once_both_succeed() {
     let p = common::sample();
     for round in 0..10 {
         let db = env.path(&format!("new{round}.db"));
-        let children: Vec<_> = ["2004-06-30", "2004-07-01"]
-            .iter()
-            .map(|d| {
-                let ts = format!("timestamp={d}");
-                env.command(&[
-                    "--db",
-                    s(&db),
-                    "load",
-                    "-p",
-                    s(&p),
-                    "-m",
-                    STM,
-                    "-n",
-                    "both",
-                    "-o",
-                    &ts,
-                ])
+        let on = ["--db", s(&db)];
+        loads_at_once(
+            &env,
+            &on,
+            &p,
+            &["2004-06-30", "2004-07-01"],
+            &format!("round {round}: "),
+        );
+        let listed = env.run_on(s(&db), &["db", "-l", "collections"]).ok().stdout;
+        assert_eq!(listed.trim(), "both", "round {round}");
+    }
+}
+
+/// Loads of `file` into `both`, one per day of `days` (its timestamp),
+/// started at once with `global` options first; each must succeed (`what`
+/// heads the failure).
+fn loads_at_once(env: &Env, global: &[&str], file: &Path, days: &[&str], what: &str) {
+    let children: Vec<_> = days
+        .iter()
+        .map(|d| {
+            let ts = format!("timestamp={d}");
+            let mut args = global.to_vec();
+            args.extend(["load", "-p", s(file), "-m", STM, "-n", "both", "-o", &ts]);
+            env.command(&args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
-            })
-            .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "round {round}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let listed = env.run_on(s(&db), &["db", "-l", "collections"]).ok().stdout;
-        assert_eq!(listed.trim(), "both", "round {round}");
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{what}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -152,7 +152,7 @@ impl Mongo {
         })?;
         let db = client.database(&target.db_name);
         let deadline = Deadline::new(target.operation_timeout);
-        let store = Self {
+        let mut store = Self {
             client,
             db,
             target,
@@ -180,7 +180,6 @@ impl Mongo {
         if let Some(version) = version {
             crate::doc::check_format_version(&store.target.where_(), version)?;
         }
-        let mut store = store;
         store.format_noted = version.is_some();
         Ok(store)
     }
