@@ -83,15 +83,19 @@ pub fn run(db: Option<&str>, args: &Args) -> Result<()> {
     let summary = source.entry(SUMMARY, name)?;
     let log = source.ingest_log(name)?;
 
-    let mut target = store::open(Some(&args.to))?;
+    let timeout = Duration::from_secs_f64(args.lock_timeout);
+    let options = store::Options {
+        embedded: store::embedded::Options {
+            busy_wait: timeout.max(Duration::from_secs(5)),
+        },
+    };
+    let mut target = store::open_with(Some(&args.to), &options)?;
     if target.describe() == source.describe() {
         return Err(Error::Usage(format!(
             "--to names the store the dataset is in ({}); name another store",
             target.describe()
         )));
     }
-    let timeout = Duration::from_secs_f64(args.lock_timeout);
-    target.set_busy_wait(timeout.max(Duration::from_secs(5)));
     let target_name = target.describe();
     let documents = lock::with_locks_waiting(
         &mut *target,

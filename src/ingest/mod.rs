@@ -167,10 +167,19 @@ impl<'a> Loader<'a> {
             return Err(Error::Usage(f.clone()));
         }
         if self.opened.is_none() {
+            // The writes of a load wait for the store as long as
+            // --lock-timeout says (a few seconds at least: another load's
+            // commit is not a reason to fail); taking the lock waits only
+            // what remains of it.
+            let options = store::Options {
+                embedded: store::embedded::Options {
+                    busy_wait: self.request.lock_timeout.max(MIN_WRITE_WAIT),
+                },
+            };
             let opened = if self.request.dry_run {
                 store::open_read_only(self.db)
             } else {
-                store::open(self.db).map(Some)
+                store::open_with(self.db, &options).map(Some)
             };
             match opened {
                 Ok(s) => self.opened = Some(s),
@@ -215,10 +224,6 @@ impl<'a> Loader<'a> {
         let store = self
             .store()?
             .ok_or_else(|| Error::store("open", "no store to write to"))?;
-        // The writes of this load wait for the store as long as --lock-timeout
-        // says (a few seconds at least: another load's commit is not a reason
-        // to fail); taking the lock waits only what remains of it.
-        store.set_busy_wait(r.lock_timeout.max(MIN_WRITE_WAIT));
         lock::with_locks_waiting(
             store,
             &[r.name],

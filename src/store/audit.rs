@@ -28,20 +28,6 @@ pub fn findings(store: &dyn Store) -> Result<Vec<String>> {
     Ok(report(store)?.findings)
 }
 
-/// Why the lock `holder` holds is stale, if it is: its holder is gone
-/// (see [`Holder::why_gone`]). A lease from another host that looks lapsed
-/// while another connection writes to the store may simply not have been
-/// renewable meanwhile: not stale yet.
-fn stale(store: &dyn Store, holder: &Holder) -> Option<String> {
-    // Judged by the store's clock (the server's, on MongoDB).
-    let now = store.now().unwrap_or_else(|_| lock::host_now());
-    let why = holder.why_gone_at(now)?;
-    if !holder.on_this_host() && store.writing_elsewhere() {
-        return None;
-    }
-    Some(why)
-}
-
 /// Audit the store. What concerns a dataset that a live process is loading
 /// right now (its lock is held) is a note, not a problem: that load is
 /// not finished yet.
@@ -52,7 +38,7 @@ pub fn report(store: &dyn Store) -> Result<Audit> {
     let mut audit = Audit::default();
     let mut busy = BTreeSet::new();
     for (name, holder) in store.locks()? {
-        if let Some(why) = stale(store, &holder) {
+        if let Some(why) = store.why_gone(&holder) {
             audit.findings.push(format!(
                 "stale lock on '{name}': held by {}, {why}; `manage db -a --fix` removes it, and a load of '{name}' takes it over",
                 holder.describe()
@@ -159,7 +145,7 @@ pub fn report(store: &dyn Store) -> Result<Audit> {
         }
     }
     for (name, holder) in store.locks()? {
-        if stale(store, &holder).is_none() {
+        if store.why_gone(&holder).is_none() {
             busy.insert(name);
         }
     }
@@ -182,7 +168,7 @@ pub fn report(store: &dyn Store) -> Result<Audit> {
 pub fn repair(store: &mut dyn Store) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for (name, holder) in store.locks()? {
-        if stale(&*store, &holder).is_some() && store.unlock(&name, &holder)? {
+        if store.why_gone(&holder).is_some() && store.unlock(&name, &holder)? {
             done.push(format!(
                 "removed the stale lock on '{name}' held by {}",
                 holder.describe()

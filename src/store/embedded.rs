@@ -68,13 +68,29 @@ fn default_path_from(
     Ok(base.join("fluxpy").join("fluxvis.db"))
 }
 
+/// The embedded store's own knobs, given when it is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long each write waits for another process's write to finish
+    /// (SQLite's busy timeout; a load gives its `--lock-timeout`).
+    pub busy_wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            busy_wait: BUSY_TIMEOUT,
+        }
+    }
+}
+
 pub struct Embedded {
     conn: Connection,
     path: PathBuf,
     /// How long a write waits for another process's write to finish.
     busy: Duration,
     /// The `-shm` file, opened to ask whether another process holds the
-    /// write lock (see [`Store::writing_elsewhere`]). Kept open as long as
+    /// write lock (see [`Embedded::writing_elsewhere`]). Kept open as long as
     /// the connection, after it (closing a file drops every POSIX lock
     /// this process holds on it, SQLite's own included).
     shm: std::sync::OnceLock<Option<std::fs::File>>,
@@ -250,7 +266,14 @@ fn encode_raw(collection: &str, doc: RawDocumentBuf) -> Result<(Vec<u8>, Vec<u8>
 }
 
 impl Embedded {
+    /// Open (creating it if need be) the store file `path`, with the
+    /// default [`Options`].
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &Options::default())
+    }
+
+    /// Open (creating it if need be) the store file `path`.
+    pub fn open_with(path: &Path, options: &Options) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io {
                 path: dir.to_path_buf(),
@@ -290,7 +313,10 @@ impl Embedded {
             .map_err(&err)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(&err)?;
-        Self::checked(conn, path)
+        conn.busy_timeout(options.busy_wait).map_err(&err)?;
+        let mut store = Self::checked(conn, path)?;
+        store.busy = options.busy_wait;
+        Ok(store)
     }
 
     /// Refuse another program's SQLite database: one with a table whose
@@ -635,12 +661,20 @@ impl super::Locks for Embedded {
         }))
     }
 
-    fn set_busy_wait(&mut self, wait: Duration) {
-        if self.conn.busy_timeout(wait).is_ok() {
-            self.busy = wait;
+    fn why_gone(&self, holder: &Holder) -> Option<String> {
+        let why = holder.why_gone_at(super::lock::host_now())?;
+        // One writer at a time, and a load is one transaction: while
+        // another connection writes, no lease can be renewed, and a lease
+        // from another host that looks lapsed proves nothing yet.
+        if !holder.on_this_host() && self.writing_elsewhere() {
+            return None;
         }
+        Some(why)
     }
+}
 
+impl Embedded {
+    /// Whether another connection is writing to the store right now.
     fn writing_elsewhere(&self) -> bool {
         // In WAL mode a writer holds an exclusive lock on byte 120 of the
         // `-shm` file from the start of its transaction to its commit
@@ -811,10 +845,7 @@ impl Renew for EmbeddedRenew {
     fn renew(&mut self, name: &str, token: &str, expires: DateTime<Utc>) -> Result<bool> {
         let path = self.path.clone();
         with_own_lock(&mut self.conn, &path, name, token, |tx, h| {
-            let renewed = Holder {
-                expires: Some(expires),
-                ..h
-            };
+            let renewed = Holder { expires, ..h };
             Embedded::put_doc(tx, &path, LOCKS, &renewed.to_document(name))
         })
     }

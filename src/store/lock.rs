@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 /// What a store provides for the per-dataset locks: one atomic attempt
 /// at a lock, its release, renewals from another thread, the clock leases
-/// lapse by, and how writers of other processes are waited for. Every
+/// lapse by, and whether a holder is gone. Every
 /// [`Store`](super::Store) is one; what is common to locks (holders,
 /// leases, waiting, several in order) is written once above it, here.
 pub trait Locks {
@@ -45,24 +45,19 @@ pub trait Locks {
     /// (its own connection).
     fn renewer(&self) -> Result<Box<dyn Renew>>;
 
-    /// How long each later write may wait for another process's write to
-    /// finish (a load sets its `--lock-timeout`); backends whose server
-    /// queues writes itself ignore it.
-    fn set_busy_wait(&mut self, _wait: Duration) {}
-
-    /// Whether another connection is writing to the store right now, so
-    /// that no lease can be renewed meanwhile (the embedded store: one
-    /// writer at a time, and a load is one transaction). A lease that
-    /// looks lapsed then proves nothing.
-    fn writing_elsewhere(&self) -> bool {
-        false
-    }
-
     /// The store's clock, by which leases lapse: a server's own (MongoDB),
     /// so that hosts whose clocks differ agree; this host's for a store
     /// only this host writes.
     fn now(&self) -> Result<DateTime<Utc>> {
         Ok(host_now())
+    }
+
+    /// Why the lock `holder` holds is stale, if it is: its holder is gone
+    /// (see [`Holder::why_gone_at`]), its lease judged by [`Locks::now`].
+    /// A store whose writers cannot renew leases while another writes
+    /// says `None` meanwhile for a lease that looks lapsed.
+    fn why_gone(&self, holder: &Holder) -> Option<String> {
+        holder.why_gone_at(self.now().unwrap_or_else(|_| host_now()))
     }
 }
 
@@ -110,9 +105,8 @@ pub struct Holder {
     /// Linux's boot id of the host, when known: a lock from an earlier boot
     /// is not checked by its pid.
     pub boot_id: Option<String>,
-    /// Until when the lock holds unless renewed (milliseconds, as stored);
-    /// `None` in locks written before there were leases.
-    pub expires: Option<DateTime<Utc>>,
+    /// Until when the lock holds unless renewed (milliseconds, as stored).
+    pub expires: DateTime<Utc>,
     /// Unique per acquisition: a lock is released, renewed or taken over
     /// only by naming the very acquisition that holds it.
     pub token: String,
@@ -202,14 +196,14 @@ impl Holder {
             pid_ns: pid_namespace(),
             started,
             boot_id: boot_id(),
-            expires: Some(expiry(lease().unwrap_or(DEFAULT_LEASE))),
+            expires: expiry(lease().unwrap_or(DEFAULT_LEASE)),
         }
     }
 
     /// The same holder, its lease starting now.
     pub fn renewed(&self, lease: Duration) -> Self {
         Self {
-            expires: Some(expiry(lease)),
+            expires: expiry(lease),
             ..self.clone()
         }
     }
@@ -223,6 +217,7 @@ impl Holder {
             "pid": i64::from(self.pid),
             "started": bson::DateTime::from_chrono(self.started),
             "token": &self.token,
+            "expires": bson::DateTime::from_chrono(self.expires),
         };
         if let Some(t) = self.pid_start.and_then(|t| i64::try_from(t).ok()) {
             d.insert("pid_start", t);
@@ -232,9 +227,6 @@ impl Holder {
         }
         if let Some(b) = &self.boot_id {
             d.insert("boot_id", b);
-        }
-        if let Some(e) = self.expires {
-            d.insert("expires", bson::DateTime::from_chrono(e));
         }
         d
     }
@@ -252,7 +244,7 @@ impl Holder {
             pid_ns: d.get_str("pid_ns").ok().map(str::to_string),
             started: d.get_datetime("started").ok()?.to_chrono(),
             boot_id: d.get_str("boot_id").ok().map(str::to_string),
-            expires: d.get_datetime("expires").ok().map(|e| e.to_chrono()),
+            expires: d.get_datetime("expires").ok()?.to_chrono(),
             token: d.get_str("token").ok()?.to_string(),
         })
     }
@@ -289,19 +281,12 @@ impl Holder {
     /// see [`Store::now`]).
     pub fn why_gone_at(&self, now: DateTime<Utc>) -> Option<String> {
         if !self.on_this_host() {
-            return match self.expires {
-                Some(expires) if expires <= now => Some(format!(
+            return (self.expires <= now).then(|| {
+                format!(
                     "whose lease lapsed at {} unrenewed",
-                    expires.format("%Y-%m-%dT%H:%M:%SZ")
-                )),
-                Some(_) => None,
-                // A lock from before leases: gone only if this host has
-                // rebooted since; another host's cannot be checked.
-                None if self.host == host_name() => {
-                    Some("a process of an earlier boot of this host".into())
-                }
-                None => None,
-            };
+                    self.expires.format("%Y-%m-%dT%H:%M:%SZ")
+                )
+            });
         }
         if self.pid == std::process::id() {
             // Our own pid: either this very acquisition, or one of a process
@@ -618,16 +603,17 @@ mod tests {
         assert_eq!(Holder::from_document(&d), Some(me.clone()));
         assert!(!me.is_gone(), "this process is alive");
         assert!(Holder::from_document(&doc! { "_id": "x" }).is_none());
-        // A lock written before start times, namespaces and leases.
+        // Where a host cannot tell its start times or namespaces.
         let mut old = d.clone();
-        for k in ["pid_start", "pid_ns", "expires"] {
+        for k in ["pid_start", "pid_ns"] {
             old.remove(k);
         }
         let read = Holder::from_document(&old).unwrap();
-        assert_eq!(
-            (read.pid_start, read.pid_ns, read.expires),
-            (None, None, None)
-        );
+        assert_eq!((read.pid_start, read.pid_ns), (None, None));
+        // A lock always has a lease.
+        let mut no_lease = d.clone();
+        no_lease.remove("expires");
+        assert!(Holder::from_document(&no_lease).is_none());
     }
 
     #[test]
@@ -674,16 +660,10 @@ mod tests {
         };
         assert!(!far.is_gone(), "its lease runs");
         let lapsed = Holder {
-            expires: Some(Utc::now() - chrono::Duration::seconds(1)),
+            expires: Utc::now() - chrono::Duration::seconds(1),
             ..far.clone()
         };
         assert!(lapsed.is_gone(), "its lease lapsed");
-        // A lock from before leases, from another host: never gone.
-        let old_far = Holder {
-            expires: None,
-            ..far.clone()
-        };
-        assert!(!old_far.is_gone());
         // On this host a lapsed lease does not matter while the process runs.
         let init_lapsed = Holder {
             expires: lapsed.expires,
@@ -724,17 +704,15 @@ mod tests {
         };
         assert!(reused.is_gone());
         if me.boot_id.is_some() {
-            // An earlier boot: a lock from before leases is gone whatever
-            // its pid; a lease runs out.
+            // An earlier boot: its pid means nothing now; the lease tells.
             let old_boot = Holder {
                 boot_id: Some("an-earlier-boot".into()),
                 pid: 1,
-                expires: None,
                 ..me.clone()
             };
-            assert!(old_boot.is_gone());
-            assert!(!Holder {
-                expires: me.expires,
+            assert!(!old_boot.is_gone(), "its lease runs");
+            assert!(Holder {
+                expires: lapsed.expires,
                 ..old_boot.clone()
             }
             .is_gone());

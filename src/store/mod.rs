@@ -383,9 +383,12 @@ impl Location {
     }
 
     /// Open the store here.
-    fn open(self) -> Result<Box<dyn Store>> {
+    fn open(self, options: &Options) -> Result<Box<dyn Store>> {
         match self {
-            Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open(&path)?)),
+            Location::Embedded(path) => Ok(Box::new(embedded::Embedded::open_with(
+                &path,
+                &options.embedded,
+            )?)),
             Location::Remote(uri) => open_remote(&uri),
         }
     }
@@ -426,9 +429,20 @@ fn redact_loose(uri: &str) -> String {
     format!("{head}{}", &redacted[4..])
 }
 
+/// Each backend's own knobs for opening a store; the others ignore them.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub embedded: embedded::Options,
+}
+
 /// Open the store `--db`/`FLUXPY_DB` names.
 pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
-    Location::parse(db)?.open()
+    open_with(db, &Options::default())
+}
+
+/// [`open`], with a backend's own knobs.
+pub fn open_with(db: Option<&str>, options: &Options) -> Result<Box<dyn Store>> {
+    Location::parse(db)?.open(options)
 }
 
 #[cfg(feature = "mongodb")]
@@ -481,7 +495,7 @@ pub fn open_for_reading(db: Option<&str>) -> Result<Box<dyn Store>> {
 /// [`open`], for a command that changes an existing store (`db -a --fix`,
 /// `remove`, `rename`): a store file that does not exist is not created.
 pub fn open_existing(db: Option<&str>) -> Result<Box<dyn Store>> {
-    existing(db)?.open()
+    existing(db)?.open(&Options::default())
 }
 
 /// Check a dataset name `-n`/`-r` against what MongoDB and this tool refuse.

@@ -185,11 +185,11 @@ fn two_hosts(target: &Target) {
         ..me.clone()
     };
     let lapsed = Holder {
-        expires: Some(Utc::now() - chrono::Duration::seconds(5)),
+        expires: Utc::now() - chrono::Duration::seconds(5),
         ..host_b.clone()
     };
     let live = Holder {
-        expires: Some(Utc::now() + chrono::Duration::hours(1)),
+        expires: Utc::now() + chrono::Duration::hours(1),
         ..host_b.clone()
     };
     let a = Some("host-a");
@@ -258,7 +258,7 @@ fn two_hosts(target: &Target) {
     // on MongoDB), and a lease more: only renewals keep it.
     let server = target.mongo.as_ref().map(|_| target.store());
     let now = || server.as_ref().map_or_else(Utc::now, |s| s.now().unwrap());
-    let first_expiry = first.expires.unwrap();
+    let first_expiry = first.expires;
     let margin = chrono::Duration::from_std(lease).unwrap();
     while now() < first_expiry + margin {
         std::thread::sleep(Duration::from_millis(20));

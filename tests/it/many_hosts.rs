@@ -47,7 +47,7 @@ fn holder(host: &str, token: &str, lease: i64) -> Holder {
     Holder {
         host: host.into(),
         token: token.into(),
-        expires: Some(chrono::Utc::now() + chrono::Duration::seconds(lease)),
+        expires: chrono::Utc::now() + chrono::Duration::seconds(lease),
         ..Holder::this_process()
     }
 }

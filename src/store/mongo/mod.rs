@@ -101,7 +101,7 @@ pub(super) fn retrying<T>(
 /// Whether a lock's lease has lapsed, by the server's clock (`$$NOW`):
 /// never by a host's, so that hosts whose clocks differ agree. (Both sides
 /// as milliseconds: MongoDB compares dates so too, and SecantusDB compares
-/// `$$NOW` with a stored date wrongly.) A lock without a lease has lapsed.
+/// `$$NOW` with a stored date wrongly.)
 fn lapsed() -> Document {
     doc! { "$lte": [ { "$toLong": "$expires" }, { "$toLong": "$$NOW" } ] }
 }
@@ -119,10 +119,7 @@ fn leased(mut lock: Document, ms: i64) -> Vec<Document> {
 /// The lease `holder` asks for, in milliseconds from now: the time from
 /// this host's now to its expiry (the host's clock cancels out).
 fn lease_ms(holder: &Holder) -> i64 {
-    holder
-        .expires
-        .map(|e| (e - lock::host_now()).num_milliseconds())
-        .unwrap_or(0)
+    (holder.expires - lock::host_now()).num_milliseconds()
 }
 
 /// The name of the ingest log's index on `{name: 1, _id: 1}` (MongoDB's
