@@ -579,13 +579,13 @@ fn json_array(elements: &[Element], array: &View<'_>, out: &mut Vec<u8>) {
 }
 
 /// The shortest decimal that reads back as the double `k / 10^places`
-/// (`places` at most 9, as the compact form keeps them): the digits of `k`
-/// themselves, since that double is the correct rounding of the decimal
-/// `k·10^-places`, which has at most 10 significant digits, and no other
-/// decimal of as few digits rounds to it. Written as [`shortest`] writes
+/// (`places` at most 22, `k` of at most 15 significant digits, as the
+/// compact form gives them): the digits of `k` themselves, since that
+/// double is the correct rounding of the decimal `k·10^-places`, and no
+/// two decimals of at most 15 significant digits round to the same double. Written as [`shortest`] writes
 /// the double (`json` false), or as `serde_json` does (`json`: `.0` after a
 /// whole number); both switch to the exponent form below 1e-5.
-fn write_units(k: i32, places: u32, json: bool, out: &mut Vec<u8>) {
+fn write_units(k: i64, places: u32, json: bool, out: &mut Vec<u8>) {
     if k == 0 {
         out.extend_from_slice(if json { b"0.0" } else { b"0" });
         return;
@@ -593,15 +593,15 @@ fn write_units(k: i32, places: u32, json: bool, out: &mut Vec<u8>) {
     if k < 0 {
         out.push(b'-');
     }
-    let mut buf = [0u8; 10];
+    let mut buf = [0u8; 20];
     let mut n = k.unsigned_abs();
     let mut len = 0;
     while n > 0 {
-        buf[9 - len] = b'0' + (n % 10) as u8;
+        buf[19 - len] = b'0' + (n % 10) as u8;
         n /= 10;
         len += 1;
     }
-    let all = &buf[10 - len..];
+    let all = &buf[20 - len..];
     // The exponent of the first digit, then the digits without trailing zeros.
     let first = len as i32 - 1 - places as i32;
     let end = all.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
@@ -707,20 +707,33 @@ mod tests {
             let k = (x as i32) >> (x % 31);
             ks.push(k);
         }
-        for &k in &ks {
-            for places in 0..=9u32 {
-                let v = f64::from(k) / 10f64.powi(places as i32);
-                let mut csv = Vec::new();
-                write_units(k, places, false, &mut csv);
-                assert_eq!(String::from_utf8(csv).unwrap(), s(v), "{k} / 10^{places}");
-                let mut json = Vec::new();
-                write_units(k, places, true, &mut json);
-                assert_eq!(
-                    String::from_utf8(json).unwrap(),
-                    bson::Bson::Double(v).into_relaxed_extjson().to_string(),
-                    "{k} / 10^{places}"
-                );
-            }
+        // And the wide form's: up to 15 digits, up to 22 places.
+        let mut wide: Vec<i64> = vec![999_999_999_999_999, -123_456_789_012_345, 1 << 40];
+        let mut y = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..4000 {
+            y ^= y << 13;
+            y ^= y >> 7;
+            y ^= y << 17;
+            let k = ((y >> 14) as i64) % 1_000_000_000_000_000 >> (y % 50);
+            wide.push(if y & 1 == 1 { -k } else { k });
+        }
+        let cases = ks
+            .iter()
+            .flat_map(|&k| (0..=9u32).map(move |p| (i64::from(k), p)))
+            .chain(wide.iter().flat_map(|&k| (0..=22u32).map(move |p| (k, p))));
+        for (k, places) in cases {
+            let scale: f64 = format!("1e{places}").parse().unwrap();
+            let v = k as f64 / scale;
+            let mut csv = Vec::new();
+            write_units(k, places, false, &mut csv);
+            assert_eq!(String::from_utf8(csv).unwrap(), s(v), "{k} / 10^{places}");
+            let mut json = Vec::new();
+            write_units(k, places, true, &mut json);
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                bson::Bson::Double(v).into_relaxed_extjson().to_string(),
+                "{k} / 10^{places}"
+            );
         }
     }
 

@@ -81,8 +81,12 @@ pub(crate) fn checked_id(collection: &str, doc: &RawDocumentBuf) -> Result<Bson>
 /// in the embedded store as SQLite's `user_version`, in MongoDB in the
 /// `_meta` collection (`{_id: "format", version}`). A store of a newer
 /// version is refused by name, before anything is read or written; one
-/// without (written before the version was kept) is this version.
-pub const FORMAT_VERSION: i64 = 1;
+/// without (written before the version was kept) is version 1.
+///
+/// - 1: the first kept.
+/// - 2: the compact step form may hold 8-byte integers (decimals past 32
+///   bits, see [`packed`]); version 1 is read as it is.
+pub const FORMAT_VERSION: i64 = 2;
 
 /// Refuse a store whose format `version` is newer than this build's.
 pub fn check_format_version(store: &str, version: i64) -> Result<()> {

@@ -2,17 +2,18 @@
 //! embedded store keeps it: the array's element keys ("0", "1", … — a third
 //! of its bytes) are left out, and its element types and numbers are kept
 //! as two runs, which compress faster and smaller than the BSON. When every
-//! number is a decimal of at most 9 places that fits 16 or 32 bits (as the
-//! values a model rounds to its `precision` are), the numbers are kept as
-//! those integers, from which the very doubles are computed back. [`join`]
-//! gives back the very bytes [`split`] was given.
+//! number is a decimal that fits 16 or 32 bits (as the values a model
+//! rounds to its `precision` are), or 53 bits for a model's step document,
+//! the numbers are kept as those integers, from which the very doubles are
+//! computed back. [`join`] gives back the very bytes [`split`] was given.
 //!
 //! Layout: `head_len: u32`, the document's bytes up to the array's length
 //! (`head_len` of them), `n: u32`, the `n` element types (double, null, or
 //! one of three marks that stand for the doubles NaN, +Infinity and
 //! -Infinity, which carry no number in the run),
 //! `places: u8` and `width: u8` (2 or 4: each double is an integer of that
-//! many bytes divided by 10^places; 8: the doubles' own 8 bytes), the
+//! many bytes divided by 10^places; [`WIDE`]: an integer of 8 bytes, of at
+//! most 53 bits, divided so; 8: the doubles' own 8 bytes), the
 //! numbers, then the document's bytes after the array. All integers
 //! little-endian.
 
@@ -26,6 +27,14 @@ const NULL: u8 = 0x0A;
 const NAN: u8 = 0x81;
 const POS_INF: u8 = 0x82;
 const NEG_INF: u8 = 0x83;
+
+/// The width byte of 8-byte integers (at most 2^53 in magnitude, so that
+/// each is exactly a double and `k / 10^places` is correctly rounded).
+/// Written since store format version 2.
+const WIDE: u8 = 0x88;
+
+/// The largest magnitude of an integer kept in the [`WIDE`] form.
+const WIDE_MAX: u64 = 1 << 53;
 
 /// The mark of a double kept without its bytes, when it is one.
 #[inline]
@@ -224,7 +233,7 @@ impl PackedDoc {
 #[derive(Default)]
 struct StepScratch {
     types: Vec<u8>,
-    ints: Vec<i32>,
+    ints: Vec<i64>,
     doubles: Vec<f64>,
 }
 
@@ -241,7 +250,9 @@ pub struct StepWriter {
     scratch: StepScratch,
     /// 10^places, while the numbers so far are decimal integers.
     scale: Option<(u8, f64)>,
+    /// Whether every integer so far fits 16 bits; 32 bits.
     narrow: bool,
+    fits_32: bool,
     /// How many elements are NaN or infinite (doubles without bytes in the run).
     specials: usize,
 }
@@ -263,6 +274,7 @@ impl StepWriter {
             scratch,
             scale,
             narrow: true,
+            fits_32: true,
             specials: 0,
         }
     }
@@ -290,13 +302,12 @@ impl StepWriter {
         }
         self.scratch.types.push(DOUBLE);
         if let Some((_, scale)) = self.scale {
-            let k = decimal
-                .and_then(|k| i32::try_from(k).ok())
-                .filter(|&k| (f64::from(k) / scale).to_bits() == x.to_bits());
+            let k = decimal.filter(|&k| {
+                k.unsigned_abs() <= WIDE_MAX && (k as f64 / scale).to_bits() == x.to_bits()
+            });
             match k {
                 Some(k) => {
-                    self.narrow &= i16::try_from(k).is_ok();
-                    self.scratch.ints.push(k);
+                    self.keep(k);
                     return;
                 }
                 None => self.switch_to_doubles(scale),
@@ -312,16 +323,20 @@ impl StepWriter {
     pub fn push_units(&mut self, v: f64, k: i64) {
         self.scratch.types.push(DOUBLE);
         if let Some((_, scale)) = self.scale {
-            match i32::try_from(k) {
-                Ok(k) => {
-                    self.narrow &= i16::try_from(k).is_ok();
-                    self.scratch.ints.push(k);
-                    return;
-                }
-                Err(_) => self.switch_to_doubles(scale),
+            if k.unsigned_abs() <= WIDE_MAX {
+                self.keep(k);
+                return;
             }
+            self.switch_to_doubles(scale);
         }
         self.scratch.doubles.push(v);
+    }
+
+    #[inline]
+    fn keep(&mut self, k: i64) {
+        self.narrow &= i16::try_from(k).is_ok();
+        self.fits_32 &= i32::try_from(k).is_ok();
+        self.scratch.ints.push(k);
     }
 
     /// Go on with doubles: the integers so far become the very doubles
@@ -330,8 +345,7 @@ impl StepWriter {
     fn switch_to_doubles(&mut self, scale: f64) {
         let s = &mut self.scratch;
         s.doubles.reserve(s.types.capacity());
-        s.doubles
-            .extend(s.ints.iter().map(|&k| f64::from(k) / scale));
+        s.doubles.extend(s.ints.iter().map(|&k| k as f64 / scale));
         s.ints.clear();
         self.scale = None;
     }
@@ -342,16 +356,20 @@ impl StepWriter {
             scratch,
             scale,
             narrow,
+            fits_32,
             specials,
         } = self;
         let n = scratch.types.len();
         let numbers = scratch.ints.len() + scratch.doubles.len();
         // In the BSON, NaN and the infinities are doubles of 8 bytes too.
         let doubles = numbers + specials;
-        let (places, width) = match scale {
-            Some((p, _)) => (p, if narrow { 2 } else { 4 }),
+        let (places, form) = match scale {
+            Some((p, _)) if narrow => (p, 2),
+            Some((p, _)) if fits_32 => (p, 4),
+            Some((p, _)) => (p, WIDE),
             None => (0, 8),
         };
+        let width = if form == WIDE { 8 } else { usize::from(form) };
         // The BSON it stands for: the array's elements are a type, the
         // decimal key and its NUL each, and 8 bytes per number.
         let elements = 2 * n + key_digits(n) + 8 * doubles;
@@ -369,19 +387,23 @@ impl StepWriter {
         out.push(0);
         out.extend_from_slice(&(n as u32).to_le_bytes());
         out.extend_from_slice(&scratch.types);
-        out.extend_from_slice(&[places, width as u8]);
+        out.extend_from_slice(&[places, form]);
         // Sized once, then written in place: a loop the compiler vectorizes,
         // not a capacity check per number.
         let at = out.len();
         out.resize(at + numbers * width, 0);
         let run = &mut out[at..];
-        match width {
+        match form {
             2 => run
                 .chunks_exact_mut(2)
                 .zip(&scratch.ints)
                 .for_each(|(d, &k)| d.copy_from_slice(&(k as i16).to_le_bytes())),
             4 => run
                 .chunks_exact_mut(4)
+                .zip(&scratch.ints)
+                .for_each(|(d, &k)| d.copy_from_slice(&(k as i32).to_le_bytes())),
+            WIDE => run
+                .chunks_exact_mut(8)
                 .zip(&scratch.ints)
                 .for_each(|(d, &k)| d.copy_from_slice(&k.to_le_bytes())),
             _ => run
@@ -411,8 +433,15 @@ fn key_digits(n: usize) -> usize {
     total
 }
 
-/// Exact powers of ten, as the decimal form scales by them.
-const POW10: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+/// Exact powers of ten, as the decimal form scales by them (10^22 is the
+/// last a double holds exactly).
+const POW10: [f64; 23] = [
+    1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The places [`split`] tries, with integers of 16 or 32 bits.
+const SPLIT_PLACES: usize = 10;
 
 /// The fewest decimals `p` (0 to 9) and the integer width (2 or 4 bytes)
 /// such that every double `x` is `k / 10^p` for an integer `k` of that
@@ -425,7 +454,7 @@ fn decimals(doubles: &[u8]) -> Option<(u8, u8)> {
             .chunks_exact(8)
             .map(|d| f64::from_le_bytes(d.try_into().expect("8 bytes")))
     };
-    'p: for (p, &scale) in POW10.iter().enumerate() {
+    'p: for (p, &scale) in POW10[..SPLIT_PLACES].iter().enumerate() {
         let mut narrow = true;
         for x in values() {
             let k = (x * scale).round();
@@ -460,9 +489,10 @@ pub struct View<'a> {
     /// The element types (double, null, or a mark).
     types: &'a [u8],
     /// Each double is an integer of `width` bytes over 10^`places` (width
-    /// 2 or 4), or its own 8 bytes.
+    /// 2 or 4, or 8 when `wide`), or its own 8 bytes.
     places: u8,
     width: usize,
+    wide: bool,
     values: &'a [u8],
     /// The document's bytes after the array.
     tail: &'a [u8],
@@ -472,8 +502,10 @@ pub struct View<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Element {
     Null,
-    /// The double `k / 10^places`, correctly rounded (the view's places).
-    Units(i32),
+    /// The double `k / 10^places`, correctly rounded (the view's places),
+    /// where `k` has at most 15 significant digits: its digits are then the
+    /// double's shortest decimal form. (A longer `k` is given as a double.)
+    Units(i64),
     /// A double kept as it is (NaN and the infinities included).
     Double(f64),
 }
@@ -491,7 +523,8 @@ pub fn view(packed: &[u8]) -> Option<View<'_>> {
     let types = packed.get(types_at..types_at.checked_add(n)?)?;
     let doubles = types.iter().filter(|&&t| t == DOUBLE).count();
     let form = packed.get(types_at + n..types_at + n + 2)?;
-    let (places, width, values_at) = (form[0], usize::from(form[1]), types_at + n + 2);
+    let (places, wide, values_at) = (form[0], form[1] == WIDE, types_at + n + 2);
+    let width = if wide { 8 } else { usize::from(form[1]) };
     if !matches!(width, 2 | 4 | 8) || usize::from(places) >= POW10.len() {
         return None;
     }
@@ -502,6 +535,7 @@ pub fn view(packed: &[u8]) -> Option<View<'_>> {
         types,
         places,
         width,
+        wide,
         values,
         tail,
     })
@@ -544,13 +578,24 @@ impl View<'_> {
         out.clear();
         out.reserve(self.types.len());
         let mut v = self.values.chunks_exact(self.width);
+        let scale = POW10[usize::from(self.places)];
         for &t in self.types {
             out.push(match t {
                 DOUBLE => {
                     let b = v.next()?;
                     match self.width {
-                        2 => Element::Units(i32::from(i16::from_le_bytes([b[0], b[1]]))),
-                        4 => Element::Units(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                        2 => Element::Units(i64::from(i16::from_le_bytes([b[0], b[1]]))),
+                        4 => {
+                            Element::Units(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                        }
+                        _ if self.wide => {
+                            let k = i64::from_le_bytes(b.try_into().ok()?);
+                            if k.unsigned_abs() < 1_000_000_000_000_000 {
+                                Element::Units(k)
+                            } else {
+                                Element::Double(k as f64 / scale)
+                            }
+                        }
                         _ => Element::Double(f64::from_le_bytes(b.try_into().ok()?)),
                     }
                 }
@@ -575,8 +620,14 @@ impl View<'_> {
 
     /// The BSON document the compact form stands for.
     pub fn join(&self) -> Option<Vec<u8>> {
-        let (head, types, values, tail, width) =
-            (self.head, self.types, self.values, self.tail, self.width);
+        let (head, types, values, tail, width, wide) = (
+            self.head,
+            self.types,
+            self.values,
+            self.tail,
+            self.width,
+            self.wide,
+        );
         let n = types.len();
         let scale = POW10[usize::from(self.places)];
         let double = |v: &[u8]| -> [u8; 8] {
@@ -585,6 +636,8 @@ impl View<'_> {
                 4 => {
                     (f64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]])) / scale).to_le_bytes()
                 }
+                _ if wide => (i64::from_le_bytes(v.try_into().expect("8 bytes")) as f64 / scale)
+                    .to_le_bytes(),
                 _ => v.try_into().expect("8 bytes"),
             }
         };
@@ -666,7 +719,7 @@ mod tests {
                 .iter()
                 .map(|e| match *e {
                     Element::Null => Bson::Null,
-                    Element::Units(k) => Bson::Double(f64::from(k) / POW10[v.places() as usize]),
+                    Element::Units(k) => Bson::Double(k as f64 / POW10[v.places() as usize]),
                     Element::Double(x) => Bson::Double(x),
                 })
                 .collect();
@@ -827,6 +880,59 @@ mod tests {
             assert_eq!(join(&d.packed).unwrap(), want, "{what}");
             assert_eq!(d.to_raw().as_bytes(), &want[..], "{what}");
         }
+    }
+
+    /// Decimals past 32 bits (a float32 flux of order 1e-6 kept to 19
+    /// places) are kept as 8-byte integers of at most 53 bits, and come
+    /// back as the very doubles `k / 10^19`; a view gives those of up to
+    /// 15 significant digits as integers, longer ones as their doubles.
+    #[test]
+    fn decimals_past_32_bits_are_kept_as_wide_integers() {
+        let places = 19u32;
+        let scale = 1e19;
+        let ks: [i64; 6] = [
+            12_345_678_901_234,
+            -7,
+            999_999_999_999_999,
+            1_000_000_000_000_001,
+            -(1i64 << 53),
+            0,
+        ];
+        let mut w = StepWriter::new(ks.len() + 1, places);
+        for &k in &ks {
+            w.push_units(k as f64 / scale, k);
+        }
+        w.push(None, None);
+        let d = w.finish(0, "values");
+        let mut array: Vec<Bson> = ks.iter().map(|&k| Bson::Double(k as f64 / scale)).collect();
+        array.push(Bson::Null);
+        let want = bytes(&doc! { "_id": bson::DateTime::from_millis(0), "values": array });
+        assert_eq!(join(&d.packed).unwrap(), want);
+        let v = view(&d.packed).unwrap();
+        assert_eq!((v.places(), v.wide, v.width), (19, true, 8));
+        let mut elements = Vec::new();
+        v.elements_into(&mut elements).unwrap();
+        let units = |k: i64| Element::Units(k);
+        assert_eq!(
+            elements,
+            vec![
+                units(ks[0]),
+                units(ks[1]),
+                units(ks[2]),
+                Element::Double(ks[3] as f64 / scale),
+                Element::Double(ks[4] as f64 / scale),
+                units(0),
+                Element::Null,
+            ]
+        );
+        // Past 2^53 a double no longer holds the integer: kept as doubles.
+        let mut w = StepWriter::new(2, places);
+        w.push_units(1.0 / scale, 1);
+        let big = (1i64 << 53) + 2;
+        w.push_units(big as f64 / scale, big);
+        let v2 = w.finish(0, "values");
+        let v2 = view(&v2.packed).unwrap();
+        assert_eq!((v2.wide, v2.width), (false, 8));
     }
 
     #[test]

@@ -558,8 +558,8 @@ impl Stats {
         for pair in bytes.chunks_exact(16) {
             let k = i64::from_le_bytes(pair[..8].try_into().ok()?);
             let c = u64::from_le_bytes(pair[8..].try_into().ok()?);
-            // A key from KEY_LIMIT on was written by a version that
-            // counted large values wrongly: not this table.
+            // A key from KEY_LIMIT on is never written (such a value is
+            // counted in `large`): a damaged table, not read.
             if c == 0 || (k as f64).abs() >= KEY_LIMIT || s.counts.insert(k, c).is_some() {
                 return None;
             }
@@ -828,7 +828,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_table_with_keys_an_older_version_saturated_is_not_read() {
+    fn a_stored_table_with_a_key_no_table_holds_is_not_read() {
         let mut d = of(&[1.0]).to_stored();
         let mut bytes = i64::MAX.to_le_bytes().to_vec();
         bytes.extend_from_slice(&1u64.to_le_bytes());

@@ -92,8 +92,16 @@ fn a_store_of_a_newer_format_version_is_refused_by_name() {
             .unwrap()
     };
     let c = rusqlite::Connection::open(env.db()).unwrap();
-    assert_eq!(version(&c), 1);
-    c.pragma_update(None, "user_version", 2).unwrap();
+    assert_eq!(version(&c), 2);
+    // A store of version 1 (the compact form without 8-byte integers) is
+    // read as it is, and the next load notes the version it writes.
+    c.pragma_update(None, "user_version", 1).unwrap();
+    drop(c);
+    env.run(&["export", "-n", "casa"]).ok();
+    env.load(&p, STM, "casa_too", &[]).ok();
+    let c = rusqlite::Connection::open(env.db()).unwrap();
+    assert_eq!(version(&c), 2);
+    c.pragma_update(None, "user_version", 3).unwrap();
     drop(c);
     let before = std::fs::read(env.db()).unwrap();
     for args in [
@@ -105,18 +113,18 @@ fn a_store_of_a_newer_format_version_is_refused_by_name() {
         let lines: Vec<&str> = r.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{}", r.stderr);
         assert!(
-            lines[0].contains("store format version 2") && lines[0].contains("newer manage"),
+            lines[0].contains("store format version 3") && lines[0].contains("newer manage"),
             "{}",
             r.stderr
         );
     }
     let r = env.load(&p, STM, "other", &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 3"), "{}", r.stderr);
     assert_eq!(std::fs::read(env.db()).unwrap(), before);
 }
 
-/// The same on MongoDB: the first load notes `{_id: "format", version: 1}`
+/// The same on MongoDB: the first load notes `{_id: "format", version: 2}`
 /// in `_meta` (read back with the driver), which `db -a` does not report;
 /// a newer version is refused by name.
 #[test]
@@ -150,16 +158,16 @@ fn a_mongodb_database_of_a_newer_format_version_is_refused_by_name() {
             .get_i64("version")
             .ok()
             .or(noted.get_i32("version").ok().map(i64::from)),
-        Some(1)
+        Some(2)
     );
     env.run_on(&db.uri, &["db", "-a"]).ok();
-    meta.update_one(doc! { "_id": "format" }, doc! { "$set": { "version": 2 } })
+    meta.update_one(doc! { "_id": "format" }, doc! { "$set": { "version": 3 } })
         .run()
         .unwrap();
     let r = env.run_on(&db.uri, &["db", "-l", "collections"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 3"), "{}", r.stderr);
     let r = load("other");
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("store format version 2"), "{}", r.stderr);
+    assert!(r.stderr.contains("store format version 3"), "{}", r.stderr);
 }
