@@ -487,7 +487,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ramp = |n: usize, f: fn(usize) -> f64| (0..n).map(f).collect::<Vec<f64>>();
         // (variable, class, storage, dims, values)
-        let cases: Vec<(&str, u32, u32, Vec<u32>, Vec<f64>)> = vec![
+        type Case = (&'static str, u32, u32, Vec<u32>, Vec<f64>);
+        let cases: Vec<Case> = vec![
             ("d_as_u8", 6, 2, vec![3, 4], ramp(12, |i| (i * 20) as f64)),
             (
                 "d_as_i16",
