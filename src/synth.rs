@@ -210,6 +210,7 @@ pub fn write_mat_v5_variables(
     let text = path
         .to_str()
         .ok_or_else(|| Error::format(path, "the path is not valid UTF-8"))?;
+    let names: Vec<String> = vars.iter().map(|(name, _)| name.clone()).collect();
     let mut file = MatFile::new();
     for (name, v) in vars {
         file.insert(&name, v);
@@ -217,10 +218,21 @@ pub fn write_mat_v5_variables(
     matrw::save_matfile_v7(text, file, compress)
         .map_err(|e| Error::format(path, format!("cannot write the MAT-file: {e}")))?;
     fixed_header_text(path)?;
-    // The writer does not report every I/O error; reading the file back does.
-    matrw::load_matfile(text)
-        .map(|_| ())
-        .map_err(|e| Error::format(path, format!("the MAT-file written is unreadable: {e}")))
+    // The writer does not report every I/O error; walking the file written
+    // with the project's own MAT v5 reader (every element, every size) does.
+    let unreadable =
+        |why: String| Error::format(path, format!("the MAT-file written is unreadable: {why}"));
+    let listed = crate::source::formats::list(path).map_err(|e| unreadable(e.to_string()))?;
+    let found: Vec<&str> = listed.variables.iter().map(|v| v.name.as_str()).collect();
+    if listed.format != crate::source::FileFormat::MatV5
+        || names.iter().any(|n| !found.contains(&n.as_str()))
+    {
+        return Err(unreadable(format!(
+            "it lists {found:?} as {:?}, not {names:?} as MAT v5",
+            listed.format
+        )));
+    }
+    Ok(())
 }
 
 /// The MAT v5 header's 116 bytes of free text (the writer puts today's date

@@ -6,9 +6,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // `manage` contains panics of the MAT parser it uses and reports them as
-    // a damaged file (see source/matv5.rs); only a panic that escapes is a
-    // crash, which libfuzzer-sys's own catch turns into an abort.
+    // MAT v5 is read by `manage`'s own code, which must not panic; an
+    // input may also be told as another format, whose library's panics
+    // `manage` contains and reports as a damaged file. Only a panic that
+    // escapes is a crash, which libfuzzer-sys's own catch turns into an
+    // abort.
     manage_fuzz::contain_parser_panics();
     manage_fuzz::open_and_read(data, "input.mat");
 });

@@ -1,20 +1,22 @@
 //! A walk over the structure of a MATLAB v5 MAT-file that checks every
-//! declared size before a parser allocates for it.
+//! declared size before anything is allocated for it, and the place of a
+//! variable's values, which `matv5` reads from there.
 //!
 //! A MAT v5 file is a sequence of tagged data elements (type and byte
 //! count), some of them zlib-compressed, and a matrix element holds further
 //! tagged elements (flags, dimensions, name, data, or nested matrices for
 //! cells and structs). A damaged or hostile file can declare gigabytes in a
-//! few bytes; a parser would try to allocate them. This walk streams through
-//! the file (inflating compressed elements on the fly, keeping nothing) and
-//! refuses any element larger than what contains it, and any array with
-//! more elements than its bytes could hold. It costs one extra pass of
-//! decompression, small beside the parse itself.
+//! few bytes. This walk streams through the file (inflating compressed
+//! elements on the fly, keeping nothing) and refuses any element larger
+//! than what contains it, and any array with more elements than its bytes
+//! could hold.
 //!
 //! The walk also records each top-level variable's name, class and shape,
-//! since the parser (`matfile`) reads numeric arrays only and silently skips
-//! the others: a cell, struct, char, sparse or logical variable is named and
-//! refused from this record, not reported as missing.
+//! so that a cell, struct, char, sparse, logical or complex variable is
+//! named and refused from this record. [`locate`] then finds where a
+//! numeric variable's values are (a file offset, or an offset into its
+//! inflated stream), whatever numeric type they are stored as, in a full
+//! or a small data element, in either byte order.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -362,84 +364,6 @@ impl Walker {
     }
 }
 
-/// The MAT-file at `path` (already [`check`]ed) cut down to its header and
-/// the `index`-th variable [`check`] listed, inflated if it was compressed:
-/// what the parser gets holds the declared variable and nothing more, so
-/// memory is bounded by it, not by what a compressed stream holds, and the
-/// parser never sees an element the walk did not bound (the other
-/// variables are not inflated at all).
-pub fn inflated(path: &Path, index: usize) -> Result<Vec<u8>> {
-    let io = |e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let file = std::fs::read(path).map_err(io)?;
-    let damaged = |msg: String| {
-        Error::format(
-            path,
-            format!("damaged MAT-file: {msg}; save it again from MATLAB or copy it again"),
-        )
-    };
-    if file.len() < 128 {
-        return Err(damaged("the header is incomplete".into()));
-    }
-    let w = Walker {
-        little: &file[126..128] == b"IM",
-        vars: RefCell::new(Vec::new()),
-    };
-    let mut out = file[..128].to_vec();
-    // Top-level variables seen so far: non-empty matrix elements, compressed
-    // or not, in file order, as `check` listed them.
-    let mut seen = 0usize;
-    let mut pos = 128usize;
-    while pos + 8 <= file.len() {
-        let kind = w.word(&file[pos..pos + 4]);
-        if kind >> 16 != 0 {
-            pos += 8;
-            continue;
-        }
-        let bytes = w.word(&file[pos + 4..pos + 8]) as usize;
-        let end = (pos + 8).saturating_add(bytes).min(file.len());
-        if kind == MI_COMPRESSED {
-            let mut z = ZlibDecoder::new(&file[pos + 8..end]);
-            let inner = w
-                .inner_tag(&mut z)
-                .map_err(|_| damaged("a compressed variable is corrupt".into()))?;
-            if let Some((tag, declared)) = inner {
-                if w.word(&tag[..4]) == MI_MATRIX && declared > 0 {
-                    if seen == index {
-                        out.extend_from_slice(&tag);
-                        let want = out.len() as u64 + declared;
-                        z.take(declared).read_to_end(&mut out).map_err(|e| {
-                            damaged(format!("a compressed variable is corrupt ({e})"))
-                        })?;
-                        if (out.len() as u64) < want {
-                            return Err(damaged("a compressed variable ends early".into()));
-                        }
-                        out.resize(out.len().div_ceil(8) * 8, 0);
-                        return Ok(out);
-                    }
-                    seen += 1;
-                }
-            }
-            pos = end;
-        } else {
-            let padded_end = (pos + 8)
-                .saturating_add(bytes.div_ceil(8) * 8)
-                .min(file.len());
-            if kind == MI_MATRIX && bytes > 0 {
-                if seen == index {
-                    out.extend_from_slice(&file[pos..padded_end]);
-                    return Ok(out);
-                }
-                seen += 1;
-            }
-            pos = padded_end;
-        }
-    }
-    Err(damaged("a variable its structure lists is missing".into()))
-}
-
 fn skip(r: &mut dyn Read, n: u64) -> Walk<()> {
     let copied = io::copy(&mut r.take(n), &mut io::sink())?;
     if copied < n {
@@ -454,17 +378,23 @@ fn skip_rest(r: &mut dyn Read) -> Walk<()> {
 }
 
 /// Where the values of a top-level numeric variable are, for reading them
-/// a few columns at a time instead of whole (see [`locate`]).
+/// a few columns at a time (see [`locate`]).
 #[derive(Debug, Clone)]
 pub struct Located {
     /// The file offset of the zlib stream holding the variable, and its
     /// length, for a compressed variable.
     pub compressed: Option<(u64, u64)>,
     /// Where the values start: a file offset, or an offset into the
-    /// inflated stream of a compressed variable.
+    /// inflated stream of a compressed variable. For a small data element
+    /// (at most 4 bytes, kept in the tag's last 4 bytes) it points there.
     pub data_at: u64,
-    /// The MAT data type the values are stored as (miDOUBLE, miUINT8, …).
+    /// The MAT data type the values are stored as (miDOUBLE, miUINT8, …),
+    /// whatever the variable's class: MATLAB and SciPy store a double
+    /// class as miUINT8 or miINT16 when its values fit.
     pub storage: u32,
+    /// The bytes of one value as stored.
+    pub size: usize,
+    /// The bytes of values the element declares.
     pub data_bytes: u64,
     pub little: bool,
 }
@@ -481,22 +411,32 @@ pub fn storage_size(storage: u32) -> Option<usize> {
     })
 }
 
-/// Where the `index`-th variable [`check`] listed keeps its real values,
-/// read from the file by offset (a compressed variable: its first bytes
-/// inflated), never whole; `None` where they are not one plain run of
-/// numbers (a small element, an unknown type), which the parsers then read.
-pub fn locate(path: &Path, index: usize) -> Result<Option<Located>> {
+/// Where the `index`-th variable [`check`] listed, named `var`, keeps its
+/// real values, read from the file by offset (a compressed variable: its
+/// first bytes inflated), never whole. The values are one run of a numeric
+/// MAT type, in a full data element or in a small one; anything else (no
+/// such element, another type, values running past the variable) is a
+/// damaged file, refused in one line naming `var`.
+pub fn locate(path: &Path, index: usize, var: &str) -> Result<Located> {
     use std::os::unix::fs::FileExt;
     let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
     };
+    let damaged = |why: String| {
+        Error::variable(
+            path,
+            var,
+            format!(
+                "cannot be read: damaged MAT-file ({why}); save it again from MATLAB or copy it again"
+            ),
+        )
+    };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let mut header = [0u8; 128];
-    if file.read_exact_at(&mut header, 0).is_err() {
-        return Ok(None);
-    }
+    file.read_exact_at(&mut header, 0)
+        .map_err(|_| damaged("the header is incomplete".into()))?;
     let w = Walker {
         little: &header[126..128] == b"IM",
         vars: RefCell::new(Vec::new()),
@@ -516,22 +456,25 @@ pub fn locate(path: &Path, index: usize) -> Result<Option<Located>> {
         if kind == MI_COMPRESSED {
             let region = BufReader::with_capacity(1 << 14, Region::new(&file, pos + 8, end));
             let mut z = ZlibDecoder::new(region);
-            let Ok(Some((tag, declared))) = w.inner_tag(&mut z) else {
-                return Ok(None);
-            };
-            if w.word(&tag[..4]) == MI_MATRIX && declared > 0 {
-                if seen == index {
-                    return Ok(
-                        data_header(&w, &mut z).map(|(at, storage, data_bytes)| Located {
+            let inner = w
+                .inner_tag(&mut z)
+                .map_err(|_| damaged("a compressed variable is corrupt".into()))?;
+            if let Some((tag, declared)) = inner {
+                if w.word(&tag[..4]) == MI_MATRIX && declared > 0 {
+                    if seen == index {
+                        let (at, storage, size, data_bytes) =
+                            data_header(&w, &mut z, declared).map_err(damaged)?;
+                        return Ok(Located {
                             compressed: Some((pos + 8, end - pos - 8)),
                             data_at: 8 + at,
                             storage,
+                            size,
                             data_bytes,
                             little: w.little,
-                        }),
-                    );
+                        });
+                    }
+                    seen += 1;
                 }
-                seen += 1;
             }
             pos = end;
         } else {
@@ -539,48 +482,77 @@ pub fn locate(path: &Path, index: usize) -> Result<Option<Located>> {
             if kind == MI_MATRIX && bytes > 0 {
                 if seen == index {
                     let mut r = BufReader::with_capacity(1 << 12, Region::new(&file, pos + 8, end));
-                    return Ok(
-                        data_header(&w, &mut r).map(|(at, storage, data_bytes)| Located {
-                            compressed: None,
-                            data_at: pos + 8 + at,
-                            storage,
-                            data_bytes,
-                            little: w.little,
-                        }),
-                    );
+                    let (at, storage, size, data_bytes) =
+                        data_header(&w, &mut r, bytes).map_err(damaged)?;
+                    return Ok(Located {
+                        compressed: None,
+                        data_at: pos + 8 + at,
+                        storage,
+                        size,
+                        data_bytes,
+                        little: w.little,
+                    });
                 }
                 seen += 1;
             }
             pos = padded_end;
         }
     }
-    Ok(None)
+    Err(damaged(
+        "its values are not where its structure lists them".into(),
+    ))
 }
 
-/// Of a matrix element's body (from its flags on): the offset of its real
-/// values from the body's start, their MAT data type and byte count.
-fn data_header(w: &Walker, r: &mut dyn Read) -> Option<(u64, u32, u64)> {
-    let mut used = 0u64;
+/// Of a matrix element's body of `body` bytes (from its flags on): the
+/// offset of its real values from the body's start, their MAT data type,
+/// the size of one value and their byte count; or why they cannot be read.
+fn data_header(
+    w: &Walker,
+    r: &mut dyn Read,
+    body: u64,
+) -> std::result::Result<(u64, u32, usize, u64), String> {
     // Flags: a tag and two words.
     let mut flags = [0u8; 16];
-    r.read_exact(&mut flags).ok()?;
-    used += 16;
+    r.read_exact(&mut flags)
+        .map_err(|_| "it ends inside its header".to_string())?;
+    let mut used = 16u64;
     // Dimensions, then the name: each small, or padded to 8 bytes.
-    for _ in 0..2 {
-        let Tag { bytes, small, .. } = w.tag(r).ok()??;
+    for what in ["dimensions", "name"] {
+        let Tag { bytes, small, .. } = w
+            .tag(r)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("its {what} cannot be read"))?;
         used += 8;
         if small.is_none() {
             let padded = bytes.div_ceil(8) * 8;
             if padded > 4096 {
-                return None;
+                return Err(format!("its {what} declare {bytes} bytes"));
             }
-            io::copy(&mut r.take(padded), &mut io::sink()).ok()?;
+            let skipped = io::copy(&mut r.take(padded), &mut io::sink())
+                .map_err(|_| format!("its {what} cannot be read"))?;
+            if skipped < padded {
+                return Err(format!("it ends inside its {what}"));
+            }
             used += padded;
         }
     }
-    let Tag { kind, bytes, small } = w.tag(r).ok()??;
+    let Tag { kind, bytes, small } = w
+        .tag(r)
+        .ok()
+        .flatten()
+        .ok_or_else(|| "it holds no values".to_string())?;
     used += 8;
-    (small.is_none() && storage_size(kind).is_some()).then_some((used, kind, bytes))
+    let size = storage_size(kind)
+        .ok_or_else(|| format!("its values are of MAT data type {kind}, not a numeric type"))?;
+    // A small element keeps its up to 4 bytes in the tag's second word.
+    let at = if small.is_some() { used - 4 } else { used };
+    if at.saturating_add(bytes) > body {
+        return Err(format!(
+            "its values declare {bytes} bytes, more than the variable holds"
+        ));
+    }
+    Ok((at, kind, size, bytes))
 }
 
 /// Bytes `start..end` of a file, read by offset.

@@ -28,6 +28,7 @@ mod locks;
 mod look_select;
 mod lost_digits;
 mod many_hosts;
+mod mat_one_path;
 mod missing_values;
 mod models;
 mod mongodb;
