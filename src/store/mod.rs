@@ -323,8 +323,9 @@ pub struct Remote {
 }
 
 /// The stores reached by URI; any other `--db` is a file of the embedded
-/// store. Adding a store is a module implementing [`Store`] and [`Load`],
-/// and a line here.
+/// store (or, when it looks like a URI, refused). Adding a store is a
+/// module implementing [`Store`], [`Locks`], [`Renew`] and [`Load`],
+/// and an entry here: see "How to add a store" in `docs/design.md`.
 pub const REMOTES: &[Remote] = &[Remote {
     schemes: &["mongodb://", "mongodb+srv://"],
     open: open_mongo,
@@ -360,7 +361,7 @@ impl Location {
                 REMOTES[0].schemes[0]
             ))),
             Some(uri) if looks_like_uri(uri) => Err(Error::Usage(format!(
-                "--db '{}' looks like a URI but is not a MongoDB one: write {} (in lower case); a store file whose name looks like this is given as ./NAME",
+                "--db '{}' looks like a URI but no store takes it: write {} (in lower case); a store file whose name looks like this is given as ./NAME",
                 redact_loose(uri).escape_debug(),
                 schemes()
             ))),

@@ -37,6 +37,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         "a load that fails mid-way leaves no trace",
         failure_mid_load,
     ),
+    (
+        "a load reads back what it replaces; a replace keeps only what it wrote",
+        stored_and_replace,
+    ),
     ("rename moves all three parts", rename),
     ("remove deletes all three parts", remove),
     (
@@ -254,6 +258,31 @@ fn failure_mid_load(store: &mut dyn Store) {
     // And the same load run again completes it.
     load(store, "fresh", vec![step(0, 1.0), step(1000, 2.0)]);
     assert_eq!(store.count("fresh").unwrap(), 2);
+    assert_clean(store);
+}
+
+fn stored_and_replace(store: &mut dyn Store) {
+    load(store, "x", vec![step(0, 1.0), step(1000, 2.0)]);
+    let mut l = store.begin_load("x").unwrap();
+    let ms = |t| Bson::DateTime(DateTime::from_millis(t));
+    let mut seen = vec![];
+    l.stored(&[ms(5000), ms(1000)], &mut |d| {
+        seen.push(d);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, [step(1000, 2.0)]);
+    drop(l);
+
+    let mut l = store.begin_replace("x").unwrap();
+    l.write(crate::common::docs(vec![step(5000, 5.0)])).unwrap();
+    l.commit(crate::common::entries(
+        coord_index("x"),
+        metadata("x", &["5000"]),
+    ))
+    .unwrap();
+    assert_eq!(all(store, "x"), [step(5000, 5.0)]);
+    assert_eq!(store.collections().unwrap(), ["x"]);
     assert_clean(store);
 }
 
