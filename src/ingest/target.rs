@@ -52,13 +52,13 @@ pub(super) trait Target {
     /// Begin the load (`replace`: one that replaces the dataset whole).
     fn begin<'t>(&'t mut self, name: &str, replace: bool) -> Result<Box<dyn Load + 't>>;
 
-    /// What is reported of a commit of `documents` of times `dates`: the
-    /// file's summary `file` and the dataset's `dataset`, `appending` to
-    /// a dataset.
+    /// What is reported of what was committed.
     fn outcome(&self, done: Done<'_>) -> Outcome;
 }
 
-/// What the pipeline committed.
+/// What the pipeline committed: `documents` of the times `dates`, of the
+/// summary `file`, leaving the dataset of the summary `dataset`
+/// (`appending` to one that existed).
 pub(super) struct Done<'a> {
     pub documents: usize,
     pub dates: Vec<String>,
@@ -300,6 +300,8 @@ struct Discard<'a> {
     pending: &'a mut Pending,
 }
 
+/// Nothing is read back: the documents written are gone, and those of
+/// the inputs before it were never stored.
 impl Load for Discard<'_> {
     fn write(&mut self, _docs: Docs) -> Result<()> {
         Ok(())
