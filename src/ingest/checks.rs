@@ -117,40 +117,64 @@ pub(crate) fn check_metadata_size(
     ))
 }
 
+/// What a dataset holds of coordinates, for a file's to be joined to.
+pub(crate) enum Held {
+    /// No dataset (or one being replaced): the file's coordinates are its.
+    Nothing,
+    /// A dataset whose coordinates are the file's (the same digest).
+    Same,
+    /// A dataset without a `coord_index` entry (only documents).
+    NoEntry,
+    /// A dataset's `coord_index` entry, decoded (`None`: it cannot be).
+    Entry(Option<Vec<[f64; 2]>>),
+}
+
+/// What `store` holds of dataset `name`'s coordinates, for a file of
+/// coordinates `coords`; `stored_digest` is the digest its stored summary
+/// records, which spares decoding the entry when the file's are the same.
+pub(crate) fn held_in(
+    store: &dyn Store,
+    name: &str,
+    stored_digest: Option<&str>,
+    coords: &[[f64; 2]],
+) -> Result<Held> {
+    // The same coordinates as stored: nothing to decode (and joining a
+    // grid or a point list with itself gives it back).
+    if stored_digest.is_some_and(|d| d == coords_digest(coords)) {
+        return Ok(Held::Same);
+    }
+    Ok(match store.entry(COORD_INDEX, name)? {
+        Some(entry) => Held::Entry(coordinates_of(&entry)),
+        None if store.count(name)? > 0 => Held::NoEntry,
+        None => Held::Nothing,
+    })
+}
+
 /// The coordinates the dataset will have with this file, and whether the
 /// dataset exists (so the metadata must cover what it holds already).
+/// Refused when the file's cannot be joined to what it holds.
 pub(crate) fn joined_coordinates(
-    store: Option<&dyn Store>,
+    held: Held,
     name: &str,
     path: &Path,
     model: &dyn Model,
     coords: Vec<[f64; 2]>,
-    stored_digest: Option<&str>,
 ) -> Result<(Vec<[f64; 2]>, bool)> {
-    let Some(store) = store else {
-        return Ok((coords, false));
-    };
-    // The same coordinates as stored: nothing to decode (and joining a
-    // grid or a point list with itself gives it back).
-    if stored_digest.is_some_and(|d| d == coords_digest(&coords)) {
-        return Ok((coords, true));
-    }
-    let stored = store.entry(COORD_INDEX, name)?;
-    let appending = stored.is_some() || store.count(name)? > 0;
-    let coords = match &stored {
-        None => coords,
-        Some(entry) => {
+    match held {
+        Held::Nothing => Ok((coords, false)),
+        Held::Same | Held::NoEntry => Ok((coords, true)),
+        Held::Entry(old) => {
             let cells = coords.len();
-            coordinates_of(entry)
+            let joined = old
                 .and_then(|old| model.join_coordinates(old, coords))
-                .ok_or_else(|| coords_differ(name, path, cells))?
+                .ok_or_else(|| coords_differ(name, path, cells))?;
+            Ok((joined, true))
         }
-    };
-    Ok((coords, appending))
+    }
 }
 
 /// A grid file whose coordinates are not the dataset's.
-pub(crate) fn coords_differ(name: &str, path: &Path, cells: usize) -> Error {
+fn coords_differ(name: &str, path: &Path, cells: usize) -> Error {
     Error::collection(
         name,
         format!(

@@ -14,26 +14,25 @@ mod checks;
 pub(crate) mod foreign;
 mod input;
 pub(crate) mod summary;
+mod target;
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document};
 
-use self::checks::{check_fits_dataset, check_metadata_size, coords_differ, joined_coordinates};
+use self::checks::{check_fits_dataset, check_metadata_size, joined_coordinates, Held};
 use self::foreign::refuse_points;
 use self::input::{Input, Stamp};
-use self::summary::{refuse_over_unfinished_append, summary_entry, DatasetSummary};
+use self::summary::{summary_entry, DatasetSummary};
+use self::target::{Done, DryRun, Locked, Pending, Target};
 use crate::config::{self, Config};
 use crate::doc::{Docs, METADATA};
 use crate::error::{shown, Error, Result};
 use crate::model::{self, Batch, Loss, Model, ModelKind, Summary};
-use crate::read::stored_summary;
 use crate::source::{self, Matrix};
-use crate::store::foreign::foreign_dataset;
-use crate::store::lock::{self, Lease};
-use crate::store::{self, Datasets, Entries, Load, Store};
+use crate::store::lock;
+use crate::store::{self, Datasets, Entries, Store};
 
 /// The least a load's writes wait for another process's write to finish.
 const MIN_WRITE_WAIT: Duration = Duration::from_secs(5);
@@ -126,17 +125,6 @@ pub struct Loader<'a> {
     pending: Pending,
 }
 
-/// What the inputs a dry run has checked so far would have loaded into the
-/// dataset, had it not been a dry run: so that each input is checked
-/// against the dataset as the real run would find it (their coordinates,
-/// model and precision, and the inputs the ingest log would hold).
-#[derive(Default)]
-struct Pending {
-    coords: Option<Vec<[f64; 2]>>,
-    metadata: Option<Document>,
-    inputs: HashSet<String>,
-}
-
 /// One file, read and checked, ready to convert.
 struct Prepared {
     model: Box<dyn Model>,
@@ -215,8 +203,22 @@ impl<'a> Loader<'a> {
             ));
         }
         let model = r.kind.build(r.name, &config)?;
+        let lazy = source::formats::of(format).lazy;
         if r.dry_run {
-            return self.dry_run(&config, model, path, observer);
+            // No lock: the store is only read, and may not exist yet.
+            self.store()?;
+            let store = self.opened.as_ref().and_then(|s| s.as_deref());
+            let mut target = DryRun::new(store, &mut self.pending);
+            return run(
+                &mut target,
+                &r,
+                &config,
+                model,
+                path,
+                lazy,
+                started,
+                observer,
+            );
         }
         // The lock is taken before the file is hashed, so that --lock-timeout
         // is the time waited, however large the file; and the check whether
@@ -248,31 +250,20 @@ impl<'a> Loader<'a> {
                 if let Some(done) = store.finish_append(r.name)? {
                     observer.warn(&format!("note: {done}"));
                 }
-                // What the file is before any of it is read, hashed or
-                // parsed: checked again once everything is read.
-                let stamp = Stamp::of(path)?;
-                let (input, file) = if source::formats::of(format).lazy {
-                    let (input, file) = hash_beside_prepare(&r, &config, model, path);
-                    (input?, Opening::Done(file))
-                } else {
-                    let input = Input::of(r.name, r.kind, &config, path)?;
-                    (input, Opening::Later(model))
+                let mut target = Locked {
+                    store,
+                    lease: &leases[0],
                 };
-                if !r.force {
-                    if let Some(entry) = already_loaded(store, r.name, &input.id)? {
-                        return Ok(skipped(&entry));
-                    }
-                }
-                leases[0].check()?;
-                let file = match file {
-                    Opening::Done(prepared) => prepared?,
-                    Opening::Later(model) => prepare(&r, &config, model, path)?,
-                };
-                let read = ReadFrom {
-                    input: &input,
-                    stamp: &stamp,
-                };
-                locked_load(store, &r, path, file, read, &leases[0], started, observer)
+                run(
+                    &mut target,
+                    &r,
+                    &config,
+                    model,
+                    path,
+                    lazy,
+                    started,
+                    observer,
+                )
             },
         )
         .inspect(|outcome| {
@@ -281,39 +272,6 @@ impl<'a> Loader<'a> {
                 self.request.replace = false;
             }
         })
-    }
-
-    /// A dry run: everything a load does but write; the store is only read.
-    fn dry_run(
-        &mut self,
-        config: &Config,
-        model: Box<dyn Model>,
-        path: &Path,
-        observer: &mut dyn Observer,
-    ) -> Result<Outcome> {
-        let r = self.request.clone();
-        let stamp = Stamp::of(path)?;
-        let input = Input::of(r.name, r.kind, config, path)?;
-        if !r.force {
-            if self.pending.inputs.contains(&input.id) {
-                return Ok(Outcome::Skipped { loaded_at: None });
-            }
-            if let Some(store) = self.store()? {
-                if let Some(entry) = already_loaded(store, r.name, &input.id)? {
-                    return Ok(skipped(&entry));
-                }
-            }
-        }
-        let file = prepare(&r, config, model, path)?;
-        let mut pending = std::mem::take(&mut self.pending);
-        let store = self.store()?;
-        let outcome = dry_run(store.map(|s| &*s), &mut pending, &r, path, file, observer)
-            .and_then(|o| stamp.check_unchanged(path).map(|()| o));
-        if outcome.is_ok() {
-            pending.inputs.insert(input.id);
-        }
-        self.pending = pending;
-        outcome
     }
 }
 
@@ -597,46 +555,6 @@ fn settle_precision(file: &mut Prepared, md: Option<&Document>) -> Result<bool> 
     Ok(file.precision_given || adopted)
 }
 
-/// A load that, should it fail because another process took its lock
-/// over, is abandoned to that process rather than undone (see
-/// [`Load::abandon`]).
-struct Guarded<'l, 'a> {
-    load: Option<Box<dyn Load + 'l>>,
-    lease: &'a Lease,
-}
-
-impl<'l> Guarded<'l, '_> {
-    fn commit(mut self, entries: Entries) -> Result<()> {
-        match self.load.take() {
-            Some(l) => l.commit(entries),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<'l> std::ops::Deref for Guarded<'l, '_> {
-    type Target = dyn Load + 'l;
-    fn deref(&self) -> &Self::Target {
-        self.load.as_deref().expect("a load not yet committed")
-    }
-}
-
-impl std::ops::DerefMut for Guarded<'_, '_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.load.as_deref_mut().expect("a load not yet committed")
-    }
-}
-
-impl Drop for Guarded<'_, '_> {
-    fn drop(&mut self) {
-        if let Some(l) = self.load.take() {
-            if self.lease.lost() {
-                l.abandon();
-            }
-        }
-    }
-}
-
 /// The ingest-log facts of the file being loaded, and its stamp from
 /// before any of it was read.
 struct ReadFrom<'a> {
@@ -644,17 +562,58 @@ struct ReadFrom<'a> {
     stamp: &'a Stamp,
 }
 
-/// The load itself, under the dataset's lock. Whether it exists, its stored
-/// coordinates and the ingest log are read again here: another run may
-/// have loaded into it while this one waited for the lock.
+/// One input into `target`: hashed (beside its opening, for a format
+/// opened lazily), skipped when the dataset holds it already, else
+/// prepared and put through the [`pipeline`].
 #[allow(clippy::too_many_arguments)]
-fn locked_load(
-    store: &mut dyn Store,
+fn run(
+    target: &mut dyn Target,
+    r: &Request,
+    config: &Config,
+    model: Box<dyn Model>,
+    path: &Path,
+    lazy: bool,
+    started: Instant,
+    observer: &mut dyn Observer,
+) -> Result<Outcome> {
+    // What the file is before any of it is read, hashed or parsed:
+    // checked again once everything is read.
+    let stamp = Stamp::of(path)?;
+    let (input, file) = if lazy {
+        let (input, file) = hash_beside_prepare(r, config, model, path);
+        (input?, Opening::Done(file))
+    } else {
+        let input = Input::of(r.name, r.kind, config, path)?;
+        (input, Opening::Later(model))
+    };
+    if !r.force {
+        if let Some(skip) = target.loaded(r.name, &input.id)? {
+            return Ok(skip);
+        }
+    }
+    target.check()?;
+    let file = match file {
+        Opening::Done(prepared) => prepared?,
+        Opening::Later(model) => prepare(r, config, model, path)?,
+    };
+    let read = ReadFrom {
+        input: &input,
+        stamp: &stamp,
+    };
+    pipeline(target, r, path, file, read, started, observer)
+}
+
+/// The checks, the conversion and the commit of one prepared input, the
+/// same for a load (under the dataset's lock) and a dry run: what differs
+/// is the `target` they read from and write into. Everything that can
+/// refuse the file is checked before the load begins; a check added here
+/// is one a dry run makes too.
+fn pipeline(
+    target: &mut dyn Target,
     r: &Request,
     path: &Path,
     mut file: Prepared,
     read: ReadFrom,
-    lease: &Lease,
     started: Instant,
     observer: &mut dyn Observer,
 ) -> Result<Outcome> {
@@ -663,57 +622,37 @@ fn locked_load(
     // A replacement is a first load of NAME: nothing stored is kept, so
     // nothing stored is checked against the file.
     let replace = r.replace;
-    if !r.force && !replace {
-        if let Some(entry) = already_loaded(store, name, &input.id)? {
-            return Ok(skipped(&entry));
-        }
-    }
     let stored_md = if replace {
         None
     } else {
-        refuse_over_unfinished_append(&*store, name, &input.id)?;
-        store.entry(METADATA, name)?
+        target.refuse_unfinished(name, &input.id)?;
+        target.metadata(name)?
     };
     let lenient = settle_precision(&mut file, stored_md.as_ref())?;
     check_fits_dataset(stored_md.clone(), name, r.kind, &*file.model, path)?;
     // A dataset the old tool wrote: points are refused below, before any
     // document is written; grids append.
-    let foreign = foreign_dataset(&*store, name, stored_md.as_ref())?.filter(|f| f.points);
+    let foreign = target
+        .foreign(name, stored_md.as_ref())?
+        .filter(|f| f.points);
     let stored = match replace {
         true => None,
-        false => stored_summary(&*store, name)?,
+        false => target.summary(name)?,
     };
     let coords = std::mem::take(&mut file.coords);
-    let (coords, appending) = joined_coordinates(
-        (!replace).then_some(&*store),
-        name,
-        path,
-        &*file.model,
-        coords,
-        stored.as_ref().map(|(_, d)| d.as_str()),
-    )?;
-
+    let held = match replace {
+        true => Held::Nothing,
+        false => target.held(name, stored.as_ref().map(|(_, d)| d.as_str()), &coords)?,
+    };
+    let (coords, appending) = joined_coordinates(held, name, path, &*file.model, coords)?;
     check_metadata_size(name, path, &*file.model, &coords)?;
 
     let mut summary = DatasetSummary::new(appending, stored.map(|(s, _)| s));
     let model = &*file.model;
-    // The load's staging and commit are fenced by its lock: should another
-    // process take the lock over, nothing of this load is committed.
-    store.fence(name, lease.token());
-    let begun = if replace {
-        store.begin_replace(name)?
-    } else {
-        store.begin_load(name)?
-    };
-    let mut load = Guarded {
-        load: Some(begun),
-        lease,
-    };
+    let writes = target.writes();
+    let mut load = target.begin(name, replace)?;
     let (file_summary, documents) =
         convert(model, &mut *file.matrix, lenient, observer, &mut |batch| {
-            // A signal, or the lock lost: the load fails here, and its
-            // writes are undone with it.
-            lease.check()?;
             if let Some(f) = &foreign {
                 let docs: Vec<Document> = batch
                     .docs
@@ -731,10 +670,12 @@ fn locked_load(
             }
             Ok(())
         })?;
-    observer.committing();
-    let summary = summary.finish(&file_summary, model, &mut |f| load.scan(f))?;
+    if writes {
+        observer.committing();
+    }
+    let dataset = summary.finish(&file_summary, model, &mut |f| load.scan(f))?;
     let dates = dates_of(&file_summary);
-    let mut metadata = model.metadata(&coords, &summary);
+    let mut metadata = model.metadata(&coords, &dataset);
     if let Some(md) = stored_md.as_ref().filter(|_| appending) {
         keep_stored_labels(name, md, &mut metadata, r.options, observer);
     }
@@ -743,19 +684,19 @@ fn locked_load(
     // load, and nothing of it is committed.
     read.stamp.check_unchanged(path)?;
     let entries = Entries {
-        summary: summary_entry(name, &coords, &summary),
+        summary: summary_entry(name, &coords, &dataset),
         ingest: vec![input.entry(r, path, &dates, documents, started.elapsed().as_secs_f64())],
         replaces: replace,
         ..Entries::new(name, crate::doc::coord_index_raw(name, &coords), metadata)
     };
-    lease.check()?;
     load.commit(entries)?;
-    Ok(Outcome::Loaded {
+    Ok(target.outcome(Done {
         documents,
         dates,
-        times: summary.times.len(),
-        span: span_of(&summary),
-    })
+        file: &file_summary,
+        dataset: &dataset,
+        appending,
+    }))
 }
 
 /// An append keeps the dataset's stored `title` and `units` (those the
@@ -783,61 +724,4 @@ fn keep_stored_labels(
         ));
         metadata.insert(key, old.clone());
     }
-}
-
-/// A dry run of one prepared input, against the store as it is (`None`
-/// when it does not exist yet) and what the inputs before it would add.
-fn dry_run(
-    store: Option<&dyn Store>,
-    pending: &mut Pending,
-    r: &Request,
-    path: &Path,
-    mut file: Prepared,
-    observer: &mut dyn Observer,
-) -> Result<Outcome> {
-    let name = r.name;
-    let md = match &pending.metadata {
-        Some(md) => Some(md.clone()),
-        None => store
-            .map(|s| s.entry(METADATA, name))
-            .transpose()?
-            .flatten(),
-    };
-    let lenient = settle_precision(&mut file, md.as_ref())?;
-    check_fits_dataset(md, name, r.kind, &*file.model, path)?;
-    let coords = std::mem::take(&mut file.coords);
-    let (coords, appending) = match pending.coords.take() {
-        // The files before this one would have made the coord_index.
-        Some(before) => {
-            let cells = coords.len();
-            let joined = file.model.join_coordinates(before.clone(), coords);
-            pending.coords = Some(before);
-            // The run's own words: the files before this one would be stored.
-            let joined = joined.ok_or_else(|| coords_differ(name, path, cells))?;
-            (joined, true)
-        }
-        None => joined_coordinates(store, name, path, &*file.model, coords, None)?,
-    };
-    check_metadata_size(name, path, &*file.model, &coords)?;
-    let (summary, documents) = convert(
-        &*file.model,
-        &mut *file.matrix,
-        lenient,
-        observer,
-        &mut |_| Ok(()),
-    )?;
-    let into = match (appending, &pending.metadata) {
-        (false, _) => Destination::NewDataset,
-        (true, Some(_)) => Destination::EarlierInputs,
-        (true, None) => Destination::ExistingDataset,
-    };
-    pending.metadata = Some(file.model.metadata(&coords, &summary));
-    pending.coords = Some(coords);
-    Ok(Outcome::WouldLoad {
-        documents,
-        dates: dates_of(&summary),
-        times: summary.times.len(),
-        span: span_of(&summary),
-        into,
-    })
 }

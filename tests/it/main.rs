@@ -14,6 +14,7 @@ mod coastlines;
 mod conformance;
 mod cron;
 mod csv_and_plot;
+mod dry_run_pipeline;
 mod flux_server;
 mod foreign_data;
 mod hdf5;
