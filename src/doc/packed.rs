@@ -3,7 +3,7 @@
 //! of its bytes) are left out, and its element types and numbers are kept
 //! as two runs, which compress faster and smaller than the BSON. When every
 //! number is a decimal that fits 16 or 32 bits (as the values a model
-//! rounds to its `precision` are), or 53 bits for a model's step document,
+//! rounds to its `precision` are), or 50 bits for a model's step document,
 //! the numbers are kept as those integers, from which the very doubles are
 //! computed back. [`join`] gives back the very bytes [`split`] was given.
 //!
@@ -13,7 +13,7 @@
 //! -Infinity, which carry no number in the run),
 //! `places: u8` and `width: u8` (2 or 4: each double is an integer of that
 //! many bytes divided by 10^places; [`WIDE`]: an integer of 8 bytes, of at
-//! most 53 bits, divided so, its bytes kept in eight planes (every first
+//! most 50 bits, divided so, its bytes kept in eight planes (every first
 //! byte, then every second, …: the high planes, nearly constant, compress
 //! to little, three times faster and half as large as the integers one
 //! after the other); 8: the doubles' own 8 bytes), the
@@ -31,13 +31,18 @@ const NAN: u8 = 0x81;
 const POS_INF: u8 = 0x82;
 const NEG_INF: u8 = 0x83;
 
-/// The width byte of 8-byte integers (at most 2^53 in magnitude, so that
-/// each is exactly a double and `k / 10^places` is correctly rounded).
-/// Written since store format version 2.
+/// The width byte of 8-byte integers, below 2^50 in magnitude (see
+/// [`WIDE_MAX`]): well inside 2^53, so that each is exactly a double and
+/// `k / 10^places` is correctly rounded. Written since store format
+/// version 2.
 const WIDE: u8 = 0x88;
 
 /// The largest magnitude of an integer kept in the [`WIDE`] form.
-const WIDE_MAX: u64 = 1 << 53;
+///
+/// The same bound as the statistics' keys (`Stats::key` gives none from
+/// 2^50 on), so that a value kept by its key and one kept by its integer
+/// take the same form.
+const WIDE_MAX: u64 = (1 << 50) - 2;
 
 /// The mark of a double kept without its bytes, when it is one.
 #[inline]
@@ -910,7 +915,7 @@ mod tests {
     }
 
     /// Decimals past 32 bits (a float32 flux of order 1e-6 kept to 19
-    /// places) are kept as 8-byte integers of at most 53 bits, and come
+    /// places) are kept as 8-byte integers below 2^50, and come
     /// back as the very doubles `k / 10^19`; a view gives those of up to
     /// 15 significant digits as integers, longer ones as their doubles.
     #[test]
@@ -922,7 +927,7 @@ mod tests {
             -7,
             999_999_999_999_999,
             1_000_000_000_000_001,
-            -(1i64 << 53),
+            -((1i64 << 50) - 2),
             0,
         ];
         let mut w = StepWriter::new(ks.len() + 1, places);
@@ -952,10 +957,10 @@ mod tests {
                 Element::Null,
             ]
         );
-        // Past 2^53 a double no longer holds the integer: kept as doubles.
+        // From 2^50 on (past the statistics' keys): kept as doubles.
         let mut w = StepWriter::new(2, places);
         w.push_units(1.0 / scale, 1);
-        let big = (1i64 << 53) + 2;
+        let big = 1i64 << 50;
         w.push_units(big as f64 / scale, big);
         let v2 = w.finish(0, "values");
         let v2 = view(&v2.packed).unwrap();
