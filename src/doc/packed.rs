@@ -241,7 +241,9 @@ impl PackedDoc {
 #[derive(Default)]
 struct StepScratch {
     types: Vec<u8>,
-    ints: Vec<i64>,
+    ints: Vec<i32>,
+    /// The integers once one of them does not fit 32 bits.
+    wide: Vec<i64>,
     doubles: Vec<f64>,
 }
 
@@ -270,6 +272,7 @@ impl StepWriter {
         let mut scratch = STEP_SCRATCH.with(|s| s.take());
         scratch.types.clear();
         scratch.ints.clear();
+        scratch.wide.clear();
         scratch.doubles.clear();
         scratch.types.reserve(values);
         let scale = POW10.get(places as usize).map(|&s| (places as u8, s));
@@ -342,9 +345,26 @@ impl StepWriter {
 
     #[inline]
     fn keep(&mut self, k: i64) {
-        self.narrow &= i16::try_from(k).is_ok();
-        self.fits_32 &= i32::try_from(k).is_ok();
-        self.scratch.ints.push(k);
+        if self.fits_32 {
+            if let Ok(k) = i32::try_from(k) {
+                self.narrow &= i16::try_from(k).is_ok();
+                self.scratch.ints.push(k);
+                return;
+            }
+            self.go_wide();
+        }
+        self.scratch.wide.push(k);
+    }
+
+    /// Go on with 8-byte integers: those so far move over.
+    #[cold]
+    fn go_wide(&mut self) {
+        let s = &mut self.scratch;
+        s.wide.reserve(s.types.capacity());
+        s.wide.extend(s.ints.iter().map(|&k| i64::from(k)));
+        s.ints.clear();
+        self.fits_32 = false;
+        self.narrow = false;
     }
 
     /// Go on with doubles: the integers so far become the very doubles
@@ -353,8 +373,11 @@ impl StepWriter {
     fn switch_to_doubles(&mut self, scale: f64) {
         let s = &mut self.scratch;
         s.doubles.reserve(s.types.capacity());
-        s.doubles.extend(s.ints.iter().map(|&k| k as f64 / scale));
+        s.doubles
+            .extend(s.ints.iter().map(|&k| f64::from(k) / scale));
+        s.doubles.extend(s.wide.iter().map(|&k| k as f64 / scale));
         s.ints.clear();
+        s.wide.clear();
         self.scale = None;
     }
 
@@ -368,7 +391,7 @@ impl StepWriter {
             specials,
         } = self;
         let n = scratch.types.len();
-        let numbers = scratch.ints.len() + scratch.doubles.len();
+        let numbers = scratch.ints.len() + scratch.wide.len() + scratch.doubles.len();
         // In the BSON, NaN and the infinities are doubles of 8 bytes too.
         let doubles = numbers + specials;
         let (places, form) = match scale {
@@ -409,11 +432,11 @@ impl StepWriter {
             4 => run
                 .chunks_exact_mut(4)
                 .zip(&scratch.ints)
-                .for_each(|(d, &k)| d.copy_from_slice(&(k as i32).to_le_bytes())),
+                .for_each(|(d, &k)| d.copy_from_slice(&k.to_le_bytes())),
             WIDE => {
                 let planes: Vec<&mut [u8]> = run.chunks_exact_mut(numbers.max(1)).collect();
                 if let Ok(mut planes) = <[&mut [u8]; 8]>::try_from(planes) {
-                    for (i, &k) in scratch.ints.iter().enumerate() {
+                    for (i, &k) in scratch.wide.iter().enumerate() {
                         for (plane, byte) in planes.iter_mut().zip(k.to_le_bytes()) {
                             plane[i] = byte;
                         }
@@ -957,6 +980,20 @@ mod tests {
                 Element::Null,
             ]
         );
+        // Integers of 16 and 32 bits first, then a wide one: all move over.
+        let mixed: [i64; 5] = [3, -40_000, 7, 12_345_678_901_234, -1];
+        let mut w = StepWriter::new(mixed.len(), places);
+        for &k in &mixed {
+            w.push_units(k as f64 / scale, k);
+        }
+        let d = w.finish(0, "values");
+        let array: Vec<Bson> = mixed
+            .iter()
+            .map(|&k| Bson::Double(k as f64 / scale))
+            .collect();
+        let want = bytes(&doc! { "_id": bson::DateTime::from_millis(0), "values": array });
+        assert_eq!(join(&d.packed).unwrap(), want);
+        assert!(view(&d.packed).unwrap().wide);
         // From 2^50 on (past the statistics' keys): kept as doubles.
         let mut w = StepWriter::new(2, places);
         w.push_units(1.0 / scale, 1);
