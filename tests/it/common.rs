@@ -580,3 +580,51 @@ pub fn entries(coord_index: bson::Document, metadata: bson::Document) -> fluxpy:
     let raw = bson::RawDocumentBuf::from_document(&coord_index).expect("an entry that encodes");
     fluxpy::store::Entries::new(name, raw, metadata)
 }
+
+/// The old tool's `NAME` collection and its entries, from the jsonl
+/// fixtures of `../shared/fixtures/oldtool`, written into an embedded store
+/// as they are (ObjectId `_id`s, its metadata, no summary entry).
+pub fn old_tool_into_embedded(db: &Path, name: &str) {
+    use fluxpy::store::embedded::Embedded;
+    let read = |file: &str| -> Vec<bson::Document> {
+        std::fs::read_to_string(shared_fixture("oldtool", file))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                match bson::Bson::try_from(v).unwrap() {
+                    bson::Bson::Document(d) => d,
+                    other => panic!("not a document: {other}"),
+                }
+            })
+            .collect()
+    };
+    let entry = |file: &str| {
+        read(file)
+            .into_iter()
+            .find(|d| d.get_str("_id") == Ok(name))
+            .unwrap()
+    };
+    let mut store = Embedded::open(db).unwrap();
+    let mut load = store.begin_load(name).unwrap();
+    load.write(docs(read(&format!("{name}.jsonl")))).unwrap();
+    load.commit(entries(entry("coord_index.jsonl"), entry("metadata.jsonl")))
+        .unwrap();
+}
+
+/// Run `script` with the tests' Python (with `modules`) in `dir`; what it
+/// prints. Fails the test if the script fails.
+pub fn python_output(modules: &[&str], dir: &Path, script: &str) -> String {
+    let out = Command::new(python_with(modules))
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -282,41 +282,6 @@ crate::on_both_stores!(
     one_dry_run_of_every_input_says_what_the_run_does
 );
 
-/// The old tool's `NAME` collection and its entries, from the jsonl
-/// fixtures, written into an embedded store as they are (ObjectId `_id`s,
-/// its metadata, no summary entry).
-fn old_tool_into_embedded(db: &Path, name: &str) {
-    use fluxpy::store::{embedded::Embedded, Store};
-    let read = |file: &str| -> Vec<bson::Document> {
-        std::fs::read_to_string(common::shared_fixture("oldtool", file))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                match bson::Bson::try_from(v).unwrap() {
-                    bson::Bson::Document(d) => d,
-                    other => panic!("not a document: {other}"),
-                }
-            })
-            .collect()
-    };
-    let entry = |file: &str| {
-        read(file)
-            .into_iter()
-            .find(|d| d.get_str("_id") == Ok(name))
-            .unwrap()
-    };
-    let mut store = Embedded::open(db).unwrap();
-    let mut load = store.begin_load(name).unwrap();
-    load.write(common::docs(read(&format!("{name}.jsonl"))))
-        .unwrap();
-    load.commit(common::entries(
-        entry("coord_index.jsonl"),
-        entry("metadata.jsonl"),
-    ))
-    .unwrap();
-}
-
 /// Points the old tool stored are refused by a load (they would be
 /// stored twice); the dry run, which is the load's pipeline, refuses them
 /// with the same words and changes nothing.
@@ -325,7 +290,7 @@ fn old_tool_into_embedded(db: &Path, name: &str) {
 fn a_dry_run_refuses_points_the_old_tool_stored_as_the_load_does() {
     let env = common::Env::new();
     let t = Target::embedded(&env);
-    old_tool_into_embedded(&env.db(), "xco2");
+    common::old_tool_into_embedded(&env.db(), "xco2");
     let xco2 = common::shared_fixture("fluxpy", "xco2.mat");
     let load = |extra: &[&str]| {
         let mut a = vec![

@@ -9,24 +9,12 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::Env;
 
 /// Run `script` with the tests' Python in `dir`; what it prints.
 fn python(dir: &Path, script: &str) -> String {
-    let out = Command::new(common::python_with(&["numpy", "scipy"]))
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::python_output(&["numpy", "scipy"], dir, script)
 }
 
 /// `reference(paths, precision)`: for each file, every numeric variable as

@@ -1746,46 +1746,11 @@ fn grids_the_old_tool_stored_append_and_keep_their_title_and_units() {
     assert_eq!(md["units"]["values"], json!("&mu;mol/m&sup2;"));
 }
 
-/// The old tool's `NAME` collection and its entries, from the jsonl
-/// fixtures, written into an embedded store as they are (ObjectId `_id`s,
-/// its metadata, no summary entry).
-fn old_tool_into_embedded(db: &Path, name: &str) {
-    use fluxpy::store::{embedded::Embedded, Store};
-    let read = |file: &str| -> Vec<bson::Document> {
-        std::fs::read_to_string(shared("fixtures/oldtool").join(file))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                match bson::Bson::try_from(v).unwrap() {
-                    bson::Bson::Document(d) => d,
-                    other => panic!("not a document: {other}"),
-                }
-            })
-            .collect()
-    };
-    let entry = |file: &str| {
-        read(file)
-            .into_iter()
-            .find(|d| d.get_str("_id") == Ok(name))
-            .unwrap()
-    };
-    let mut store = Embedded::open(db).unwrap();
-    let mut load = store.begin_load(name).unwrap();
-    load.write(crate::common::docs(read(&format!("{name}.jsonl"))))
-        .unwrap();
-    load.commit(crate::common::entries(
-        entry("coord_index.jsonl"),
-        entry("metadata.jsonl"),
-    ))
-    .unwrap();
-}
-
 #[test]
 #[cfg_attr(no_shared, ignore = "needs ../shared/fixtures")]
 fn points_the_old_tool_stored_in_an_embedded_store_are_refused_then_replaced() {
     let env = Env::new();
-    old_tool_into_embedded(&env.db(), "xco2");
+    common::old_tool_into_embedded(&env.db(), "xco2");
     let exported = env.run(&["export", "-n", "xco2"]).ok().json_lines();
     assert_eq!(exported.len(), 1311);
     let audit = env.run(&["db", "-a"]).ok();

@@ -8,29 +8,12 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Env;
 
 /// Run `script` with the tests' Python in `dir`; what it prints.
 fn python(dir: &Path, script: &str) -> String {
-    let out = Command::new(common::python_with(&[
-        "numpy",
-        "scipy",
-        "h5py",
-        "hdf5plugin",
-    ]))
-    .arg("-c")
-    .arg(script)
-    .current_dir(dir)
-    .output()
-    .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::python_output(&["numpy", "scipy", "h5py", "hdf5plugin"], dir, script)
 }
 
 /// The matrix every file holds (3 cells: x, y, then 2 steps), and the values
