@@ -418,8 +418,8 @@ fn floor(file: &Path, var: &str, precision: u32) -> Floor {
             let doc = timed(&mut f.pack, || {
                 let mut w = fluxpy::doc::packed::StepWriter::new(rows, precision);
                 for &x in column {
-                    match fluxpy::model::round_units(x, precision) {
-                        Some((k, v)) => w.push_units(v, k),
+                    match fluxpy::model::units_of(x, precision) {
+                        Some(k) => w.push_units(k),
                         None => w.push(Some(fluxpy::model::stored_value(x, precision)), None),
                     }
                 }

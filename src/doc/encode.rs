@@ -77,6 +77,10 @@ pub(crate) fn buffer(bytes: usize) -> Vec<u8> {
         if let Some(i) = spare.iter().position(|b| b.capacity() >= bytes) {
             return spare.swap_remove(i);
         }
+        // Rounded up, so that a buffer handed back serves the next
+        // documents of about its size too (step documents differ by a few
+        // bytes), not only smaller ones.
+        return Vec::with_capacity(bytes.next_multiple_of(SPARE_FROM_BYTES / 4));
     }
     Vec::with_capacity(bytes)
 }

@@ -260,6 +260,10 @@ pub struct StepWriter {
     scratch: StepScratch,
     /// 10^places, while the numbers so far are decimal integers.
     scale: Option<(u8, f64)>,
+    /// 10^places (NaN past the places an integer form has), kept when the
+    /// integers give way to doubles: [`StepWriter::push_units`] divides by
+    /// it then.
+    divisor: f64,
     /// Whether every integer so far fits 16 bits; 32 bits.
     narrow: bool,
     fits_32: bool,
@@ -284,6 +288,7 @@ impl StepWriter {
         Self {
             scratch,
             scale,
+            divisor: scale.map_or(f64::NAN, |(_, s)| s),
             narrow: true,
             fits_32: true,
             specials: 0,
@@ -327,11 +332,12 @@ impl StepWriter {
         self.scratch.doubles.push(x);
     }
 
-    /// The next element, a number `v` that is `k / 10^places` computed as
-    /// that one division (as [`crate::model::round_units`] gives it at
-    /// these places): kept as `k` without checking it again.
+    /// The next element, the number `k / 10^places` computed as that one
+    /// division (as [`crate::model::round_units`] computes the value of the
+    /// integer it rounds to at these places): kept as `k` without checking
+    /// it again, and divided only if the integers give way to doubles.
     #[inline]
-    pub fn push_units(&mut self, v: f64, k: i64) {
+    pub fn push_units(&mut self, k: i64) {
         self.scratch.types.push(DOUBLE);
         if let Some((_, scale)) = self.scale {
             if k.unsigned_abs() <= WIDE_MAX {
@@ -340,7 +346,30 @@ impl StepWriter {
             }
             self.switch_to_doubles(scale);
         }
-        self.scratch.doubles.push(v);
+        self.scratch.doubles.push(k as f64 / self.divisor);
+    }
+
+    /// [`StepWriter::push_units`] of each of `ks`, whose least and
+    /// greatest are `lo` and `hi`: the same document, the integers moved
+    /// in one go.
+    pub fn push_all_units(&mut self, ks: &[i64], lo: i64, hi: i64) {
+        let within = |a: i64, b: i64| lo >= a && hi <= b;
+        let keeps = self.scale.is_some() && lo.unsigned_abs().max(hi.unsigned_abs()) <= WIDE_MAX;
+        if !keeps || ks.is_empty() {
+            ks.iter().for_each(|&k| self.push_units(k));
+            return;
+        }
+        let s = &mut self.scratch;
+        s.types.resize(s.types.len() + ks.len(), DOUBLE);
+        if self.fits_32 && within(i32::MIN.into(), i32::MAX.into()) {
+            self.narrow &= within(i16::MIN.into(), i16::MAX.into());
+            self.scratch.ints.extend(ks.iter().map(|&k| k as i32));
+            return;
+        }
+        if self.fits_32 {
+            self.go_wide();
+        }
+        self.scratch.wide.extend_from_slice(ks);
     }
 
     #[inline]
@@ -389,6 +418,7 @@ impl StepWriter {
             narrow,
             fits_32,
             specials,
+            ..
         } = self;
         let n = scratch.types.len();
         let numbers = scratch.ints.len() + scratch.wide.len() + scratch.doubles.len();
@@ -937,6 +967,44 @@ mod tests {
         }
     }
 
+    /// Integers moved in one go give the document that pushing them one
+    /// by one gives: 16-bit, 32-bit and wide ones, those past the wide
+    /// form's bound, after other elements or none, at every width.
+    #[test]
+    fn pushing_all_units_at_once_equals_pushing_each() {
+        let sets: [&[i64]; 7] = [
+            &[3, -7, 0, 12_000],
+            &[3, -40_000, 7],
+            &[12_345_678_901_234, -1, 5],
+            &[1, WIDE_MAX as i64, -(WIDE_MAX as i64)],
+            &[2, (WIDE_MAX + 1) as i64, -3],
+            &[],
+            &[i64::from(i32::MAX), i64::from(i32::MIN)],
+        ];
+        for places in [0u32, 2, 10, 19, 22] {
+            for before in [&[][..], &[1i64, -2][..], &[70_000][..], &[1 << 40][..]] {
+                for set in sets {
+                    let n = before.len() + set.len() + 1;
+                    let mut one = StepWriter::new(n, places);
+                    let mut all = StepWriter::new(n, places);
+                    for w in [&mut one, &mut all] {
+                        before.iter().for_each(|&k| w.push_units(k));
+                    }
+                    set.iter().for_each(|&k| one.push_units(k));
+                    let (lo, hi) = set
+                        .iter()
+                        .fold((i64::MAX, i64::MIN), |(l, h), &k| (l.min(k), h.max(k)));
+                    all.push_all_units(set, lo, hi);
+                    for w in [&mut one, &mut all] {
+                        w.push(None, None);
+                    }
+                    let (a, b) = (one.finish(7, "values"), all.finish(7, "values"));
+                    assert_eq!(a.packed, b.packed, "{set:?} after {before:?} at {places}");
+                }
+            }
+        }
+    }
+
     /// Decimals past 32 bits (a float32 flux of order 1e-6 kept to 19
     /// places) are kept as 8-byte integers below 2^50, and come
     /// back as the very doubles `k / 10^19`; a view gives those of up to
@@ -955,7 +1023,7 @@ mod tests {
         ];
         let mut w = StepWriter::new(ks.len() + 1, places);
         for &k in &ks {
-            w.push_units(k as f64 / scale, k);
+            w.push_units(k);
         }
         w.push(None, None);
         let d = w.finish(0, "values");
@@ -984,7 +1052,7 @@ mod tests {
         let mixed: [i64; 5] = [3, -40_000, 7, 12_345_678_901_234, -1];
         let mut w = StepWriter::new(mixed.len(), places);
         for &k in &mixed {
-            w.push_units(k as f64 / scale, k);
+            w.push_units(k);
         }
         let d = w.finish(0, "values");
         let array: Vec<Bson> = mixed
@@ -996,9 +1064,9 @@ mod tests {
         assert!(view(&d.packed).unwrap().wide);
         // From 2^50 on (past the statistics' keys): kept as doubles.
         let mut w = StepWriter::new(2, places);
-        w.push_units(1.0 / scale, 1);
+        w.push_units(1);
         let big = 1i64 << 50;
-        w.push_units(big as f64 / scale, big);
+        w.push_units(big);
         let v2 = w.finish(0, "values");
         let v2 = view(&v2.packed).unwrap();
         assert_eq!((v2.wide, v2.width), (false, 8));

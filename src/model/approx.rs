@@ -13,6 +13,7 @@
 //! the same bits however the values were split, ordered or merged.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use bson::{doc, spec::BinarySubtype, Binary, Document};
 use num_bigint::{BigInt, BigUint, Sign};
@@ -32,6 +33,42 @@ const SKETCH_BINS: u32 = 1 << 15;
 /// subnormal ones count as zero.
 fn config() -> Config {
     Config::new(MEDIAN_RELATIVE_ERROR, SKETCH_BINS, f64::MIN_POSITIVE)
+}
+
+/// Sub-bins of each binary octave: 2^12, each 1/4096 of the octave wide,
+/// so that at most one boundary of the sketch's bins (each 0.2% wide, 347
+/// to an octave) falls within one.
+const SUB_BITS: u32 = 12;
+const SUB_SHIFT: u32 = 52 - SUB_BITS;
+const SUB_MASK: u64 = (1 << SUB_BITS) - 1;
+
+/// A sub-bin across which the sketch's key changes.
+const BOUNDARY: i32 = i32::MIN;
+
+/// The sketch's key of the positive doubles of exponent field `field`, by
+/// sub-bin: the key of every double of the sub-bin ([`Config::key`] of
+/// its first and of its last double agree, and the key does not decrease
+/// as the value grows), or [`BOUNDARY`] where they differ. Computed once
+/// per field and process, on first use (8,192 keys, a fraction of a
+/// millisecond).
+fn sub_bin_keys(field: usize) -> &'static [i32] {
+    static FIELDS: [OnceLock<Box<[i32]>>; 2048] = [const { OnceLock::new() }; 2048];
+    FIELDS[field].get_or_init(|| {
+        let cfg = config();
+        let key = |bits: u64| cfg.key(f64::from_bits(bits));
+        (0..1u64 << SUB_BITS)
+            .map(|j| {
+                let first = ((field as u64) << 52) | (j << SUB_SHIFT);
+                let last = first + (1 << SUB_SHIFT) - 1;
+                let k = key(first);
+                if k == key(last) {
+                    k
+                } else {
+                    BOUNDARY
+                }
+            })
+            .collect()
+    })
 }
 
 /// The number of exponent fields of a double (all but NaN/Inf's).
@@ -122,6 +159,133 @@ impl Approx {
         }
         self.sketch.add_with_count(x, c);
         self.n += c;
+        self.add_sums(x, c);
+    }
+
+    /// Count each value `k / scale` of `keys` once: the same statistics as
+    /// [`Approx::add`] of each value in turn (the same sums, bins, minimum
+    /// and maximum), for a fraction of the time. The sketch's key of a
+    /// value is a logarithm, a division and a floor; here it comes from
+    /// [`sub_bin_keys`] for nearly every value, and the sketch is then
+    /// given each bin's count at once.
+    pub fn add_units(&mut self, keys: &[i64], scale: f64) {
+        if keys.len() < 2 {
+            keys.iter().for_each(|&k| self.add(k as f64 / scale, 1));
+            return;
+        }
+        // The extremes, and the least magnitude past zero: division by a
+        // positive scale keeps the order.
+        let (mut lo, mut hi, mut least) = (i64::MAX, i64::MIN, u64::MAX);
+        for &k in keys {
+            lo = lo.min(k);
+            hi = hi.max(k);
+            let m = k.unsigned_abs();
+            least = least.min(if m == 0 { u64::MAX } else { m });
+        }
+        let (vmin, vmax) = (lo as f64 / scale, hi as f64 / scale);
+        let largest = vmin.abs().max(vmax.abs());
+        let cfg = config();
+        // Values of the two lowest exponent fields (the subnormal ones,
+        // and those next to the sketch's least value) are added one by one.
+        let smallest_binned = f64::from_bits(2 << 52);
+        if least == u64::MAX || largest < smallest_binned {
+            keys.iter().for_each(|&k| self.add(k as f64 / scale, 1));
+            return;
+        }
+        let floor_value = (least as f64 / scale).max(smallest_binned);
+        let (key_lo, key_hi) = (cfg.key(floor_value), cfg.key(largest));
+        let span = (key_hi - key_lo + 1) as usize;
+        let field = |v: f64| (v.to_bits() >> 52) as usize;
+        let (f_lo, f_hi) = (field(floor_value), field(largest));
+        if span > 1 << 20 || key_hi < key_lo {
+            keys.iter().for_each(|&k| self.add(k as f64 / scale, 1));
+            return;
+        }
+        let octaves: Vec<&[i32]> = (f_lo..=f_hi).map(sub_bin_keys).collect();
+        // Positive bins, then negative ones.
+        let mut counts = vec![0u64; 2 * span];
+        let mut zeros = 0u64;
+        let mut one_by_one = Vec::new();
+        let place = |v: f64| -> Option<usize> {
+            let a = v.abs();
+            let bits = a.to_bits();
+            let f = (bits >> 52) as usize;
+            if f < 2 {
+                return None;
+            }
+            let mut key = octaves[f - f_lo][((bits >> SUB_SHIFT) & SUB_MASK) as usize];
+            if key == BOUNDARY {
+                key = cfg.key(a);
+            }
+            Some((key - key_lo) as usize + if v < 0.0 { span } else { 0 })
+        };
+        // The sums of each field's significands and of their squares, in
+        // 128 bits: exact for fewer than 2^22 values at a time (m < 2^53).
+        let fields = f_hi - f_lo + 1;
+        let mut sum = vec![0i128; fields];
+        let mut squares = vec![0u128; fields];
+        for part in keys.chunks(1 << 21) {
+            for &k in part {
+                let v = k as f64 / scale;
+                let bits = v.to_bits();
+                let f = ((bits >> 52) & 0x7ff) as usize;
+                if f < 2 {
+                    self.add_sums(v, 1);
+                    if k == 0 {
+                        zeros += 1;
+                    } else {
+                        one_by_one.push(v);
+                    }
+                    continue;
+                }
+                let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+                let i = f - f_lo;
+                sum[i] += if v < 0.0 {
+                    -i128::from(m)
+                } else {
+                    i128::from(m)
+                };
+                squares[i] += u128::from(m) * u128::from(m);
+                let mut key = octaves[i][((bits >> SUB_SHIFT) & SUB_MASK) as usize];
+                if key == BOUNDARY {
+                    key = cfg.key(v.abs());
+                }
+                counts[(key - key_lo) as usize + if v < 0.0 { span } else { 0 }] += 1;
+            }
+            for (i, (s, q)) in sum.iter_mut().zip(&mut squares).enumerate() {
+                let total = &mut self.sums[f_lo + i];
+                total.sum += std::mem::take(s);
+                total.add_sq(0, std::mem::take(q));
+            }
+        }
+        self.n += keys.len() as u64;
+        // The extremes go in as themselves (the sketch keeps its minimum
+        // and maximum from the values it is given), the rest of each bin
+        // as one value of that bin, within the extremes.
+        for v in [vmin, vmax] {
+            match place(v) {
+                Some(at) => counts[at] -= 1,
+                None if v == 0.0 => zeros -= 1,
+                None => continue, // already among those added one by one
+            }
+            self.sketch.add(v);
+        }
+        one_by_one.into_iter().for_each(|v| self.sketch.add(v));
+        self.sketch.add_with_count(0.0, zeros);
+        for (at, &c) in counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let key = (at % span) as i32 + key_lo;
+            let middle = cfg.value(key);
+            let v = if at < span { middle } else { -middle };
+            self.sketch.add_with_count(v.clamp(vmin, vmax), c);
+        }
+    }
+
+    /// The exact sums of `c` times the finite value `x`.
+    #[inline]
+    fn add_sums(&mut self, x: f64, c: u64) {
         let (field, m) = decompose(x);
         if m == 0 {
             return;
@@ -375,6 +539,62 @@ mod tests {
         let back = Approx::from_stored(&whole.to_stored(), whole.n).unwrap();
         assert_eq!(bits(&back), bits(&whole));
         assert!(Approx::from_stored(&whole.to_stored(), whole.n + 1).is_none());
+    }
+
+    /// Counting values by [`Approx::add_units`] gives the sketch the bins,
+    /// count, minimum and maximum that adding them one by one gives (only
+    /// the sketch's own running sum, which nothing reads, may differ), and
+    /// the same exact sums: for values of both signs, zeros, values across
+    /// many octaves, values on a bin's boundary, and tiny ones.
+    #[test]
+    fn counting_units_at_once_equals_adding_each_value() {
+        let cfg = config();
+        // Keys at 18 places whose values sit on or next to bin boundaries.
+        let mut keys: Vec<i64> = (-400..400)
+            .map(|j| {
+                let b = cfg.pow_gamma(j * 3 - 9_000) * 1e18;
+                b.round() as i64
+            })
+            .flat_map(|k| [k - 1, k, k + 1])
+            .collect();
+        keys.extend((0..50_000i64).map(|i| (i * 7_919 % 100_003 - 50_000) * 1_000_003));
+        keys.extend([0, 0, 1, -1, 2, (1 << 50) - 2, -((1 << 50) - 2)]);
+        for scale in [1e18, 1e2, 1e22, 1.0] {
+            for part in [
+                &keys[..],
+                &keys[..3],
+                &keys[2400..2410],
+                &[5, 5, 5][..],
+                &[0, 0][..],
+            ] {
+                let mut one = Approx::new();
+                part.iter().for_each(|&k| one.add(k as f64 / scale, 1));
+                let mut all = Approx::new();
+                all.add_units(part, scale);
+                let mut a = one.sketch_document();
+                let mut b = all.sketch_document();
+                a.remove("sum");
+                b.remove("sum");
+                assert_eq!(a, b, "{} keys at scale {scale}", part.len());
+                assert_eq!(one.n, all.n);
+                assert_eq!(one.sums, all.sums);
+                assert_eq!(
+                    [one.min(), one.max(), one.median(), one.mean(), one.std()],
+                    [all.min(), all.max(), all.median(), all.mean(), all.std()]
+                );
+            }
+        }
+        // Every sub-bin's key is the sketch's own key of its doubles.
+        let field = 1023 - 20;
+        let table = sub_bin_keys(field);
+        for (j, &k) in table.iter().enumerate().step_by(7) {
+            let first = ((field as u64) << 52) | ((j as u64) << SUB_SHIFT);
+            for bits in [first, first + 12_345, first + (1 << SUB_SHIFT) - 1] {
+                let want = cfg.key(f64::from_bits(bits));
+                assert!(k == want || k == BOUNDARY, "sub-bin {j}");
+            }
+        }
+        assert!(table.iter().filter(|&&k| k == BOUNDARY).count() < 400);
     }
 
     #[test]

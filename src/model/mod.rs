@@ -179,16 +179,20 @@ impl Summary {
 }
 
 /// What rounding did to the finite non-zero values of a file: how many
-/// there were, how many it turned into 0, and how many there were of each
-/// binary exponent (to find a precision that would keep them). Filled as
-/// documents are built, merged per file, so that a load that would zero
-/// too many values is refused (see [`Loss::refusal`]) without a pass more.
+/// there were, how many it turned into 0, and how many of those there were
+/// of each binary exponent (to find a precision that would keep them).
+/// Filled as documents are built, merged per file, so that a load that
+/// would zero too many values is refused (see [`Loss::too_much`]) without a
+/// pass more.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loss {
     pub nonzero: u64,
     pub zeroed: u64,
-    /// Count per biased binary exponent (`bits >> 52 & 0x7ff`); empty
-    /// until a value is counted.
+    /// Count of the values rounded to 0 per biased binary exponent
+    /// (`bits >> 52 & 0x7ff`); empty until one is counted. Those are the smallest
+    /// values, so they are all [`Loss::precision_for_4_digits`] needs
+    /// where it is asked (more than 1% of the values zeroed), and counting
+    /// only them keeps a table update out of the loop over every value.
     exponents: Vec<u64>,
 }
 
@@ -196,13 +200,23 @@ impl Loss {
     /// Count an input value `x` stored as `stored`.
     #[inline]
     pub fn count(&mut self, x: f64, stored: f64) {
-        if x == 0.0 || !x.is_finite() {
-            return;
+        self.count_zeroed(x, stored == 0.0);
+    }
+
+    /// [`Loss::count`] where the caller knows whether the stored value is
+    /// zero (its integer of units is), without the value.
+    #[inline]
+    pub fn count_zeroed(&mut self, x: f64, zeroed: bool) {
+        let counted = x != 0.0 && x.is_finite();
+        self.nonzero += u64::from(counted);
+        if zeroed && counted {
+            self.zeroed_one(x);
         }
-        self.nonzero += 1;
-        if stored == 0.0 {
-            self.zeroed += 1;
-        }
+    }
+
+    #[cold]
+    fn zeroed_one(&mut self, x: f64) {
+        self.zeroed += 1;
         if self.exponents.is_empty() {
             self.exponents = vec![0; 2048];
         }
@@ -239,6 +253,11 @@ impl Loss {
     /// values keep 4 significant digits: 3 − the decimal exponent of the
     /// smallest of them, the 1% smallest left aside. Loaded at it, at most
     /// 1% of the values can be rounded to 0, so it passes the check.
+    ///
+    /// Asked only where more than 1% of the values were zeroed
+    /// ([`Loss::too_much`]): then the value at that rank is one of the
+    /// zeroed ones, the smallest of all, and so are all values of smaller
+    /// exponents, so that the exponents of the zeroed values alone give it.
     pub fn precision_for_4_digits(&self) -> u32 {
         let aside = self.nonzero / 100;
         let mut seen = 0;
@@ -551,15 +570,23 @@ pub fn round_to(x: f64, decimals: u32) -> f64 {
 /// [`round_to`]'s fast path, with the integer it rounds to: `(k, v)` where
 /// `k` is `x` rounded to a whole number of `10^-decimals` units and `v`,
 /// the stored value, is `k / 10^decimals` (computed as exactly that one
-/// division, `k as f64 / 10^decimals`, so that whatever writes `k` and
-/// computes the value back from it gets `v` bit for bit). `None` where the
-/// fast path does not settle the rounding (more than 22 places, `|x|·10^N`
-/// from 2^53, an exact tie, non-finite `x`): [`round_to`] settles those.
+/// division, [`value_of_units`], so that whatever writes `k` and computes
+/// the value back from it gets `v` bit for bit). `None` where the fast path
+/// does not settle the rounding (more than 22 places, `|x|·10^N` from 2^53,
+/// an exact tie, non-finite `x`): [`round_to`] settles those.
+#[inline]
+pub fn round_units(x: f64, decimals: u32) -> Option<(i64, f64)> {
+    units_of(x, decimals).map(|k| (k, value_of_units(k, decimals)))
+}
+
+/// [`round_units`]'s integer alone: a loop that keeps the integer (the
+/// compact form, the statistics key) needs the division for the value only
+/// where it keeps the value itself, which is rare.
 ///
 /// The floor is taken by converting to an integer (exact below 2^53 for a
 /// non-negative `y`), not by a call of libm's `floor`.
 #[inline]
-pub fn round_units(x: f64, decimals: u32) -> Option<(i64, f64)> {
+pub fn units_of(x: f64, decimals: u32) -> Option<i64> {
     let &scale = POW10.get(decimals as usize)?;
     let ax = x.abs();
     let y = ax * scale;
@@ -580,12 +607,14 @@ pub fn round_units(x: f64, decimals: u32) -> Option<(i64, f64)> {
         t > 0.0
     };
     let k = i + i64::from(up);
-    if k == 0 {
-        // No negative zero in the documents.
-        return Some((0, 0.0));
-    }
-    let v = k as f64 / scale;
-    Some(if x < 0.0 { (-k, -v) } else { (k, v) })
+    Some(if x < 0.0 { -k } else { k })
+}
+
+/// The stored value of `k` units of `10^-decimals` ([`units_of`] gave `k`):
+/// `k / 10^decimals`, correctly rounded, and `0.0` (never `-0.0`) for 0.
+#[inline]
+pub fn value_of_units(k: i64, decimals: u32) -> f64 {
+    k as f64 / POW10[decimals as usize]
 }
 
 /// The least magnitude at which `decimals` places keep 17 significant
@@ -814,6 +843,54 @@ mod tests {
         out
     }
 
+    /// Where more than 1% of the values are zeroed, the precision named
+    /// from the exponents of the zeroed values alone is the one the rule
+    /// gives over every value: the exponent of the value of rank 1% among
+    /// all non-zero ones, sorted (the reference, computed from the values).
+    #[test]
+    fn the_precision_for_4_digits_comes_from_the_zeroed_values() {
+        let mut checked = 0;
+        for (spread, precision) in [(3, 2u32), (9, 4), (14, 6), (20, 10), (2, 3)] {
+            let values: Vec<f64> = (0..20_000)
+                .map(|i| {
+                    let e = (i * 7 % (spread * 10)) as f64 / 10.0;
+                    let sign = if i % 3 == 0 { -1.0 } else { 1.0 };
+                    sign * 10f64.powf(-e) * (1.0 + (i % 13) as f64 / 17.0)
+                })
+                .chain([0.0, f64::NAN, f64::INFINITY])
+                .collect();
+            let mut loss = Loss::default();
+            for &x in &values {
+                loss.count(x, round_to(x, precision));
+            }
+            let mut nonzero: Vec<f64> = values
+                .iter()
+                .filter(|x| **x != 0.0 && x.is_finite())
+                .map(|x| x.abs())
+                .collect();
+            nonzero.sort_by(f64::total_cmp);
+            assert_eq!(loss.nonzero as usize, nonzero.len());
+            let zeroed = values
+                .iter()
+                .filter(|x| **x != 0.0 && x.is_finite() && round_to(**x, precision) == 0.0)
+                .count();
+            assert_eq!(loss.zeroed as usize, zeroed);
+            if !loss.too_much() {
+                continue;
+            }
+            let at = nonzero[nonzero.len() / 100];
+            let e2 = ((at.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+            let e10 = (f64::from(e2) * std::f64::consts::LOG10_2).floor() as i32;
+            assert_eq!(
+                loss.precision_for_4_digits(),
+                (3 - e10) as u32,
+                "{spread} {precision}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 3, "{checked}");
+    }
+
     #[test]
     fn one_integer_gives_the_value_the_key_and_the_compact_form() {
         use crate::doc::packed::StepWriter;
@@ -836,12 +913,10 @@ mod tests {
                     "{x:e} at {decimals}"
                 );
                 assert_eq!(v.to_bits(), (k as f64 / POW10[decimals as usize]).to_bits());
-                assert_eq!(
-                    stats.key_of_units(k, v),
-                    stats.key(v),
-                    "{x:e} at {decimals}"
-                );
-                by_units.push_units(v, k);
+                assert_eq!(units_of(x, decimals), Some(k));
+                assert_eq!(value_of_units(k, decimals).to_bits(), v.to_bits());
+                assert_eq!(stats.key_of_units(k), stats.key(v), "{x:e} at {decimals}");
+                by_units.push_units(k);
                 by_value.push(Some(v), stats.key(v));
             }
             assert!(

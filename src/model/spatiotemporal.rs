@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::base::{self, Common};
 use super::{
-    fields, read_coordinates, round_to, round_units, seconds_bson, Batch, Loss, Mark, Model,
-    ModelSpec, Stats, Summary,
+    fields, read_coordinates, round_to, seconds_bson, units_of, value_of_units, Batch, Loss, Mark,
+    Model, ModelSpec, Stats, Summary,
 };
 use crate::config::Config;
 use crate::doc::packed::{PackedDoc, StepWriter};
@@ -181,20 +181,97 @@ impl SpatioTemporal {
         } else {
             Stats::new(precision)
         };
-        let mut keys = Vec::with_capacity(column.len());
+        // The keys' buffer of this thread's last step (megabytes for a
+        // global grid, faulted in afresh for every step otherwise).
+        let mut keys = STEP_KEYS.with(|k| k.take());
+        keys.clear();
+        keys.reserve(column.len());
         // Written straight in the compact form: the embedded store keeps
         // it as it is, MongoDB gets the BSON it stands for.
         let mut w = StepWriter::new(column.len(), precision);
+        // In passes of one thing each over the step: each value's integer
+        // (where the fast rounding settles it: nearly everywhere), what
+        // rounding lost, and the compact form of each run of integers
+        // between the values it leaves (NaN, the infinities, exact ties).
+        let mut left = Vec::new();
+        keys.extend(column.iter().enumerate().map(|(i, &x)| {
+            units_of(x, precision).unwrap_or_else(|| {
+                left.push(i);
+                0
+            })
+        }));
+        let (lo, hi) = bounds(&keys);
+        if Stats::units_are_keys(lo, hi) {
+            let n = keys.len();
+            let mut keyless = Vec::new();
+            let mut from = 0;
+            for &at in left.iter().chain([&n]) {
+                let run = &keys[from..at];
+                for (&x, &k) in column.iter().skip(from).zip(run) {
+                    loss.count_zeroed(x, k == 0);
+                }
+                let (lo, hi) = bounds(run);
+                w.push_all_units(run, lo, hi);
+                if at < n {
+                    // As the loop below takes a value the fast path leaves.
+                    let x = column[at];
+                    if !x.is_finite() {
+                        w.push(Some(x), None);
+                        keyless.push(at);
+                    } else {
+                        let v = round_to(x, precision);
+                        loss.count(x, v);
+                        let key = stats.key(v);
+                        match key {
+                            Some(k) => keys[at] = k,
+                            None => {
+                                stats.add(v);
+                                keyless.push(at);
+                            }
+                        }
+                        w.push(Some(v), key);
+                    }
+                }
+                from = at + 1;
+            }
+            if !keyless.is_empty() {
+                let mut i = 0;
+                let mut next = keyless.iter().peekable();
+                keys.retain(|_| {
+                    let skip = next.next_if_eq(&&i).is_some();
+                    i += 1;
+                    !skip
+                });
+            }
+            return self.finish_step(id, w, stats, keys, loss);
+        }
+        keys.clear();
+        self.step_by_value(id, column, w, stats, keys)
+    }
+
+    /// [`SpatioTemporal::step_document`] value by value: for a step whose
+    /// integers are not all statistics keys (values from 2^50 units on),
+    /// and the reference its passes are tested against.
+    fn step_by_value(
+        &self,
+        id: bson::DateTime,
+        column: ArrayView1<f64>,
+        mut w: StepWriter,
+        mut stats: Stats,
+        mut keys: Vec<i64>,
+    ) -> (PackedDoc, Summary, Loss) {
+        let precision = self.common.precision;
+        let mut loss = Loss::default();
         for &x in column {
             // One integer per value: the stored value, its statistics key
             // and its compact form all come from it.
-            if let Some((k, v)) = round_units(x, precision) {
-                loss.count(x, v);
-                match stats.key_of_units(k, v) {
+            if let Some(k) = units_of(x, precision) {
+                loss.count_zeroed(x, k == 0);
+                match stats.key_of_units(k) {
                     Some(key) => keys.push(key),
-                    None => stats.add(v),
+                    None => stats.add(value_of_units(k, precision)),
                 }
-                w.push_units(v, k);
+                w.push_units(k);
                 continue;
             }
             if !x.is_finite() {
@@ -211,7 +288,21 @@ impl SpatioTemporal {
             }
             w.push(Some(v), key);
         }
+        self.finish_step(id, w, stats, keys, loss)
+    }
+
+    /// The step's document and summary, from its writer and the keys of
+    /// its values.
+    fn finish_step(
+        &self,
+        id: bson::DateTime,
+        w: StepWriter,
+        mut stats: Stats,
+        keys: Vec<i64>,
+        loss: Loss,
+    ) -> (PackedDoc, Summary, Loss) {
         stats.add_keys(&keys);
+        STEP_KEYS.with(|k| *k.borrow_mut() = keys);
         let doc = w.finish(id.timestamp_millis(), fields::VALUES);
         let summary = Summary::of_document(
             Some(id.timestamp_millis()),
@@ -220,6 +311,17 @@ impl SpatioTemporal {
         );
         (doc, summary, loss)
     }
+}
+
+/// The least and the greatest of `keys` (`(i64::MAX, i64::MIN)` for none).
+fn bounds(keys: &[i64]) -> (i64, i64) {
+    keys.iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)))
+}
+
+thread_local! {
+    /// The statistics keys of the step a converter thread is on, reused.
+    static STEP_KEYS: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Model for SpatioTemporal {
@@ -382,6 +484,63 @@ mod tests {
             [-99.5, 40.5, -0.125, 2.0, 3.0],
             [-98.5, 41.5, 7.0, f64::INFINITY, 4.0],
         ]
+    }
+
+    /// The step's passes give the document, summary and loss that taking
+    /// its values one by one gives: integers of 16, 32 and 50 bits, values
+    /// past the statistics keys, NaN and the infinities at the ends and
+    /// in runs, exact ties the fast rounding leaves, zeros and values
+    /// rounded to zero, at several precisions.
+    #[test]
+    fn a_step_in_passes_equals_a_step_value_by_value() {
+        let base: Vec<f64> = (0..3000)
+            .map(|i| ((i * 7919 % 10007) as f64 - 5000.0) * 0.000_37)
+            .collect();
+        let mut columns: Vec<Vec<f64>> = vec![base.clone()];
+        let mut with = base.clone();
+        for at in [0, 1, 2, 500, 501, 2999] {
+            with[at] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][at % 3];
+        }
+        columns.push(with);
+        let mut band = base.clone();
+        band[..700].fill(f64::NAN);
+        columns.push(band);
+        let mut ties = base.clone();
+        ties[10] = 0.125; // a tie at 2 places
+        ties[11] = -2.5e-3;
+        ties[12] = 1e-9;
+        ties[13] = 0.0;
+        ties[14] = -0.0;
+        columns.push(ties);
+        let mut large = base.clone();
+        large[20] = 3e13; // past 2^50 units at 2 places
+        columns.push(large);
+        columns.push(base.iter().map(|x| x * 1e4).collect());
+        columns.push(vec![f64::NAN; 5]);
+        columns.push(Vec::new());
+        for precision in [0u32, 2, 5, 10, 18] {
+            let mut m = model("timestamp=2004-06-30");
+            // As CFGrid settles it: past the config's 15 places too.
+            m.set_precision(precision);
+            for (c, column) in columns.iter().enumerate() {
+                for sketch in [false, true] {
+                    let id = bson::DateTime::from_millis(1_000 * c as i64);
+                    let column = ndarray::ArrayView1::from(&column[..]);
+                    let passes = m.step_document(id, column, sketch);
+                    let stats = if sketch {
+                        Stats::approximate(precision)
+                    } else {
+                        Stats::new(precision)
+                    };
+                    let w = StepWriter::new(column.len(), precision);
+                    let by_value = m.step_by_value(id, column, w, stats, Vec::new());
+                    let what = format!("column {c} at {precision} places (sketch {sketch})");
+                    assert_eq!(passes.0.packed, by_value.0.packed, "{what}");
+                    assert_eq!(passes.1, by_value.1, "{what}");
+                    assert_eq!(passes.2, by_value.2, "{what}");
+                }
+            }
+        }
     }
 
     fn batches(m: &SpatioTemporal, data: Array2<f64>) -> Vec<Batch> {

@@ -157,17 +157,25 @@ impl Stats {
         (y.abs() < KEY_LIMIT).then(|| y.round() as i64)
     }
 
-    /// [`Stats::key`] of a value [`crate::model::round_units`] gave as
-    /// `(k, v)` at these statistics' decimals, without computing it again:
-    /// `k` itself while `|k|` is well below the key limit (where `v · 10^d`
-    /// rounds back to `k`, `v` being `k / 10^d` correctly rounded).
+    /// [`Stats::key`] of the value of `k` units, as
+    /// [`crate::model::units_of`] gave it at these statistics' decimals,
+    /// without computing it again: `k` itself while `|k|` is well below the
+    /// key limit (where `v · 10^d` rounds back to `k`, `v` being `k / 10^d`
+    /// correctly rounded); past it the value is computed, which is rare.
     #[inline]
-    pub fn key_of_units(&self, k: i64, v: f64) -> Option<i64> {
-        if k.unsigned_abs() < (1u64 << 50) - 1 {
+    pub fn key_of_units(&self, k: i64) -> Option<i64> {
+        if Self::units_are_keys(k, k) {
             Some(k)
         } else {
-            self.key(v)
+            self.key(k as f64 / self.scale)
         }
+    }
+
+    /// Whether every integer of units from `lo` to `hi` is its own key
+    /// ([`Stats::key_of_units`] gives it back as it is).
+    #[inline]
+    pub fn units_are_keys(lo: i64, hi: i64) -> bool {
+        lo.unsigned_abs().max(hi.unsigned_abs()) < (1u64 << 50) - 1
     }
 
     /// Add a stored value; null (non-finite) values are left out.
@@ -196,9 +204,7 @@ impl Stats {
             return;
         };
         if let Some(a) = &mut self.approx {
-            for &k in keys {
-                a.add(k as f64 / self.scale, 1);
-            }
+            a.add_units(keys, self.scale);
             self.n += keys.len() as u64;
             return;
         }
@@ -233,9 +239,7 @@ impl Stats {
                 for (i, c) in dense.into_iter().enumerate() {
                     a.add((base + i as i64) as f64 / scale, c);
                 }
-                for &k in &keys[at + 1..] {
-                    a.add(k as f64 / scale, 1);
-                }
+                a.add_units(&keys[at + 1..], scale);
                 self.n += keys.len() as u64;
                 return;
             }
