@@ -223,13 +223,7 @@ impl CfGrid {
         let mut k = 2;
         while k < cols {
             let n = per_block.min(cols - k);
-            let block = m.read_columns(k, n)?;
-            for &x in &block {
-                let a = x.abs();
-                if a > 0.0 && a < smallest {
-                    smallest = a;
-                }
-            }
+            smallest = smallest.min(m.smallest_magnitude(k, n)?);
             k += n;
         }
         Ok(if smallest.is_finite() {

@@ -25,6 +25,10 @@ thread_local! {
     static EXPECTED: Cell<Option<usize>> = const { Cell::new(None) };
     /// A chunk that inflated to another size than expected: `(held, expected)`.
     static SHORT: Cell<Option<(u64, usize)>> = const { Cell::new(None) };
+    /// The bytes the last chunk inflated to on this thread: the first guess
+    /// at the next one's (a dataset's chunks are all of one size), so that
+    /// its buffer is not grown and copied chunk after chunk.
+    static LAST: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Whether the filter replaced the library's: registered once per process
@@ -136,7 +140,15 @@ unsafe extern "C" fn filter(
 /// another number of bytes.
 fn inflate(input: &[u8], expected: Option<usize>) -> Option<(*mut u8, usize)> {
     use flate2::{Decompress, FlushDecompress, Status};
-    let mut cap = expected.map_or(input.len().saturating_mul(4).max(4096), |n| n + 1);
+    let mut cap = expected.map_or_else(
+        || {
+            let guess = input.len().saturating_mul(4).max(4096);
+            // One byte more than the last chunk held, so that a chunk of
+            // the same size ends with room left, as a stream end needs.
+            guess.max(LAST.with(Cell::get).saturating_add(1))
+        },
+        |n| n + 1,
+    );
     // SAFETY: `cap` > 0.
     let mut out = unsafe { allocate(cap) };
     if out.is_null() {
@@ -195,6 +207,7 @@ fn inflate(input: &[u8], expected: Option<usize>) -> Option<(*mut u8, usize)> {
         }
     }
     let len = z.total_out() as usize;
+    LAST.with(|l| l.set(len));
     if expected.is_some_and(|n| n != len) {
         short(len);
         return fail(out);

@@ -146,6 +146,31 @@ pub trait Matrix: Send {
     fn grid_facts(&self) -> Option<&GridFacts> {
         None
     }
+
+    /// The least magnitude of the non-zero finite values of columns
+    /// `start..start + count` ([`f64::INFINITY`] if there is none), as
+    /// [`Matrix::read_columns`] gives them. A reader may find it without
+    /// building the block.
+    fn smallest_magnitude(&mut self, start: usize, count: usize) -> Result<f64> {
+        let block = self.read_columns(start, count)?;
+        let smallest = block
+            .iter()
+            .fold(f64::INFINITY, |s, &x| least_magnitude(s, x));
+        // The next block reuses its memory instead of faulting in more.
+        blocks::recycle(block);
+        Ok(smallest)
+    }
+}
+
+/// `smallest`, or `|x|` where that is non-zero and smaller.
+#[inline]
+pub fn least_magnitude(smallest: f64, x: f64) -> f64 {
+    let a = x.abs();
+    if a > 0.0 && a < smallest {
+        a
+    } else {
+        smallest
+    }
 }
 
 /// The container formats `manage` reads, told apart by their first bytes.

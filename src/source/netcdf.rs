@@ -397,6 +397,10 @@ impl NetCdfMatrix {
     fn open_unguarded(path: &Path, var_name: Option<&str>, netcdf4: bool) -> Result<Self> {
         if netcdf4 {
             super::quiet_hdf5();
+            // libnetcdf reads through libhdf5: its compressed chunks are
+            // inflated by the project's deflate filter too (faster than
+            // the library's, and refusing what the library's refuses).
+            super::hdf5_deflate::registered();
             super::crash_guard::reading(path);
         }
         let opened = super::LibraryPath::new(path)?;
@@ -707,7 +711,7 @@ impl NetCdfMatrix {
     /// block (the library's conversion to doubles and a fresh buffer per
     /// block cost more than the reordering below, mostly in page faults);
     /// widening a float to a double here is the same exact conversion.
-    fn read_steps(&mut self, start: usize, count: usize, out: &mut [f64]) -> Result<()> {
+    fn read_steps(&mut self, start: usize, count: usize, out: Steps<'_>) -> Result<()> {
         let extents: Vec<Extent> = self
             .dims
             .iter()
@@ -765,31 +769,54 @@ impl NetCdfMatrix {
             Error::variable(&self.info.path, var, format!("cannot be read: {e}"))
         };
         let (offsets, packing) = (&self.offsets, &self.packing);
-        let columns = out.chunks_exact_mut(rows).take(count).enumerate();
         if self.info.class == "single" {
             let raw = &mut self.raw_f32;
             raw.clear();
             raw.resize(total, 0.0);
             v.get_values_into(raw, extents).map_err(unreadable)?;
-            for (k, col) in columns {
-                let step = &raw[k * st..];
-                for (x, &o) in col.iter_mut().zip(offsets) {
-                    *x = packing.unpack(f64::from(step[o]));
-                }
-            }
+            reorder(raw, st, rows, count, offsets, out, |x| {
+                packing.unpack(f64::from(x))
+            });
         } else {
             let raw = &mut self.raw_f64;
             raw.clear();
             raw.resize(total, 0.0);
             v.get_values_into(raw, extents).map_err(unreadable)?;
-            for (k, col) in columns {
+            reorder(raw, st, rows, count, offsets, out, |x| packing.unpack(x));
+        }
+        Ok(())
+    }
+}
+
+/// The `count` steps of `raw` (step `k` from `k · st`), each cell's value
+/// at its offset, unpacked: into columns of cells, or only the least
+/// non-zero magnitude among them.
+fn reorder<T: Copy>(
+    raw: &[T],
+    st: usize,
+    rows: usize,
+    count: usize,
+    offsets: &[usize],
+    out: Steps<'_>,
+    unpack: impl Fn(T) -> f64,
+) {
+    match out {
+        Steps::Into(out) => {
+            for (k, col) in out.chunks_exact_mut(rows).take(count).enumerate() {
                 let step = &raw[k * st..];
                 for (x, &o) in col.iter_mut().zip(offsets) {
-                    *x = packing.unpack(step[o]);
+                    *x = unpack(step[o]);
                 }
             }
         }
-        Ok(())
+        Steps::Smallest(smallest) => {
+            for k in 0..count {
+                let step = &raw[k * st..];
+                *smallest = offsets.iter().fold(*smallest, |s, &o| {
+                    super::least_magnitude(s, unpack(step[o]))
+                });
+            }
+        }
     }
 }
 
@@ -827,7 +854,7 @@ impl NetCdfMatrix {
             self.read_steps(
                 start + coords - 2,
                 count - coords,
-                &mut values[coords * rows..],
+                Steps::Into(&mut values[coords * rows..]),
             )?;
         }
         Ok(Array2::from_shape_vec((rows, count).f(), values).expect("rows × count values"))
@@ -859,6 +886,34 @@ impl Matrix for NetCdfMatrix {
     fn grid_facts(&self) -> Option<&GridFacts> {
         Some(&self.facts)
     }
+
+    /// The steps' values as they are read, without reordering them into a
+    /// block of cells (the precision scan reads the whole file for this).
+    fn smallest_magnitude(&mut self, start: usize, count: usize) -> Result<f64> {
+        super::quiet_hdf5();
+        let path = self.info.path.clone();
+        if start < 2 || self.info.rows == 0 {
+            let block = self.read_columns(start, count)?;
+            let smallest = block
+                .iter()
+                .fold(f64::INFINITY, |s, &x| super::least_magnitude(s, x));
+            super::blocks::recycle(block);
+            return Ok(smallest);
+        }
+        let mut smallest = f64::INFINITY;
+        contained(&path, || {
+            self.read_steps(start - 2, count, Steps::Smallest(&mut smallest))
+        })?;
+        Ok(smallest)
+    }
+}
+
+/// What [`NetCdfMatrix::read_steps`] does with the values it reads.
+enum Steps<'a> {
+    /// Reorder them into these columns of cells.
+    Into(&'a mut [f64]),
+    /// Lower this to the least non-zero magnitude among them.
+    Smallest(&'a mut f64),
 }
 
 /// The only variable over time, latitude and longitude.
