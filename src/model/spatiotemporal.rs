@@ -194,12 +194,24 @@ impl SpatioTemporal {
         // rounding lost, and the compact form of each run of integers
         // between the values it leaves (NaN, the infinities, exact ties).
         let mut left = Vec::new();
-        keys.extend(column.iter().enumerate().map(|(i, &x)| {
-            units_of(x, precision).unwrap_or_else(|| {
-                left.push(i);
-                0
-            })
-        }));
+        keys.resize(column.len(), 0);
+        let mut integer = |i: usize, x: f64, k: &mut i64| match units_of(x, precision) {
+            Some(units) => *k = units,
+            None => left.push(i),
+        };
+        match column.as_slice() {
+            // A block's columns are contiguous: a plain loop over the slice.
+            Some(values) => {
+                for (i, (&x, k)) in values.iter().zip(keys.iter_mut()).enumerate() {
+                    integer(i, x, k);
+                }
+            }
+            None => {
+                for (i, (&x, k)) in column.iter().zip(keys.iter_mut()).enumerate() {
+                    integer(i, x, k);
+                }
+            }
+        }
         let (lo, hi) = bounds(&keys);
         if Stats::units_are_keys(lo, hi) {
             let n = keys.len();
@@ -207,8 +219,17 @@ impl SpatioTemporal {
             let mut from = 0;
             for &at in left.iter().chain([&n]) {
                 let run = &keys[from..at];
-                for (&x, &k) in column.iter().skip(from).zip(run) {
-                    loss.count_zeroed(x, k == 0);
+                match column.as_slice() {
+                    Some(values) => {
+                        for (&x, &k) in values[from..at].iter().zip(run) {
+                            loss.count_zeroed(x, k == 0);
+                        }
+                    }
+                    None => {
+                        for (&x, &k) in column.iter().skip(from).zip(run) {
+                            loss.count_zeroed(x, k == 0);
+                        }
+                    }
                 }
                 let (lo, hi) = bounds(run);
                 w.push_all_units(run, lo, hi);
