@@ -95,6 +95,7 @@ struct Packing {
 impl Packing {
     /// A stored value (or a missing-value attribute's) as the type the
     /// variable means: unsigned under `_Unsigned`.
+    #[inline]
     fn as_meant(&self, raw: f64) -> f64 {
         match self.unsigned_bits {
             // 2^bits built from its exponent: `powi` is a call into the
@@ -104,6 +105,7 @@ impl Packing {
         }
     }
 
+    #[inline]
     fn unpack(&self, raw: f64) -> f64 {
         let raw = self.as_meant(raw);
         if raw.is_nan()
@@ -771,16 +773,26 @@ impl NetCdfMatrix {
         let (offsets, packing) = (&self.offsets, &self.packing);
         if self.info.class == "single" {
             let raw = &mut self.raw_f32;
-            raw.clear();
-            raw.resize(total, 0.0);
+            // Filled whole by the library: cleared only when its size
+            // changes (zeroing megabytes for every block cost a few % of
+            // a NetCDF load).
+            if raw.len() != total {
+                raw.clear();
+                raw.resize(total, 0.0);
+            }
             v.get_values_into(raw, extents).map_err(unreadable)?;
             reorder(raw, st, rows, count, offsets, out, |x| {
                 packing.unpack(f64::from(x))
             });
         } else {
             let raw = &mut self.raw_f64;
-            raw.clear();
-            raw.resize(total, 0.0);
+            // Filled whole by the library: cleared only when its size
+            // changes (zeroing megabytes for every block cost a few % of
+            // a NetCDF load).
+            if raw.len() != total {
+                raw.clear();
+                raw.resize(total, 0.0);
+            }
             v.get_values_into(raw, extents).map_err(unreadable)?;
             reorder(raw, st, rows, count, offsets, out, |x| packing.unpack(x));
         }
@@ -801,12 +813,11 @@ fn reorder<T: Copy>(
     unpack: impl Fn(T) -> f64,
 ) {
     match out {
-        Steps::Into(out) => {
-            for (k, col) in out.chunks_exact_mut(rows).take(count).enumerate() {
+        Steps::Append(out) => {
+            for k in 0..count {
                 let step = &raw[k * st..];
-                for (x, &o) in col.iter_mut().zip(offsets) {
-                    *x = unpack(step[o]);
-                }
+                debug_assert_eq!(offsets.len(), rows);
+                out.extend(offsets.iter().map(|&o| unpack(step[o])));
             }
         }
         Steps::Smallest(smallest) => {
@@ -834,29 +845,26 @@ impl NetCdfMatrix {
         let coords = 2usize.saturating_sub(start).min(count);
         // A reused block buffer (see `blocks`), not a fresh one per block.
         let rows = self.info.rows;
+        // Filled as it is written, not zeroed first.
         let mut values = super::blocks::buffer(rows * count);
-        values.resize(rows * count, 0.0);
         // Column-major: each column (a coordinate or a step) is one run.
-        for (j, col) in values
-            .chunks_exact_mut(rows.max(1))
-            .take(coords)
-            .enumerate()
-        {
-            for (r, x) in col.iter_mut().enumerate() {
-                *x = if start + j == 0 {
+        for j in 0..coords {
+            values.extend((0..rows).map(|r| {
+                if start + j == 0 {
                     self.lons[r % nlon]
                 } else {
                     self.lats[r / nlon]
-                };
-            }
+                }
+            }));
         }
         if count > coords && rows > 0 {
             self.read_steps(
                 start + coords - 2,
                 count - coords,
-                Steps::Into(&mut values[coords * rows..]),
+                Steps::Append(&mut values),
             )?;
         }
+        values.resize(rows * count, 0.0);
         Ok(Array2::from_shape_vec((rows, count).f(), values).expect("rows × count values"))
     }
 }
@@ -910,8 +918,8 @@ impl Matrix for NetCdfMatrix {
 
 /// What [`NetCdfMatrix::read_steps`] does with the values it reads.
 enum Steps<'a> {
-    /// Reorder them into these columns of cells.
-    Into(&'a mut [f64]),
+    /// Reorder them into columns of cells appended to these.
+    Append(&'a mut Vec<f64>),
     /// Lower this to the least non-zero magnitude among them.
     Smallest(&'a mut f64),
 }
