@@ -42,33 +42,97 @@ const SUB_BITS: u32 = 12;
 const SUB_SHIFT: u32 = 52 - SUB_BITS;
 const SUB_MASK: u64 = (1 << SUB_BITS) - 1;
 
-/// A sub-bin across which the sketch's key changes.
-const BOUNDARY: i32 = i32::MIN;
+/// The sketch's keys of the positive doubles of one exponent field, by
+/// sub-bin: the key of the sub-bin's first double, and the first double
+/// (its bits) from which the key is one more, where that happens within
+/// the sub-bin (`u64::MAX` where it does not). The key does not decrease
+/// as the value grows and a sub-bin is narrower than a bin, so that the
+/// key of any double of the field is `first[j] + (bits >= cut[j])`.
+struct Octave {
+    first: Box<[i32]>,
+    cut: Box<[u64]>,
+}
 
-/// The sketch's key of the positive doubles of exponent field `field`, by
-/// sub-bin: the key of every double of the sub-bin ([`Config::key`] of
-/// its first and of its last double agree, and the key does not decrease
-/// as the value grows), or [`BOUNDARY`] where they differ. Computed once
-/// per field and process, on first use (8,192 keys, a fraction of a
-/// millisecond).
-fn sub_bin_keys(field: usize) -> &'static [i32] {
-    static FIELDS: [OnceLock<Box<[i32]>>; 2048] = [const { OnceLock::new() }; 2048];
+impl Octave {
+    #[inline]
+    fn key(&self, bits: u64) -> i32 {
+        let j = ((bits >> SUB_SHIFT) & SUB_MASK) as usize;
+        self.first[j] + i32::from(bits >= self.cut[j])
+    }
+}
+
+/// [`Octave`] of exponent field `field`, computed with the sketch's own key
+/// function ([`Config::key`]) once per field and process, on first use (a
+/// key per sub-bin, and a few more where a bin boundary falls inside one:
+/// about a millisecond).
+fn sub_bin_keys(field: usize) -> &'static Octave {
+    static FIELDS: [OnceLock<Octave>; 2048] = [const { OnceLock::new() }; 2048];
     FIELDS[field].get_or_init(|| {
         let cfg = config();
         let key = |bits: u64| cfg.key(f64::from_bits(bits));
-        (0..1u64 << SUB_BITS)
-            .map(|j| {
-                let first = ((field as u64) << 52) | (j << SUB_SHIFT);
-                let last = first + (1 << SUB_SHIFT) - 1;
-                let k = key(first);
-                if k == key(last) {
-                    k
-                } else {
-                    BOUNDARY
-                }
-            })
-            .collect()
+        let n = 1usize << SUB_BITS;
+        let mut first = Vec::with_capacity(n);
+        let mut cut = Vec::with_capacity(n);
+        for j in 0..n as u64 {
+            let lo = ((field as u64) << 52) | (j << SUB_SHIFT);
+            let hi = lo + (1 << SUB_SHIFT) - 1;
+            let k = key(lo);
+            first.push(k);
+            cut.push(if key(hi) == k {
+                u64::MAX
+            } else {
+                first_above(&key, k, lo, hi, cfg.pow_gamma(k + 1).to_bits())
+            });
+        }
+        Octave {
+            first: first.into(),
+            cut: cut.into(),
+        }
     })
+}
+
+/// The least `b` in `(lo, hi]` with `key(b) > k`, where `key(lo) == k <
+/// key(hi)` and `key` does not decrease: searched outwards from `guess`
+/// (the boundary as the sketch computes it, within a few units of the
+/// last place of the answer), then by halving.
+fn first_above(key: &impl Fn(u64) -> i32, k: i32, lo: u64, hi: u64, guess: u64) -> u64 {
+    let (mut lo, mut hi) = (lo, hi);
+    let g = guess.clamp(lo + 1, hi);
+    if key(g) > k {
+        hi = g;
+        let mut step = 1;
+        while hi - lo > step {
+            let t = hi - step;
+            if key(t) > k {
+                hi = t;
+                step *= 2;
+            } else {
+                lo = t;
+                break;
+            }
+        }
+    } else {
+        lo = g;
+        let mut step = 1;
+        while hi - lo > step {
+            let t = lo + step;
+            if key(t) > k {
+                hi = t;
+                break;
+            }
+            lo = t;
+            step *= 2;
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if key(mid) > k {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
 
 /// The number of exponent fields of a double (all but NaN/Inf's).
@@ -201,7 +265,7 @@ impl Approx {
             keys.iter().for_each(|&k| self.add(k as f64 / scale, 1));
             return;
         }
-        let octaves: Vec<&[i32]> = (f_lo..=f_hi).map(sub_bin_keys).collect();
+        let octaves: Vec<&Octave> = (f_lo..=f_hi).map(sub_bin_keys).collect();
         // Positive bins, then negative ones.
         let mut counts = vec![0u64; 2 * span];
         let mut zeros = 0u64;
@@ -213,10 +277,7 @@ impl Approx {
             if f < 2 {
                 return None;
             }
-            let mut key = octaves[f - f_lo][((bits >> SUB_SHIFT) & SUB_MASK) as usize];
-            if key == BOUNDARY {
-                key = cfg.key(a);
-            }
+            let key = octaves[f - f_lo].key(bits);
             Some((key - key_lo) as usize + if v < 0.0 { span } else { 0 })
         };
         // The sums of each field's significands and of their squares, in
@@ -246,10 +307,7 @@ impl Approx {
                     i128::from(m)
                 };
                 squares[i] += u128::from(m) * u128::from(m);
-                let mut key = octaves[i][((bits >> SUB_SHIFT) & SUB_MASK) as usize];
-                if key == BOUNDARY {
-                    key = cfg.key(v.abs());
-                }
+                let key = octaves[i].key(bits & !(1 << 63));
                 counts[(key - key_lo) as usize + if v < 0.0 { span } else { 0 }] += 1;
             }
             for (i, (s, q)) in sum.iter_mut().zip(&mut squares).enumerate() {
@@ -584,17 +642,27 @@ mod tests {
                 );
             }
         }
-        // Every sub-bin's key is the sketch's own key of its doubles.
-        let field = 1023 - 20;
-        let table = sub_bin_keys(field);
-        for (j, &k) in table.iter().enumerate().step_by(7) {
-            let first = ((field as u64) << 52) | ((j as u64) << SUB_SHIFT);
-            for bits in [first, first + 12_345, first + (1 << SUB_SHIFT) - 1] {
-                let want = cfg.key(f64::from_bits(bits));
-                assert!(k == want || k == BOUNDARY, "sub-bin {j}");
+        // Every sub-bin gives the sketch's own key of its doubles: its
+        // first, its last, others, and those on either side of its cut.
+        for field in [1023 - 20, 1023 + 3, 2] {
+            let octave = sub_bin_keys(field);
+            let mut cuts = 0;
+            for j in 0..1u64 << SUB_BITS {
+                let first = ((field as u64) << 52) | (j << SUB_SHIFT);
+                let last = first + (1 << SUB_SHIFT) - 1;
+                let mut probes = vec![first, first + 12_345, first + (1 << 39), last];
+                let cut = octave.cut[j as usize];
+                if cut != u64::MAX {
+                    cuts += 1;
+                    probes.extend([cut - 1, cut, cut + 1]);
+                }
+                for bits in probes.into_iter().filter(|b| (first..=last).contains(b)) {
+                    let want = cfg.key(f64::from_bits(bits));
+                    assert_eq!(octave.key(bits), want, "field {field} sub-bin {j}");
+                }
             }
+            assert!((300..400).contains(&cuts), "{cuts} cuts in field {field}");
         }
-        assert!(table.iter().filter(|&&k| k == BOUNDARY).count() < 400);
     }
 
     #[test]
