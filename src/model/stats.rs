@@ -106,6 +106,36 @@ pub struct Stats {
     approx: Option<Box<Approx>>,
 }
 
+/// Whether `keys` hold more than `limit` distinct keys, where that is
+/// quickly shown: each key sets a bit chosen by its hash in a bitmap of
+/// 2^20 bits, and more than `limit` bits set is a proof (equal keys set
+/// the same bit). `false` means not shown: not more, or given up on once
+/// most keys repeat (values of a few thousand distinct amounts, whose
+/// table is far below the limit), which costs a few thousand keys' look.
+fn more_distinct_than(keys: &[i64], limit: usize) -> bool {
+    const BITS: u32 = 20;
+    thread_local!(static MAP: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) });
+    MAP.with_borrow_mut(|map| {
+        map.clear();
+        map.resize(1 << (BITS - 6), 0);
+        let mut set = 0usize;
+        for (seen, &k) in keys.iter().enumerate() {
+            let h = (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BITS);
+            let (word, bit) = ((h >> 6) as usize, 1u64 << (h & 63));
+            if map[word] & bit == 0 {
+                map[word] |= bit;
+                set += 1;
+                if set > limit {
+                    return true;
+                }
+            } else if seen >= 8192 && set < seen / 2 {
+                return false;
+            }
+        }
+        false
+    })
+}
+
 impl Stats {
     /// Statistics of values rounded to `decimals` places.
     pub fn new(decimals: u32) -> Self {
@@ -138,14 +168,23 @@ impl Stats {
     /// Past [`TABLE_LIMIT`] distinct values, count them in a sketch.
     fn bound(&mut self) {
         if self.approx.is_none() && self.counts.len() + self.large.len() > TABLE_LIMIT {
-            let mut a = Box::new(Approx::new());
-            for (v, c) in self.values() {
-                a.add(v, c);
-            }
-            self.counts = Counts::default();
-            self.large = BTreeMap::new();
-            self.approx = Some(a);
+            self.count_in_sketch();
         }
+    }
+
+    /// Count the values in a sketch from now on, those counted so far
+    /// with them.
+    fn count_in_sketch(&mut self) {
+        if self.approx.is_some() {
+            return;
+        }
+        let mut a = Box::new(Approx::new());
+        for (v, c) in self.values() {
+            a.add(v, c);
+        }
+        self.counts = Counts::default();
+        self.large = BTreeMap::new();
+        self.approx = Some(a);
     }
 
     /// The key of a stored value: its number of `10^-decimals` units;
@@ -214,6 +253,21 @@ impl Stats {
         let (lo, hi) = keys
             .iter()
             .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        if hi - lo >= DENSE_SPAN
+            && self.counts.len() + self.large.len() + keys.len() > TABLE_LIMIT
+            && more_distinct_than(keys, TABLE_LIMIT)
+        {
+            // These keys alone pass the limit (values stored with many
+            // decimals): the table would give way to the sketch on the
+            // way, so they go straight to it, and the table of those
+            // counted so far with them. The same values are counted.
+            self.count_in_sketch();
+            let scale = self.scale;
+            let a = self.approx.as_mut().expect("a sketch past the limit");
+            a.add_units(keys, scale);
+            self.n += keys.len() as u64;
+            return;
+        }
         let (base, span) = if hi - lo < DENSE_SPAN {
             (lo, hi - lo + 1)
         } else {
@@ -702,6 +756,8 @@ mod tests {
             .collect();
         let mut by_keys = Stats::new(6);
         let keys: Vec<i64> = v.iter().map(|&x| by_keys.key(x).unwrap()).collect();
+        // So many distinct keys that they go straight to the sketch.
+        assert!(more_distinct_than(&keys, TABLE_LIMIT));
         by_keys.add_keys(&keys);
         assert!(by_keys.is_approximate());
         let mut one_by_one = Stats::new(6);
@@ -722,6 +778,33 @@ mod tests {
         first.merge(rest);
         assert_eq!(first.count(), one_by_one.count());
         assert_eq!(first.document(), one_by_one.document());
+    }
+
+    /// Keys spread wider than the dense array, at the limit and one past
+    /// it: exactly `TABLE_LIMIT` distinct keys (each twice) stay in the
+    /// exact table, one more gives way to the sketch; both equal counting
+    /// the values one by one.
+    #[test]
+    fn keys_spread_wide_at_the_limit_and_past_it() {
+        for distinct in [TABLE_LIMIT, TABLE_LIMIT + 1] {
+            let v: Vec<f64> = (0..2 * distinct as i64)
+                .map(|i| ((i % distinct as i64) * 1009 - 30_000_000) as f64 / 1e3)
+                .collect();
+            let mut by_keys = Stats::new(3);
+            let keys: Vec<i64> = v.iter().map(|&x| by_keys.key(x).unwrap()).collect();
+            by_keys.add_keys(&keys);
+            let mut one_by_one = Stats::new(3);
+            v.iter().for_each(|&x| one_by_one.add(x));
+            assert_eq!(by_keys.is_approximate(), distinct > TABLE_LIMIT);
+            assert_eq!(one_by_one.is_approximate(), distinct > TABLE_LIMIT);
+            assert_eq!(by_keys.count(), one_by_one.count());
+            assert_eq!(by_keys.document(), one_by_one.document());
+        }
+        // The proof of more distinct keys than a limit is a lower bound:
+        // never shown for as many or fewer.
+        let keys: Vec<i64> = (0..TABLE_LIMIT as i64).map(|k| k * 7_919).collect();
+        assert!(!more_distinct_than(&keys, TABLE_LIMIT));
+        assert!(more_distinct_than(&keys, TABLE_LIMIT / 2));
     }
 
     #[test]
