@@ -73,6 +73,9 @@ pub struct NetCdfMatrix {
     /// block strides `offsets_for`; kept from block to block.
     offsets: Vec<usize>,
     offsets_for: (usize, usize),
+    /// The same offsets as runs of consecutive ones (start, length): a
+    /// row of longitudes in the file's order is one run, read as a slice.
+    runs: Vec<(usize, usize)>,
     /// The values of the last block as the file stores them, the buffer
     /// kept for the next block.
     raw_f32: Vec<f32>,
@@ -702,6 +705,7 @@ impl NetCdfMatrix {
             netcdf4,
             offsets: Vec::new(),
             offsets_for: (0, 0),
+            runs: Vec::new(),
             raw_f32: Vec::new(),
             raw_f64: Vec::new(),
         })
@@ -761,6 +765,7 @@ impl NetCdfMatrix {
                 .map(|r| self.lat_order[r / nlon] * sla + self.lon_order[r % nlon] * slo)
                 .collect();
             self.offsets_for = (sla, slo);
+            self.runs = runs_of(&self.offsets);
         }
         let var = &self.info.var_name;
         let v = self
@@ -770,7 +775,16 @@ impl NetCdfMatrix {
         let unreadable = |e: netcdf::Error| {
             Error::variable(&self.info.path, var, format!("cannot be read: {e}"))
         };
-        let (offsets, packing) = (&self.offsets, &self.packing);
+        // Runs where they are long (longitude the fastest axis of the
+        // file), else each offset by itself.
+        let runs = (self.runs.len() * 8 <= rows).then_some(self.runs.as_slice());
+        let (cells, packing) = (
+            Cells {
+                offsets: &self.offsets,
+                runs,
+            },
+            &self.packing,
+        );
         if self.info.class == "single" {
             let raw = &mut self.raw_f32;
             // Filled whole by the library: cleared only when its size
@@ -781,7 +795,7 @@ impl NetCdfMatrix {
                 raw.resize(total, 0.0);
             }
             v.get_values_into(raw, extents).map_err(unreadable)?;
-            reorder(raw, st, rows, count, offsets, out, |x| {
+            reorder(raw, st, rows, count, cells, out, |x| {
                 packing.unpack(f64::from(x))
             });
         } else {
@@ -794,10 +808,29 @@ impl NetCdfMatrix {
                 raw.resize(total, 0.0);
             }
             v.get_values_into(raw, extents).map_err(unreadable)?;
-            reorder(raw, st, rows, count, offsets, out, |x| packing.unpack(x));
+            reorder(raw, st, rows, count, cells, out, |x| packing.unpack(x));
         }
         Ok(())
     }
+}
+
+/// Where a step's cells sit in a block: each by its offset, and the same
+/// as runs of consecutive offsets where there are few of them.
+struct Cells<'a> {
+    offsets: &'a [usize],
+    runs: Option<&'a [(usize, usize)]>,
+}
+
+/// Consecutive offsets as runs (start, length).
+fn runs_of(offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &o in offsets {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == o => *len += 1,
+            _ => runs.push((o, 1)),
+        }
+    }
+    runs
 }
 
 /// The `count` steps of `raw` (step `k` from `k · st`), each cell's value
@@ -808,22 +841,40 @@ fn reorder<T: Copy>(
     st: usize,
     rows: usize,
     count: usize,
-    offsets: &[usize],
+    cells: Cells<'_>,
     out: Steps<'_>,
     unpack: impl Fn(T) -> f64,
 ) {
-    match out {
-        Steps::Append(out) => {
+    debug_assert_eq!(cells.offsets.len(), rows);
+    match (out, cells.runs) {
+        (Steps::Append(out), Some(runs)) => {
             for k in 0..count {
                 let step = &raw[k * st..];
-                debug_assert_eq!(offsets.len(), rows);
-                out.extend(offsets.iter().map(|&o| unpack(step[o])));
+                for &(start, len) in runs {
+                    out.extend(step[start..start + len].iter().map(|&x| unpack(x)));
+                }
             }
         }
-        Steps::Smallest(smallest) => {
+        (Steps::Append(out), None) => {
             for k in 0..count {
                 let step = &raw[k * st..];
-                *smallest = offsets.iter().fold(*smallest, |s, &o| {
+                out.extend(cells.offsets.iter().map(|&o| unpack(step[o])));
+            }
+        }
+        (Steps::Smallest(smallest), Some(runs)) => {
+            for k in 0..count {
+                let step = &raw[k * st..];
+                for &(start, len) in runs {
+                    *smallest = step[start..start + len]
+                        .iter()
+                        .fold(*smallest, |s, &x| super::least_magnitude(s, unpack(x)));
+                }
+            }
+        }
+        (Steps::Smallest(smallest), None) => {
+            for k in 0..count {
+                let step = &raw[k * st..];
+                *smallest = cells.offsets.iter().fold(*smallest, |s, &o| {
                     super::least_magnitude(s, unpack(step[o]))
                 });
             }
