@@ -189,14 +189,21 @@ impl SpatioTemporal {
         // Written straight in the compact form: the embedded store keeps
         // it as it is, MongoDB gets the BSON it stands for.
         let mut w = StepWriter::new(column.len(), precision);
-        // In passes of one thing each over the step: each value's integer
-        // (where the fast rounding settles it: nearly everywhere), what
-        // rounding lost, and the compact form of each run of integers
-        // between the values it leaves (NaN, the infinities, exact ties).
+        // One pass over the step computes each value's integer (where the
+        // fast rounding settles it: nearly everywhere), what rounding
+        // lost and the integers' bounds; then each run of integers between
+        // the values it leaves (NaN, the infinities, exact ties) moves
+        // into the compact form at once.
         let mut left = Vec::new();
         keys.resize(column.len(), 0);
+        let (mut lo, mut hi) = (0i64, 0i64);
         let mut integer = |i: usize, x: f64, k: &mut i64| match units_of(x, precision) {
-            Some(units) => *k = units,
+            Some(units) => {
+                *k = units;
+                loss.count_zeroed(x, units == 0);
+                lo = lo.min(units);
+                hi = hi.max(units);
+            }
             None => left.push(i),
         };
         match column.as_slice() {
@@ -212,26 +219,19 @@ impl SpatioTemporal {
                 }
             }
         }
-        let (lo, hi) = bounds(&keys);
+        // The bounds take in 0, which the values left hold for now.
         if Stats::units_are_keys(lo, hi) {
             let n = keys.len();
             let mut keyless = Vec::new();
             let mut from = 0;
             for &at in left.iter().chain([&n]) {
                 let run = &keys[from..at];
-                match column.as_slice() {
-                    Some(values) => {
-                        for (&x, &k) in values[from..at].iter().zip(run) {
-                            loss.count_zeroed(x, k == 0);
-                        }
-                    }
-                    None => {
-                        for (&x, &k) in column.iter().skip(from).zip(run) {
-                            loss.count_zeroed(x, k == 0);
-                        }
-                    }
-                }
-                let (lo, hi) = bounds(run);
+                // The step's bounds where it is one run, else the run's own.
+                let (lo, hi) = if left.is_empty() {
+                    (lo, hi)
+                } else {
+                    bounds(run)
+                };
                 w.push_all_units(run, lo, hi);
                 if at < n {
                     // As the loop below takes a value the fast path leaves.
