@@ -514,6 +514,7 @@ pub fn acquire_leased(
         let now = Instant::now();
         if now >= deadline {
             let secs = timeout.as_secs_f64();
+            let seen = seen.or_else(|| holder_of(&*store, name, me));
             let msg = match seen {
                 Some(h) => format!(
                     "could not get its lock within {secs} s: a load by {} holds it; {hint}",
@@ -528,6 +529,20 @@ pub fn acquire_leased(
         sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(250));
     }
+}
+
+/// Who holds the lock of `name` by the store's table of locks, read, not
+/// written: where the store was too busy with another write to be locked
+/// (a write waits for the writer; a read does not), the load holding the
+/// lock is the one to name, most likely the very writer.
+fn holder_of(store: &dyn Store, name: &str, me: &Holder) -> Option<Holder> {
+    use super::Datasets;
+    store
+        .locks()
+        .ok()?
+        .into_iter()
+        .find(|(n, h)| n == name && h.token != me.token)
+        .map(|(_, h)| h)
 }
 
 /// Run `f` holding the locks of `names` (taken in sorted order, so that two

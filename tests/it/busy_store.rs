@@ -7,6 +7,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{sample, Env};
+use fluxpy::store::{Attempt, Holder};
 
 fn load(env: &Env, name: &str, timeout: &str) -> std::process::Child {
     env.command(&[
@@ -91,6 +92,57 @@ fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(env.run(&["db", "-a"]).code, 0);
+}
+
+/// A load refused because the store is busy with another write names the
+/// load that holds the dataset's lock, where the table of locks (read
+/// while the writer writes) says one does: host B's load, most likely
+/// that very writer, not only "busy". Its lease looks lapsed, as a lease
+/// does while its own load's write keeps it from being renewed, so the
+/// load tries to take it over, and finds the store busy.
+#[test]
+fn a_busy_store_names_the_load_that_holds_the_lock() {
+    let env = Env::new();
+    env.run(&[
+        "load",
+        "-p",
+        sample().to_str().unwrap(),
+        "-m",
+        "SpatioTemporalMatrix",
+        "-n",
+        "first",
+    ])
+    .ok();
+    let host_b = Holder {
+        host: "host-b".into(),
+        token: "b".into(),
+        expires: chrono::Utc::now() - chrono::Duration::seconds(5),
+        ..Holder::this_process()
+    };
+    let mut store = fluxpy::store::open(Some(env.db().to_str().unwrap())).unwrap();
+    let taken = store.try_lock("second", &host_b, Duration::from_secs(5));
+    assert_eq!(taken.unwrap(), Attempt::Taken);
+    drop(store);
+
+    let held = hold_write_lock(&env);
+    let out = load(&env, "second", "1").wait_with_output().unwrap();
+    drop(held);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("within 1 s: a load by") && stderr.contains("@host-b"),
+        "{stderr}"
+    );
+    // With no lock in the table, only the store's being busy is said.
+    let held = hold_write_lock(&env);
+    let out = load(&env, "third", "1").wait_with_output().unwrap();
+    drop(held);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("within 1 s: the store is busy with another write"),
+        "{stderr}"
+    );
 }
 
 #[test]
