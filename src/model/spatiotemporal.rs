@@ -196,7 +196,8 @@ impl SpatioTemporal {
         // into the compact form at once.
         let mut left = Vec::new();
         keys.resize(column.len(), 0);
-        let (mut lo, mut hi) = (0i64, 0i64);
+        // The least and greatest integer (none yet: `lo > hi`).
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         let mut integer = |i: usize, x: f64, k: &mut i64| match units_of(x, precision) {
             Some(units) => {
                 *k = units;
@@ -219,20 +220,19 @@ impl SpatioTemporal {
                 }
             }
         }
-        // The bounds take in 0, which the values left hold for now.
-        if Stats::units_are_keys(lo, hi) {
+        if lo > hi || Stats::units_are_keys(lo, hi) {
             let n = keys.len();
             let mut keyless = Vec::new();
             let mut from = 0;
             for &at in left.iter().chain([&n]) {
                 let run = &keys[from..at];
                 // The step's bounds where it is one run, else the run's own.
-                let (lo, hi) = if left.is_empty() {
+                let (run_lo, run_hi) = if left.is_empty() {
                     (lo, hi)
                 } else {
                     bounds(run)
                 };
-                w.push_all_units(run, lo, hi);
+                w.push_all_units(run, run_lo, run_hi);
                 if at < n {
                     // As the loop below takes a value the fast path leaves.
                     let x = column[at];
@@ -244,7 +244,11 @@ impl SpatioTemporal {
                         loss.count(x, v);
                         let key = stats.key(v);
                         match key {
-                            Some(k) => keys[at] = k,
+                            Some(k) => {
+                                keys[at] = k;
+                                lo = lo.min(k);
+                                hi = hi.max(k);
+                            }
                             None => {
                                 stats.add(v);
                                 keyless.push(at);
@@ -264,7 +268,8 @@ impl SpatioTemporal {
                     !skip
                 });
             }
-            return self.finish_step(id, w, stats, keys, loss);
+            // The keys' bounds: the integers', and those of the values left.
+            return self.finish_step(id, w, stats, keys, Some((lo, hi)), loss);
         }
         keys.clear();
         self.step_by_value(id, column, w, stats, keys)
@@ -309,20 +314,24 @@ impl SpatioTemporal {
             }
             w.push(Some(v), key);
         }
-        self.finish_step(id, w, stats, keys, loss)
+        self.finish_step(id, w, stats, keys, None, loss)
     }
 
     /// The step's document and summary, from its writer and the keys of
-    /// its values.
+    /// its values (with their least and greatest where known).
     fn finish_step(
         &self,
         id: bson::DateTime,
         w: StepWriter,
         mut stats: Stats,
         keys: Vec<i64>,
+        bounds: Option<(i64, i64)>,
         loss: Loss,
     ) -> (PackedDoc, Summary, Loss) {
-        stats.add_keys(&keys);
+        match bounds {
+            Some((lo, hi)) => stats.add_keys_within(&keys, lo, hi),
+            None => stats.add_keys(&keys),
+        }
         STEP_KEYS.with(|k| *k.borrow_mut() = keys);
         let doc = w.finish(id.timestamp_millis(), fields::VALUES);
         let summary = Summary::of_document(

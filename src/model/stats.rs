@@ -239,6 +239,18 @@ impl Stats {
     /// array while they stay near the first, which costs a fraction of a
     /// hash-table update per value.
     pub fn add_keys(&mut self, keys: &[i64]) {
+        if keys.is_empty() || self.approx.is_some() {
+            return self.add_keys_within(keys, 0, 0);
+        }
+        let (lo, hi) = keys
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        self.add_keys_within(keys, lo, hi)
+    }
+
+    /// [`Stats::add_keys`] of keys whose least and greatest are `lo` and
+    /// `hi`, known already (read only while the exact table counts).
+    pub fn add_keys_within(&mut self, keys: &[i64], lo: i64, hi: i64) {
         let Some(&first) = keys.first() else {
             return;
         };
@@ -247,12 +259,14 @@ impl Stats {
             self.n += keys.len() as u64;
             return;
         }
+        debug_assert_eq!(
+            (lo, hi),
+            keys.iter()
+                .fold((i64::MAX, i64::MIN), |(l, h), &k| (l.min(k), h.max(k)))
+        );
         // The array spans the keys when they fit it (keys are below 2^50 in
         // magnitude: the difference cannot overflow), else the keys near
         // the first one.
-        let (lo, hi) = keys
-            .iter()
-            .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)));
         if hi - lo >= DENSE_SPAN
             && self.counts.len() + self.large.len() + keys.len() > TABLE_LIMIT
             && more_distinct_than(keys, TABLE_LIMIT)
