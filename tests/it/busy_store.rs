@@ -34,9 +34,8 @@ fn hold_write_lock(env: &Env) -> rusqlite::Connection {
     c
 }
 
-#[test]
-fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
-    let env = Env::new();
+/// The store made by a first load.
+fn load_first(env: &Env) {
     env.run(&[
         "load",
         "-p",
@@ -47,6 +46,23 @@ fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
         "first",
     ])
     .ok();
+}
+
+/// A load of `name` allowed 1 s while another program writes: refused,
+/// its message.
+fn refused_while_busy(env: &Env, name: &str) -> String {
+    let held = hold_write_lock(env);
+    let out = load(env, name, "1").wait_with_output().unwrap();
+    drop(held);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
+    let env = Env::new();
+    load_first(&env);
 
     // Busy for longer than the timeout: the load gives up after about 2 s.
     let held = hold_write_lock(&env);
@@ -103,16 +119,7 @@ fn a_busy_store_is_waited_for_as_long_as_lock_timeout_says() {
 #[test]
 fn a_busy_store_names_the_load_that_holds_the_lock() {
     let env = Env::new();
-    env.run(&[
-        "load",
-        "-p",
-        sample().to_str().unwrap(),
-        "-m",
-        "SpatioTemporalMatrix",
-        "-n",
-        "first",
-    ])
-    .ok();
+    load_first(&env);
     let host_b = Holder {
         host: "host-b".into(),
         token: "b".into(),
@@ -124,21 +131,13 @@ fn a_busy_store_names_the_load_that_holds_the_lock() {
     assert_eq!(taken.unwrap(), Attempt::Taken);
     drop(store);
 
-    let held = hold_write_lock(&env);
-    let out = load(&env, "second", "1").wait_with_output().unwrap();
-    drop(held);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused_while_busy(&env, "second");
     assert!(
         stderr.contains("within 1 s: a load by") && stderr.contains("@host-b"),
         "{stderr}"
     );
     // With no lock in the table, only the store's being busy is said.
-    let held = hold_write_lock(&env);
-    let out = load(&env, "third", "1").wait_with_output().unwrap();
-    drop(held);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused_while_busy(&env, "third");
     assert!(
         stderr.contains("within 1 s: the store is busy with another write"),
         "{stderr}"
